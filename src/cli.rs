@@ -1,0 +1,536 @@
+//! The command line. This is the IO shell: it reads files and the config, and prints; the work
+//! is done by the pure modules.
+
+use crate::config::Config;
+use crate::detect::{Change, Incident};
+use crate::error::{FileError, FileErrors};
+use crate::event::Format;
+use crate::join::JoinConfig;
+use crate::kb::{Kb, Lang, Source};
+use crate::parse::{LogFormat, ParserOptions};
+use crate::pipeline::{PipelineConfig, Settled, Sink};
+use crate::report;
+use crate::scan::{self, ScanOptions, ScanReport};
+use crate::time::Zone;
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The config file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG: &str = "/etc/gatewatch/gatewatch.toml";
+
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded_patterns.rs"));
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gatewatch",
+    version,
+    about = "Watches reverse-proxy logs (nginx, HAProxy, AWS ALB) and tells you when an upstream becomes unreachable, and what to do about it."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Read old logs (plain or .gz): parse every line, name the cause of every 5xx, find bursts.
+    Scan(ScanArgs),
+    /// Validate the configuration and every pattern file; exit 1 with file:line: message errors.
+    Check {
+        /// The config file [default: /etc/gatewatch/gatewatch.toml if it exists]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Pattern folders to check instead of the configured or built-in ones.
+        #[arg(long = "patterns", value_name = "DIR")]
+        patterns: Vec<PathBuf>,
+    },
+    /// Browse the knowledge base.
+    Patterns {
+        #[command(subcommand)]
+        action: Option<PatternsAction>,
+        /// Pattern folders instead of the built-in knowledge base.
+        #[arg(long = "patterns", value_name = "DIR", global = true)]
+        patterns: Vec<PathBuf>,
+        /// Language of the text: en or zh.
+        #[arg(long, default_value = "en", global = true, value_parser = ["en", "zh"])]
+        lang: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PatternsAction {
+    /// List every entry.
+    List,
+    /// Show one entry in full.
+    Show {
+        /// The entry's id, e.g. api/http-502-bad-gateway-upstream-unreachable
+        id: String,
+        /// Fill the example commands in for this upstream (e.g. 10.0.1.5:8080).
+        #[arg(long)]
+        upstream: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ScanArgs {
+    /// The format of every file [default: recognised from each file's first lines]
+    #[arg(long, value_parser = ["nginx_access", "nginx_error", "haproxy", "alb"])]
+    format: Option<String>,
+    /// An nginx log_format, exactly as written in nginx.conf (implies --format nginx_access).
+    #[arg(long, value_name = "LOG_FORMAT")]
+    log_format: Option<String>,
+    /// Print one line per parsed log line instead of the incidents.
+    #[arg(long)]
+    events: bool,
+    /// Print JSON (one object per line).
+    #[arg(long)]
+    json: bool,
+    /// The time zone of logs whose lines carry none (nginx error log, HAProxy): UTC, local,
+    /// +02:00 or an IANA name.
+    #[arg(long, default_value = "local")]
+    timezone: String,
+    /// Take the detector's settings ([detect]) and pattern folders from this config file.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Pattern folders instead of the built-in knowledge base.
+    #[arg(long = "patterns", value_name = "DIR")]
+    patterns: Vec<PathBuf>,
+    /// Language of incident text: en or zh.
+    #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
+    lang: String,
+    /// Log files; `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<String>,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(args) => run_scan(args),
+        Command::Check { config, patterns } => run_check(config, patterns),
+        Command::Patterns {
+            action,
+            patterns,
+            lang,
+        } => run_patterns(action, patterns, &lang),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("gatewatch: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The pattern files of the built-in knowledge base.
+pub fn embedded_sources() -> Vec<Source> {
+    embedded::EMBEDDED
+        .iter()
+        .map(|(rel, text)| Source {
+            file: format!("patterns/{rel}"),
+            rel: rel.to_string(),
+            text: text.to_string(),
+        })
+        .collect()
+}
+
+/// Reads every `*.toml` below the folders; a later folder's file replaces an earlier one with
+/// the same path (local additions override shipped entries).
+pub fn read_pattern_dirs(dirs: &[PathBuf]) -> Result<Vec<Source>, FileErrors> {
+    let mut by_rel: std::collections::BTreeMap<String, Source> = Default::default();
+    let mut errors = Vec::new();
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<FileError>) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push(FileError::new(
+                    dir.display().to_string(),
+                    0,
+                    format!("cannot read the folder: {e}"),
+                ));
+                return;
+            }
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, root, out, errors);
+            } else if p.extension().is_some_and(|x| x == "toml") {
+                out.push(p);
+            }
+        }
+    }
+    for dir in dirs {
+        let mut files = Vec::new();
+        walk(dir, dir, &mut files, &mut errors);
+        for f in files {
+            let rel = f
+                .strip_prefix(dir)
+                .unwrap_or(&f)
+                .to_string_lossy()
+                .replace('\\', "/");
+            match std::fs::read_to_string(&f) {
+                Ok(text) => {
+                    by_rel.insert(
+                        rel.clone(),
+                        Source {
+                            file: f.display().to_string(),
+                            rel,
+                            text,
+                        },
+                    );
+                }
+                Err(e) => errors.push(FileError::new(
+                    f.display().to_string(),
+                    0,
+                    format!("cannot read the file: {e}"),
+                )),
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(by_rel.into_values().collect())
+    } else {
+        Err(FileErrors(errors))
+    }
+}
+
+/// The knowledge base from folders, or the built-in one when none are given.
+pub fn load_kb(dirs: &[PathBuf]) -> Result<Kb, FileErrors> {
+    let sources = if dirs.is_empty() {
+        embedded_sources()
+    } else {
+        read_pattern_dirs(dirs)?
+    };
+    Kb::load(&sources).map_err(FileErrors)
+}
+
+/// Reads a config file; `None` reads the default file if it exists.
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    let path = match path {
+        Some(p) => p.to_path_buf(),
+        None if Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
+        None => return Ok(Config::default()),
+    };
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Config::parse(&path.display().to_string(), &text)?)
+}
+
+fn run_check(config: Option<PathBuf>, patterns: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    let mut errors: Vec<String> = Vec::new();
+    let cfg_path = config.clone().or_else(|| {
+        Path::new(DEFAULT_CONFIG)
+            .exists()
+            .then(|| PathBuf::from(DEFAULT_CONFIG))
+    });
+    let cfg = match &cfg_path {
+        Some(p) => match std::fs::read_to_string(p) {
+            Ok(text) => match Config::parse(&p.display().to_string(), &text) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    errors.extend(e.0.iter().map(ToString::to_string));
+                    None
+                }
+            },
+            Err(e) => {
+                errors.push(format!("{}: cannot read the file: {e}", p.display()));
+                None
+            }
+        },
+        None => Some(Config::default()),
+    };
+    let dirs = if !patterns.is_empty() {
+        patterns
+    } else {
+        cfg.as_ref()
+            .map(|c| c.pattern_dirs.clone())
+            .unwrap_or_default()
+    };
+    let kb = match load_kb(&dirs) {
+        Ok(kb) => Some(kb),
+        Err(e) => {
+            errors.extend(e.0.iter().map(ToString::to_string));
+            None
+        }
+    };
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        eprintln!("gatewatch check: {} problem(s)", errors.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    let kb = kb.expect("no errors");
+    let cfg = cfg.expect("no errors");
+    let where_from = if dirs.is_empty() {
+        "built in".to_string()
+    } else {
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let examples: usize = kb
+        .entries()
+        .iter()
+        .map(|e| e.examples.len() + e.near_misses.len())
+        .sum();
+    println!(
+        "patterns: {} entries ({where_from}), {examples} example lines proven",
+        kb.entries().len()
+    );
+    match &cfg_path {
+        Some(p) => println!(
+            "config: {} ({} sources, {} channels)",
+            p.display(),
+            cfg.sources.len(),
+            cfg.channels.len()
+        ),
+        None => println!("config: none found at {DEFAULT_CONFIG}; built-in defaults"),
+    }
+    println!("ok");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_patterns(
+    action: Option<PatternsAction>,
+    dirs: Vec<PathBuf>,
+    lang: &str,
+) -> anyhow::Result<ExitCode> {
+    let kb = load_kb(&dirs)?;
+    let lang = Lang::from_name(lang).unwrap_or_default();
+    let mut out = io::stdout().lock();
+    match action.unwrap_or(PatternsAction::List) {
+        PatternsAction::List => {
+            for e in kb.entries() {
+                let causes: Vec<&str> = e.causes.iter().map(|c| c.as_str()).collect();
+                writeln!(
+                    out,
+                    "{:<58} {:>4.0} %  {:<40} {}",
+                    e.id,
+                    e.fix_rate * 100.0,
+                    causes.join(","),
+                    e.title.get(lang)
+                )?;
+            }
+        }
+        PatternsAction::Show { id, upstream } => match kb.find(&id) {
+            Some(eid) => {
+                let text = report::entry_text(kb.get(eid), lang, upstream.as_deref());
+                out.write_all(text.as_bytes())?;
+            }
+            None => {
+                eprintln!(
+                    "gatewatch: no entry {id:?}; `gatewatch patterns list` shows the {} entries",
+                    kb.entries().len()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Collects scan output: events as they settle, incidents as they close.
+struct ScanSink<'a, W: Write> {
+    out: W,
+    buf: Vec<u8>,
+    events: bool,
+    json: bool,
+    names: &'a [String],
+    kb: Arc<Kb>,
+    incidents: Vec<Incident>,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> ScanSink<'_, W> {
+    fn flush_buf(&mut self) {
+        if self.error.is_none()
+            && let Err(e) = self.out.write_all(&self.buf)
+        {
+            self.error = Some(e);
+        }
+        self.buf.clear();
+    }
+}
+
+impl<W: Write> Sink for ScanSink<'_, W> {
+    fn event(&mut self, s: &Settled<'_>) {
+        if !self.events || self.error.is_some() {
+            return;
+        }
+        let name = self
+            .names
+            .get(s.source as usize)
+            .map_or("-", String::as_str);
+        if self.json {
+            report::event_json(&mut self.buf, name, s, &self.kb);
+        } else {
+            report::event_text(&mut self.buf, name, s, &self.kb);
+        }
+        if self.buf.len() >= 64 * 1024 {
+            self.flush_buf();
+        }
+    }
+
+    fn change(&mut self, change: Change) {
+        if let Change::Closed(inc) = change {
+            self.incidents.push(inc);
+        }
+    }
+}
+
+fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
+    let cfg = match &args.config {
+        Some(p) => load_config(Some(p))?,
+        None => Config::default(),
+    };
+    let dirs = if args.patterns.is_empty() {
+        cfg.pattern_dirs.clone()
+    } else {
+        args.patterns.clone()
+    };
+    let kb = Arc::new(load_kb(&dirs)?);
+    let zone: Zone = args
+        .timezone
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--timezone: {e}"))?;
+    let log_format = match &args.log_format {
+        Some(f) => {
+            Some(LogFormat::from_directive(f).map_err(|e| anyhow::anyhow!("--log-format: {e}"))?)
+        }
+        None => None,
+    };
+    let format = match (&args.format, &log_format) {
+        (Some(f), _) => Format::from_name(f),
+        (None, Some(_)) => Some(Format::NginxAccess),
+        (None, None) => None,
+    };
+    let year = args
+        .files
+        .iter()
+        .find_map(|f| scan::file_year(f))
+        .unwrap_or_else(|| chrono::Datelike::year(&chrono::Utc::now()));
+    let window_ms = cfg.detect.window_ms;
+    let opts = ScanOptions {
+        format,
+        parser: ParserOptions {
+            zone,
+            year,
+            log_format,
+        },
+        pipeline: PipelineConfig {
+            detect: cfg.detect.clone(),
+            join: Some(JoinConfig { ..cfg.join }),
+        },
+        ..ScanOptions::default()
+    };
+    let stdout = io::stdout().lock();
+    let mut sink = ScanSink {
+        out: io::BufWriter::with_capacity(64 * 1024, stdout),
+        buf: Vec::with_capacity(128 * 1024),
+        events: args.events,
+        json: args.json,
+        names: &args.files,
+        kb: kb.clone(),
+        incidents: Vec::new(),
+        error: None,
+    };
+    let report = scan::scan(&args.files, &opts, kb.clone(), &mut sink)?;
+    sink.flush_buf();
+    let lang = Lang::from_name(&args.lang).unwrap_or_default();
+    if !args.events {
+        let mut incidents = std::mem::take(&mut sink.incidents);
+        incidents.sort_by_key(|i| (i.start_ms, i.seq));
+        for inc in &incidents {
+            if args.json {
+                let v = report::incident_json(inc, &kb, window_ms, &args.files);
+                sink.buf.extend_from_slice(v.to_string().as_bytes());
+                sink.buf.push(b'\n');
+            } else {
+                sink.buf.extend_from_slice(
+                    report::incident_text(inc, &kb, window_ms, &args.files, lang).as_bytes(),
+                );
+                sink.buf.push(b'\n');
+            }
+        }
+        sink.incidents = incidents;
+        sink.flush_buf();
+    }
+    if let Some(e) = sink.error.take() {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return Err(e).context("writing the output");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    sink.out.flush().or_else(|e| {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
+    print_summary(&report, sink.incidents.len());
+    if report.files.iter().all(|f| f.format.is_none()) {
+        eprintln!(
+            "gatewatch: no file was recognised as nginx, HAProxy or ALB logs; name the format with --format (and --log-format for a custom nginx access log)"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_summary(report: &ScanReport, incidents: usize) {
+    let mut err = io::stderr().lock();
+    for f in &report.files {
+        let format = f.format.as_deref().unwrap_or("format not recognised");
+        let gz = if f.gzip { " (gzip)" } else { "" };
+        let mut line = format!(
+            "{}{gz}: {format}: {} lines, {} parsed, {} unparsed",
+            f.name, f.lines, f.parsed, f.unparsed
+        );
+        if f.too_long > 0 {
+            line.push_str(&format!(" ({} over the line limit)", f.too_long));
+        }
+        if let Some((n, why)) = &f.first_unparsed {
+            line.push_str(&format!("; first unparsed: line {n}: {why}"));
+        }
+        let _ = writeln!(err, "{line}");
+    }
+    let causes: Vec<String> = crate::event::Cause::ALL
+        .iter()
+        .filter(|c| report.counts.get(**c) > 0)
+        .map(|c| format!("{} {}", c, report.counts.get(*c)))
+        .collect();
+    let _ = writeln!(
+        err,
+        "causes: {}",
+        if causes.is_empty() {
+            "none".into()
+        } else {
+            causes.join(", ")
+        }
+    );
+    if let Some(j) = report.join {
+        let _ = writeln!(
+            err,
+            "joined {} access-log lines with the error-log lines that explain them",
+            j.joined
+        );
+    }
+    let _ = writeln!(err, "incidents: {incidents}");
+}

@@ -1,0 +1,751 @@
+//! The configuration file (`/etc/gatewatch/gatewatch.toml`): the TOML as written, then a checked
+//! [`Config`]. Unknown keys are refused; every error names the file, the line and the key.
+//! Secrets are never read from this file: passwords come from a file (systemd credentials) or
+//! an environment variable.
+
+use crate::detect::DetectConfig;
+use crate::error::{FileError, FileErrors};
+use crate::event::Format;
+use crate::join::JoinConfig;
+use crate::kb::Lang;
+use crate::parse::LogFormat;
+use crate::time::Zone;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use toml::Spanned;
+
+/// Where the SQLite state lives when the config names none.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/gatewatch";
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default, rename = "source")]
+    sources: Vec<Spanned<RawSource>>,
+    state: Option<RawState>,
+    http: Option<RawHttp>,
+    #[serde(default, rename = "channel")]
+    channels: Vec<Spanned<RawChannel>>,
+    detect: Option<RawDetect>,
+    patterns: Option<RawPatterns>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    path: Option<String>,
+    listen: Option<String>,
+    format: Spanned<String>,
+    log_format: Option<Spanned<String>>,
+    timezone: Option<Spanned<String>>,
+    start_at: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawState {
+    dir: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDetect {
+    window: Option<Spanned<String>>,
+    open_failures: Option<Spanned<u32>>,
+    open_share: Option<Spanned<f64>>,
+    close_failures: Option<Spanned<u32>>,
+    quiet: Option<Spanned<String>>,
+    max_upstreams: Option<Spanned<usize>>,
+    join_before: Option<Spanned<String>>,
+    join_after: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPatterns {
+    dirs: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawChannel {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    lang: Option<Spanned<String>>,
+    // email
+    server: Option<Spanned<String>>,
+    tls: Option<Spanned<String>>,
+    from: Option<Spanned<String>>,
+    to: Option<Spanned<Vec<String>>>,
+    username: Option<String>,
+    password_file: Option<String>,
+    password_env: Option<String>,
+    /// Refused with an explanation: secrets do not belong in the config file.
+    password: Option<Spanned<toml::Value>>,
+    // webhook
+    format: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    secret_file: Option<String>,
+    secret_env: Option<String>,
+    timeout: Option<Spanned<String>>,
+}
+
+/// How a source is read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceKind {
+    /// A log file or glob (for `alb`, a folder of `.log.gz` or `s3://bucket/prefix`).
+    Log { path: String, format: Format },
+    /// gatewatch's own syslog listener (`udp://127.0.0.1:5514`, `unix:///run/gatewatch/log`).
+    Syslog { listen: String },
+}
+
+/// Where reading starts in a file seen for the first time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StartAt {
+    #[default]
+    End,
+    Beginning,
+}
+
+#[derive(Clone, Debug)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    pub log_format: Option<LogFormat>,
+    pub timezone: Zone,
+    pub start_at: StartAt,
+}
+
+/// TLS for SMTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    StartTls,
+    Implicit,
+    None,
+}
+
+/// Where a secret comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Secret {
+    File(PathBuf),
+    Env(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChannelKind {
+    Console,
+    Email {
+        server: String,
+        tls: SmtpTls,
+        from: String,
+        to: Vec<String>,
+        username: Option<String>,
+        password: Option<Secret>,
+    },
+    Webhook {
+        format: WebhookFormat,
+        url: String,
+        secret: Option<Secret>,
+        timeout: Duration,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookFormat {
+    Json,
+    Slack,
+    Teams,
+    Discord,
+    Alertmanager,
+    Pagerduty,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelConfig {
+    pub name: String,
+    pub lang: Lang,
+    pub kind: ChannelKind,
+}
+
+/// The checked configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it came from (`None` for the built-in defaults).
+    pub file: Option<PathBuf>,
+    pub sources: Vec<SourceConfig>,
+    pub state_dir: PathBuf,
+    pub http_listen: Option<SocketAddr>,
+    pub channels: Vec<ChannelConfig>,
+    pub detect: DetectConfig,
+    pub join: JoinConfig,
+    /// Pattern folders; empty means the knowledge base built into the binary.
+    pub pattern_dirs: Vec<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            file: None,
+            sources: Vec::new(),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            http_listen: None,
+            channels: Vec::new(),
+            detect: DetectConfig::default(),
+            join: JoinConfig::default(),
+            pattern_dirs: Vec::new(),
+        }
+    }
+}
+
+/// Parses `5m`, `90s`, `1h 30m`.
+fn duration(p: &mut Problems<'_>, v: &Spanned<String>, key: &str) -> Option<Duration> {
+    match humantime::parse_duration(v.get_ref()) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            p.at(
+                v.span().start,
+                format!(
+                    "{key}: {:?} is not a duration ({e}); write it like \"60s\" or \"5m\"",
+                    v.get_ref()
+                ),
+            );
+            None
+        }
+    }
+}
+
+struct Problems<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: Vec<FileError>,
+}
+
+impl Problems<'_> {
+    fn at(&mut self, offset: usize, message: impl Into<String>) {
+        self.errors
+            .push(FileError::at(self.file, self.text, offset, message));
+    }
+}
+
+fn is_loopback_host(server: &str) -> bool {
+    let host = server.rsplit_once(':').map_or(server, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+impl Config {
+    /// Parses and checks a config file's text. `file` is used in messages.
+    pub fn parse(file: &str, text: &str) -> Result<Config, FileErrors> {
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| FileErrors(vec![FileError::from_toml(file, text, &e)]))?;
+        let mut p = Problems {
+            file,
+            text,
+            errors: Vec::new(),
+        };
+        let mut cfg = Config {
+            file: Some(PathBuf::from(file)),
+            ..Config::default()
+        };
+
+        for s in raw.sources {
+            let at = s.span().start;
+            let s = s.into_inner();
+            let fmt_name = s.format.get_ref().as_str();
+            let kind = match (fmt_name, &s.path, &s.listen) {
+                ("syslog", _, Some(listen)) => SourceKind::Syslog {
+                    listen: listen.clone(),
+                },
+                ("syslog", _, None) => {
+                    p.at(at, "source: a syslog source needs listen = \"udp://127.0.0.1:5514\" (or unix:///path)");
+                    continue;
+                }
+                (_, Some(path), None) => match Format::from_name(fmt_name) {
+                    Some(format) => SourceKind::Log {
+                        path: path.clone(),
+                        format,
+                    },
+                    None => {
+                        p.at(
+                            s.format.span().start,
+                            format!("source.format: {fmt_name:?} is not one of nginx_access, nginx_error, haproxy, alb, syslog"),
+                        );
+                        continue;
+                    }
+                },
+                (_, _, Some(_)) => {
+                    p.at(
+                        at,
+                        "source: listen is only for format = \"syslog\"; log files take path",
+                    );
+                    continue;
+                }
+                (_, None, None) => {
+                    p.at(at, "source: path is missing");
+                    continue;
+                }
+            };
+            let log_format = match &s.log_format {
+                Some(lf) if fmt_name != "nginx_access" => {
+                    p.at(
+                        lf.span().start,
+                        "source.log_format is only for format = \"nginx_access\"",
+                    );
+                    None
+                }
+                Some(lf) => match LogFormat::from_directive(lf.get_ref()) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        p.at(lf.span().start, format!("source.{e}"));
+                        None
+                    }
+                },
+                None => None,
+            };
+            let timezone = match &s.timezone {
+                Some(tz) => match tz.get_ref().parse::<Zone>() {
+                    Ok(z) => z,
+                    Err(e) => {
+                        p.at(tz.span().start, format!("source.timezone: {e}"));
+                        Zone::Local
+                    }
+                },
+                None => Zone::Local,
+            };
+            let start_at = match s
+                .start_at
+                .as_ref()
+                .map(|v| (v.get_ref().as_str(), v.span().start))
+            {
+                None | Some(("end", _)) => StartAt::End,
+                Some(("beginning", _)) => StartAt::Beginning,
+                Some((other, at)) => {
+                    p.at(
+                        at,
+                        format!("source.start_at: {other:?} is not \"end\" or \"beginning\""),
+                    );
+                    StartAt::End
+                }
+            };
+            cfg.sources.push(SourceConfig {
+                kind,
+                log_format,
+                timezone,
+                start_at,
+            });
+        }
+
+        if let Some(state) = raw.state {
+            cfg.state_dir = PathBuf::from(state.dir);
+        }
+        if let Some(http) = raw.http {
+            match http.listen.get_ref().parse::<SocketAddr>() {
+                Ok(addr) => cfg.http_listen = Some(addr),
+                Err(_) => p.at(
+                    http.listen.span().start,
+                    format!(
+                        "http.listen: {:?} is not an address such as \"127.0.0.1:9502\"",
+                        http.listen.get_ref()
+                    ),
+                ),
+            }
+        }
+        if let Some(d) = raw.detect {
+            let c = &mut cfg.detect;
+            if let Some(w) = &d.window
+                && let Some(v) = duration(&mut p, w, "detect.window")
+            {
+                if v < Duration::from_secs(1) {
+                    p.at(w.span().start, "detect.window must be at least 1s");
+                }
+                c.window_ms = v.as_millis() as i64;
+            }
+            if let Some(q) = &d.quiet
+                && let Some(v) = duration(&mut p, q, "detect.quiet")
+            {
+                c.quiet_ms = v.as_millis() as i64;
+            }
+            if let Some(v) = &d.open_failures {
+                if *v.get_ref() == 0 {
+                    p.at(v.span().start, "detect.open_failures must be at least 1");
+                }
+                c.open_failures = *v.get_ref();
+            }
+            if let Some(v) = &d.close_failures {
+                c.close_failures = *v.get_ref();
+            }
+            if let Some(v) = &d.open_share {
+                if !(0.0..=1.0).contains(v.get_ref()) {
+                    p.at(
+                        v.span().start,
+                        "detect.open_share is a fraction from 0.0 to 1.0 (0.2 for 20 %)",
+                    );
+                }
+                c.open_share = *v.get_ref();
+            }
+            if let Some(v) = &d.max_upstreams {
+                if *v.get_ref() == 0 {
+                    p.at(v.span().start, "detect.max_upstreams must be at least 1");
+                }
+                c.max_upstreams = *v.get_ref();
+            }
+            if c.close_failures > c.open_failures {
+                p.at(0, format!(
+                    "detect.close_failures ({}) is above open_failures ({}): an incident would close while still bursting",
+                    c.close_failures, c.open_failures
+                ));
+            }
+            if let Some(v) = &d.join_before
+                && let Some(v) = duration(&mut p, v, "detect.join_before")
+            {
+                cfg.join.before_ms = v.as_millis() as i64;
+            }
+            if let Some(v) = &d.join_after
+                && let Some(v) = duration(&mut p, v, "detect.join_after")
+            {
+                cfg.join.after_ms = v.as_millis() as i64;
+            }
+        }
+        if let Some(pat) = raw.patterns {
+            cfg.pattern_dirs = pat.dirs.into_iter().map(PathBuf::from).collect();
+        }
+
+        let mut names = std::collections::HashSet::new();
+        for ch in raw.channels {
+            let at = ch.span().start;
+            let ch = ch.into_inner();
+            let name = ch.name.get_ref().clone();
+            if !names.insert(name.clone()) {
+                p.at(
+                    ch.name.span().start,
+                    format!("channel.name: {name:?} is used twice"),
+                );
+            }
+            if let Some(pw) = &ch.password {
+                p.at(
+                    pw.span().start,
+                    "channel.password: secrets are not read from the config file; use password_file (e.g. a systemd credential) or password_env",
+                );
+            }
+            let lang = match &ch.lang {
+                None => Lang::En,
+                Some(l) => Lang::from_name(l.get_ref()).unwrap_or_else(|| {
+                    p.at(
+                        l.span().start,
+                        format!("channel.lang: {:?} is not \"en\" or \"zh\"", l.get_ref()),
+                    );
+                    Lang::En
+                }),
+            };
+            let secret = |p: &mut Problems<'_>,
+                          file: &Option<String>,
+                          env: &Option<String>,
+                          what: &str| match (file, env) {
+                (Some(_), Some(_)) => {
+                    p.at(
+                        at,
+                        format!("channel: give {what}_file or {what}_env, not both"),
+                    );
+                    None
+                }
+                (Some(f), None) => Some(Secret::File(PathBuf::from(f))),
+                (None, Some(e)) => Some(Secret::Env(e.clone())),
+                (None, None) => None,
+            };
+            let kind = match ch.kind.get_ref().as_str() {
+                "console" => ChannelKind::Console,
+                "email" => {
+                    let server = ch.server.as_ref().map(|s| s.get_ref().clone());
+                    let Some(server) = server else {
+                        p.at(at, "channel: an email channel needs server = \"host:port\"");
+                        continue;
+                    };
+                    if server
+                        .rsplit_once(':')
+                        .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+                    {
+                        let off = ch.server.as_ref().map_or(at, |s| s.span().start);
+                        p.at(off, format!("channel.server: {server:?} must be host:port, e.g. \"smtp.example.com:587\""));
+                    }
+                    let tls = match ch
+                        .tls
+                        .as_ref()
+                        .map(|t| (t.get_ref().as_str(), t.span().start))
+                    {
+                        None | Some(("starttls", _)) => SmtpTls::StartTls,
+                        Some(("implicit", _)) => SmtpTls::Implicit,
+                        Some(("none", off)) => {
+                            if !is_loopback_host(&server) {
+                                p.at(off, "channel.tls = \"none\" is only allowed for a loopback server; mail and passwords would cross the network in clear text");
+                            }
+                            SmtpTls::None
+                        }
+                        Some((other, off)) => {
+                            p.at(
+                                off,
+                                format!("channel.tls: {other:?} is not starttls, implicit or none"),
+                            );
+                            SmtpTls::StartTls
+                        }
+                    };
+                    let from = match &ch.from {
+                        Some(f) if f.get_ref().contains('@') => f.get_ref().clone(),
+                        Some(f) => {
+                            p.at(
+                                f.span().start,
+                                format!("channel.from: {:?} is not a mail address", f.get_ref()),
+                            );
+                            continue;
+                        }
+                        None => {
+                            p.at(
+                                at,
+                                "channel: an email channel needs from = \"gatewatch@example.com\"",
+                            );
+                            continue;
+                        }
+                    };
+                    let to = match &ch.to {
+                        Some(t) if !t.get_ref().is_empty() => {
+                            for addr in t.get_ref() {
+                                if !addr.contains('@') {
+                                    p.at(
+                                        t.span().start,
+                                        format!("channel.to: {addr:?} is not a mail address"),
+                                    );
+                                }
+                            }
+                            t.get_ref().clone()
+                        }
+                        _ => {
+                            p.at(
+                                at,
+                                "channel: an email channel needs to = [\"oncall@example.com\"]",
+                            );
+                            continue;
+                        }
+                    };
+                    let password = secret(&mut p, &ch.password_file, &ch.password_env, "password");
+                    ChannelKind::Email {
+                        server,
+                        tls,
+                        from,
+                        to,
+                        username: ch.username.clone(),
+                        password,
+                    }
+                }
+                "webhook" => {
+                    let format = match ch
+                        .format
+                        .as_ref()
+                        .map(|f| (f.get_ref().as_str(), f.span().start))
+                    {
+                        None | Some(("json", _)) => WebhookFormat::Json,
+                        Some(("slack", _)) => WebhookFormat::Slack,
+                        Some(("teams", _)) => WebhookFormat::Teams,
+                        Some(("discord", _)) => WebhookFormat::Discord,
+                        Some(("alertmanager", _)) => WebhookFormat::Alertmanager,
+                        Some(("pagerduty", _)) => WebhookFormat::Pagerduty,
+                        Some((other, off)) => {
+                            p.at(off, format!("channel.format: {other:?} is not json, slack, teams, discord, alertmanager or pagerduty"));
+                            WebhookFormat::Json
+                        }
+                    };
+                    let url = match &ch.url {
+                        Some(u)
+                            if u.get_ref().starts_with("https://")
+                                || u.get_ref().starts_with("http://") =>
+                        {
+                            u.get_ref().clone()
+                        }
+                        Some(u) => {
+                            p.at(
+                                u.span().start,
+                                format!(
+                                    "channel.url: {:?} is not an http:// or https:// address",
+                                    u.get_ref()
+                                ),
+                            );
+                            continue;
+                        }
+                        None => {
+                            p.at(at, "channel: a webhook channel needs url = \"https://…\"");
+                            continue;
+                        }
+                    };
+                    let timeout = match &ch.timeout {
+                        Some(t) => duration(&mut p, t, "channel.timeout")
+                            .unwrap_or(Duration::from_secs(10)),
+                        None => Duration::from_secs(10),
+                    };
+                    ChannelKind::Webhook {
+                        format,
+                        url,
+                        secret: secret(&mut p, &ch.secret_file, &ch.secret_env, "secret"),
+                        timeout,
+                    }
+                }
+                other => {
+                    p.at(
+                        ch.kind.span().start,
+                        format!("channel.kind: {other:?} is not email, webhook or console"),
+                    );
+                    continue;
+                }
+            };
+            cfg.channels.push(ChannelConfig { name, lang, kind });
+        }
+        if p.errors.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(FileErrors(p.errors))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+[[source]]
+path = "/var/log/nginx/access.log"
+format = "nginx_access"
+log_format = '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $upstream_addr'
+
+[[source]]
+path = "/var/log/nginx/error.log"
+format = "nginx_error"
+timezone = "Europe/Berlin"
+
+[[source]]
+format = "syslog"
+listen = "udp://127.0.0.1:5514"
+
+[state]
+dir = "/var/lib/gatewatch"
+
+[http]
+listen = "127.0.0.1:9502"
+
+[detect]
+window = "2m"
+open_failures = 20
+open_share = 0.5
+quiet = "90s"
+
+[[channel]]
+name = "oncall"
+kind = "email"
+server = "smtp.example.com:587"
+tls = "starttls"
+from = "gatewatch@example.com"
+to = ["oncall@example.com"]
+username = "gatewatch"
+password_file = "/run/credentials/gatewatch.service/smtp-password"
+
+[[channel]]
+name = "hook"
+kind = "webhook"
+format = "json"
+url = "http://127.0.0.1:9000/hook"
+"#;
+
+    #[test]
+    fn the_documented_example_is_valid() {
+        let c = Config::parse("gatewatch.toml", FULL).unwrap();
+        assert_eq!(c.sources.len(), 3);
+        assert_eq!(c.detect.window_ms, 120_000);
+        assert_eq!(c.detect.open_failures, 20);
+        assert_eq!(c.http_listen, Some("127.0.0.1:9502".parse().unwrap()));
+        assert_eq!(c.channels.len(), 2);
+        assert!(matches!(
+            c.channels[0].kind,
+            ChannelKind::Email {
+                password: Some(Secret::File(_)),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases = [
+            (
+                "format = \"nginx_error\"",
+                "format = \"nginx_eror\"",
+                "gatewatch.toml:9: source.format: \"nginx_eror\"",
+            ),
+            (
+                "window = \"2m\"",
+                "window = \"2 parsecs\"",
+                "gatewatch.toml:23: detect.window: \"2 parsecs\" is not a duration",
+            ),
+            (
+                "open_share = 0.5",
+                "open_share = 50",
+                "gatewatch.toml:25: detect.open_share is a fraction",
+            ),
+            (
+                "[detect]",
+                "[detekt]",
+                "gatewatch.toml:22: unknown field `detekt`",
+            ),
+            (
+                "username = \"gatewatch\"",
+                "password = \"hunter2\"",
+                "gatewatch.toml:35: channel.password: secrets are not read from the config file",
+            ),
+            (
+                "tls = \"starttls\"",
+                "tls = \"none\"",
+                "gatewatch.toml:32: channel.tls = \"none\" is only allowed for a loopback server",
+            ),
+            (
+                "listen = \"127.0.0.1:9502\"",
+                "listen = \"everywhere\"",
+                "gatewatch.toml:20: http.listen",
+            ),
+            (
+                "timezone = \"Europe/Berlin\"",
+                "timezone = \"Mars/Olympus\"",
+                "gatewatch.toml:10: source.timezone: unknown time zone",
+            ),
+            (
+                "$upstream_addr'",
+                "$upstream_addr$host'",
+                "gatewatch.toml:5: source.log_format: $upstream_addr and $host are not separated",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            let text = FULL.replacen(from, to, 1);
+            assert_ne!(text, FULL, "{from}");
+            let err = Config::parse("gatewatch.toml", &text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "expected {expected:?} in:\n{err}");
+            assert!(
+                !err.contains("hunter2"),
+                "a secret leaked into an error: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        let c = Config::parse("empty.toml", "").unwrap();
+        assert_eq!(c.detect, DetectConfig::default());
+        assert!(c.sources.is_empty());
+    }
+}

@@ -1,0 +1,35 @@
+//! gatewatch reads reverse-proxy logs (nginx, HAProxy, AWS ALB), names the cause of every
+//! failed request, finds bursts of upstream failures, and matches each burst to a
+//! knowledge-base entry that says what to do about it.
+//!
+//! The crate, in the order a line travels through it:
+//!
+//! - [`lines`] splits a byte stream into lines with one reusable buffer.
+//! - [`parse`] turns a line into an [`event::Event`]: one parser per format, pure.
+//! - [`event`] holds the shared vocabulary: formats, causes, events.
+//! - [`time`] parses the time stamps proxies write, and time zones.
+//! - [`kb`] loads and checks the knowledge base (`patterns/`) and matches events to entries.
+//! - [`join`] gives access-log 5xx lines the cause written in the error log.
+//! - [`detect`] finds bursts per (entry, upstream) over event time: incidents.
+//! - [`pipeline`] chains matching, joining and detection for a set of sources.
+//! - [`scan`] drives the pipeline over old files (`gatewatch scan`).
+//! - [`report`] renders events, incidents and entries as text and JSON.
+//! - [`config`] reads and checks the configuration file.
+//! - [`cli`] is the command line.
+//!
+//! Everything up to [`pipeline`] and [`report`] is pure: bytes and times in, values out; no IO,
+//! no clock. [`scan`], [`config`] file reading and [`cli`] are the shell around it.
+
+pub mod cli;
+pub mod config;
+pub mod detect;
+pub mod error;
+pub mod event;
+pub mod join;
+pub mod kb;
+pub mod lines;
+pub mod parse;
+pub mod pipeline;
+pub mod report;
+pub mod scan;
+pub mod time;
