@@ -82,7 +82,7 @@ struct ScanArgs {
     /// The format of every file [default: recognised from each file's first lines]
     #[arg(long, value_parser = ["nginx_access", "nginx_error", "haproxy", "alb"])]
     format: Option<String>,
-    /// An nginx log_format, exactly as written in nginx.conf (implies --format nginx_access).
+    /// An nginx log_format, exactly as written in nginx.conf, for the nginx access logs.
     #[arg(long, value_name = "LOG_FORMAT")]
     log_format: Option<String>,
     /// Print one line per parsed log line instead of the incidents.
@@ -152,7 +152,7 @@ pub fn embedded_sources() -> Vec<Source> {
 pub fn read_pattern_dirs(dirs: &[PathBuf]) -> Result<Vec<Source>, FileErrors> {
     let mut by_rel: std::collections::BTreeMap<String, Source> = Default::default();
     let mut errors = Vec::new();
-    fn walk(dir: &Path, root: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<FileError>) {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<FileError>) {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) => {
@@ -167,7 +167,7 @@ pub fn read_pattern_dirs(dirs: &[PathBuf]) -> Result<Vec<Source>, FileErrors> {
         for e in entries.flatten() {
             let p = e.path();
             if p.is_dir() {
-                walk(&p, root, out, errors);
+                walk(&p, out, errors);
             } else if p.extension().is_some_and(|x| x == "toml") {
                 out.push(p);
             }
@@ -175,7 +175,7 @@ pub fn read_pattern_dirs(dirs: &[PathBuf]) -> Result<Vec<Source>, FileErrors> {
     }
     for dir in dirs {
         let mut files = Vec::new();
-        walk(dir, dir, &mut files, &mut errors);
+        walk(dir, &mut files, &mut errors);
         for f in files {
             let rel = f
                 .strip_prefix(dir)
@@ -415,11 +415,9 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let format = match (&args.format, &log_format) {
-        (Some(f), _) => Format::from_name(f),
-        (None, Some(_)) => Some(Format::NginxAccess),
-        (None, None) => None,
-    };
+    // With --log-format alone, each file's format is still recognised: the access log is read
+    // with that log_format, an error log given beside it as an error log.
+    let format = args.format.as_deref().and_then(Format::from_name);
     let year = args
         .files
         .iter()

@@ -154,7 +154,8 @@ pub struct Incident {
     /// Requests to the upstream since the burst began, where the logs name the upstream of
     /// every request; `None` where they do not (only failures are seen).
     pub requests: Option<u64>,
-    /// Failures and requests in the window at the moment the incident opened.
+    /// Failures in the window, and requests in the seconds of that window that had failures,
+    /// at the moment the incident opened (requests 0 when unknown).
     pub window_failures: u32,
     pub window_requests: u32,
     /// The most failures seen within one window.
@@ -226,6 +227,7 @@ struct Failing {
 
 #[derive(Clone, Debug)]
 struct Upstream {
+    name: Box<[u8]>,
     requests: Ring,
     requests_total: u64,
     /// Whether any request to this upstream was seen (so totals are known).
@@ -256,7 +258,9 @@ pub struct DetectStats {
 pub struct Detector {
     cfg: DetectConfig,
     bucket_ms: i64,
-    upstreams: FxHashMap<Box<[u8]>, Upstream>,
+    /// Upstream name → index in `upstreams`.
+    index: FxHashMap<Box<[u8]>, usize>,
+    upstreams: Vec<Upstream>,
     /// Keys with an open incident.
     open: Vec<(Box<[u8]>, EntryId)>,
     now_ms: i64,
@@ -270,7 +274,8 @@ impl Detector {
         Detector {
             cfg,
             bucket_ms,
-            upstreams: FxHashMap::default(),
+            index: FxHashMap::default(),
+            upstreams: Vec::new(),
             open: Vec::new(),
             now_ms: i64::MIN,
             seq: 0,
@@ -290,7 +295,7 @@ impl Detector {
     /// The incidents open now.
     pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
         self.upstreams
-            .values()
+            .iter()
             .flat_map(|u| u.failing.iter().filter_map(|f| f.incident.as_ref()))
     }
 
@@ -308,21 +313,27 @@ impl Detector {
             self.now_ms = obs.time_ms;
         }
         let bucket = self.bucket(obs.time_ms);
-        if !self.upstreams.contains_key(name) && !self.make_room() {
-            self.stats.dropped += 1;
-            return;
-        }
+        let i = match self.index.get(name) {
+            Some(&i) => i,
+            None => {
+                if !self.make_room() {
+                    self.stats.dropped += 1;
+                    return;
+                }
+                self.upstreams.push(Upstream {
+                    name: Box::from(name),
+                    requests: Ring::new(),
+                    requests_total: 0,
+                    requests_seen: false,
+                    last_seen_ms: obs.time_ms,
+                    failing: Vec::new(),
+                });
+                self.index.insert(Box::from(name), self.upstreams.len() - 1);
+                self.upstreams.len() - 1
+            }
+        };
         let cfg = &self.cfg;
-        let up = self
-            .upstreams
-            .entry(Box::from(name))
-            .or_insert_with(|| Upstream {
-                requests: Ring::new(),
-                requests_total: 0,
-                requests_seen: false,
-                last_seen_ms: obs.time_ms,
-                failing: Vec::new(),
-            });
+        let up = &mut self.upstreams[i];
         up.last_seen_ms = up.last_seen_ms.max(obs.time_ms);
         if obs.request {
             up.requests_seen = true;
@@ -399,15 +410,20 @@ impl Detector {
         f.calm_since = None;
 
         let failures = f.ring.total;
-        let requests = up.requests.total;
-        let requests_known = up.requests_seen && requests >= failures;
         if let Some(inc) = &mut f.incident {
             fill(inc, burst, up.requests_seen, requests_total);
             return;
         }
-        let share_ok =
-            !requests_known || requests == 0 || failures as f64 >= cfg.open_share * requests as f64;
-        if failures >= cfg.open_failures && share_ok {
+        if failures < cfg.open_failures {
+            return;
+        }
+        // The share is taken over the seconds that had failures, so the healthy minute before
+        // an outage does not delay its detection, and a steady trickle of failures among many
+        // requests stays below the share.
+        let (failed, requests) = failing_buckets(&f.ring, &up.requests);
+        let requests_known = up.requests_seen && requests >= failed;
+        let share_ok = !requests_known || failed as f64 >= cfg.open_share * requests as f64;
+        if share_ok {
             self.seq += 1;
             let mut inc = Incident {
                 seq: self.seq,
@@ -448,8 +464,9 @@ impl Detector {
         let bucket = self.bucket(now);
         let cfg = &self.cfg;
         let upstreams = &mut self.upstreams;
+        let index = &self.index;
         self.open.retain(|(name, entry)| {
-            let Some(up) = upstreams.get_mut(name) else {
+            let Some(up) = index.get(name).map(|&i| &mut upstreams[i]) else {
                 return false;
             };
             let Some(f) = up.failing.iter_mut().find(|f| f.entry == *entry) else {
@@ -479,8 +496,11 @@ impl Detector {
     pub fn finish(&mut self, out: &mut Vec<Change>) {
         let now = self.now_ms;
         for (name, entry) in std::mem::take(&mut self.open) {
-            if let Some(up) = self.upstreams.get_mut(&name)
-                && let Some(f) = up.failing.iter_mut().find(|f| f.entry == entry)
+            if let Some(&i) = self.index.get(&name)
+                && let Some(f) = self.upstreams[i]
+                    .failing
+                    .iter_mut()
+                    .find(|f| f.entry == entry)
                 && let Some(mut inc) = f.incident.take()
             {
                 inc.closed_ms = Some(now.max(inc.end_ms));
@@ -497,7 +517,7 @@ impl Detector {
         }
         let mut idle: Vec<i64> = self
             .upstreams
-            .values()
+            .iter()
             .filter(|u| !u.has_open_incident())
             .map(|u| u.last_seen_ms)
             .collect();
@@ -509,7 +529,7 @@ impl Detector {
         let cutoff = *cutoff;
         let before = self.upstreams.len();
         let mut budget = n;
-        self.upstreams.retain(|_, u| {
+        self.upstreams.retain(|u| {
             if budget > 0 && !u.has_open_incident() && u.last_seen_ms <= cutoff {
                 budget -= 1;
                 false
@@ -517,9 +537,34 @@ impl Detector {
                 true
             }
         });
+        self.index.clear();
+        for (i, u) in self.upstreams.iter().enumerate() {
+            self.index.insert(u.name.clone(), i);
+        }
         self.stats.evicted += (before - self.upstreams.len()) as u64;
         self.upstreams.len() < self.cfg.max_upstreams
     }
+}
+
+/// Failures and requests summed over the buckets of the failure window that hold failures.
+fn failing_buckets(failures: &Ring, requests: &Ring) -> (u32, u32) {
+    let (Some(fh), Some(rh)) = (failures.head, requests.head) else {
+        return (failures.total, 0);
+    };
+    let n = BUCKETS as i64;
+    let (mut f_sum, mut r_sum) = (0, 0);
+    for b in fh - n + 1..=fh {
+        let i = b.rem_euclid(n) as usize;
+        let f = failures.counts[i];
+        if f == 0 {
+            continue;
+        }
+        f_sum += f;
+        if b > rh - n && b <= rh {
+            r_sum += requests.counts[i];
+        }
+    }
+    (f_sum, r_sum)
 }
 
 /// Copies the burst's running figures into its incident.

@@ -46,7 +46,7 @@ impl fmt::Display for Format {
 
 /// Why a request failed (or did not). Every parsed line gets exactly one cause; the names are
 /// fixed by the product contract (DESIGN §2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Cause {
     UpstreamUnreachable,
     NoLiveUpstreams,
@@ -57,6 +57,7 @@ pub enum Cause {
     TlsFailure,
     Other5xx,
     Ok,
+    #[default]
     NotApplicable,
 }
 
@@ -213,12 +214,6 @@ pub struct Event {
     pub request: Span,
     /// The virtual host (`$host`, nginx `host:`, ALB `domain_name`, HAProxy frontend).
     pub vhost: Span,
-}
-
-impl Default for Cause {
-    fn default() -> Cause {
-        Cause::NotApplicable
-    }
 }
 
 impl Event {

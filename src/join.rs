@@ -9,7 +9,7 @@
 //! the lines after it wait too. Held lines are copied; lines pass straight through when nothing
 //! is waiting and they cannot take part in a join.
 
-use crate::event::{Cause, Event, Format, Kind};
+use crate::event::{Event, Format, Kind};
 use crate::kb::{EntryId, Kb};
 use crate::parse::upstream::UpstreamList;
 use std::collections::VecDeque;
@@ -241,7 +241,9 @@ impl Joiner {
 /// Joins an access-log line with the error-log line that explains it.
 fn join_pair(access: &mut Item, error: &mut Item, kb: &Kb) {
     error.consumed = true;
-    if access.ev.cause == Cause::Other5xx || access.ev.cause == error.ev.cause {
+    // The error log says what happened; what the access line suggests on its own (a "-"
+    // connect time) cannot tell a refused connection from a failed TLS handshake.
+    {
         access.ev.cause = error.ev.cause;
         access.entry = kb.match_event(
             error.ev.cause,

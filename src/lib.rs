@@ -13,6 +13,7 @@
 //! - [`detect`] finds bursts per (entry, upstream) over event time: incidents.
 //! - [`pipeline`] chains matching, joining and detection for a set of sources.
 //! - [`scan`] drives the pipeline over old files (`gatewatch scan`).
+//! - [`synth`] generates realistic traffic for benchmarks, tests and the demo.
 //! - [`report`] renders events, incidents and entries as text and JSON.
 //! - [`config`] reads and checks the configuration file.
 //! - [`cli`] is the command line.
@@ -32,4 +33,5 @@ pub mod parse;
 pub mod pipeline;
 pub mod report;
 pub mod scan;
+pub mod synth;
 pub mod time;

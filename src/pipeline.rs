@@ -89,8 +89,9 @@ impl State {
                     request,
                     failure,
                     line: s.line,
-                    vhost: s.ev.vhost(s.line),
-                    path: s.ev.path(s.line),
+                    // Only failures are described by host and path.
+                    vhost: if failure { s.ev.vhost(s.line) } else { None },
+                    path: if failure { s.ev.path(s.line) } else { None },
                     source: s.source,
                 },
                 &mut self.changes,

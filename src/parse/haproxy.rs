@@ -41,10 +41,10 @@ impl HaproxyParser {
         };
         let message = strip_stderr_prefix(s.message);
         let first = message.first().copied().unwrap_or(0);
-        if first.is_ascii_hexdigit() || first == b':' || first == b'[' || first == b'u' {
-            if let Ok(ev) = self.request_line(line, message, header_offset) {
-                return Ok(ev);
-            }
+        if (first.is_ascii_hexdigit() || first == b':' || first == b'[' || first == b'u')
+            && let Ok(ev) = self.request_line(line, message, header_offset)
+        {
+            return Ok(ev);
         }
         let time = self.header_time(s.time);
         if let Some(ev) = event_line(line, message, time) {

@@ -1,6 +1,7 @@
 //! Parsers, one per format: bytes of one line in, an [`Event`] out. Pure: no IO, no clock.
 
 pub mod alb;
+pub mod bytes;
 pub mod haproxy;
 pub mod nginx_access;
 pub mod nginx_error;

@@ -5,6 +5,7 @@
 //! Multi-valued `$upstream_*` fields (`10.0.0.1:80, 10.0.0.2:80 : 10.0.0.3:80`) are measured
 //! with their own grammar, because their values contain the spaces that usually end a field.
 
+use super::bytes::{self, has_prefix};
 use super::upstream;
 use crate::event::{Cause, Event, Format, Kind, Span, Timestamp, Unparsed};
 use crate::time::{self, ZoneClock};
@@ -99,6 +100,9 @@ pub struct LogFormat {
     escape: Escape,
     lead: Box<[u8]>,
     fields: Vec<Field>,
+    /// For a request that did not fail (status below 500), nothing after this field is
+    /// needed: the time, the status and the upstream are read by then.
+    ok_last: usize,
 }
 
 /// A `log_format` that cannot be used, with the reason.
@@ -183,11 +187,21 @@ impl LogFormat {
                 "the format has no time ($time_local, $time_iso8601 or $msec), so bursts cannot be placed in time".into(),
             ));
         }
+        let ok_last = fields
+            .iter()
+            .rposition(|f| {
+                matches!(
+                    f.var,
+                    Var::Status | Var::UpstreamAddr | Var::TimeLocal | Var::TimeIso8601 | Var::Msec
+                )
+            })
+            .unwrap_or(fields.len());
         Ok(LogFormat {
             name: name.to_string(),
             escape,
             lead: lead.into_boxed_slice(),
             fields,
+            ok_last,
         })
     }
 
@@ -199,13 +213,18 @@ impl LogFormat {
         self.fields.iter().any(|f| f.var == v)
     }
 
-    /// Reads the fields of one line; returns the position where the format ended.
-    fn extract(&self, line: &[u8], out: &mut Fields) -> Result<usize, Unparsed> {
-        if !line.starts_with(&self.lead) {
+    /// Reads the fields of one line; returns the position where reading ended. With `whole`
+    /// false, a request that did not fail is read only up to the fields it needs.
+    fn extract(&self, line: &[u8], out: &mut Fields, whole: bool) -> Result<usize, Unparsed> {
+        if !has_prefix(line, &self.lead) {
             return Err(Unparsed::Shape);
         }
         let mut pos = self.lead.len();
-        for f in &self.fields {
+        let mut stop = usize::MAX;
+        for (i, f) in self.fields.iter().enumerate() {
+            if i > stop {
+                break;
+            }
             let rest = &line[pos..];
             let len = if f.var == Var::TimeLocal {
                 if rest.len() < 26 {
@@ -219,7 +238,7 @@ impl LogFormat {
             } else {
                 find_literal(rest, &f.after, self.escape).ok_or(Unparsed::Shape)?
             };
-            if !rest[len..].starts_with(&f.after) {
+            if !has_prefix(&rest[len..], &f.after) {
                 return Err(Unparsed::Shape);
             }
             let span = Span::new(pos, pos + len);
@@ -227,7 +246,13 @@ impl LogFormat {
                 Var::RemoteAddr => out.client = span,
                 Var::TimeLocal | Var::TimeIso8601 | Var::Msec => out.time = span,
                 Var::Request => out.request = span,
-                Var::Status => out.status = span,
+                Var::Status => {
+                    out.status = span;
+                    let v = &line[pos..pos + len];
+                    if !(whole || v.first() == Some(&b'5') || v == b"009") {
+                        stop = self.ok_last;
+                    }
+                }
                 Var::UpstreamAddr => out.upstream_addr = span,
                 Var::UpstreamStatus => out.upstream_status = span,
                 Var::UpstreamConnectTime => out.connect_time = span,
@@ -249,9 +274,9 @@ impl LogFormat {
 fn find_literal(hay: &[u8], lit: &[u8], escape: Escape) -> Option<usize> {
     let first = lit[0];
     let mut from = 0;
-    while let Some(i) = memchr::memchr(first, &hay[from..]) {
+    while let Some(i) = bytes::find_byte(first, &hay[from..]) {
         let p = from + i;
-        if hay[p..].starts_with(lit) {
+        if has_prefix(&hay[p..], lit) {
             let escaped = escape == Escape::Json
                 && first == b'"'
                 && hay[..p].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1;
@@ -392,7 +417,7 @@ impl TimeCache {
     }
 
     fn get(&mut self, raw: &[u8], zone: &mut ZoneClock) -> Option<Timestamp> {
-        if raw.len() == self.len && self.raw[..raw.len()] == *raw {
+        if raw.len() == self.len && bytes::eq(&self.raw[..raw.len()], raw) {
             return self.value;
         }
         let value = parse_any_time(raw, zone);
@@ -471,9 +496,13 @@ impl AccessParser {
     /// Parses one line. Returns the event and whether the whole line was consumed by the format
     /// (format recognition prefers formats that explain the whole line).
     pub fn parse_exact(&mut self, line: &[u8]) -> Result<(Event, bool), Unparsed> {
+        self.parse_fields(line, true)
+    }
+
+    fn parse_fields(&mut self, line: &[u8], whole: bool) -> Result<(Event, bool), Unparsed> {
         let mut f = Fields::default();
         let end = match &self.layout {
-            Layout::Format(format) => format.extract(line, &mut f)?,
+            Layout::Format(format) => format.extract(line, &mut f, whole)?,
             Layout::Json => extract_json(line, &mut f)?,
         };
         let time_raw = f.time.get(line).ok_or(Unparsed::Time)?;
@@ -514,7 +543,7 @@ impl AccessParser {
     }
 
     pub fn parse(&mut self, line: &[u8]) -> Result<Event, Unparsed> {
-        self.parse_exact(line).map(|(ev, _)| ev)
+        self.parse_fields(line, false).map(|(ev, _)| ev)
     }
 }
 

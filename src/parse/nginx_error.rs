@@ -40,6 +40,10 @@ impl ErrorParser {
         if close == 0 || close > 6 || !rest[..close].iter().all(u8::is_ascii_lowercase) {
             return Err(Unparsed::Shape);
         }
+        // Only errors report failures: `[warn]` lines such as "upstream sent duplicate header
+        // line … ignored" or "upstream server temporarily disabled" accompany requests that
+        // may well succeed.
+        let mut severe = matches!(&rest[..close], b"error" | b"crit" | b"alert" | b"emerg");
         let rest = rest[close + 1..]
             .strip_prefix(b" ")
             .ok_or(Unparsed::Shape)?;
@@ -68,7 +72,14 @@ impl ErrorParser {
             read_context(line, &message[ctx + 2..], &mut ev);
             message = &message[..ctx];
         }
-        let (cause, named) = classify(message);
+        // nginx 1.21.1 to 1.21.3 logged invalid upstream headers at [info] by mistake (fixed in
+        // 1.21.4); the request failed all the same.
+        severe |= memmem::find(message, b"upstream sent invalid header").is_some();
+        let (cause, named) = if severe {
+            classify(message)
+        } else {
+            (Cause::NotApplicable, None)
+        };
         // Lines longer than nginx's 2 KiB limit lose their context; `connect() to PEER failed`
         // still names the upstream.
         let named = named.or_else(|| peer_in_connect(message));
@@ -119,10 +130,8 @@ fn read_context(line: &[u8], mut ctx: &[u8], ev: &mut Event) {
                 }
             }
             b"host: " => ev.vhost = Span::of(line, value),
-            b"server: " => {
-                if ev.vhost.is_none() && !value.is_empty() {
-                    ev.vhost = Span::of(line, value)
-                }
+            b"server: " if ev.vhost.is_none() && !value.is_empty() => {
+                ev.vhost = Span::of(line, value)
             }
             _ => {}
         }
@@ -206,7 +215,12 @@ fn classify(message: &[u8]) -> (Cause, Option<&[u8]>) {
     if let Some(i) = memmem::find(message, b" could not be resolved (") {
         return (Cause::DnsFailure, Some(&message[..i]));
     }
-    if !about_upstream {
+    if let Some(name) = message.strip_prefix(b"no resolver defined to resolve ") {
+        let end = memchr::memchr(b',', name).unwrap_or(name.len());
+        return (Cause::DnsFailure, Some(&name[..end]));
+    }
+    // The application's own stderr relayed by nginx (PHP warnings…): chatter, whatever it says.
+    if !about_upstream || message.starts_with(b"FastCGI sent in stderr") {
         return (Cause::NotApplicable, None);
     }
     let phase = phase.unwrap_or(b"");
@@ -220,7 +234,13 @@ fn classify(message: &[u8]) -> (Cause, Option<&[u8]>) {
         Cause::TlsFailure
     } else if message.starts_with(b"upstream timed out") {
         Cause::UpstreamTimeout
-    } else if message.starts_with(b"upstream prematurely closed connection") {
+    } else if message.starts_with(b"SSL_read() failed")
+        || message.starts_with(b"SSL_write() failed")
+    {
+        // The handshake had succeeded; the TLS stream broke while the response was under way.
+        Cause::UpstreamReset
+    } else if message.starts_with(b"upstream prematurely closed") {
+        // `connection`, or `FastCGI stdout` / `FastCGI request` for FastCGI upstreams.
         Cause::UpstreamReset
     } else if message.starts_with(b"upstream sent ") {
         Cause::UpstreamProtocolError
@@ -372,6 +392,12 @@ mod tests {
 
     #[test]
     fn near_misses_are_not_upstream_failures() {
+        // The same message at [warn] is not a failure.
+        let line = "2024/05/01 12:00:00 [warn] 1#1: *5 upstream sent more data than specified in \"Content-Length\" header while reading upstream, client: 10.0.0.1, server: _";
+        let ev = ErrorParser::new(ZoneClock::new(Zone::Utc))
+            .parse(line.as_bytes())
+            .unwrap();
+        assert_eq!(ev.cause, Cause::NotApplicable);
         for message in [
             r#"open() "/usr/share/nginx/html/favicon.ico" failed (2: No such file or directory), client: 10.0.0.1, server: _, request: "GET /favicon.ico HTTP/1.1", host: "x""#,
             r#"recv() failed (104: Connection reset by peer) while reading client request line, client: 10.0.0.1, server: 0.0.0.0:80"#,

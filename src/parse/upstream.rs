@@ -24,7 +24,7 @@ impl<'a> Iterator for UpstreamList<'a> {
         if self.done {
             return None;
         }
-        let end = memchr::memchr2(b',', b' ', self.rest).unwrap_or(self.rest.len());
+        let end = super::bytes::find_byte2(b',', b' ', self.rest).unwrap_or(self.rest.len());
         let item = &self.rest[..end];
         let after = &self.rest[end..];
         if let Some(r) = after.strip_prefix(b", ") {
@@ -45,7 +45,8 @@ impl<'a> Iterator for UpstreamList<'a> {
 pub fn list_len(b: &[u8], stop: u8) -> usize {
     let mut pos = 0;
     loop {
-        let item_end = memchr::memchr3(b' ', b',', stop, &b[pos..]).map_or(b.len(), |i| pos + i);
+        let item_end =
+            super::bytes::find_byte3(b' ', b',', stop, &b[pos..]).map_or(b.len(), |i| pos + i);
         let after = &b[item_end..];
         if after.starts_with(b", ") {
             pos = item_end + 2;

@@ -1,0 +1,72 @@
+//! Writes a synthetic nginx access log (gatewatch's recommended `log_format`, with upstream
+//! fields) for benchmarks and tests, optionally with a burst of unreachable-upstream 502s and
+//! the matching error log.
+//!
+//! ```text
+//! cargo run --release --example genlog -- --lines 2000000 > access.log
+//! cargo run --release --example genlog -- --lines 60000 --burst-at 10 --burst-for 15 \
+//!     --error-log error.log > access.log
+//! ```
+
+use clap::Parser;
+use gatewatch::synth::{Burst, Synth, SynthConfig};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+struct Args {
+    /// Access-log lines to write.
+    #[arg(long, default_value_t = 2_000_000)]
+    lines: u64,
+    /// Requests per second of log time.
+    #[arg(long, default_value_t = 2_000)]
+    rate: u32,
+    /// Start a burst of unreachable-upstream 502s this many seconds into the log.
+    #[arg(long)]
+    burst_at: Option<u32>,
+    /// How long the burst lasts, in seconds.
+    #[arg(long, default_value_t = 30)]
+    burst_for: u32,
+    /// The share of the failing upstream's requests that fail during the burst.
+    #[arg(long, default_value_t = 0.9)]
+    burst_share: f64,
+    /// Also write the error-log lines nginx writes for the failed connections.
+    #[arg(long)]
+    error_log: Option<PathBuf>,
+    #[arg(long, default_value_t = 0x5eed)]
+    seed: u64,
+}
+
+fn main() -> io::Result<()> {
+    let args = Args::parse();
+    let mut synth = Synth::new(SynthConfig {
+        seed: args.seed,
+        requests_per_sec: args.rate,
+        burst: args.burst_at.map(|start_secs| Burst {
+            start_secs,
+            duration_secs: args.burst_for,
+            upstream: 0,
+            share: args.burst_share,
+        }),
+        ..SynthConfig::default()
+    });
+    let stdout = io::stdout();
+    let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+    let mut errors = match &args.error_log {
+        Some(p) => Some(BufWriter::new(File::create(p)?)),
+        None => None,
+    };
+    for _ in 0..args.lines {
+        let g = synth.next_request();
+        writeln!(out, "{}", g.access)?;
+        if let (Some(e), Some(line)) = (&mut errors, &g.error) {
+            writeln!(e, "{line}")?;
+        }
+    }
+    out.flush()?;
+    if let Some(mut e) = errors {
+        e.flush()?;
+    }
+    Ok(())
+}

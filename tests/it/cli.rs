@@ -1,0 +1,190 @@
+//! The command line as a user meets it: `check`, `patterns`, and `scan` on bad input.
+
+use super::*;
+
+#[test]
+fn check_proves_the_shipped_knowledge_base() {
+    let o = run(&[
+        "check",
+        "--patterns",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/patterns"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("example lines proven"), "{out}");
+    assert!(out.ends_with("ok\n"), "{out}");
+    // The built-in knowledge base is the same files.
+    let o = run(&["check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn check_reports_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/patterns/api/http-502-bad-gateway-upstream-unreachable.toml"
+    ))
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("api")).unwrap();
+    let broken = src.replace("success_rate = 0.80", "success_rate = 8.0");
+    let file = dir
+        .path()
+        .join("api/http-502-bad-gateway-upstream-unreachable.toml");
+    std::fs::write(&file, &broken).unwrap();
+    let o = run(&["check", "--patterns", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let line = broken
+        .lines()
+        .position(|l| l.contains("success_rate = 8.0"))
+        .unwrap();
+    // The error points at the workaround's table, a line or two above the key.
+    let err = stderr(&o);
+    let expected_file = format!("{}:", file.display());
+    assert!(err.contains(&expected_file), "{err}");
+    let reported: usize = err
+        .split(&expected_file)
+        .nth(1)
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        reported <= line + 1 && reported + 6 > line + 1,
+        "line {reported} for {line}: {err}"
+    );
+    assert!(err.contains("workaround 3: success_rate is 8"), "{err}");
+
+    let config = dir.path().join("gatewatch.toml");
+    std::fs::write(&config, "[detect]\nwindow = \"soon\"\n").unwrap();
+    let o = run(&["check", "--config", config.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains(&format!("{}:2: detect.window", config.display())),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn patterns_list_and_show_in_both_languages() {
+    let o = run(&["patterns", "list"]);
+    assert!(o.status.success());
+    let list = stdout(&o);
+    assert!(
+        list.contains("api/http-502-bad-gateway-upstream-unreachable"),
+        "{list}"
+    );
+    assert!(list.lines().count() >= 10, "{list}");
+
+    let o = run(&[
+        "patterns",
+        "show",
+        "api/http-502-bad-gateway-upstream-unreachable",
+        "--lang",
+        "zh",
+        "--upstream",
+        "10.0.1.5:8080",
+    ]);
+    assert!(o.status.success());
+    let zh = stdout(&o);
+    assert!(zh.contains("502 错误网关:上游服务器不可达"), "{zh}");
+    assert!(
+        zh.contains("示例:`curl -I http://10.0.1.5:8080/health`"),
+        "{zh}"
+    );
+    assert!(zh.contains("无效做法"), "{zh}");
+
+    let o = run(&["patterns", "show", "no/such-entry"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("patterns list"));
+}
+
+#[test]
+fn garbage_and_binary_input_is_counted_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.log");
+    let mut bytes = b"2024/05/01 12:00:01 [error] 1#1: *5 connect() failed (111: Connection refused) while connecting to upstream, client: 10.0.0.1, server: _, request: \"GET / HTTP/1.1\", upstream: \"http://10.0.1.5:8080/\", host: \"x\"\n".to_vec();
+    bytes.extend_from_slice(b"\x00\x01\x02\xff\xfe binary \x1b[31m\n");
+    bytes.extend(std::iter::repeat_n(b'A', 200_000));
+    bytes.push(b'\n');
+    bytes.extend_from_slice(b"2024/05/01 12:00:02 [error] 1#1: *6 connect() failed (111: Connection refused) while connecting to upstream, client: 10.0.0.1, server: _, request: \"GET / HTTP/1.1\", upstream: \"http://10.0.1.5:8080/\", host: \"x\"");
+    std::fs::write(&path, bytes).unwrap();
+    let o = run(&[
+        "scan",
+        "--events",
+        "--json",
+        "--timezone",
+        "UTC",
+        path.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 2, "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("4 lines, 2 parsed, 2 unparsed (1 over the line limit)"),
+        "{err}"
+    );
+    assert!(err.contains("first unparsed: line 2"), "{err}");
+}
+
+#[test]
+fn unrecognised_files_and_bad_arguments_say_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "shopping list\nmilk\n").unwrap();
+    let o = run(&["scan", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--format"), "{}", stderr(&o));
+
+    let o = run(&["scan", "/nonexistent/access.log"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("opening /nonexistent/access.log"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = run(&[
+        "scan",
+        "--log-format",
+        "$status$request_time",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not separated"), "{}", stderr(&o));
+
+    let o = run(&["scan", "--timezone", "Mars/Olympus", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown time zone"), "{}", stderr(&o));
+}
+
+#[test]
+fn standard_input_and_empty_files() {
+    use std::io::Write;
+    let mut child = gatewatch()
+        .args(["scan", "--events", "--json", "--timezone", "UTC", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(std::fs::read(data("alb.log")).unwrap().as_slice())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 8);
+
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.log");
+    std::fs::write(&empty, "").unwrap();
+    let o = run(&["scan", "--format", "nginx_access", empty.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("0 lines"), "{}", stderr(&o));
+}

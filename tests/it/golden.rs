@@ -1,0 +1,145 @@
+//! `scan --events --json` over real-format lines of every format: the right cause, status,
+//! upstream and entry for every line. The expected files were checked line by line against
+//! DESIGN §2; the nginx ones are the logs of a real nginx 1.22.1 run (loopback addresses).
+
+use super::*;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use std::io::Write;
+
+/// Compares the events of `files` with an expected JSON-lines file, line by line, so a
+/// difference names the log line.
+fn check(files: &[&Path], extra: &[&str], expected: &str) {
+    let got = events(files, extra);
+    let want: Vec<serde_json::Value> = std::fs::read_to_string(data(expected))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), want.len(), "number of events");
+    for (g, w) in got.iter().zip(&want) {
+        // File names differ (absolute here, relative in the expected file, another name for
+        // the gzip copy); the format and line number say which file a line came from.
+        let strip = |v: &serde_json::Value| {
+            let mut v = v.clone();
+            v.as_object_mut().unwrap().remove("file");
+            v
+        };
+        assert_eq!(strip(g), strip(w));
+    }
+}
+
+#[test]
+fn nginx_error_log_every_signature() {
+    check(
+        &[&data("nginx_error.log")],
+        &[],
+        "nginx_error.expected.jsonl",
+    );
+}
+
+#[test]
+fn haproxy_httplog_tcplog_events_and_syslog_framings() {
+    check(&[&data("haproxy.log")], &[], "haproxy.expected.jsonl");
+}
+
+#[test]
+fn alb_entries_of_every_generation() {
+    check(&[&data("alb.log")], &[], "alb.expected.jsonl");
+}
+
+/// ALB logs arrive as `.log.gz`; gzip files with several members (concatenated) are read to
+/// the end.
+#[test]
+fn alb_gzip_with_several_members() {
+    let text = std::fs::read(data("alb.log")).unwrap();
+    let half = text
+        .iter()
+        .take(text.len() / 2)
+        .rposition(|&b| b == b'\n')
+        .unwrap()
+        + 1;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("123456789012_elasticloadbalancing_us-east-1_app.my-alb.abc_20250819T2135Z_10.0.0.1_x.log.gz");
+    let mut out = Vec::new();
+    for part in [&text[..half], &text[half..]] {
+        let mut gz = GzEncoder::new(Vec::new(), Compression::default());
+        gz.write_all(part).unwrap();
+        out.extend(gz.finish().unwrap());
+    }
+    std::fs::write(&path, out).unwrap();
+    check(&[&path], &[], "alb.expected.jsonl");
+}
+
+/// A real nginx's access log (a custom log_format with upstream fields) scanned together with
+/// its error log: 5xx lines without a cause of their own take the error log's.
+#[test]
+fn nginx_access_and_error_logs_are_joined() {
+    let log_format = std::fs::read_to_string(data("nginx_access_up.log_format")).unwrap();
+    check(
+        &[&data("nginx_access_up.log"), &data("nginx_error_up.log")],
+        &["--log-format", &log_format],
+        "nginx_up_joined.expected.jsonl",
+    );
+    // The same access log alone: those lines stay other_5xx.
+    let alone = events(
+        &[&data("nginx_access_up.log")],
+        &["--log-format", &log_format],
+    );
+    let reset = alone.iter().find(|e| e["line"] == 12).unwrap();
+    assert_eq!(reset["cause"], "other_5xx");
+    assert_eq!(reset["entry"], serde_json::Value::Null);
+}
+
+/// The `combined` format names no upstream: a 502 gets its cause and its upstream from the
+/// error log, matched on client and request line.
+#[test]
+fn combined_access_log_takes_cause_and_upstream_from_the_error_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let access = dir.path().join("access.log");
+    let error = dir.path().join("error.log");
+    std::fs::write(
+        &access,
+        concat!(
+            "203.0.113.7 - - [01/May/2024:12:00:01 +0000] \"GET /api/v1/orders HTTP/1.1\" 502 157 \"-\" \"curl/8.5.0\"\n",
+            "203.0.113.8 - - [01/May/2024:12:00:02 +0000] \"GET /ok HTTP/1.1\" 200 12 \"-\" \"curl/8.5.0\"\n",
+            "203.0.113.9 - - [01/May/2024:12:00:07 +0000] \"GET /crash HTTP/1.1\" 502 157 \"-\" \"curl/8.5.0\"\n",
+            "203.0.113.10 - - [01/May/2024:12:00:30 +0000] \"GET /lonely HTTP/1.1\" 502 157 \"-\" \"curl/8.5.0\"\n",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &error,
+        concat!(
+            "2024/05/01 12:00:01 [error] 2118#2118: *5 connect() failed (111: Connection refused) while connecting to upstream, client: 203.0.113.7, server: api.example.com, request: \"GET /api/v1/orders HTTP/1.1\", upstream: \"http://10.0.1.5:8080/api/v1/orders\", host: \"api.example.com\"\n",
+            "2024/05/01 12:00:07 [error] 2118#2118: *12 upstream prematurely closed connection while reading response header from upstream, client: 203.0.113.9, server: api.example.com, request: \"GET /crash HTTP/1.1\", upstream: \"http://10.0.1.8:8080/crash\", host: \"api.example.com\"\n",
+            "2024/05/01 12:00:20 [error] 2118#2118: *20 connect() failed (111: Connection refused) while connecting to upstream, client: 203.0.113.99, server: api.example.com, request: \"GET /other HTTP/1.1\", upstream: \"http://10.0.1.5:8080/other\", host: \"api.example.com\"\n",
+        ),
+    )
+    .unwrap();
+    // Error log first on the command line: the join does not depend on the order of files.
+    let ev = events(&[&error, &access], &[]);
+    let access_events: Vec<_> = ev
+        .iter()
+        .filter(|e| e["format"] == "nginx_access")
+        .collect();
+    let summary: Vec<(u64, &str, Option<&str>)> = access_events
+        .iter()
+        .map(|e| {
+            (
+                e["line"].as_u64().unwrap(),
+                e["cause"].as_str().unwrap(),
+                e["upstream"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "upstream_unreachable", Some("10.0.1.5:8080")),
+            (2, "ok", None),
+            (3, "upstream_reset", Some("10.0.1.8:8080")),
+            (4, "other_5xx", None),
+        ]
+    );
+}

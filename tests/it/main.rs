@@ -1,0 +1,77 @@
+//! gatewatch's integration tests: one test binary, one module per area.
+//!
+//! Tests that need a real nginx or HAProxy start them on loopback; outside CI they are skipped
+//! with a loud message when the server is not installed, in CI (`CI=true`) that is a failure.
+
+mod cli;
+mod detect;
+mod golden;
+mod kb;
+mod props;
+mod real_nginx;
+mod upstreams;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The gatewatch binary built for these tests.
+pub fn gatewatch() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gatewatch"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+/// Runs gatewatch and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    gatewatch().args(args).output().expect("gatewatch runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A file of the test data.
+pub fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// `scan --events --json` over files, parsed into JSON values.
+pub fn events(files: &[&Path], extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args: Vec<String> = vec!["scan".into(), "--events".into(), "--json".into()];
+    args.extend(["--timezone".into(), "UTC".into()]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend(files.iter().map(|p| p.display().to_string()));
+    let o = gatewatch().args(&args).output().expect("gatewatch runs");
+    assert!(o.status.success(), "scan failed: {}", stderr(&o));
+    stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// Whether a real server binary is available; outside CI a missing one skips the test loudly,
+/// in CI it fails the test.
+pub fn require(program: &str) -> Option<PathBuf> {
+    let found = ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.exists());
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!(
+                "{program} is not installed, and CI=true: the real-server tests must run in CI (scripts/test.sh installs it)"
+            );
+        }
+        eprintln!(
+            "\n!!!!!!!!!! SKIPPED: {program} is not installed; this real-server test did not run. \
+             Run scripts/test.sh (it installs {program}) to run it. !!!!!!!!!!\n"
+        );
+    }
+    found
+}
