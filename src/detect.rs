@@ -798,7 +798,8 @@ mod tests {
         };
         assert_eq!(inc.start_ms, 0);
         assert_eq!(inc.opened_ms, 27_000);
-        assert_eq!((inc.window_failures, inc.window_requests), (10, 28));
+        // One request per second: the seconds with a failure hold only that request.
+        assert_eq!((inc.window_failures, inc.window_requests), (10, 10));
         assert_eq!(inc.samples, ["line 0", "line 3", "line 6"]);
         assert_eq!(inc.vhosts.ranked(), [("api".to_string(), 10)]);
         assert_eq!(inc.cause, Cause::UpstreamUnreachable);
