@@ -204,9 +204,13 @@ pub struct Observation<'a> {
 #[derive(Clone, Debug)]
 struct Burst {
     start_ms: i64,
+    offset_secs: i32,
     last_ms: i64,
     failures: u64,
+    /// The upstream's request total before the first failure, and at the last one: the
+    /// requests of the burst are those in between.
     requests_at_start: u64,
+    requests_at_last: u64,
     peak: u32,
     causes: [u64; Cause::COUNT],
     statuses: Vec<(u16, u64)>,
@@ -216,12 +220,21 @@ struct Burst {
     sources: Vec<u16>,
 }
 
+/// What is fixed when an incident opens; the rest of it is the burst's running figures.
+#[derive(Clone, Copy, Debug)]
+struct Opened {
+    seq: u64,
+    opened_ms: i64,
+    window_failures: u32,
+    window_requests: u32,
+}
+
 #[derive(Clone, Debug)]
 struct Failing {
     entry: EntryId,
     ring: Ring,
     burst: Option<Burst>,
-    incident: Option<Incident>,
+    open: Option<Opened>,
     calm_since: Option<i64>,
 }
 
@@ -238,7 +251,7 @@ struct Upstream {
 
 impl Upstream {
     fn has_open_incident(&self) -> bool {
-        self.failing.iter().any(|f| f.incident.is_some())
+        self.failing.iter().any(|f| f.open.is_some())
     }
 }
 
@@ -292,11 +305,12 @@ impl Detector {
         self.upstreams.len()
     }
 
-    /// The incidents open now.
-    pub fn open_incidents(&self) -> impl Iterator<Item = &Incident> {
+    /// The incidents open now, as they stand.
+    pub fn open_incidents(&self) -> Vec<Incident> {
         self.upstreams
             .iter()
-            .flat_map(|u| u.failing.iter().filter_map(|f| f.incident.as_ref()))
+            .flat_map(|u| u.failing.iter().filter_map(move |f| build(u, f)))
+            .collect()
     }
 
     fn bucket(&self, ms: i64) -> i64 {
@@ -352,14 +366,14 @@ impl Detector {
                     entry,
                     ring: Ring::new(),
                     burst: None,
-                    incident: None,
+                    open: None,
                     calm_since: None,
                 });
                 up.failing.last_mut().expect("pushed")
             }
         };
         f.ring.advance(bucket);
-        if f.ring.total == 0 && f.incident.is_none() {
+        if f.ring.total == 0 && f.open.is_none() {
             // Nothing in the window: a new burst begins with this failure.
             f.burst = None;
         }
@@ -370,9 +384,11 @@ impl Detector {
         let requests_total = up.requests_total;
         let burst = f.burst.get_or_insert_with(|| Burst {
             start_ms: obs.time_ms,
+            offset_secs: obs.offset_secs,
             last_ms: obs.time_ms,
             failures: 0,
             requests_at_start: requests_total - obs.request as u64,
+            requests_at_last: requests_total,
             peak: 0,
             causes: [0; Cause::COUNT],
             statuses: Vec::new(),
@@ -382,6 +398,7 @@ impl Detector {
             sources: Vec::new(),
         });
         burst.failures += 1;
+        burst.requests_at_last = requests_total;
         burst.start_ms = burst.start_ms.min(obs.time_ms);
         burst.last_ms = burst.last_ms.max(obs.time_ms);
         burst.peak = burst.peak.max(f.ring.total);
@@ -410,11 +427,7 @@ impl Detector {
         f.calm_since = None;
 
         let failures = f.ring.total;
-        if let Some(inc) = &mut f.incident {
-            fill(inc, burst, up.requests_seen, requests_total);
-            return;
-        }
-        if failures < cfg.open_failures {
+        if f.open.is_some() || failures < cfg.open_failures {
             return;
         }
         // The share is taken over the seconds that had failures, so the healthy minute before
@@ -425,31 +438,19 @@ impl Detector {
         let share_ok = !requests_known || failed as f64 >= cfg.open_share * requests as f64;
         if share_ok {
             self.seq += 1;
-            let mut inc = Incident {
+            f.open = Some(Opened {
                 seq: self.seq,
-                entry,
-                upstream: String::from_utf8_lossy(name).into_owned(),
-                cause: obs.cause,
-                start_ms: burst.start_ms,
-                offset_secs: obs.offset_secs,
                 opened_ms: obs.time_ms,
-                end_ms: burst.last_ms,
-                closed_ms: None,
-                failures: 0,
-                requests: None,
                 window_failures: failures,
                 window_requests: if requests_known { requests } else { 0 },
-                peak_window_failures: 0,
-                causes: [0; Cause::COUNT],
-                statuses: Vec::new(),
-                vhosts: TopValues::default(),
-                paths: TopValues::default(),
-                samples: Vec::new(),
-                sources: Vec::new(),
-            };
-            fill(&mut inc, burst, up.requests_seen, requests_total);
-            out.push(Change::Opened(inc.clone()));
-            f.incident = Some(inc);
+            });
+            let up = &self.upstreams[i];
+            let f = up
+                .failing
+                .iter()
+                .find(|f| f.entry == entry)
+                .expect("just opened");
+            out.push(Change::Opened(build(up, f).expect("open incident")));
             self.open.push((Box::from(name), entry));
         }
     }
@@ -466,12 +467,14 @@ impl Detector {
         let upstreams = &mut self.upstreams;
         let index = &self.index;
         self.open.retain(|(name, entry)| {
-            let Some(up) = index.get(name).map(|&i| &mut upstreams[i]) else {
+            let Some(&i) = index.get(name) else {
                 return false;
             };
-            let Some(f) = up.failing.iter_mut().find(|f| f.entry == *entry) else {
+            let up = &mut upstreams[i];
+            let Some(k) = up.failing.iter().position(|f| f.entry == *entry) else {
                 return false;
             };
+            let f = &mut up.failing[k];
             f.ring.advance(bucket);
             if f.ring.total >= cfg.close_failures {
                 f.calm_since = None;
@@ -481,8 +484,10 @@ impl Detector {
             if now - since < cfg.quiet_ms {
                 return true;
             }
-            let mut inc = f.incident.take().expect("open incident");
+            let mut inc = build(up, &up.failing[k]).expect("open incident");
             inc.closed_ms = Some(now);
+            let f = &mut up.failing[k];
+            f.open = None;
             f.calm_since = None;
             if f.ring.total == 0 {
                 f.burst = None;
@@ -496,16 +501,18 @@ impl Detector {
     pub fn finish(&mut self, out: &mut Vec<Change>) {
         let now = self.now_ms;
         for (name, entry) in std::mem::take(&mut self.open) {
-            if let Some(&i) = self.index.get(&name)
-                && let Some(f) = self.upstreams[i]
-                    .failing
-                    .iter_mut()
-                    .find(|f| f.entry == entry)
-                && let Some(mut inc) = f.incident.take()
-            {
+            let Some(&i) = self.index.get(&name) else {
+                continue;
+            };
+            let up = &mut self.upstreams[i];
+            let Some(k) = up.failing.iter().position(|f| f.entry == entry) else {
+                continue;
+            };
+            if let Some(mut inc) = build(up, &up.failing[k]) {
                 inc.closed_ms = Some(now.max(inc.end_ms));
                 out.push(Change::Closed(inc));
             }
+            up.failing[k].open = None;
         }
     }
 
@@ -567,22 +574,35 @@ fn failing_buckets(failures: &Ring, requests: &Ring) -> (u32, u32) {
     (f_sum, r_sum)
 }
 
-/// Copies the burst's running figures into its incident.
-fn fill(inc: &mut Incident, b: &Burst, requests_seen: bool, requests_total: u64) {
-    inc.end_ms = b.last_ms;
-    inc.start_ms = b.start_ms;
-    inc.failures = b.failures;
-    inc.requests = requests_seen.then(|| requests_total - b.requests_at_start);
-    inc.peak_window_failures = b.peak;
-    inc.causes = b.causes;
-    inc.cause = dominant(&b.causes);
-    inc.statuses = b.statuses.clone();
-    inc.statuses
-        .sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    inc.vhosts = b.vhosts.clone();
-    inc.paths = b.paths.clone();
-    inc.samples = b.samples.clone();
-    inc.sources = b.sources.clone();
+/// The incident of an (entry, upstream) as it stands: `None` unless one is open.
+fn build(up: &Upstream, f: &Failing) -> Option<Incident> {
+    let (open, b) = (f.open?, f.burst.as_ref()?);
+    let mut statuses = b.statuses.clone();
+    statuses.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    Some(Incident {
+        seq: open.seq,
+        entry: f.entry,
+        upstream: String::from_utf8_lossy(&up.name).into_owned(),
+        cause: dominant(&b.causes),
+        start_ms: b.start_ms,
+        offset_secs: b.offset_secs,
+        opened_ms: open.opened_ms,
+        end_ms: b.last_ms,
+        closed_ms: None,
+        failures: b.failures,
+        requests: up
+            .requests_seen
+            .then(|| b.requests_at_last - b.requests_at_start),
+        window_failures: open.window_failures,
+        window_requests: open.window_requests,
+        peak_window_failures: b.peak,
+        causes: b.causes,
+        statuses,
+        vhosts: b.vhosts.clone(),
+        paths: b.paths.clone(),
+        samples: b.samples.clone(),
+        sources: b.sources.clone(),
+    })
 }
 
 fn dominant(causes: &[u64; Cause::COUNT]) -> Cause {
@@ -807,6 +827,7 @@ mod tests {
         let Some(Change::Closed(inc)) = out.last() else {
             panic!()
         };
+        // Requests from the first failure to the last one.
         assert_eq!((inc.failures, inc.requests), (10, Some(28)));
         assert_eq!(inc.end_ms, 27_000);
     }

@@ -525,20 +525,27 @@ impl AccessParser {
             vhost: f.host,
             ..Event::default()
         };
+        let mut last = None;
         if let Some(addrs) = addr_field {
             ev.upstreams = Span::of(line, addrs);
-            let last = upstream::last_item(addrs);
-            if last != b"-" && !last.is_empty() {
-                ev.upstream = Span::of(line, last);
+            // Nearly every line has a single upstream: no need to walk a list.
+            let l = if bytes::find_byte2(b',', b' ', addrs).is_none() {
+                addrs
+            } else {
+                upstream::last_item(addrs)
+            };
+            if l != b"-" && !l.is_empty() {
+                ev.upstream = Span::of(line, l);
             }
+            last = Some(l);
         }
         ev.cause = classify(
             status,
-            addr_field.map(upstream::last_item),
+            last,
             f.upstream_status.get(line),
             f.connect_time.get(line),
         );
-        let exact = line[end..].iter().all(|b| b.is_ascii_whitespace());
+        let exact = !whole || line[end..].iter().all(|b| b.is_ascii_whitespace());
         Ok((ev, exact))
     }
 

@@ -8,6 +8,7 @@ mod detect;
 mod golden;
 mod kb;
 mod props;
+mod real_haproxy;
 mod real_nginx;
 mod upstreams;
 

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Whole-process benchmark of `gatewatch scan` on a generated 2,000,000-line nginx access log
+# (gatewatch's log_format, with upstream fields and a burst of 502s), compared with
+# `rg -c ' 502 '` on the same file, plus peak memory on that file and on one four times larger.
+# Needs hyperfine and ripgrep (apt-get install hyperfine ripgrep).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lines=${LINES:-2000000}
+dir=${BENCH_DIR:-target/bench}
+mkdir -p "$dir"
+cargo build --release --quiet --bin gatewatch --example genlog
+gw=target/release/gatewatch
+log="$dir/access-$lines.log"
+if [ ! -s "$log" ]; then
+    target/release/examples/genlog --lines "$lines" --burst-at 300 --burst-for 60 > "$log"
+fi
+bytes=$(stat -c %s "$log")
+cat "$log" > /dev/null   # page cache: both tools read from memory
+echo "file: $log ($lines lines, $((bytes / 1000000)) MB)"
+
+hyperfine --style basic --warmup 2 --runs 10 --export-json "$dir/hyperfine.json" \
+    "$gw scan --timezone UTC $log" "rg -c ' 502 ' $log" >/dev/null
+
+python3 - "$dir/hyperfine.json" "$lines" "$bytes" <<'PY'
+import json, sys
+runs = json.load(open(sys.argv[1]))["results"]
+lines, size = int(sys.argv[2]), int(sys.argv[3])
+gw, rg = runs[0], runs[1]
+for r in runs:
+    m = r["median"]
+    print(f"{r['command'].split()[0].split('/')[-1]:>10}: median {m*1000:7.1f} ms  "
+          f"{lines/m/1e6:6.2f} M lines/s  {size/m/1e6:7.0f} MB/s  (min {r['min']*1000:.1f} ms, max {r['max']*1000:.1f} ms)")
+print(f"gatewatch scan runs at {rg['median']/gw['median']:.3f} of ripgrep's count speed "
+      f"(1/{gw['median']/rg['median']:.1f})")
+PY
+
+rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
+echo "peak RSS of gatewatch scan: $(rss "$gw" scan --timezone UTC "$log") KiB"
+big="$dir/access-x4.log"
+if [ ! -s "$big" ]; then
+    target/release/examples/genlog --lines $((lines * 4)) --burst-at 300 --burst-for 60 > "$big"
+fi
+echo "peak RSS on a file 4x larger ($(( $(stat -c %s "$big") / 1000000 )) MB): $(rss "$gw" scan --timezone UTC "$big") KiB"

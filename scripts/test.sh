@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine with only Rust and Python: installs the real
+# servers the end-to-end tests drive (nginx, HAProxy), then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "scripts/test.sh: installing ${missing[*]} for the end-to-end tests"
+    # Debian starts services it installs; the tests start their own instances on loopback.
+    created_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+        $sudo chmod +x /usr/sbin/policy-rc.d
+        created_policy=1
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
+        || { $sudo apt-get update -q && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"; }
+    [ "$created_policy" = 0 ] || $sudo rm -f /usr/sbin/policy-rc.d
+fi
+
+cargo test --all-targets
+cargo test --doc
