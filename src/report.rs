@@ -120,22 +120,20 @@ fn cause_phrase(c: Cause) -> &'static str {
 }
 
 /// The one-line headline: `502 burst: upstream 10.0.1.5:8080 unreachable — 143 of 372
-/// requests in 60 s`.
-pub fn headline(inc: &Incident, kb: &Kb, window_ms: i64) -> String {
+/// requests in 1m 0s`: the failures and requests of the burst so far, from its first failure
+/// to its last.
+pub fn headline(inc: &Incident, kb: &Kb) -> String {
     let status = inc
         .statuses
         .first()
         .map(|(s, _)| *s)
         .or_else(|| kb.get(inc.entry).statuses.first().copied())
         .map_or_else(|| "5xx".to_string(), |s| format!("{s:03}"));
-    let secs = window_ms / 1000;
-    let counts = if inc.window_requests > 0 {
-        format!(
-            "{} of {} requests in {secs} s",
-            inc.window_failures, inc.window_requests
-        )
-    } else {
-        format!("{} failures in {secs} s", inc.window_failures)
+    // The burst so far: from its first failure to its last (at least a second).
+    let span = human_duration((inc.end_ms - inc.start_ms).max(1000));
+    let counts = match inc.requests {
+        Some(r) if r >= inc.failures => format!("{} of {r} requests in {span}", inc.failures),
+        _ => format!("{} failures in {span}", inc.failures),
     };
     format!(
         "{status} burst: upstream {} {} — {counts}",
@@ -158,7 +156,7 @@ pub fn incident_text(
         s,
         "incident {}: {} — {}",
         inc.seq,
-        headline(inc, kb, window_ms),
+        headline(inc, kb),
         entry.id
     );
     let end = inc.end_ms;
@@ -251,12 +249,13 @@ pub fn incident_json(
         "title": entry.title.en,
         "cause": inc.cause.as_str(),
         "upstream": inc.upstream,
-        "headline": headline(inc, kb, window_ms),
+        "headline": headline(inc, kb),
         "start": rfc3339(inc.start_ms, inc.offset_secs),
         "end": rfc3339(inc.end_ms, inc.offset_secs),
         "opened": rfc3339(inc.opened_ms, inc.offset_secs),
         "count": inc.failures,
         "requests": inc.requests,
+        "window_seconds": window_ms / 1000,
         "window_failures": inc.window_failures,
         "window_requests": inc.window_requests,
         "peak_window_failures": inc.peak_window_failures,

@@ -103,6 +103,11 @@ pub struct LogFormat {
     /// For a request that did not fail (status below 500), nothing after this field is
     /// needed: the time, the status and the upstream are read by then.
     ok_last: usize,
+    /// The last field followed by a literal with a `"`, and how many bytes of that literal
+    /// follow its last `"`. With the default escaping a `"` in a value is written `\x22`, so
+    /// the line's last `"` belongs to that literal: a request that did not fail can jump there
+    /// and skip the long quoted fields (referer, user agent) it does not need.
+    jump: Option<(usize, usize)>,
 }
 
 /// A `log_format` that cannot be used, with the reason.
@@ -196,12 +201,33 @@ impl LogFormat {
                 )
             })
             .unwrap_or(fields.len());
+        let status_at = fields.iter().position(|f| f.var == Var::Status);
+        let needed_for_ok = |f: &Field| {
+            matches!(
+                f.var,
+                Var::UpstreamAddr | Var::TimeLocal | Var::TimeIso8601 | Var::Msec
+            )
+        };
+        let jump = fields
+            .iter()
+            .rposition(|f| f.after.contains(&b'"'))
+            .filter(|_| escape == Escape::Default)
+            // Only fields an answered request does not need may be skipped.
+            .filter(|&j| {
+                status_at.is_some_and(|s| s < j && !fields[s + 1..=j].iter().any(needed_for_ok))
+            })
+            .map(|j| {
+                let after = &fields[j].after;
+                let q = after.iter().rposition(|&b| b == b'"').expect("has a quote");
+                (j, after.len() - q - 1)
+            });
         Ok(LogFormat {
             name: name.to_string(),
             escape,
             lead: lead.into_boxed_slice(),
             fields,
             ok_last,
+            jump,
         })
     }
 
@@ -221,10 +247,9 @@ impl LogFormat {
         }
         let mut pos = self.lead.len();
         let mut stop = usize::MAX;
-        for (i, f) in self.fields.iter().enumerate() {
-            if i > stop {
-                break;
-            }
+        let mut i = 0;
+        while i < self.fields.len() && i <= stop {
+            let f = &self.fields[i];
             let rest = &line[pos..];
             let len = if f.var == Var::TimeLocal {
                 if rest.len() < 26 {
@@ -251,6 +276,20 @@ impl LogFormat {
                     let v = &line[pos..pos + len];
                     if !(whole || v.first() == Some(&b'5') || v == b"009") {
                         stop = self.ok_last;
+                        if let Some((j, tail)) = self.jump
+                            && j > i
+                            && j < stop
+                            && let Some(q) = memchr::memrchr(b'"', line)
+                            && q > pos + len
+                            && has_prefix(
+                                &line[q + 1..],
+                                &self.fields[j].after[self.fields[j].after.len() - tail..],
+                            )
+                        {
+                            pos = q + 1 + tail;
+                            i = j + 1;
+                            continue;
+                        }
                     }
                 }
                 Var::UpstreamAddr => out.upstream_addr = span,
@@ -264,6 +303,7 @@ impl LogFormat {
                 Var::UpstreamOther | Var::Other => {}
             }
             pos += len + f.after.len();
+            i += 1;
         }
         Ok(pos)
     }
