@@ -28,16 +28,9 @@ fn generate(dir: &Path, n: usize, burst: Option<Burst>) -> (PathBuf, PathBuf) {
     (access, error)
 }
 
-fn incidents(files: &[&Path]) -> Vec<serde_json::Value> {
-    let mut args = vec!["scan", "--json", "--timezone", "UTC"];
+fn incidents_in(files: &[&Path]) -> Vec<serde_json::Value> {
     let names: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
-    args.extend(names.iter().map(String::as_str));
-    let o = run(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    stdout(&o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    incidents(&names.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 #[test]
@@ -54,7 +47,7 @@ fn a_burst_of_unreachable_502s_is_one_incident_with_the_right_entry() {
             share: 0.9,
         }),
     );
-    let found = incidents(&[&access]);
+    let found = incidents_in(&[&access]);
     assert_eq!(found.len(), 1, "{found:#?}");
     let inc = &found[0];
     assert_eq!(inc["entry"], UNREACHABLE);
@@ -86,7 +79,7 @@ fn normal_traffic_has_no_incident() {
     let dir = tempfile::tempdir().unwrap();
     let (access, error) = generate(dir.path(), 60_000, None);
     assert_eq!(
-        incidents(&[&access, &error]),
+        incidents_in(&[&access, &error]),
         Vec::<serde_json::Value>::new()
     );
 }
@@ -110,7 +103,7 @@ fn a_timeout_burst_is_not_an_unreachable_incident() {
         .replace("502 157 ", "504 167 ")
         .replace(" 502 - - 0.000 0.001", " 504 0.001 - 60.001 60.002");
     std::fs::write(&access, text).unwrap();
-    let found = incidents(&[&access]);
+    let found = incidents_in(&[&access]);
     assert_eq!(found.len(), 1, "{found:#?}");
     assert_eq!(found[0]["cause"], "upstream_timeout");
     assert_eq!(found[0]["entry"], "nginx/upstream-timed-out");
@@ -127,10 +120,10 @@ fn the_error_log_alone_finds_the_burst_and_both_logs_count_each_failure_once() {
         share: 1.0,
     };
     let (access, error) = generate(dir.path(), 24_000, Some(burst));
-    let alone = incidents(&[&error]);
+    let alone = incidents_in(&[&error]);
     assert_eq!(alone.len(), 1, "{alone:#?}");
     assert_eq!(alone[0]["upstream"], "10.0.1.7:8080");
-    let both = incidents(&[&access, &error]);
+    let both = incidents_in(&[&access, &error]);
     assert_eq!(both.len(), 1, "{both:#?}");
     // The same failures, counted once although each is in both logs.
     assert_eq!(both[0]["count"], alone[0]["count"]);

@@ -56,6 +56,28 @@ pub fn events(files: &[&Path], extra: &[&str]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `scan --json` with these arguments: the incidents found.
+pub fn incidents(args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["scan", "--json", "--timezone", "UTC"];
+    all.extend_from_slice(args);
+    let o = run(&all);
+    assert!(o.status.success(), "scan failed: {}", stderr(&o));
+    stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// A server process started by a test; killed when the test ends, however it ends.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Whether a real server binary is available; outside CI a missing one skips the test loudly,
 /// in CI it fails the test.
 pub fn require(program: &str) -> Option<PathBuf> {

@@ -7,21 +7,10 @@ use super::*;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::UdpSocket;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-struct Haproxy {
-    child: Child,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Receives syslog datagrams into a file, one per line, until stopped.
 fn syslog_sink(
@@ -119,7 +108,7 @@ fn haproxy_logs_of_real_failures_get_their_causes_in_every_framing() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("haproxy starts");
-    let guard = Haproxy { child };
+    let guard = Running(child);
     assert!(
         upstreams::wait_for_port(listen),
         "haproxy did not start listening on {listen}"
@@ -192,24 +181,12 @@ fn haproxy_logs_of_real_failures_get_their_causes_in_every_framing() {
             "{file}: {events_seen:?}\n{text}"
         );
 
-        let o = run(&[
-            "scan",
-            "--json",
-            "--timezone",
-            "UTC",
-            "--format",
-            "haproxy",
-            path.to_str().unwrap(),
-        ]);
-        let incidents: Vec<serde_json::Value> = stdout(&o)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        let burst: Vec<_> = incidents
+        let found = incidents(&["--format", "haproxy", path.to_str().unwrap()]);
+        let burst: Vec<_> = found
             .iter()
             .filter(|i| i["upstream"] == "refused/web1")
             .collect();
-        assert_eq!(burst.len(), 1, "{file}: {incidents:#?}");
+        assert_eq!(burst.len(), 1, "{file}: {found:#?}");
         assert_eq!(
             burst[0]["entry"],
             "api/http-502-bad-gateway-upstream-unreachable"

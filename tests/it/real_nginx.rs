@@ -4,18 +4,7 @@
 use super::upstreams::{self, get};
 use super::*;
 use std::collections::BTreeMap;
-use std::process::{Child, Stdio};
-
-struct Nginx {
-    child: Child,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use std::process::Stdio;
 
 const JSON_FORMAT: &str = r#"'{"time":"$time_iso8601","remote_addr":"$remote_addr","request":"$request","status":$status,"host":"$host","upstream_addr":"$upstream_addr","upstream_status":"$upstream_status","upstream_connect_time":"$upstream_connect_time"}'"#;
 
@@ -98,7 +87,7 @@ fn nginx_logs_of_real_failures_get_their_causes_and_a_burst_is_found() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("nginx starts");
-    let _guard = Nginx { child };
+    let _guard = Running(child);
     assert!(
         upstreams::wait_for_port(listen),
         "nginx did not start listening on {listen}"
@@ -207,24 +196,13 @@ fn nginx_logs_of_real_failures_get_their_causes_and_a_burst_is_found() {
     );
 
     // The burst is one incident on the refused upstream, with the unreachable entry.
-    let o = run(&[
-        "scan",
-        "--json",
-        "--timezone",
-        "UTC",
-        access.to_str().unwrap(),
-        error.to_str().unwrap(),
-    ]);
-    let incidents: Vec<serde_json::Value> = stdout(&o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let found = incidents(&[access.to_str().unwrap(), error.to_str().unwrap()]);
     let refused = u.refused[0].to_string();
-    let burst: Vec<_> = incidents
+    let burst: Vec<_> = found
         .iter()
         .filter(|i| i["upstream"] == refused.as_str())
         .collect();
-    assert_eq!(burst.len(), 1, "{incidents:#?}");
+    assert_eq!(burst.len(), 1, "{found:#?}");
     assert_eq!(
         burst[0]["entry"],
         "api/http-502-bad-gateway-upstream-unreachable"
