@@ -20,6 +20,9 @@ use rustc_hash::FxHashMap;
 /// Buckets per window: the window slides in steps of `window / BUCKETS`.
 const BUCKETS: usize = 60;
 
+/// Upstreams remembered for lookups without hashing.
+const RECENT: usize = 8;
+
 /// Detector settings (`[detect]` in the config).
 #[derive(Clone, Debug, PartialEq)]
 pub struct DetectConfig {
@@ -274,6 +277,10 @@ pub struct Detector {
     /// Upstream name → index in `upstreams`.
     index: FxHashMap<Box<[u8]>, usize>,
     upstreams: Vec<Upstream>,
+    /// The upstreams looked up last: a proxy has few, and comparing a name with a handful of
+    /// recent ones is cheaper than hashing it.
+    recent: [usize; RECENT],
+    recent_next: usize,
     /// Keys with an open incident.
     open: Vec<(Box<[u8]>, EntryId)>,
     now_ms: i64,
@@ -289,6 +296,8 @@ impl Detector {
             bucket_ms,
             index: FxHashMap::default(),
             upstreams: Vec::new(),
+            recent: [usize::MAX; RECENT],
+            recent_next: 0,
             open: Vec::new(),
             now_ms: i64::MIN,
             seq: 0,
@@ -327,8 +336,8 @@ impl Detector {
             self.now_ms = obs.time_ms;
         }
         let bucket = self.bucket(obs.time_ms);
-        let i = match self.index.get(name) {
-            Some(&i) => i,
+        let i = match self.lookup(name) {
+            Some(i) => i,
             None => {
                 if !self.make_room() {
                     self.stats.dropped += 1;
@@ -455,6 +464,22 @@ impl Detector {
         }
     }
 
+    /// The index of an upstream: one of the recent ones, else from the map (then remembered).
+    #[inline]
+    fn lookup(&mut self, name: &[u8]) -> Option<usize> {
+        for &i in &self.recent {
+            if let Some(u) = self.upstreams.get(i)
+                && crate::parse::bytes::eq(&u.name, name)
+            {
+                return Some(i);
+            }
+        }
+        let i = *self.index.get(name)?;
+        self.recent[self.recent_next] = i;
+        self.recent_next = (self.recent_next + 1) % RECENT;
+        Some(i)
+    }
+
     /// Moves event time to `now_ms` and closes the incidents that have been calm for the quiet
     /// period. Call it as time passes, also when no events arrive.
     pub fn advance(&mut self, now_ms: i64, out: &mut Vec<Change>) {
@@ -545,6 +570,7 @@ impl Detector {
             }
         });
         self.index.clear();
+        self.recent = [usize::MAX; RECENT];
         for (i, u) in self.upstreams.iter().enumerate() {
             self.index.insert(u.name.clone(), i);
         }
