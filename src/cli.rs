@@ -5,7 +5,6 @@ use crate::config::Config;
 use crate::detect::{Change, Incident};
 use crate::error::{FileError, FileErrors};
 use crate::event::Format;
-use crate::join::JoinConfig;
 use crate::kb::{Kb, Lang, Source};
 use crate::parse::{LogFormat, ParserOptions};
 use crate::pipeline::{PipelineConfig, Settled, Sink};
@@ -433,7 +432,7 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         },
         pipeline: PipelineConfig {
             detect: cfg.detect.clone(),
-            join: Some(JoinConfig { ..cfg.join }),
+            join: Some(cfg.join),
         },
         ..ScanOptions::default()
     };

@@ -16,6 +16,7 @@
 //! - [`synth`] generates realistic traffic for benchmarks, tests and the demo.
 //! - [`report`] renders events, incidents and entries as text and JSON.
 //! - [`config`] reads and checks the configuration file.
+//! - [`tail`] follows a log file through rotation, truncation and restarts.
 //! - [`cli`] is the command line.
 //!
 //! Everything up to [`pipeline`] and [`report`] is pure: bytes and times in, values out; no IO,
@@ -34,4 +35,5 @@ pub mod pipeline;
 pub mod report;
 pub mod scan;
 pub mod synth;
+pub mod tail;
 pub mod time;

@@ -6,7 +6,7 @@ use crate::event::{Cause, Timestamp};
 use crate::kb::{Entry, Kb, Lang, Placeholders};
 use crate::pipeline::Settled;
 use std::fmt::Write as _;
-use std::io::{self, Write};
+use std::io::Write as _;
 
 /// Appends `s` to `out` as a JSON string (with quotes); invalid UTF-8 becomes U+FFFD.
 pub fn json_string(out: &mut Vec<u8>, s: &[u8]) {
@@ -356,9 +356,4 @@ pub fn entry_text(e: &Entry, lang: Lang, upstream: Option<&str>) -> String {
         let _ = writeln!(s, "  {d}");
     }
     s
-}
-
-/// Writes and flushes; a closed pipe (`| head`) ends the output quietly.
-pub fn write_all(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
-    out.write_all(bytes)
 }

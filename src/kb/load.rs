@@ -530,18 +530,18 @@ impl Kb {
                 ));
             }
         }
-        let positions: Vec<_> = compiled
-            .iter()
-            .map(|((e, ex, nm), src)| (e.id.clone(), ex.clone(), nm.clone(), *src))
-            .collect();
-        let kb = Kb::from_entries(compiled.into_iter().map(|((e, _, _), _)| e).collect());
-        for (id, example_at, near_at) in positions.iter().map(|(id, a, b, _)| (id, a, b)) {
-            let src = positions
-                .iter()
-                .find(|(i, ..)| i == id)
-                .map(|(.., s)| *s)
-                .expect("entry has a source");
-            let entry = kb.get(kb.find(id).expect("loaded entry"));
+        // Where each entry's examples stand in its file, by id, for the messages below.
+        let mut places: std::collections::HashMap<String, (&Source, Vec<usize>, Vec<usize>)> =
+            Default::default();
+        let mut entries = Vec::with_capacity(compiled.len());
+        for ((entry, example_at, near_at), src) in compiled {
+            places.insert(entry.id.clone(), (src, example_at, near_at));
+            entries.push(entry);
+        }
+        let kb = Kb::from_entries(entries);
+        for entry in kb.entries() {
+            let id = &entry.id;
+            let (src, example_at, near_at) = &places[id];
             let mut p = Problems {
                 file: &src.file,
                 text: &src.text,
@@ -562,15 +562,16 @@ impl Kb {
                 }
             }
             for (i, (ex, at)) in entry.near_misses.iter().zip(near_at).enumerate() {
-                match classify_example(&kb, ex) {
-                    Ok((cause, Some(got))) if got == *id => p.at(
+                if let Ok((cause, Some(got))) = classify_example(&kb, ex)
+                    && got == *id
+                {
+                    p.at(
                         *at,
                         format!(
                             "near miss {}: the line ({cause}) matches this entry, but must not",
                             i + 1
                         ),
-                    ),
-                    _ => {}
+                    );
                 }
             }
             errors.extend(p.errors);

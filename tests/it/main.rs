@@ -10,6 +10,7 @@ mod kb;
 mod props;
 mod real_haproxy;
 mod real_nginx;
+mod tail_model;
 mod upstreams;
 
 use std::path::{Path, PathBuf};
