@@ -38,6 +38,13 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Follow the logs live and alert (the daemon). Without a config file: the standard nginx
+    /// and HAProxy log paths that exist, alerts on standard error.
+    Run {
+        /// The config file [default: /etc/gatewatch/gatewatch.toml if it exists]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Read old logs (plain or .gz): parse every line, name the cause of every 5xx, find bursts.
     Scan(ScanArgs),
     /// Validate the configuration and every pattern file; exit 1 with file:line: message errors.
@@ -112,6 +119,7 @@ struct ScanArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run { config } => run_daemon(config),
         Command::Scan(args) => run_scan(args),
         Command::Check { config, patterns } => run_check(config, patterns),
         Command::Patterns {
@@ -215,6 +223,121 @@ pub fn load_kb(dirs: &[PathBuf]) -> Result<Kb, FileErrors> {
         read_pattern_dirs(dirs)?
     };
     Kb::load(&sources).map_err(FileErrors)
+}
+
+/// Standard log locations (Debian, Ubuntu, RHEL and derivatives), followed when no config file
+/// names sources.
+const STANDARD_LOGS: [(&str, Format); 3] = [
+    ("/var/log/nginx/access.log", Format::NginxAccess),
+    ("/var/log/nginx/error.log", Format::NginxError),
+    ("/var/log/haproxy.log", Format::Haproxy),
+];
+
+/// The built-in configuration: the standard logs that exist; state in systemd's state
+/// directory or /var/lib/gatewatch; alerts on standard error.
+fn builtin_config() -> Config {
+    let mut cfg = Config::default();
+    for (path, format) in STANDARD_LOGS {
+        if Path::new(path).exists() {
+            cfg.sources.push(crate::config::SourceConfig {
+                kind: crate::config::SourceKind::Log {
+                    path: path.to_string(),
+                    format,
+                },
+                log_format: None,
+                timezone: Zone::Local,
+                start_at: crate::config::StartAt::End,
+            });
+        }
+    }
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+        // systemd's StateDirectory= (several are separated by ':').
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        cfg.state_dir = PathBuf::from(first);
+    }
+    cfg
+}
+
+/// The configuration `run` uses, and where it came from.
+fn daemon_config(path: Option<&Path>) -> anyhow::Result<(Config, Arc<Kb>)> {
+    let explicit = path.is_some() || Path::new(DEFAULT_CONFIG).exists();
+    let cfg = if explicit {
+        load_config(path)?
+    } else {
+        let cfg = builtin_config();
+        crate::log!(
+            Info,
+            "no config file; following the standard log paths that exist",
+            config = DEFAULT_CONFIG,
+            sources = cfg.sources.len()
+        );
+        cfg
+    };
+    let kb = load_kb(&cfg.pattern_dirs)?;
+    Ok((cfg, Arc::new(kb)))
+}
+
+fn run_daemon(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (cfg, kb) = daemon_config(config.as_deref())?;
+    if cfg.sources.is_empty() {
+        anyhow::bail!(
+            "no log to follow: none of {} exists; name your logs in a config file ([[source]] path = …, format = …) and pass it with --config",
+            STANDARD_LOGS.map(|(p, _)| p).join(", ")
+        );
+    }
+    for s in &cfg.sources {
+        if let crate::config::SourceKind::Log { path, format } = &s.kind {
+            crate::log!(Info, "source", path = path, format = format);
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move {
+        let daemon = {
+            let cfg = cfg.clone();
+            tokio::task::spawn_blocking(move || crate::daemon::Daemon::start(&cfg, kb, Vec::new()))
+                .await??
+        };
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        crate::log!(Info, "ready", state = cfg.state_dir.display());
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    let _ = sd_notify::notify(&[
+                        sd_notify::NotifyState::Reloading,
+                        sd_notify::NotifyState::monotonic_usec_now()?,
+                    ]);
+                    match daemon_config(config.as_deref()) {
+                        Ok((cfg, kb)) => daemon.reload(cfg, kb),
+                        Err(e) => crate::log!(
+                            Error,
+                            "reload refused; the old configuration keeps running",
+                            error = format!("{e:#}")
+                        ),
+                    }
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+                }
+            }
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        crate::log!(Info, "stopping");
+        tokio::task::spawn_blocking(move || daemon.stop()).await??;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Reads a config file; `None` reads the default file if it exists.

@@ -9,7 +9,7 @@
 //! the lines after it wait too. Held lines are copied; lines pass straight through when nothing
 //! is waiting and they cannot take part in a join.
 
-use crate::event::{Event, Format, Kind};
+use crate::event::{Cause, Event, Format, Kind};
 use crate::kb::{EntryId, Kb};
 use crate::parse::upstream::UpstreamList;
 use std::collections::VecDeque;
@@ -26,6 +26,8 @@ pub struct Item {
     pub joined_upstream: Option<Box<[u8]>>,
     /// An error-log line that explained an access-log line (not counted on its own).
     pub consumed: bool,
+    /// For an access-log line joined with an error-log line: its cause before the join.
+    pub joined_from: Option<Cause>,
 }
 
 impl Item {
@@ -241,6 +243,7 @@ impl Joiner {
 /// Joins an access-log line with the error-log line that explains it.
 fn join_pair(access: &mut Item, error: &mut Item, kb: &Kb) {
     error.consumed = true;
+    access.joined_from = Some(access.ev.cause);
     // The error log says what happened; what the access line suggests on its own (a "-"
     // connect time) cannot tell a refused connection from a failed TLS handshake.
     {

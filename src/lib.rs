@@ -17,6 +17,9 @@
 //! - [`report`] renders events, incidents and entries as text and JSON.
 //! - [`config`] reads and checks the configuration file.
 //! - [`tail`] follows a log file through rotation, truncation and restarts.
+//! - [`state`] keeps reading positions and counters in one SQLite file.
+//! - [`daemon`] follows the configured logs live (`gatewatch run`).
+//! - [`log`] writes the daemon's own log for journald or a terminal.
 //! - [`cli`] is the command line.
 //!
 //! Everything up to [`pipeline`] and [`report`] is pure: bytes and times in, values out; no IO,
@@ -24,16 +27,19 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod detect;
 pub mod error;
 pub mod event;
 pub mod join;
 pub mod kb;
 pub mod lines;
+pub mod log;
 pub mod parse;
 pub mod pipeline;
 pub mod report;
 pub mod scan;
+pub mod state;
 pub mod synth;
 pub mod tail;
 pub mod time;

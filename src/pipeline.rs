@@ -20,6 +20,9 @@ pub struct Settled<'a> {
     pub upstream: Option<&'a [u8]>,
     /// An error-log line whose failure was counted through the access-log line it explains.
     pub consumed: bool,
+    /// An access-log line that took its cause (and perhaps its upstream) from the error log:
+    /// the cause it had on its own.
+    pub joined_from: Option<Cause>,
 }
 
 /// Receives what the pipeline produces.
@@ -159,6 +162,7 @@ impl Pipeline {
                     entry,
                     joined_upstream: None,
                     consumed: false,
+                    joined_from: None,
                 };
                 j.push(item, &self.kb, &mut |it| state.settle(&settled(&it), sink));
             }
@@ -171,6 +175,7 @@ impl Pipeline {
                     entry,
                     upstream: ev.upstream(line),
                     consumed: false,
+                    joined_from: None,
                 },
                 sink,
             ),
@@ -214,5 +219,6 @@ fn settled(it: &Item) -> Settled<'_> {
         entry: it.entry,
         upstream: it.upstream(),
         consumed: it.consumed,
+        joined_from: it.joined_from,
     }
 }

@@ -1,0 +1,757 @@
+//! `gatewatch run`: follows the configured logs live and feeds every line through the same
+//! pipeline as `scan`.
+//!
+//! One thread (the reader) owns the files, the parsers, the pipeline and the state file. It
+//! wakes when a watched folder changes (inotify, through `notify`) and at least once a second
+//! (the re-check that is the correctness baseline: events only make it fast). After each round
+//! of reading it commits, in one SQLite transaction, where reading stands and what the lines
+//! added to the counters — so a crash or `kill -9` neither loses nor repeats a line.
+
+use crate::config::{Config, SourceKind, StartAt};
+use crate::detect::Change;
+use crate::event::Format;
+use crate::kb::{Kb, Lang};
+use crate::log;
+use crate::parse::{Parser, ParserOptions};
+use crate::pipeline::{Pipeline, PipelineConfig, Settled, Sink};
+use crate::report;
+use crate::state::{Counters, State};
+use crate::tail::{Delivery, Notice, Start, Tailer};
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+/// How often every file is checked even without a file-system event.
+pub const RECHECK: Duration = Duration::from_secs(1);
+
+/// The longest line kept, in bytes; longer lines are counted and skipped.
+const MAX_LINE: usize = 64 * 1024;
+
+/// How long a rotated-away log is kept open after it stops growing: the proxy writes to it
+/// until it reopens its log (nginx: after `USR1` from logrotate's postrotate).
+const ROTATE_WAIT: Duration = Duration::from_secs(30);
+
+/// Messages to the reader thread.
+enum Wake {
+    /// A watched folder changed.
+    Fs,
+    Reload(Box<Config>, Arc<Kb>),
+    Stop,
+}
+
+/// One followed file.
+struct Followed {
+    tailer: Tailer,
+    parser: Option<Parser>,
+    format: Format,
+    opts: ParserOptions,
+    source: u16,
+    lines: u64,
+    unparsed: u64,
+}
+
+/// A configured source and the files it currently names (a glob names several).
+struct SourcePlan {
+    pattern: PathBuf,
+    format: Format,
+    opts: ParserOptions,
+    start: Start,
+}
+
+/// What the reader needs to print and count alerts, and to tell observers.
+struct Outputs {
+    kb: Arc<Kb>,
+    observers: Vec<Sender<Change>>,
+    console: bool,
+    lang: Lang,
+    window_ms: i64,
+}
+
+/// Where settled lines and incident changes go while reading.
+struct ReaderSink<'a> {
+    counters: &'a mut Counters,
+    out: &'a Outputs,
+    names: &'a [String],
+    /// The latest event time seen, and when it was seen (the event clock).
+    clock: &'a mut Option<(i64, Instant)>,
+}
+
+impl Sink for ReaderSink<'_> {
+    fn event(&mut self, s: &Settled<'_>) {
+        let Some(t) = s.ev.time else { return };
+        // Lines were counted as read; a join moves an access-log line to the cause (and
+        // upstream) the error log gave it.
+        if let Some(before) = s.joined_from {
+            let own = s.ev.upstream(s.line);
+            if before != s.ev.cause || own != s.upstream {
+                self.counters.adjust(t.ms, s.source, own, before, -1);
+                self.counters
+                    .adjust(t.ms, s.source, s.upstream, s.ev.cause, 1);
+            }
+        }
+    }
+
+    fn change(&mut self, change: Change) {
+        if self.out.console {
+            print_change(
+                &change,
+                &self.out.kb,
+                self.out.lang,
+                self.out.window_ms,
+                self.names,
+            );
+        }
+        match &change {
+            Change::Opened(i) => log!(
+                Warn,
+                "incident opened",
+                upstream = i.upstream,
+                cause = i.cause,
+                entry = self.out.kb.get(i.entry).id
+            ),
+            Change::Closed(i) => log!(
+                Info,
+                "incident resolved",
+                upstream = i.upstream,
+                cause = i.cause,
+                failures = i.failures
+            ),
+        }
+        for o in &self.out.observers {
+            let _ = o.send(change.clone());
+        }
+    }
+}
+
+/// The console channel: the alert, and the resolved note, on standard error.
+fn print_change(change: &Change, kb: &Kb, lang: Lang, window_ms: i64, names: &[String]) {
+    let text = match change {
+        Change::Opened(inc) => format!(
+            "=== ALERT ===\n{}",
+            report::incident_text(inc, kb, window_ms, names, lang)
+        ),
+        Change::Closed(inc) => format!(
+            "=== RESOLVED === {} — lasted {}\n",
+            report::headline(inc, kb),
+            report::human_duration(inc.end_ms - inc.start_ms)
+        ),
+    };
+    eprint!("{text}");
+}
+
+/// `*` and `?` in a file name.
+fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+    let (mut p, mut n) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while n < name.len() {
+        if p < pattern.len() && (pattern[p] == b'?' || pattern[p] == name[n]) {
+            p += 1;
+            n += 1;
+        } else if p < pattern.len() && pattern[p] == b'*' {
+            star = Some(p);
+            mark = n;
+            p += 1;
+        } else if let Some(s) = star {
+            p = s + 1;
+            mark += 1;
+            n = mark;
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// Rotated or compressed names a glob must not pick up, or their lines would be read twice:
+/// `access.log.1`, `access.log.2.gz`, `access.log-20240501`.
+fn looks_rotated(name: &str) -> bool {
+    let compressed = [".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4"];
+    if compressed.iter().any(|c| name.ends_with(c)) {
+        return true;
+    }
+    let last = name.rsplit(['.', '-']).next().unwrap_or("");
+    !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit())
+}
+
+impl SourcePlan {
+    /// The files the source names now.
+    fn files(&self) -> Vec<PathBuf> {
+        let name = self
+            .pattern
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !name.contains(['*', '?']) {
+            return vec![self.pattern.clone()];
+        }
+        let dir = self.pattern.parent().unwrap_or(Path::new("."));
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut v: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                glob_match(name.as_bytes(), n.as_bytes()) && !looks_rotated(&n)
+            })
+            .map(|e| e.path())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// The reader thread's state.
+struct Reader {
+    state: State,
+    first_run: bool,
+    plans: Vec<SourcePlan>,
+    files: Vec<Followed>,
+    names: Vec<String>,
+    pipeline: Pipeline,
+    counters: Counters,
+    clock: Option<(i64, Instant)>,
+    out: Outputs,
+    watched_dirs: Vec<PathBuf>,
+}
+
+impl Reader {
+    fn new(cfg: &Config, kb: Arc<Kb>, observers: Vec<Sender<Change>>) -> anyhow::Result<Reader> {
+        let (state, first_run) = State::open(&cfg.state_dir)?;
+        let mut plans = Vec::new();
+        for s in &cfg.sources {
+            match &s.kind {
+                SourceKind::Log {
+                    path,
+                    format: Format::Alb,
+                } => anyhow::bail!(
+                    "source {path}: reading ALB logs live (a folder of .log.gz or s3://) is not available yet; use `gatewatch scan` on the files"
+                ),
+                SourceKind::Log { path, format } => plans.push(SourcePlan {
+                    pattern: PathBuf::from(path),
+                    format: *format,
+                    opts: ParserOptions {
+                        zone: s.timezone.clone(),
+                        year: chrono::Datelike::year(&chrono::Utc::now()),
+                        log_format: s.log_format.clone(),
+                    },
+                    start: match s.start_at {
+                        StartAt::End if first_run => Start::End,
+                        _ => Start::Beginning,
+                    },
+                }),
+                SourceKind::Syslog { listen } => anyhow::bail!(
+                    "source {listen}: the syslog listener is not available yet; let rsyslog write HAProxy's log to a file and follow that file"
+                ),
+            }
+        }
+        anyhow::ensure!(
+            !plans.is_empty(),
+            "no log to follow: the configuration names no [[source]]"
+        );
+        // Joining needs an access log and an error log of nginx.
+        let has = |f: Format| plans.iter().any(|p| p.format == f);
+        let pipeline = Pipeline::new(
+            kb.clone(),
+            PipelineConfig {
+                detect: cfg.detect.clone(),
+                join: (has(Format::NginxAccess) && has(Format::NginxError)).then_some(cfg.join),
+            },
+        );
+        let mut r = Reader {
+            state,
+            first_run,
+            plans,
+            files: Vec::new(),
+            names: Vec::new(),
+            pipeline,
+            counters: Counters::default(),
+            clock: None,
+            out: Outputs {
+                kb,
+                observers,
+                console: cfg.channels.is_empty()
+                    || cfg
+                        .channels
+                        .iter()
+                        .any(|c| matches!(c.kind, crate::config::ChannelKind::Console)),
+                lang: cfg
+                    .channels
+                    .iter()
+                    .find(|c| matches!(c.kind, crate::config::ChannelKind::Console))
+                    .map_or(Lang::En, |c| c.lang),
+                window_ms: cfg.detect.window_ms,
+            },
+            watched_dirs: Vec::new(),
+        };
+        r.discover()?;
+        Ok(r)
+    }
+
+    /// Starts following files the sources name that are not followed yet.
+    fn discover(&mut self) -> anyhow::Result<()> {
+        let checkpoints = self.state.checkpoints()?;
+        for plan in &self.plans {
+            for path in plan.files() {
+                if self.files.iter().any(|f| f.tailer.path() == path) {
+                    continue;
+                }
+                anyhow::ensure!(
+                    self.names.len() < u16::MAX as usize,
+                    "too many files to follow"
+                );
+                let mine: Vec<_> = checkpoints
+                    .iter()
+                    .filter(|c| c.path == path)
+                    .cloned()
+                    .collect();
+                let mut notices = Vec::new();
+                let tailer = Tailer::new(
+                    path.clone(),
+                    &mine,
+                    plan.start,
+                    MAX_LINE,
+                    ROTATE_WAIT,
+                    &mut notices,
+                );
+                report_notices(&path, &notices);
+                log!(
+                    Info,
+                    "following",
+                    file = path.display(),
+                    format = plan.format,
+                    resumed = !mine.is_empty()
+                );
+                let source = self.names.len() as u16;
+                self.names.push(path.display().to_string());
+                self.files.push(Followed {
+                    tailer,
+                    parser: None,
+                    format: plan.format,
+                    opts: plan.opts.clone(),
+                    source,
+                    lines: 0,
+                    unparsed: 0,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads everything new in every file (in rounds of about a megabyte per file), committing
+    /// after each round. Returns the number of lines read.
+    fn read_all(&mut self) -> anyhow::Result<u64> {
+        let mut total = 0;
+        loop {
+            let (lines, more) = self.read_round();
+            total += lines;
+            if lines > 0 || !self.counters.is_empty() {
+                self.commit()?;
+            }
+            if !more {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn read_round(&mut self) -> (u64, bool) {
+        let Reader {
+            files,
+            pipeline,
+            counters,
+            out,
+            names,
+            clock,
+            ..
+        } = self;
+        let mut lines = 0;
+        let mut more = false;
+        for f in files.iter_mut() {
+            let mut notices = Vec::new();
+            let mut pending: Vec<Vec<u8>> = Vec::new();
+            let Followed {
+                tailer,
+                parser,
+                format,
+                opts,
+                source,
+                lines: count,
+                unparsed,
+            } = f;
+            let mut sink = ReaderSink {
+                counters,
+                out,
+                names,
+                clock,
+            };
+            let mut handle = |line: &[u8], parser: &mut Parser, sink: &mut ReaderSink<'_>| {
+                *count += 1;
+                match parser.parse(line) {
+                    Ok(mut ev) => {
+                        if ev.time.is_none() {
+                            ev.time = sink.clock.map(|(t, _)| crate::event::Timestamp::new(t, 0));
+                        }
+                        if let Some(t) = ev.time {
+                            sink.counters
+                                .add(t.ms, *source, ev.upstream(line), ev.cause);
+                            // The event clock moves with every line read, also with lines the
+                            // joiner holds back.
+                            if sink.clock.is_none_or(|(last, _)| t.ms > last) {
+                                *sink.clock = Some((t.ms, Instant::now()));
+                            }
+                        }
+                        pipeline.push(*source, *count, line, ev, sink);
+                    }
+                    Err(_) => *unparsed += 1,
+                }
+            };
+            let mut too_long = 0;
+            more |= tailer.poll(&mut notices, &mut |d| {
+                lines += 1;
+                let Delivery::Line(line) = d else {
+                    too_long += 1;
+                    return;
+                };
+                match parser {
+                    Some(p) => handle(line, p, &mut sink),
+                    // The format is recognised from the first lines of the file.
+                    None => pending.push(line.to_vec()),
+                }
+            });
+            if !pending.is_empty() {
+                let samples: Vec<&[u8]> = pending.iter().map(Vec::as_slice).collect();
+                let p = parser.insert(Parser::new(*format, opts, &samples));
+                log!(
+                    Info,
+                    "format",
+                    file = tailer.path().display(),
+                    layout = p.describe()
+                );
+                for line in &pending {
+                    handle(line, p, &mut sink);
+                }
+            }
+            *unparsed += too_long;
+            report_notices(tailer.path(), &notices);
+        }
+        (lines, more)
+    }
+
+    fn commit(&mut self) -> anyhow::Result<()> {
+        let paths: Vec<PathBuf> = self
+            .files
+            .iter()
+            .map(|f| f.tailer.path().to_path_buf())
+            .collect();
+        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+        let checkpoints: Vec<_> = self
+            .files
+            .iter()
+            .flat_map(|f| f.tailer.checkpoints())
+            .collect();
+        self.state
+            .commit(&refs, &checkpoints, &mut self.counters, &self.names)
+    }
+
+    /// Moves event time on by the wall-clock time since the last event, so bursts close and
+    /// held lines settle when the logs go quiet — without trusting that the proxy's clock (or
+    /// the configured zone of its lines) agrees with ours.
+    fn tick(&mut self) {
+        let Some((last, at)) = self.clock else { return };
+        let now = last + at.elapsed().as_millis() as i64;
+        let Reader {
+            pipeline,
+            counters,
+            out,
+            names,
+            clock,
+            ..
+        } = self;
+        let mut sink = ReaderSink {
+            counters,
+            out,
+            names,
+            clock,
+        };
+        pipeline.tick(now, &mut sink);
+    }
+
+    /// The folders to watch for file-system events.
+    fn dirs(&self) -> Vec<PathBuf> {
+        let mut d: Vec<PathBuf> = self
+            .plans
+            .iter()
+            .filter_map(|p| p.pattern.parent().map(Path::to_path_buf))
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    p
+                }
+            })
+            .collect();
+        d.sort();
+        d.dedup();
+        d
+    }
+}
+
+fn report_notices(path: &Path, notices: &[Notice]) {
+    for n in notices {
+        match n {
+            Notice::Opened { file, offset } => {
+                log!(Info, "reading", file = file.display(), offset = offset)
+            }
+            Notice::Rotated { old } => {
+                log!(Info, "rotated", file = path.display(), old_inode = old.ino)
+            }
+            Notice::Truncated { continued_in } => log!(
+                Warn,
+                "truncated",
+                file = path.display(),
+                continued_in = continued_in
+                    .as_ref()
+                    .map_or_else(|| "-".to_string(), |p| p.display().to_string())
+            ),
+            Notice::Lost { id, offset } => log!(
+                Warn,
+                "a file read before is gone; its unread lines cannot be read",
+                file = path.display(),
+                inode = id.ino,
+                offset = offset
+            ),
+            Notice::Closed { id } => {
+                log!(
+                    Info,
+                    "finished rotated file",
+                    file = path.display(),
+                    inode = id.ino
+                )
+            }
+            Notice::Error(e) => log!(Error, "read error", file = path.display(), error = e),
+        }
+    }
+}
+
+/// A running daemon.
+pub struct Daemon {
+    wake: Sender<Wake>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Daemon {
+    /// Starts following the configured logs. `observers` receive every incident change.
+    /// Returns once the first read of every file is done (everything already in the logs has
+    /// been read), which is when systemd is told the service is ready.
+    pub fn start(
+        cfg: &Config,
+        kb: Arc<Kb>,
+        observers: Vec<Sender<Change>>,
+    ) -> anyhow::Result<Daemon> {
+        let mut reader = Reader::new(cfg, kb, observers)?;
+        let (wake, rx) = mpsc::channel();
+        let watcher = watch(&reader.dirs(), wake.clone());
+        reader.read_all()?;
+        reader.watched_dirs = reader.dirs();
+        if reader.first_run {
+            log!(
+                Info,
+                "first run: state created",
+                state = reader.state.path().display()
+            );
+        }
+        let thread = std::thread::Builder::new()
+            .name("gatewatch-reader".into())
+            .spawn(move || {
+                let _watcher = watcher;
+                reader.run(rx)
+            })
+            .context("starting the reader thread")?;
+        Ok(Daemon {
+            wake,
+            thread: Some(thread),
+        })
+    }
+
+    /// Replaces the configuration and knowledge base (already checked). Files still named are
+    /// read on from where they are.
+    pub fn reload(&self, cfg: Config, kb: Arc<Kb>) {
+        let _ = self.wake.send(Wake::Reload(Box::new(cfg), kb));
+    }
+
+    /// Reads what is left, records where reading stands, and stops.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.wake.send(Wake::Stop);
+        match self.thread.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => anyhow::bail!("the reader thread panicked"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.wake.send(Wake::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Watches folders; events wake the reader. Without inotify (limits, NFS) the once-a-second
+/// re-check still finds everything.
+fn watch(dirs: &[PathBuf], wake: Sender<Wake>) -> Option<notify::RecommendedWatcher> {
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let handler = move |res: notify::Result<notify::Event>| {
+        let relevant = match res {
+            // Our own reads produce access events: ignore them, or reading would wake reading.
+            Ok(ev) => {
+                matches!(
+                    ev.kind,
+                    EventKind::Create(_)
+                        | EventKind::Modify(_)
+                        | EventKind::Remove(_)
+                        | EventKind::Other
+                ) || ev.need_rescan()
+            }
+            Err(_) => true,
+        };
+        if relevant {
+            let _ = wake.send(Wake::Fs);
+        }
+    };
+    let mut w = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            log!(
+                Warn,
+                "no file-system events; checking files every second",
+                error = e
+            );
+            return None;
+        }
+    };
+    for d in dirs {
+        if let Err(e) = w.watch(d, RecursiveMode::NonRecursive) {
+            log!(
+                Warn,
+                "cannot watch folder; checking it every second",
+                folder = d.display(),
+                error = e
+            );
+        }
+    }
+    Some(w)
+}
+
+impl Reader {
+    fn run(mut self, rx: Receiver<Wake>) -> anyhow::Result<()> {
+        let watchdog = sd_notify::watchdog_enabled();
+        let mut last_ping = Instant::now();
+        loop {
+            let mut stop = false;
+            let mut reload = None;
+            let mut msgs = Vec::new();
+            match rx.recv_timeout(RECHECK) {
+                Ok(m) => msgs.push(m),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => stop = true,
+            }
+            // Many events may have queued up during one read: one more read covers them all.
+            msgs.extend(rx.try_iter());
+            for m in msgs {
+                match m {
+                    Wake::Stop => stop = true,
+                    Wake::Reload(c, k) => reload = Some((c, k)),
+                    Wake::Fs => {}
+                }
+            }
+            if let Some((cfg, kb)) = reload {
+                self.reload(&cfg, kb)?;
+            }
+            if let Err(e) = self.discover() {
+                log!(Error, "looking for new files", error = format!("{e:#}"));
+            }
+            self.read_all()?;
+            self.tick();
+            if let Some(interval) = watchdog
+                && last_ping.elapsed() >= interval / 2
+            {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                last_ping = Instant::now();
+            }
+            if stop {
+                self.commit()?;
+                log!(
+                    Info,
+                    "stopped; reading positions saved",
+                    state = self.state.path().display()
+                );
+                return Ok(());
+            }
+        }
+    }
+
+    fn reload(&mut self, cfg: &Config, kb: Arc<Kb>) -> anyhow::Result<()> {
+        self.commit()?;
+        let observers = std::mem::take(&mut self.out.observers);
+        let fresh = Reader::new(cfg, kb, observers);
+        match fresh {
+            Ok(mut r) => {
+                r.first_run = false;
+                *self = r;
+                log!(Info, "configuration reloaded", sources = self.plans.len());
+            }
+            Err(e) => {
+                log!(
+                    Error,
+                    "reload refused; the old configuration keeps running",
+                    error = format!("{e:#}")
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the daemon until `shutdown` completes: the library form of `gatewatch run` (the
+/// command adds signals and reloading). `observers` receive every incident change.
+pub async fn run(
+    cfg: Config,
+    kb: Arc<Kb>,
+    observers: Vec<Sender<Change>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let daemon = tokio::task::spawn_blocking(move || Daemon::start(&cfg, kb, observers))
+        .await
+        .context("starting the daemon")??;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    log!(Info, "ready");
+    shutdown.await;
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    tokio::task::spawn_blocking(move || daemon.stop())
+        .await
+        .context("stopping the daemon")?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_names_and_skip_rotated_files() {
+        assert!(glob_match(b"*.log", b"access.log"));
+        assert!(glob_match(b"access?.log", b"access2.log"));
+        assert!(!glob_match(b"*.log", b"access.log.1"));
+        assert!(glob_match(b"*access*", b"my_access.log.1"));
+        for rotated in ["access.log.1", "access.log.2.gz", "access.log-20240501"] {
+            assert!(looks_rotated(rotated), "{rotated}");
+        }
+        for live in ["access.log", "api.example.com.log", "error.log"] {
+            assert!(!looks_rotated(live), "{live}");
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! The daemon's state: one SQLite file (`gatewatch.db` in the state directory) that a user can
+//! open with `sqlite3`. It holds where reading stopped in every file and the counters the lines
+//! added; both are written in one transaction, so after a crash or `kill -9` every line counts
+//! exactly once: lines read after the last commit are read again, and their counts were never
+//! committed.
+
+use crate::event::Cause;
+use crate::tail::{Checkpoint, FileId, Fingerprint, Role};
+use anyhow::Context;
+use rusqlite::{Connection, OptionalExtension, params};
+use rustc_hash::FxHashMap;
+use std::path::{Path, PathBuf};
+
+/// The state file's name inside the state directory.
+pub const FILE_NAME: &str = "gatewatch.db";
+
+/// The schema version this build writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS checkpoints (
+    path      TEXT    NOT NULL,   -- the configured path being followed
+    role      TEXT    NOT NULL,   -- 'current', or 'draining' for a rotated-away file
+    dev       INTEGER NOT NULL,
+    ino       INTEGER NOT NULL,
+    fp_len    INTEGER NOT NULL,   -- bytes of the file's start that identify it
+    fp_hash   INTEGER NOT NULL,   -- FNV-1a of those bytes
+    offset    INTEGER NOT NULL,   -- just after the last line read
+    updated   TEXT    NOT NULL,
+    PRIMARY KEY (path, dev, ino)
+);
+CREATE TABLE IF NOT EXISTS counters (
+    day       TEXT    NOT NULL,   -- YYYY-MM-DD of the line's own time (UTC)
+    hour      INTEGER NOT NULL,
+    source    TEXT    NOT NULL,
+    upstream  TEXT    NOT NULL,   -- '' when the line names none
+    cause     TEXT    NOT NULL,
+    count     INTEGER NOT NULL,
+    PRIMARY KEY (day, hour, source, upstream, cause)
+);
+";
+
+/// The key of a counter, as kept in memory between commits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct CounterKey {
+    day: i64,
+    hour: u8,
+    source: u16,
+    cause: Cause,
+}
+
+/// Counts of lines since the last commit, per day, hour, source, upstream and cause.
+#[derive(Debug, Default)]
+pub struct Counters {
+    counts: FxHashMap<CounterKey, FxHashMap<Box<[u8]>, i64>>,
+}
+
+impl Counters {
+    /// Counts one line. Allocates only for an upstream not yet counted since the last commit.
+    pub fn add(&mut self, time_ms: i64, source: u16, upstream: Option<&[u8]>, cause: Cause) {
+        self.adjust(time_ms, source, upstream, cause, 1);
+    }
+
+    /// Adds `delta` (negative to move a line counted under one cause to another).
+    pub fn adjust(
+        &mut self,
+        time_ms: i64,
+        source: u16,
+        upstream: Option<&[u8]>,
+        cause: Cause,
+        delta: i64,
+    ) {
+        let key = CounterKey {
+            day: time_ms.div_euclid(86_400_000),
+            hour: (time_ms.rem_euclid(86_400_000) / 3_600_000) as u8,
+            source,
+            cause,
+        };
+        let up = upstream.unwrap_or(b"");
+        let per = self.counts.entry(key).or_default();
+        match per.get_mut(up) {
+            Some(n) => *n += delta,
+            None => {
+                per.insert(Box::from(up), delta);
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+}
+
+/// The open state file.
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Current => "current",
+        Role::Draining => "draining",
+    }
+}
+
+fn day_name(day: i64) -> String {
+    chrono::DateTime::from_timestamp(day * 86_400, 0)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| format!("day-{day}"))
+}
+
+impl State {
+    /// Opens (or creates) the state file in `dir`. Returns the state and whether it was new
+    /// (gatewatch's first run with this state).
+    pub fn open(dir: &Path) -> anyhow::Result<(State, bool)> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the state directory {}", dir.display()))?;
+        let path = dir.join(FILE_NAME);
+        let existed = path.exists();
+        let conn = Connection::open(&path)
+            .with_context(|| format!("opening the state file {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Every commit reaches the disk: a checkpoint must never claim lines whose counts were
+        // lost.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            anyhow::bail!(
+                "{} was written by a newer gatewatch (schema {version}, this one knows {SCHEMA_VERSION}); upgrade gatewatch or move the file away",
+                path.display()
+            );
+        }
+        conn.execute_batch(SCHEMA)
+            .with_context(|| format!("creating the tables in {}", path.display()))?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        let new = !existed
+            || conn
+                .query_row("SELECT 1 FROM checkpoints LIMIT 1", [], |_| Ok(()))
+                .optional()?
+                .is_none()
+                && conn
+                    .query_row("SELECT 1 FROM counters LIMIT 1", [], |_| Ok(()))
+                    .optional()?
+                    .is_none();
+        Ok((State { conn, path }, new))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every saved checkpoint.
+    pub fn checkpoints(&self) -> anyhow::Result<Vec<Checkpoint>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT path, role, dev, ino, fp_len, fp_hash, offset FROM checkpoints ORDER BY path, role",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let role: String = r.get(1)?;
+            Ok(Checkpoint {
+                path: PathBuf::from(r.get::<_, String>(0)?),
+                role: if role == "current" {
+                    Role::Current
+                } else {
+                    Role::Draining
+                },
+                id: FileId {
+                    dev: r.get::<_, i64>(2)? as u64,
+                    ino: r.get::<_, i64>(3)? as u64,
+                },
+                fingerprint: Fingerprint {
+                    len: r.get::<_, i64>(4)? as u32,
+                    hash: r.get::<_, i64>(5)? as u64,
+                },
+                offset: r.get::<_, i64>(6)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records, in one transaction, where reading stands for the given paths (replacing what
+    /// was saved for them) and the counts of the lines read since the last commit.
+    pub fn commit(
+        &mut self,
+        paths: &[&Path],
+        checkpoints: &[Checkpoint],
+        counters: &mut Counters,
+        sources: &[String],
+    ) -> anyhow::Result<()> {
+        let now = chrono::Utc::now().to_rfc3339();
+        let tx = self.conn.transaction()?;
+        {
+            let mut del = tx.prepare_cached("DELETE FROM checkpoints WHERE path = ?1")?;
+            for p in paths {
+                del.execute(params![p.to_string_lossy()])?;
+            }
+            let mut ins = tx.prepare_cached(
+                "INSERT OR REPLACE INTO checkpoints (path, role, dev, ino, fp_len, fp_hash, offset, updated)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for c in checkpoints {
+                ins.execute(params![
+                    c.path.to_string_lossy(),
+                    role_name(c.role),
+                    c.id.dev as i64,
+                    c.id.ino as i64,
+                    c.fingerprint.len as i64,
+                    c.fingerprint.hash as i64,
+                    c.offset as i64,
+                    now,
+                ])?;
+            }
+            let mut up = tx.prepare_cached(
+                "INSERT INTO counters (day, hour, source, upstream, cause, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (day, hour, source, upstream, cause) DO UPDATE SET count = count + excluded.count",
+            )?;
+            for (k, per) in counters.counts.drain() {
+                let day = day_name(k.day);
+                let source = sources.get(k.source as usize).map_or("", String::as_str);
+                for (upstream, n) in per {
+                    if n == 0 {
+                        continue;
+                    }
+                    up.execute(params![
+                        day,
+                        k.hour,
+                        source,
+                        String::from_utf8_lossy(&upstream),
+                        k.cause.as_str(),
+                        n
+                    ])?;
+                }
+            }
+        }
+        tx.commit()
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        Ok(())
+    }
+
+    /// Lines counted for a source, per cause (for status and tests).
+    pub fn counts_by_cause(&self, source: &str) -> anyhow::Result<Vec<(String, u64)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT cause, SUM(count) FROM counters WHERE source = ?1 GROUP BY cause ORDER BY cause",
+        )?;
+        let rows = stmt.query_map(params![source], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_and_counters_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, new) = State::open(dir.path()).unwrap();
+        assert!(new);
+        let cp = Checkpoint {
+            path: PathBuf::from("/var/log/nginx/access.log"),
+            role: Role::Current,
+            id: FileId {
+                dev: 1,
+                ino: u64::MAX - 3,
+            },
+            fingerprint: Fingerprint {
+                len: 1024,
+                hash: u64::MAX,
+            },
+            offset: 12_345,
+        };
+        let mut counters = Counters::default();
+        for _ in 0..3 {
+            counters.add(
+                1_714_564_800_000,
+                0,
+                Some(b"10.0.1.5:8080"),
+                Cause::UpstreamUnreachable,
+            );
+        }
+        counters.add(1_714_564_800_000, 0, None, Cause::Ok);
+        let sources = vec!["access".to_string()];
+        s.commit(
+            &[&cp.path],
+            std::slice::from_ref(&cp),
+            &mut counters,
+            &sources,
+        )
+        .unwrap();
+        assert!(counters.is_empty());
+        counters.add(
+            1_714_564_801_000,
+            0,
+            Some(b"10.0.1.5:8080"),
+            Cause::UpstreamUnreachable,
+        );
+        s.commit(
+            &[&cp.path],
+            std::slice::from_ref(&cp),
+            &mut counters,
+            &sources,
+        )
+        .unwrap();
+        drop(s);
+        let (s, new) = State::open(dir.path()).unwrap();
+        assert!(!new);
+        assert_eq!(s.checkpoints().unwrap(), vec![cp]);
+        assert_eq!(
+            s.counts_by_cause("access").unwrap(),
+            [
+                ("ok".to_string(), 1),
+                ("upstream_unreachable".to_string(), 4)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(State::open(dir.path()).unwrap());
+        let c = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        let err = State::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("newer gatewatch"), "{err}");
+    }
+}

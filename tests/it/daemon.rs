@@ -1,0 +1,251 @@
+//! The daemon following live files: in-process and as a real process, detecting a burst
+//! appended to a live log; and killed with SIGKILL again and again while lines are written,
+//! after which every line has been counted once and none twice.
+
+use super::*;
+use gatewatch::detect::Change;
+use rusqlite::Connection;
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The time format of nginx's `$time_local`, for now.
+fn now_clf() -> String {
+    chrono::Utc::now()
+        .format("%d/%b/%Y:%H:%M:%S +0000")
+        .to_string()
+}
+
+fn access_line(client: u32, status: u16, upstream: &str, connect: &str) -> String {
+    format!(
+        "203.0.{}.{} - - [{}] \"GET /api/v1/orders HTTP/1.1\" {status} 157 \"-\" \"curl/8.5.0\" api.example.com {upstream} {status} {connect} - 0.000 0.001\n",
+        client / 256 % 256,
+        client % 256,
+        now_clf()
+    )
+}
+
+fn config(dir: &Path, start_at: &str) -> String {
+    format!(
+        r#"
+[[source]]
+path = "{d}/logs/access.log"
+format = "nginx_access"
+log_format = '{lf}'
+start_at = "{start_at}"
+
+[state]
+dir = "{d}/state"
+"#,
+        d = dir.display(),
+        lf = gatewatch::parse::nginx_access::GATEWATCH,
+    )
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+#[test]
+fn in_process_the_daemon_detects_a_burst_in_a_live_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let log = dir.path().join("logs/access.log");
+    // Old lines: on the first run an existing file is read from its end, so these are skipped.
+    append(&log, &access_line(1, 502, "10.0.1.5:8080", "-").repeat(50));
+    let cfg = gatewatch::config::Config::parse("gw.toml", &config(dir.path(), "end")).unwrap();
+    let kb = std::sync::Arc::new(gatewatch::cli::load_kb(&[]).unwrap());
+    let (tx, rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let daemon = rt.spawn(gatewatch::daemon::run(cfg, kb, vec![tx], async {
+        let _ = stop_rx.await;
+    }));
+    std::thread::sleep(Duration::from_millis(300));
+    // Healthy traffic, then the upstream refuses connections.
+    let mut text = String::new();
+    for i in 0..40 {
+        text.push_str(&access_line(i, 200, "10.0.1.5:8080", "0.001"));
+    }
+    append(&log, &text);
+    std::thread::sleep(Duration::from_millis(300));
+    let written = Instant::now();
+    let mut text = String::new();
+    for i in 0..30 {
+        text.push_str(&access_line(i, 502, "10.0.1.5:8080", "-"));
+    }
+    append(&log, &text);
+    let change = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("an incident opens");
+    let latency = written.elapsed();
+    let Change::Opened(inc) = change else {
+        panic!("{change:?}")
+    };
+    assert_eq!(inc.upstream, "10.0.1.5:8080");
+    assert_eq!(inc.cause, gatewatch::event::Cause::UpstreamUnreachable);
+    // Only the new burst counts: the 50 old failures were before the first run.
+    assert!(inc.failures <= 30, "{}", inc.failures);
+    assert!(latency < Duration::from_secs(3), "{latency:?}");
+    stop_tx.send(()).unwrap();
+    rt.block_on(daemon).unwrap().unwrap();
+    let db = Connection::open(dir.path().join("state/gatewatch.db")).unwrap();
+    let counted: i64 = db
+        .query_row("SELECT SUM(count) FROM counters", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        counted, 70,
+        "40 answered and 30 failed requests, the old 50 not at all"
+    );
+}
+
+/// Starts `gatewatch run`; its standard error is forwarded line by line.
+fn spawn(cfg: &Path) -> (Running, mpsc::Receiver<String>) {
+    let mut child = gatewatch()
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (Running(child), rx)
+}
+
+fn wait_for(rx: &mpsc::Receiver<String>, what: &str, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                let done = l.contains(what);
+                seen.push(l);
+                if done {
+                    return seen;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("no {what:?} within {timeout:?}; saw:\n{}", seen.join("\n"));
+}
+
+#[test]
+fn the_daemon_process_alerts_on_the_console_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let log = dir.path().join("logs/access.log");
+    let cfg_path = dir.path().join("gatewatch.toml");
+    std::fs::write(&cfg_path, config(dir.path(), "beginning")).unwrap();
+    let (mut proc, rx) = spawn(&cfg_path);
+    wait_for(&rx, "ready", Duration::from_secs(10));
+    let mut text = String::new();
+    for i in 0..25 {
+        text.push_str(&access_line(i, 502, "10.0.7.7:9000", "-"));
+    }
+    append(&log, &text);
+    let seen = wait_for(&rx, "=== ALERT ===", Duration::from_secs(10));
+    let rest = wait_for(&rx, "first step", Duration::from_secs(5));
+    let all = [seen, rest].concat().join("\n");
+    assert!(
+        all.contains("502 burst: upstream 10.0.7.7:9000 unreachable"),
+        "{all}"
+    );
+    assert!(all.contains("curl -I http://10.0.7.7:9000/health"), "{all}");
+    // SIGTERM: positions are saved, exit status 0.
+    unsafe_kill(proc.0.id(), "TERM");
+    let status = proc.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    wait_for(&rx, "stopped", Duration::from_secs(5));
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    let ok = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal} {pid}");
+}
+
+#[test]
+fn after_repeated_kill_9_every_line_is_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let log = dir.path().join("logs/access.log");
+    let cfg_path = dir.path().join("gatewatch.toml");
+    std::fs::write(&cfg_path, config(dir.path(), "beginning")).unwrap();
+    const LINES: u32 = 12_000;
+    // The writer: every line names its own upstream, so the counters show each line's count;
+    // the log is rotated (renamed away) every 2,500 lines, as logrotate does.
+    let writer = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for i in 0..LINES {
+                if i > 0 && i % 2_500 == 0 {
+                    std::fs::rename(&log, log.with_extension(format!("log.{}", i / 2_500)))
+                        .unwrap();
+                }
+                let up = format!("10.{}.{}.{}:80", i / 65_536, i / 256 % 256, i % 256);
+                append(&log, &access_line(i, 200, &up, "0.001"));
+                if i % 100 == 0 {
+                    std::thread::sleep(Duration::from_millis(40));
+                }
+            }
+        })
+    };
+    let mut kills = 0;
+    let mut rng = 0x9e37_79b9_u64;
+    while !writer.is_finished() && kills < 12 {
+        let (mut proc, _rx) = spawn(&cfg_path);
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(Duration::from_millis(100 + rng % 400));
+        proc.0.kill().unwrap(); // SIGKILL
+        proc.0.wait().unwrap();
+        kills += 1;
+    }
+    writer.join().unwrap();
+    // The last run reads everything left and stops cleanly.
+    let (mut proc, rx) = spawn(&cfg_path);
+    wait_for(&rx, "ready", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(1500));
+    unsafe_kill(proc.0.id(), "TERM");
+    assert!(proc.0.wait().unwrap().success());
+    assert!(kills >= 3, "the daemon was killed only {kills} times");
+
+    let db = Connection::open(dir.path().join("state/gatewatch.db")).unwrap();
+    let mut stmt = db
+        .prepare("SELECT upstream, SUM(count) FROM counters GROUP BY upstream")
+        .unwrap();
+    let counts: std::collections::BTreeMap<String, i64> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(
+        twice.is_empty(),
+        "counted other than once: {:?}",
+        &twice[..twice.len().min(10)]
+    );
+    assert_eq!(counts.len(), LINES as usize, "lines never counted");
+}
