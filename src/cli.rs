@@ -306,6 +306,21 @@ fn run_daemon(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             tokio::task::spawn_blocking(move || crate::daemon::Daemon::start(&cfg, kb, Vec::new()))
                 .await??
         };
+        let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let http = match cfg.http_listen {
+            Some(addr) => {
+                let listener = crate::http::bind(addr).await?;
+                crate::log!(Info, "serving /health and /metrics", listen = addr);
+                Some(tokio::spawn(crate::http::serve(
+                    listener,
+                    daemon.status(),
+                    async {
+                        let _ = http_stopped.await;
+                    },
+                )))
+            }
+            None => None,
+        };
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         crate::log!(Info, "ready", state = cfg.state_dir.display());
         let mut term = signal(SignalKind::terminate())?;
@@ -334,6 +349,10 @@ fn run_daemon(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         crate::log!(Info, "stopping");
+        let _ = http_stop.send(());
+        if let Some(h) = http {
+            h.await??;
+        }
         tokio::task::spawn_blocking(move || daemon.stop()).await??;
         Ok::<_, anyhow::Error>(())
     })?;

@@ -33,6 +33,40 @@ const MAX_LINE: usize = 64 * 1024;
 /// until it reopens its log (nginx: after `USR1` from logrotate's postrotate).
 const ROTATE_WAIT: Duration = Duration::from_secs(30);
 
+/// What the daemon is doing, for `/health`, `/metrics` and the status page; refreshed by the
+/// reader after every round.
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    pub files: Vec<FileStatus>,
+    /// Lines per cause since start.
+    pub causes: [u64; crate::event::Cause::COUNT],
+    pub open_incidents: Vec<crate::detect::Incident>,
+    pub incidents_opened: u64,
+    pub incidents_closed: u64,
+    /// Alerts per channel: sent, failed.
+    pub alerts: std::collections::BTreeMap<String, (u64, u64)>,
+    pub outbox_depth: u64,
+    /// When the reader last finished a round, and last committed.
+    pub round_at: Option<std::time::SystemTime>,
+    pub commit_at: Option<std::time::SystemTime>,
+    /// The last error, until a round succeeds again.
+    pub error: Option<String>,
+    pub upstreams_tracked: usize,
+    pub upstreams_evicted: u64,
+    pub late_events: u64,
+    pub started_at: Option<std::time::SystemTime>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FileStatus {
+    pub path: String,
+    pub format: String,
+    pub lines: u64,
+    pub unparsed: u64,
+    /// Bytes written but not read yet.
+    pub lag_bytes: u64,
+}
+
 /// Messages to the reader thread.
 enum Wake {
     /// A watched folder changed.
@@ -67,12 +101,15 @@ struct Outputs {
     console: bool,
     lang: Lang,
     window_ms: i64,
+    opened: u64,
+    closed: u64,
+    console_sent: u64,
 }
 
 /// Where settled lines and incident changes go while reading.
 struct ReaderSink<'a> {
     counters: &'a mut Counters,
-    out: &'a Outputs,
+    out: &'a mut Outputs,
     names: &'a [String],
     /// The latest event time seen, and when it was seen (the event clock).
     clock: &'a mut Option<(i64, Instant)>,
@@ -102,6 +139,11 @@ impl Sink for ReaderSink<'_> {
                 self.out.window_ms,
                 self.names,
             );
+            self.out.console_sent += 1;
+        }
+        match &change {
+            Change::Opened(_) => self.out.opened += 1,
+            Change::Closed(_) => self.out.closed += 1,
         }
         match &change {
             Change::Opened(i) => log!(
@@ -215,6 +257,8 @@ struct Reader {
     clock: Option<(i64, Instant)>,
     out: Outputs,
     watched_dirs: Vec<PathBuf>,
+    status: Arc<std::sync::Mutex<Status>>,
+    error: Option<String>,
 }
 
 impl Reader {
@@ -283,8 +327,16 @@ impl Reader {
                     .find(|c| matches!(c.kind, crate::config::ChannelKind::Console))
                     .map_or(Lang::En, |c| c.lang),
                 window_ms: cfg.detect.window_ms,
+                opened: 0,
+                closed: 0,
+                console_sent: 0,
             },
             watched_dirs: Vec::new(),
+            status: Arc::new(std::sync::Mutex::new(Status {
+                started_at: Some(std::time::SystemTime::now()),
+                ..Status::default()
+            })),
+            error: None,
         };
         r.discover()?;
         Ok(r)
@@ -478,6 +530,43 @@ impl Reader {
         pipeline.tick(now, &mut sink);
     }
 
+    /// Publishes what the daemon is doing.
+    fn publish(&self, committed: bool) {
+        let det = self.pipeline.detector();
+        let mut st = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        st.files = self
+            .files
+            .iter()
+            .map(|f| FileStatus {
+                path: f.tailer.path().display().to_string(),
+                format: f
+                    .parser
+                    .as_ref()
+                    .map_or_else(|| f.format.to_string(), Parser::describe),
+                lines: f.lines,
+                unparsed: f.unparsed,
+                lag_bytes: f.tailer.lag_bytes(),
+            })
+            .collect();
+        st.causes = self.pipeline.counts().0;
+        st.open_incidents = det.open_incidents();
+        st.incidents_opened = self.out.opened;
+        st.incidents_closed = self.out.closed;
+        if self.out.console {
+            st.alerts
+                .insert("console".into(), (self.out.console_sent, 0));
+        }
+        st.upstreams_tracked = det.tracked();
+        st.upstreams_evicted = det.stats.evicted;
+        st.late_events = det.stats.late;
+        let now = std::time::SystemTime::now();
+        st.round_at = Some(now);
+        if committed {
+            st.commit_at = Some(now);
+        }
+        st.error = self.error.clone();
+    }
+
     /// The folders to watch for file-system events.
     fn dirs(&self) -> Vec<PathBuf> {
         let mut d: Vec<PathBuf> = self
@@ -539,6 +628,7 @@ fn report_notices(path: &Path, notices: &[Notice]) {
 pub struct Daemon {
     wake: Sender<Wake>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+    status: Arc<std::sync::Mutex<Status>>,
 }
 
 impl Daemon {
@@ -554,7 +644,9 @@ impl Daemon {
         let (wake, rx) = mpsc::channel();
         let watcher = watch(&reader.dirs(), wake.clone());
         reader.read_all()?;
+        reader.publish(true);
         reader.watched_dirs = reader.dirs();
+        let status = reader.status.clone();
         if reader.first_run {
             log!(
                 Info,
@@ -572,7 +664,13 @@ impl Daemon {
         Ok(Daemon {
             wake,
             thread: Some(thread),
+            status,
         })
+    }
+
+    /// The shared status the reader refreshes after every round.
+    pub fn status(&self) -> Arc<std::sync::Mutex<Status>> {
+        self.status.clone()
     }
 
     /// Replaces the configuration and knowledge base (already checked). Files still named are
@@ -675,8 +773,28 @@ impl Reader {
             if let Err(e) = self.discover() {
                 log!(Error, "looking for new files", error = format!("{e:#}"));
             }
-            self.read_all()?;
+            // A failed round (the state file cannot be written: disk full, permissions) is
+            // retried in the next one; nothing read is lost meanwhile, it is held in memory.
+            let committed = match self.read_all() {
+                Ok(_) => {
+                    self.error = None;
+                    true
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    if self.error.as_deref() != Some(msg.as_str()) {
+                        log!(
+                            Error,
+                            "reading or saving state failed; retrying",
+                            error = msg
+                        );
+                    }
+                    self.error = Some(msg);
+                    false
+                }
+            };
             self.tick();
+            self.publish(committed);
             if let Some(interval) = watchdog
                 && last_ping.elapsed() >= interval / 2
             {
@@ -702,6 +820,10 @@ impl Reader {
         match fresh {
             Ok(mut r) => {
                 r.first_run = false;
+                r.status = self.status.clone();
+                r.out.opened = self.out.opened;
+                r.out.closed = self.out.closed;
+                r.out.console_sent = self.out.console_sent;
                 *self = r;
                 log!(Info, "configuration reloaded", sources = self.plans.len());
             }

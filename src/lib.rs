@@ -31,6 +31,7 @@ pub mod daemon;
 pub mod detect;
 pub mod error;
 pub mod event;
+pub mod http;
 pub mod join;
 pub mod kb;
 pub mod lines;

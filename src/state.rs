@@ -215,10 +215,10 @@ impl State {
                 "INSERT INTO counters (day, hour, source, upstream, cause, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (day, hour, source, upstream, cause) DO UPDATE SET count = count + excluded.count",
             )?;
-            for (k, per) in counters.counts.drain() {
+            for (k, per) in &counters.counts {
                 let day = day_name(k.day);
                 let source = sources.get(k.source as usize).map_or("", String::as_str);
-                for (upstream, n) in per {
+                for (upstream, &n) in per {
                     if n == 0 {
                         continue;
                     }
@@ -226,7 +226,7 @@ impl State {
                         day,
                         k.hour,
                         source,
-                        String::from_utf8_lossy(&upstream),
+                        String::from_utf8_lossy(upstream),
                         k.cause.as_str(),
                         n
                     ])?;
@@ -235,6 +235,8 @@ impl State {
         }
         tx.commit()
             .with_context(|| format!("writing {}", self.path.display()))?;
+        // Only now: if the commit failed, the counts stay for the next one.
+        counters.counts.clear();
         Ok(())
     }
 

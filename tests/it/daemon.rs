@@ -147,13 +147,41 @@ fn wait_for(rx: &mpsc::Receiver<String>, what: &str, timeout: Duration) -> Vec<S
     panic!("no {what:?} within {timeout:?}; saw:\n{}", seen.join("\n"));
 }
 
+/// `GET path` on the daemon's endpoint: (status code, body).
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let code = resp.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (code, body)
+}
+
 #[test]
 fn the_daemon_process_alerts_on_the_console_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("logs")).unwrap();
     let log = dir.path().join("logs/access.log");
     let cfg_path = dir.path().join("gatewatch.toml");
-    std::fs::write(&cfg_path, config(dir.path(), "beginning")).unwrap();
+    let http = super::upstreams::free_port();
+    std::fs::write(
+        &cfg_path,
+        format!(
+            "{}\n[http]\nlisten = \"{http}\"\n",
+            config(dir.path(), "beginning")
+        ),
+    )
+    .unwrap();
     let (mut proc, rx) = spawn(&cfg_path);
     wait_for(&rx, "ready", Duration::from_secs(10));
     let mut text = String::new();
@@ -169,6 +197,30 @@ fn the_daemon_process_alerts_on_the_console_and_stops_cleanly() {
         "{all}"
     );
     assert!(all.contains("curl -I http://10.0.7.7:9000/health"), "{all}");
+    // The HTTP endpoint: healthy, and the metrics count what was read.
+    assert_eq!(http_get(http, "/health"), (200, "ok\n".to_string()));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let metrics = loop {
+        let (code, body) = http_get(http, "/metrics");
+        assert_eq!(code, 200);
+        if body.contains("gatewatch_incidents_open 1") || Instant::now() > deadline {
+            break body;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let file = log.display().to_string();
+    for want in [
+        format!("gatewatch_lines_total{{file=\"{file}\"}} 25"),
+        format!("gatewatch_unparsed_lines_total{{file=\"{file}\"}} 0"),
+        "gatewatch_events_total{cause=\"upstream_unreachable\"} 25".to_string(),
+        "gatewatch_incidents_open 1".to_string(),
+        "gatewatch_alerts_sent_total{channel=\"console\"} 1".to_string(),
+        "gatewatch_outbox_depth 0".to_string(),
+        "gatewatch_up 1".to_string(),
+    ] {
+        assert!(metrics.contains(&want), "{want} missing from\n{metrics}");
+    }
+    assert_eq!(http_get(http, "/nothing").0, 404);
     // SIGTERM: positions are saved, exit status 0.
     unsafe_kill(proc.0.id(), "TERM");
     let status = proc.0.wait().unwrap();

@@ -29,7 +29,8 @@ fn ready_watchdog_reload_and_stop_are_announced() {
     let dir = tempfile::tempdir().unwrap();
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     std::fs::create_dir_all(dir.path().join("logs")).unwrap();
     std::fs::write(dir.path().join("logs/access.log"), "").unwrap();
     let cfg = dir.path().join("gatewatch.toml");
@@ -53,23 +54,50 @@ fn ready_watchdog_reload_and_stop_are_announced() {
 
     // An invalid configuration is refused: the daemon keeps running with the old one.
     std::fs::write(&cfg, "[[source]]\npath = 1\n").unwrap();
-    assert!(Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     let seen = until(&sock, "READY=1", Duration::from_secs(5));
-    assert!(seen.iter().any(|m| m.contains("RELOADING=1") && m.contains("MONOTONIC_USEC=")), "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|m| m.contains("RELOADING=1") && m.contains("MONOTONIC_USEC=")),
+        "{seen:?}"
+    );
     until(&sock, "WATCHDOG=1", Duration::from_secs(5));
 
     std::fs::write(&cfg, &good).unwrap();
-    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
     until(&sock, "STOPPING=1", Duration::from_secs(5));
     let status = proc.0.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let mut err = String::new();
     use std::io::Read;
-    proc.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    proc.0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     // Under journald: priority prefixes, no time stamps.
     assert!(err.lines().all(|l| l.starts_with('<')), "{err}");
-    assert!(err.contains("<3>reload refused; the old configuration keeps running"), "{err}");
-    assert!(err.contains("gatewatch.toml:2: invalid type"), "the refusal names the line: {err}");
+    assert!(
+        err.contains("<3>reload refused; the old configuration keeps running"),
+        "{err}"
+    );
+    assert!(
+        err.contains("gatewatch.toml:2: invalid type"),
+        "the refusal names the line: {err}"
+    );
 }
 
 #[test]

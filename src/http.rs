@@ -1,0 +1,283 @@
+//! The daemon's HTTP endpoint (`[http] listen`, off by default): `/health` for a load balancer
+//! or a monitoring check, `/metrics` in Prometheus's text format.
+
+use crate::daemon::Status;
+use crate::event::Cause;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+type Shared = Arc<Mutex<Status>>;
+
+/// How old the reader's last round may be before `/health` reports the daemon stuck.
+const STALE: Duration = Duration::from_secs(15);
+
+fn snapshot(s: &Shared) -> Status {
+    s.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// `None` when healthy, else why not.
+pub fn problem(st: &Status, now: SystemTime) -> Option<String> {
+    if let Some(e) = &st.error {
+        return Some(format!("reading or saving state fails: {e}"));
+    }
+    match st.round_at {
+        None => Some("not started".into()),
+        Some(t) if now.duration_since(t).unwrap_or_default() > STALE => Some(format!(
+            "the reader has not completed a round for {} s",
+            now.duration_since(t).unwrap_or_default().as_secs()
+        )),
+        Some(_) => None,
+    }
+}
+
+async fn health(State(s): State<Shared>) -> impl IntoResponse {
+    match problem(&snapshot(&s), SystemTime::now()) {
+        None => (StatusCode::OK, "ok\n".to_string()),
+        Some(p) => (StatusCode::SERVICE_UNAVAILABLE, format!("{p}\n")),
+    }
+}
+
+/// Escapes a label value for the text format.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn secs(t: Option<SystemTime>) -> f64 {
+    t.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The metrics in Prometheus's text exposition format.
+pub fn metrics_text(st: &Status) -> String {
+    let mut out = String::with_capacity(4096);
+    let head = |o: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    head(
+        &mut out,
+        "gatewatch_lines_total",
+        "counter",
+        "Lines read, per file.",
+    );
+    for f in &st.files {
+        let _ = writeln!(
+            out,
+            "gatewatch_lines_total{{file=\"{}\"}} {}",
+            label(&f.path),
+            f.lines
+        );
+    }
+    head(
+        &mut out,
+        "gatewatch_unparsed_lines_total",
+        "counter",
+        "Lines that did not parse (or were too long), per file.",
+    );
+    for f in &st.files {
+        let _ = writeln!(
+            out,
+            "gatewatch_unparsed_lines_total{{file=\"{}\"}} {}",
+            label(&f.path),
+            f.unparsed
+        );
+    }
+    head(
+        &mut out,
+        "gatewatch_read_lag_bytes",
+        "gauge",
+        "Bytes written to a file but not read yet.",
+    );
+    for f in &st.files {
+        let _ = writeln!(
+            out,
+            "gatewatch_read_lag_bytes{{file=\"{}\"}} {}",
+            label(&f.path),
+            f.lag_bytes
+        );
+    }
+    head(
+        &mut out,
+        "gatewatch_events_total",
+        "counter",
+        "Parsed lines per cause.",
+    );
+    for c in Cause::ALL {
+        let _ = writeln!(
+            out,
+            "gatewatch_events_total{{cause=\"{}\"}} {}",
+            c,
+            st.causes[c.index()]
+        );
+    }
+    head(
+        &mut out,
+        "gatewatch_incidents_open",
+        "gauge",
+        "Incidents open now.",
+    );
+    let _ = writeln!(out, "gatewatch_incidents_open {}", st.open_incidents.len());
+    head(
+        &mut out,
+        "gatewatch_incidents_opened_total",
+        "counter",
+        "Incidents opened since start.",
+    );
+    let _ = writeln!(
+        out,
+        "gatewatch_incidents_opened_total {}",
+        st.incidents_opened
+    );
+    head(
+        &mut out,
+        "gatewatch_incidents_closed_total",
+        "counter",
+        "Incidents closed since start.",
+    );
+    let _ = writeln!(
+        out,
+        "gatewatch_incidents_closed_total {}",
+        st.incidents_closed
+    );
+    head(
+        &mut out,
+        "gatewatch_alerts_sent_total",
+        "counter",
+        "Alerts delivered, per channel.",
+    );
+    for (ch, (sent, _)) in &st.alerts {
+        let _ = writeln!(
+            out,
+            "gatewatch_alerts_sent_total{{channel=\"{}\"}} {sent}",
+            label(ch)
+        );
+    }
+    head(
+        &mut out,
+        "gatewatch_alerts_failed_total",
+        "counter",
+        "Alert deliveries that failed, per channel.",
+    );
+    for (ch, (_, failed)) in &st.alerts {
+        let _ = writeln!(
+            out,
+            "gatewatch_alerts_failed_total{{channel=\"{}\"}} {failed}",
+            label(ch)
+        );
+    }
+    head(
+        &mut out,
+        "gatewatch_outbox_depth",
+        "gauge",
+        "Alerts waiting for delivery.",
+    );
+    let _ = writeln!(out, "gatewatch_outbox_depth {}", st.outbox_depth);
+    head(
+        &mut out,
+        "gatewatch_checkpoint_timestamp_seconds",
+        "gauge",
+        "When reading positions were last saved.",
+    );
+    let _ = writeln!(
+        out,
+        "gatewatch_checkpoint_timestamp_seconds {:.3}",
+        secs(st.commit_at)
+    );
+    head(
+        &mut out,
+        "gatewatch_upstreams_tracked",
+        "gauge",
+        "Upstreams whose windows are kept in memory.",
+    );
+    let _ = writeln!(out, "gatewatch_upstreams_tracked {}", st.upstreams_tracked);
+    head(
+        &mut out,
+        "gatewatch_upstreams_evicted_total",
+        "counter",
+        "Idle upstreams evicted to keep memory bounded.",
+    );
+    let _ = writeln!(
+        out,
+        "gatewatch_upstreams_evicted_total {}",
+        st.upstreams_evicted
+    );
+    head(
+        &mut out,
+        "gatewatch_late_events_total",
+        "counter",
+        "Lines older than their window when read.",
+    );
+    let _ = writeln!(out, "gatewatch_late_events_total {}", st.late_events);
+    head(
+        &mut out,
+        "gatewatch_up",
+        "gauge",
+        "1 while following the logs works, else 0 (see /health).",
+    );
+    let _ = writeln!(
+        out,
+        "gatewatch_up {}",
+        u8::from(problem(st, SystemTime::now()).is_none())
+    );
+    head(
+        &mut out,
+        "gatewatch_start_time_seconds",
+        "gauge",
+        "When the daemon started.",
+    );
+    let _ = writeln!(
+        out,
+        "gatewatch_start_time_seconds {:.3}",
+        secs(st.started_at)
+    );
+    out
+}
+
+async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics_text(&snapshot(&s)),
+    )
+}
+
+/// Serves until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    status: Shared,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .with_state(status);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// Binds the endpoint; a non-loopback address is allowed but logged loudly, since the metrics
+/// name upstreams and files.
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    if !addr.ip().is_loopback() {
+        crate::log!(
+            Warn,
+            "the HTTP endpoint listens beyond loopback; anyone who can reach it reads upstream names and files",
+            listen = addr
+        );
+    }
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("[http] listen = {addr}: {e}"))
+}
