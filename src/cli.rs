@@ -38,6 +38,13 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Watch the daemon at work: it follows nginx logs in a temporary folder while a minute of
+    /// traffic with an unreachable upstream is written into them, and alerts on the console.
+    Demo {
+        /// The folder for the logs and the state [default: a new one under the temporary folder]
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Follow the logs live and alert (the daemon). Without a config file: the standard nginx
     /// and HAProxy log paths that exist, alerts on standard error.
     Run {
@@ -120,6 +127,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => run_daemon(config),
+        Command::Demo { dir } => load_kb(&[])
+            .map_err(anyhow::Error::from)
+            .and_then(|kb| crate::demo::run(Arc::new(kb), dir))
+            .map(|()| ExitCode::SUCCESS),
         Command::Scan(args) => run_scan(args),
         Command::Check { config, patterns } => run_check(config, patterns),
         Command::Patterns {

@@ -19,6 +19,7 @@
 //! - [`tail`] follows a log file through rotation, truncation and restarts.
 //! - [`state`] keeps reading positions and counters in one SQLite file.
 //! - [`daemon`] follows the configured logs live (`gatewatch run`).
+//! - [`demo`] shows the daemon at work on generated traffic (`gatewatch demo`).
 //! - [`log`] writes the daemon's own log for journald or a terminal.
 //! - [`cli`] is the command line.
 //!
@@ -28,6 +29,7 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod detect;
 pub mod error;
 pub mod event;

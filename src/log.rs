@@ -40,7 +40,18 @@ fn journal() -> bool {
     *J.get_or_init(|| std::env::var_os("JOURNAL_STREAM").is_some())
 }
 
+static MAX: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(u8::MAX);
+
+/// Sets the most detailed level written (the demo keeps its console for the story).
+pub fn set_max_level(level: Level) {
+    MAX.store(level as u8, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn max_level() -> Level {
+    let set = MAX.load(std::sync::atomic::Ordering::Relaxed);
+    if set != u8::MAX {
+        return [Level::Error, Level::Warn, Level::Info, Level::Debug][set as usize];
+    }
     static L: OnceLock<Level> = OnceLock::new();
     *L.get_or_init(|| match std::env::var("GATEWATCH_LOG").as_deref() {
         Ok("debug") => Level::Debug,

@@ -213,6 +213,15 @@ pub fn incident_text(
             w.render(lang, Some(&ph))
         );
     }
+    if let Some(d) = entry.dead_ends.first() {
+        let _ = writeln!(
+            s,
+            "  not worth trying ({:.0} % fail): {} — {}",
+            d.fail_rate * 100.0,
+            d.name.get(lang),
+            d.why.get(lang)
+        );
+    }
     s
 }
 

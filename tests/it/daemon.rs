@@ -301,3 +301,24 @@ fn after_repeated_kill_9_every_line_is_counted_once() {
     );
     assert_eq!(counts.len(), LINES as usize, "lines never counted");
 }
+
+/// The README's first command: the daemon at work on a minute of generated traffic.
+#[test]
+fn the_demo_shows_an_alert_then_the_resolved_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(&["demo", "--dir", dir.path().to_str().unwrap()]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let alert = err.find("=== ALERT ===").expect("an alert");
+    let resolved = err.find("=== RESOLVED ===").expect("a resolved note");
+    assert!(alert < resolved, "{err}");
+    assert!(
+        err.contains("502 burst: upstream 10.0.1.5:8080 unreachable"),
+        "{err}"
+    );
+    assert!(err.contains("curl -I http://10.0.1.5:8080/health"), "{err}");
+    assert!(
+        err.contains("not worth trying (90 % fail): Restart the gateway"),
+        "{err}"
+    );
+}
