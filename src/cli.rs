@@ -236,30 +236,18 @@ pub fn load_kb(dirs: &[PathBuf]) -> Result<Kb, FileErrors> {
     Kb::load(&sources).map_err(FileErrors)
 }
 
-/// Standard log locations (Debian, Ubuntu, RHEL and derivatives), followed when no config file
-/// names sources.
-const STANDARD_LOGS: [(&str, Format); 3] = [
-    ("/var/log/nginx/access.log", Format::NginxAccess),
-    ("/var/log/nginx/error.log", Format::NginxError),
-    ("/var/log/haproxy.log", Format::Haproxy),
-];
-
-/// The built-in configuration: the standard logs that exist; state in systemd's state
-/// directory or /var/lib/gatewatch; alerts on standard error.
-fn builtin_config() -> Config {
+/// The built-in configuration: the logs nginx's configuration names (`nginx -T`) and the
+/// standard paths that exist; state in systemd's state directory or /var/lib/gatewatch; alerts
+/// on standard error. Also returns why each log was chosen, and notes.
+fn builtin_config() -> (Config, Vec<String>, Vec<String>) {
     let mut cfg = Config::default();
-    for (path, format) in STANDARD_LOGS {
-        if Path::new(path).exists() {
-            cfg.sources.push(crate::config::SourceConfig {
-                kind: crate::config::SourceKind::Log {
-                    path: path.to_string(),
-                    format,
-                },
-                log_format: None,
-                timezone: Zone::Local,
-                start_at: crate::config::StartAt::End,
-            });
+    let (found, notes) = crate::discover::discover(&Zone::Local);
+    let mut why = Vec::new();
+    for f in found {
+        if let crate::config::SourceKind::Log { path, format } = &f.source.kind {
+            why.push(format!("{path} ({format}): {}", f.why));
         }
+        cfg.sources.push(f.source);
     }
     if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
         // systemd's StateDirectory= (several are separated by ':').
@@ -271,7 +259,7 @@ fn builtin_config() -> Config {
             .to_string();
         cfg.state_dir = PathBuf::from(first);
     }
-    cfg
+    (cfg, why, notes)
 }
 
 /// The configuration `run` uses, and where it came from.
@@ -280,13 +268,19 @@ fn daemon_config(path: Option<&Path>) -> anyhow::Result<(Config, Arc<Kb>)> {
     let cfg = if explicit {
         load_config(path)?
     } else {
-        let cfg = builtin_config();
+        let (cfg, why, notes) = builtin_config();
         crate::log!(
             Info,
-            "no config file; following the standard log paths that exist",
+            "no config file; following the logs found on this machine",
             config = DEFAULT_CONFIG,
             sources = cfg.sources.len()
         );
+        for w in why {
+            crate::log!(Info, "found", log = w);
+        }
+        for n in notes {
+            crate::log!(Info, "note", note = n);
+        }
         cfg
     };
     let kb = load_kb(&cfg.pattern_dirs)?;
@@ -298,8 +292,7 @@ fn run_daemon(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let (cfg, kb) = daemon_config(config.as_deref())?;
     if cfg.sources.is_empty() {
         anyhow::bail!(
-            "no log to follow: none of {} exists; name your logs in a config file ([[source]] path = …, format = …) and pass it with --config",
-            STANDARD_LOGS.map(|(p, _)| p).join(", ")
+            "no log to follow: nginx's configuration names none and no standard log path exists; name your logs in a config file ([[source]] path = …, format = …) and pass it with --config"
         );
     }
     for s in &cfg.sources {
@@ -452,7 +445,19 @@ fn run_check(config: Option<PathBuf>, patterns: Vec<PathBuf>) -> anyhow::Result<
             cfg.sources.len(),
             cfg.channels.len()
         ),
-        None => println!("config: none found at {DEFAULT_CONFIG}; built-in defaults"),
+        None => {
+            println!("config: none found at {DEFAULT_CONFIG}; `gatewatch run` would follow:");
+            let (found, why, notes) = builtin_config();
+            if found.sources.is_empty() {
+                println!("  nothing: no log found (write a config file)");
+            }
+            for w in why {
+                println!("  {w}");
+            }
+            for n in notes {
+                println!("  note: {n}");
+            }
+        }
     }
     println!("ok");
     Ok(ExitCode::SUCCESS)

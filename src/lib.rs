@@ -20,6 +20,7 @@
 //! - [`state`] keeps reading positions and counters in one SQLite file.
 //! - [`daemon`] follows the configured logs live (`gatewatch run`).
 //! - [`demo`] shows the daemon at work on generated traffic (`gatewatch demo`).
+//! - [`discover`] finds the logs to follow without a config (`nginx -T`, standard paths).
 //! - [`log`] writes the daemon's own log for journald or a terminal.
 //! - [`cli`] is the command line.
 //!
@@ -31,6 +32,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod detect;
+pub mod discover;
 pub mod error;
 pub mod event;
 pub mod http;

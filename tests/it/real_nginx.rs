@@ -217,3 +217,71 @@ fn e_request(file: &Path, line: u64) -> String {
     let req = l.split('"').nth(1).unwrap();
     req.split(' ').nth(1).unwrap().to_string()
 }
+
+/// Zero-config start reads what nginx itself says its logs are (`nginx -T`, includes and all).
+#[test]
+fn nginx_t_of_a_real_configuration_names_its_logs_and_formats() {
+    let Some(nginx) = require("nginx") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    std::fs::create_dir_all(dir.path().join("sites")).unwrap();
+    std::fs::write(
+        dir.path().join("nginx.conf"),
+        format!(
+            r#"
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ }}
+http {{
+    log_format up '$remote_addr - $remote_user [$time_local] "$request" $status '
+                  '$body_bytes_sent "$http_referer" "$http_user_agent" $upstream_addr $upstream_status $upstream_connect_time';
+    access_log {d}/access.log up;
+    include {d}/sites/*.conf;
+}}
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("sites/api.conf"),
+        format!("server {{ listen 127.0.0.1:1; access_log {d}/api.log; }}\n"),
+    )
+    .unwrap();
+    let text = gatewatch::discover::nginx_t(&nginx, Some(&dir.path().join("nginx.conf")))
+        .expect("nginx -T runs");
+    let (found, _) = gatewatch::discover::from_nginx_config(&text, &gatewatch::time::Zone::Utc);
+    let got: Vec<String> = found
+        .iter()
+        .map(|f| match &f.source.kind {
+            gatewatch::config::SourceKind::Log { path, format } => format!(
+                "{path} {format} {}",
+                f.source.log_format.as_ref().map_or("-", |l| l.name())
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            format!("{d}/error.log nginx_error -"),
+            format!("{d}/access.log nginx_access up"),
+            format!("{d}/api.log nginx_access combined"),
+        ]
+    );
+    // The format read from nginx's configuration parses nginx's lines with upstream fields.
+    let up = found[1].source.log_format.clone().unwrap();
+    let mut p = gatewatch::parse::Parser::new(
+        gatewatch::event::Format::NginxAccess,
+        &gatewatch::parse::ParserOptions {
+            log_format: Some(up),
+            ..Default::default()
+        },
+        &[],
+    );
+    let ev = p
+        .parse(br#"10.0.0.1 - - [01/May/2024:12:00:00 +0000] "GET / HTTP/1.1" 502 157 "-" "ua" 10.0.1.5:8080 502 -"#)
+        .unwrap();
+    assert_eq!(ev.cause, gatewatch::event::Cause::UpstreamUnreachable);
+}
