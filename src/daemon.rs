@@ -113,11 +113,21 @@ struct ReaderSink<'a> {
     names: &'a [String],
     /// The latest event time seen, and when it was seen (the event clock).
     clock: &'a mut Option<(i64, Instant)>,
+    /// Count lines as they settle (ALB objects, read whole); followed files count them as
+    /// they are read, so the count is committed with the reading position.
+    count_settled: bool,
 }
 
 impl Sink for ReaderSink<'_> {
     fn event(&mut self, s: &Settled<'_>) {
         let Some(t) = s.ev.time else { return };
+        if self.count_settled {
+            self.counters.add(t.ms, s.source, s.upstream, s.ev.cause);
+            if self.clock.is_none_or(|(last, _)| t.ms > last) {
+                *self.clock = Some((t.ms, Instant::now()));
+            }
+            return;
+        }
         // Lines were counted as read; a join moves an access-log line to the cause (and
         // upstream) the error log gave it.
         if let Some(before) = s.joined_from {
@@ -245,12 +255,94 @@ impl SourcePlan {
     }
 }
 
+/// How often a folder of ALB objects is listed.
+const ALB_SCAN: Duration = Duration::from_secs(10);
+
+/// How long without new ALB lines before ALB incidents may close on the wall clock.
+const ALB_SILENCE: Duration = Duration::from_secs(15 * 60);
+
+/// A folder of ALB access-log objects (`*.log.gz`, as `aws s3 sync` leaves them). Every object
+/// is read once, whole, and recorded in the state with the counts its lines added.
+struct AlbFolder {
+    dir: PathBuf,
+    source: u16,
+    skip_existing: bool,
+    /// ALB logs arrive about five minutes late: they have their own pipeline and event clock,
+    /// which moves only with their lines.
+    pipeline: Pipeline,
+    clock: Option<(i64, Instant)>,
+    last_scan: Option<Instant>,
+    objects: u64,
+    lines: u64,
+    unparsed: u64,
+}
+
+/// The end of an ALB object's interval from its name (`…_20240501T1205Z_…`), for ordering.
+fn alb_end_time(name: &str) -> Option<&str> {
+    name.split('_').find(|p| {
+        let b = p.as_bytes();
+        b.len() == 14
+            && b[8] == b'T'
+            && b[13] == b'Z'
+            && b[..8].iter().chain(&b[9..13]).all(u8::is_ascii_digit)
+    })
+}
+
+/// The `.log.gz` objects below a folder, finished (unchanged for two seconds): (path below the
+/// folder, size).
+fn alb_objects(dir: &Path) -> Vec<(String, u64, PathBuf)> {
+    fn walk(d: &Path, root: &Path, depth: u32, out: &mut Vec<(String, u64, PathBuf)>) {
+        let Ok(entries) = std::fs::read_dir(d) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() && depth < 12 {
+                walk(&p, root, depth + 1, out);
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            // Connection logs share the prefix; AWS's test object is not a log.
+            if !m.is_file()
+                || !name.ends_with(".log.gz")
+                || name.starts_with("conn_log_")
+                || name.contains("ELBAccessLogTestFile")
+            {
+                continue;
+            }
+            let settled = m
+                .modified()
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age >= Duration::from_secs(2));
+            if settled {
+                let rel = p
+                    .strip_prefix(root)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned();
+                out.push((rel, m.len(), p));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, 0, &mut out);
+    out.sort_by(|a, b| {
+        let ka = (alb_end_time(&a.0), &a.0);
+        let kb = (alb_end_time(&b.0), &b.0);
+        ka.cmp(&kb)
+    });
+    out
+}
+
 /// The reader thread's state.
 struct Reader {
     state: State,
     first_run: bool,
     plans: Vec<SourcePlan>,
     files: Vec<Followed>,
+    albs: Vec<AlbFolder>,
     names: Vec<String>,
     pipeline: Pipeline,
     counters: Counters,
@@ -265,14 +357,19 @@ impl Reader {
     fn new(cfg: &Config, kb: Arc<Kb>, observers: Vec<Sender<Change>>) -> anyhow::Result<Reader> {
         let (state, first_run) = State::open(&cfg.state_dir)?;
         let mut plans = Vec::new();
+        let mut alb_dirs: Vec<(PathBuf, bool)> = Vec::new();
         for s in &cfg.sources {
             match &s.kind {
                 SourceKind::Log {
                     path,
                     format: Format::Alb,
-                } => anyhow::bail!(
-                    "source {path}: reading ALB logs live (a folder of .log.gz or s3://) is not available yet; use `gatewatch scan` on the files"
+                } if path.starts_with("s3://") => anyhow::bail!(
+                    "source {path}: reading ALB logs straight from S3 is not available yet; sync the bucket to a folder (aws s3 sync) and follow the folder"
                 ),
+                SourceKind::Log {
+                    path,
+                    format: Format::Alb,
+                } => alb_dirs.push((PathBuf::from(path), s.start_at == StartAt::End && first_run)),
                 SourceKind::Log { path, format } => plans.push(SourcePlan {
                     pattern: PathBuf::from(path),
                     format: *format,
@@ -292,7 +389,7 @@ impl Reader {
             }
         }
         anyhow::ensure!(
-            !plans.is_empty(),
+            !plans.is_empty() || !alb_dirs.is_empty(),
             "no log to follow: the configuration names no [[source]]"
         );
         // Joining needs an access log and an error log of nginx.
@@ -304,12 +401,37 @@ impl Reader {
                 join: (has(Format::NginxAccess) && has(Format::NginxError)).then_some(cfg.join),
             },
         );
+        let mut names = Vec::new();
+        let albs = alb_dirs
+            .into_iter()
+            .map(|(dir, skip_existing)| {
+                names.push(dir.display().to_string());
+                AlbFolder {
+                    source: (names.len() - 1) as u16,
+                    dir,
+                    skip_existing,
+                    pipeline: Pipeline::new(
+                        kb.clone(),
+                        PipelineConfig {
+                            detect: cfg.detect.clone(),
+                            join: None,
+                        },
+                    ),
+                    clock: None,
+                    last_scan: None,
+                    objects: 0,
+                    lines: 0,
+                    unparsed: 0,
+                }
+            })
+            .collect();
         let mut r = Reader {
             state,
             first_run,
             plans,
             files: Vec::new(),
-            names: Vec::new(),
+            albs,
+            names,
             pipeline,
             counters: Counters::default(),
             clock: None,
@@ -395,6 +517,7 @@ impl Reader {
     /// Reads everything new in every file (in rounds of about a megabyte per file), committing
     /// after each round. Returns the number of lines read.
     fn read_all(&mut self) -> anyhow::Result<u64> {
+        self.read_albs()?;
         let mut total = 0;
         loop {
             let (lines, more) = self.read_round();
@@ -437,6 +560,7 @@ impl Reader {
                 out,
                 names,
                 clock,
+                count_settled: false,
             };
             let mut handle = |line: &[u8], parser: &mut Parser, sink: &mut ReaderSink<'_>| {
                 *count += 1;
@@ -491,6 +615,104 @@ impl Reader {
         (lines, more)
     }
 
+    /// Lists the ALB folders (every [`ALB_SCAN`]) and reads the objects not read yet, a slot
+    /// of five minutes at a time, merged in time order; each slot is committed with its counts.
+    fn read_albs(&mut self) -> anyhow::Result<()> {
+        let Reader {
+            albs,
+            state,
+            counters,
+            out,
+            names,
+            ..
+        } = self;
+        for a in albs.iter_mut() {
+            if a.last_scan.is_some_and(|t| t.elapsed() < ALB_SCAN) {
+                continue;
+            }
+            a.last_scan = Some(Instant::now());
+            let source = names[a.source as usize].clone();
+            let mut new = Vec::new();
+            for obj in alb_objects(&a.dir) {
+                if !state.alb_seen(&source, &obj.0)? {
+                    new.push(obj);
+                }
+            }
+            if a.skip_existing {
+                // The first run starts from now: objects already there are history.
+                a.skip_existing = false;
+                if !new.is_empty() {
+                    let skipped: Vec<(String, u64, i64)> = new
+                        .iter()
+                        .map(|(o, size, _)| (o.clone(), *size, -1))
+                        .collect();
+                    state.commit_alb(&source, &skipped, counters, names)?;
+                    log!(
+                        Info,
+                        "ALB objects there before the first run are not read",
+                        folder = a.dir.display(),
+                        objects = skipped.len()
+                    );
+                }
+                continue;
+            }
+            // One slot (same end time) at a time: its objects come from the balancer's nodes
+            // and cover the same five minutes.
+            let mut i = 0;
+            while i < new.len() {
+                let slot = alb_end_time(&new[i].0);
+                let mut j = i + 1;
+                while j < new.len()
+                    && alb_end_time(&new[j].0) == slot
+                    && slot.is_some()
+                    && j - i < 256
+                {
+                    j += 1;
+                }
+                let batch = &new[i..j];
+                let files: Vec<String> = batch
+                    .iter()
+                    .map(|(_, _, p)| p.display().to_string())
+                    .collect();
+                let sources = vec![a.source; files.len()];
+                let opts = crate::scan::ScanOptions {
+                    format: Some(Format::Alb),
+                    max_line: MAX_LINE,
+                    ..Default::default()
+                };
+                let mut sink = ReaderSink {
+                    counters,
+                    out,
+                    names,
+                    clock: &mut a.clock,
+                    count_settled: true,
+                };
+                let reports =
+                    crate::scan::merge_into(&files, &sources, &opts, &mut a.pipeline, &mut sink)?;
+                let done: Vec<(String, u64, i64)> = batch
+                    .iter()
+                    .zip(&reports)
+                    .map(|((o, size, _), r)| (o.clone(), *size, r.lines as i64))
+                    .collect();
+                state.commit_alb(&source, &done, counters, names)?;
+                for r in &reports {
+                    a.lines += r.lines;
+                    a.unparsed += r.unparsed;
+                }
+                a.objects += batch.len() as u64;
+                log!(
+                    Info,
+                    "read ALB objects",
+                    folder = a.dir.display(),
+                    objects = batch.len(),
+                    slot = slot.unwrap_or("-")
+                );
+                i = j;
+            }
+        }
+        Ok(())
+    }
+
     fn commit(&mut self) -> anyhow::Result<()> {
         let paths: Vec<PathBuf> = self
             .files
@@ -511,23 +733,44 @@ impl Reader {
     /// held lines settle when the logs go quiet — without trusting that the proxy's clock (or
     /// the configured zone of its lines) agrees with ours.
     fn tick(&mut self) {
-        let Some((last, at)) = self.clock else { return };
-        let now = last + at.elapsed().as_millis() as i64;
         let Reader {
             pipeline,
+            albs,
             counters,
             out,
             names,
             clock,
             ..
         } = self;
-        let mut sink = ReaderSink {
-            counters,
-            out,
-            names,
-            clock,
-        };
-        pipeline.tick(now, &mut sink);
+        if let Some((last, at)) = *clock {
+            let now = last + at.elapsed().as_millis() as i64;
+            let mut sink = ReaderSink {
+                counters,
+                out,
+                names,
+                clock,
+                count_settled: false,
+            };
+            pipeline.tick(now, &mut sink);
+        }
+        // ALB objects arrive every five minutes: their clock moves only with their lines,
+        // unless none have come for a quarter of an hour (the balancer has no traffic, or
+        // logging stopped), when incidents are allowed to close.
+        for a in albs.iter_mut() {
+            if let Some((last, at)) = a.clock
+                && at.elapsed() > ALB_SILENCE
+            {
+                let now = last + (at.elapsed() - ALB_SILENCE).as_millis() as i64;
+                let mut sink = ReaderSink {
+                    counters,
+                    out,
+                    names,
+                    clock: &mut a.clock,
+                    count_settled: true,
+                };
+                a.pipeline.tick(now, &mut sink);
+            }
+        }
     }
 
     /// Publishes what the daemon is doing.
@@ -548,8 +791,26 @@ impl Reader {
                 lag_bytes: f.tailer.lag_bytes(),
             })
             .collect();
+        for a in &self.albs {
+            st.files.push(FileStatus {
+                path: a.dir.display().to_string(),
+                format: format!("alb ({} objects)", a.objects),
+                lines: a.lines,
+                unparsed: a.unparsed,
+                lag_bytes: 0,
+            });
+        }
         st.causes = self.pipeline.counts().0;
+        for a in &self.albs {
+            for (total, n) in st.causes.iter_mut().zip(a.pipeline.counts().0) {
+                *total += n;
+            }
+        }
         st.open_incidents = det.open_incidents();
+        for a in &self.albs {
+            st.open_incidents
+                .extend(a.pipeline.detector().open_incidents());
+        }
         st.incidents_opened = self.out.opened;
         st.incidents_closed = self.out.closed;
         if self.out.console {

@@ -258,7 +258,41 @@ pub fn scan(
         cfg.join = None;
     }
     let mut pipeline = Pipeline::new(kb, cfg);
-    for input in &mut inputs {
+    let sources: Vec<u16> = (0..inputs.len() as u16).collect();
+    merge(&mut inputs, &sources, &mut pipeline, sink)?;
+    pipeline.finish(sink);
+    Ok(ScanReport {
+        files: inputs.into_iter().map(|i| i.report).collect(),
+        counts: pipeline.counts(),
+        join: pipeline.joiner().map(|j| j.stats),
+        detect: pipeline.detector().stats,
+    })
+}
+
+/// Reads files together, in the time order of their lines, into an existing pipeline (the
+/// daemon's, for ALB objects); the lines of file `k` count for source `sources[k]`.
+pub fn merge_into(
+    names: &[String],
+    sources: &[u16],
+    opts: &ScanOptions,
+    pipeline: &mut Pipeline,
+    sink: &mut impl Sink,
+) -> anyhow::Result<Vec<FileReport>> {
+    let mut inputs = Vec::with_capacity(names.len());
+    for name in names {
+        inputs.push(Input::open(name, opts)?);
+    }
+    merge(&mut inputs, sources, pipeline, sink)?;
+    Ok(inputs.into_iter().map(|i| i.report).collect())
+}
+
+fn merge(
+    inputs: &mut [Input],
+    sources: &[u16],
+    pipeline: &mut Pipeline,
+    sink: &mut impl Sink,
+) -> anyhow::Result<()> {
+    for input in inputs.iter_mut() {
         input.advance()?;
     }
     loop {
@@ -278,16 +312,10 @@ pub fn scan(
             HeadLine::Sample(s) => s,
             HeadLine::Buffer(l) => input.reader.bytes(*l),
         };
-        pipeline.push(i as u16, head.line_no, line, head.ev, sink);
+        pipeline.push(sources[i], head.line_no, line, head.ev, sink);
         input.advance()?;
     }
-    pipeline.finish(sink);
-    Ok(ScanReport {
-        files: inputs.into_iter().map(|i| i.report).collect(),
-        counts: pipeline.counts(),
-        join: pipeline.joiner().map(|j| j.stats),
-        detect: pipeline.detector().stats,
-    })
+    Ok(())
 }
 
 /// The year of a file's last change, for syslog headers that do not write the year.

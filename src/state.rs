@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub const FILE_NAME: &str = "gatewatch.db";
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -37,6 +37,14 @@ CREATE TABLE IF NOT EXISTS counters (
     cause     TEXT    NOT NULL,
     count     INTEGER NOT NULL,
     PRIMARY KEY (day, hour, source, upstream, cause)
+);
+CREATE TABLE IF NOT EXISTS alb_objects (
+    source    TEXT    NOT NULL,   -- the configured folder (or bucket)
+    object    TEXT    NOT NULL,   -- the object's path below it
+    size      INTEGER NOT NULL,
+    lines     INTEGER NOT NULL,   -- -1: there before the first run, not read
+    processed TEXT    NOT NULL,
+    PRIMARY KEY (source, object)
 );
 ";
 
@@ -91,6 +99,36 @@ impl Counters {
     }
 }
 
+/// Adds the counts kept in memory to the counters table.
+fn write_counters(
+    tx: &rusqlite::Transaction<'_>,
+    counters: &Counters,
+    sources: &[String],
+) -> anyhow::Result<()> {
+    let mut up = tx.prepare_cached(
+        "INSERT INTO counters (day, hour, source, upstream, cause, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (day, hour, source, upstream, cause) DO UPDATE SET count = count + excluded.count",
+    )?;
+    for (k, per) in &counters.counts {
+        let day = day_name(k.day);
+        let source = sources.get(k.source as usize).map_or("", String::as_str);
+        for (upstream, &n) in per {
+            if n == 0 {
+                continue;
+            }
+            up.execute(params![
+                day,
+                k.hour,
+                source,
+                String::from_utf8_lossy(upstream),
+                k.cause.as_str(),
+                n
+            ])?;
+        }
+    }
+    Ok(())
+}
+
 /// The open state file.
 pub struct State {
     conn: Connection,
@@ -135,15 +173,19 @@ impl State {
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the tables in {}", path.display()))?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        let new = !existed
-            || conn
-                .query_row("SELECT 1 FROM checkpoints LIMIT 1", [], |_| Ok(()))
-                .optional()?
-                .is_none()
-                && conn
-                    .query_row("SELECT 1 FROM counters LIMIT 1", [], |_| Ok(()))
+        // New: nothing was ever recorded (a first run killed before its first commit counts
+        // as new too).
+        let mut new = !existed;
+        if existed {
+            new = true;
+            for table in ["checkpoints", "counters", "alb_objects"] {
+                let any = conn
+                    .query_row(&format!("SELECT 1 FROM {table} LIMIT 1"), [], |_| Ok(()))
                     .optional()?
-                    .is_none();
+                    .is_some();
+                new &= !any;
+            }
+        }
         Ok((State { conn, path }, new))
     }
 
@@ -211,31 +253,47 @@ impl State {
                     now,
                 ])?;
             }
-            let mut up = tx.prepare_cached(
-                "INSERT INTO counters (day, hour, source, upstream, cause, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (day, hour, source, upstream, cause) DO UPDATE SET count = count + excluded.count",
-            )?;
-            for (k, per) in &counters.counts {
-                let day = day_name(k.day);
-                let source = sources.get(k.source as usize).map_or("", String::as_str);
-                for (upstream, &n) in per {
-                    if n == 0 {
-                        continue;
-                    }
-                    up.execute(params![
-                        day,
-                        k.hour,
-                        source,
-                        String::from_utf8_lossy(upstream),
-                        k.cause.as_str(),
-                        n
-                    ])?;
-                }
-            }
+            write_counters(&tx, counters, sources)?;
         }
         tx.commit()
             .with_context(|| format!("writing {}", self.path.display()))?;
         // Only now: if the commit failed, the counts stay for the next one.
+        counters.counts.clear();
+        Ok(())
+    }
+
+    /// Whether an ALB object was processed (or skipped on the first run).
+    pub fn alb_seen(&self, source: &str, object: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM alb_objects WHERE source = ?1 AND object = ?2")?
+            .query_row(params![source, object], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Records ALB objects as processed together with the counts their lines added, in one
+    /// transaction: an object is counted once, or (after a crash) not yet.
+    pub fn commit_alb(
+        &mut self,
+        source: &str,
+        objects: &[(String, u64, i64)],
+        counters: &mut Counters,
+        sources: &[String],
+    ) -> anyhow::Result<()> {
+        let now = chrono::Utc::now().to_rfc3339();
+        let tx = self.conn.transaction()?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT OR REPLACE INTO alb_objects (source, object, size, lines, processed) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (object, size, lines) in objects {
+                ins.execute(params![source, object, *size as i64, lines, now])?;
+            }
+            write_counters(&tx, counters, sources)?;
+        }
+        tx.commit()
+            .with_context(|| format!("writing {}", self.path.display()))?;
         counters.counts.clear();
         Ok(())
     }

@@ -322,3 +322,108 @@ fn the_demo_shows_an_alert_then_the_resolved_note() {
         "{err}"
     );
 }
+
+/// One ALB entry: a 502 the target never answered (`-1` times), or an answered 200.
+fn alb_line(t: &str, target: &str, fail: bool) -> String {
+    let (times, codes) = if fail {
+        ("-1 -1 -1", "502 -")
+    } else {
+        ("0.000 0.004 0.000", "200 200")
+    };
+    format!(
+        "https {t} app/my-alb/50dc6c495c0c9188 198.51.100.7:4711 {target} {times} {codes} 120 340 \"GET https://shop.example.com:443/cart HTTP/1.1\" \"curl/8.5.0\" ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/shop/73e2d6bc24d8a067 \"Root=1-1\" \"shop.example.com\" \"-\" 0 {t} \"forward\" \"-\" \"-\" \"{target}\" \"-\" \"-\" \"-\" TID_0\n"
+    )
+}
+
+fn write_gz(path: &Path, text: &str) {
+    use flate2::write::GzEncoder;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(text.as_bytes()).unwrap();
+    std::fs::write(path, gz.finish().unwrap()).unwrap();
+    // Finished objects: older than the two seconds a download may still be under way.
+    let old = std::time::SystemTime::now() - Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+}
+
+#[test]
+fn alb_objects_in_a_folder_are_read_once_each_merged_by_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = dir
+        .path()
+        .join("alb/AWSLogs/123456789012/elasticloadbalancing/us-east-1/2024/05/01");
+    let name = |end: &str, node: &str| {
+        day.join(format!("123456789012_elasticloadbalancing_us-east-1_app.my-alb.50dc6c495c0c9188_{end}_{node}_abc.log.gz"))
+    };
+    // There before the first run: not read.
+    let mut old = String::new();
+    for s in 0..60 {
+        old.push_str(&alb_line(
+            &format!("2024-05-01T11:59:{s:02}.000000Z"),
+            "10.0.0.9:80",
+            true,
+        ));
+    }
+    write_gz(&name("20240501T1200Z", "10.0.0.1"), &old);
+    let cfg_text = format!(
+        "[[source]]\npath = \"{d}/alb\"\nformat = \"alb\"\nstart_at = \"end\"\n\n[state]\ndir = \"{d}/state\"\n",
+        d = dir.path().display()
+    );
+    let cfg = gatewatch::config::Config::parse("gw.toml", &cfg_text).unwrap();
+    let kb = std::sync::Arc::new(gatewatch::cli::load_kb(&[]).unwrap());
+    let d = gatewatch::daemon::Daemon::start(&cfg, kb.clone(), vec![]).unwrap();
+    d.stop().unwrap();
+
+    // The next slot, from two balancer nodes whose lines interleave in time: the target stops
+    // answering at 12:02:00.
+    let (mut a, mut b) = (String::new(), String::new());
+    for s in 0..240 {
+        let t = format!("2024-05-01T12:{:02}:{:02}.000000Z", s / 60, s % 60);
+        let line = alb_line(&t, "10.0.0.9:80", s >= 120);
+        if s % 2 == 0 {
+            a.push_str(&line)
+        } else {
+            b.push_str(&line)
+        }
+    }
+    write_gz(&name("20240501T1205Z", "10.0.0.1"), &a);
+    write_gz(&name("20240501T1205Z", "10.0.0.2"), &b);
+    let (tx, rx) = mpsc::channel();
+    let d = gatewatch::daemon::Daemon::start(&cfg, kb.clone(), vec![tx]).unwrap();
+    let Ok(Change::Opened(inc)) = rx.recv_timeout(Duration::from_secs(5)) else {
+        panic!("no incident")
+    };
+    assert_eq!(inc.upstream, "10.0.0.9:80");
+    assert_eq!(inc.cause, gatewatch::event::Cause::UpstreamUnreachable);
+    // 2024-05-01T12:02:00Z: the first failure, although the two objects were read together.
+    assert_eq!(inc.start_ms, 1_714_564_920_000);
+    d.stop().unwrap();
+
+    // A restart reads nothing again.
+    let d = gatewatch::daemon::Daemon::start(&cfg, kb, vec![]).unwrap();
+    d.stop().unwrap();
+    let db = Connection::open(dir.path().join("state/gatewatch.db")).unwrap();
+    let counted: i64 = db
+        .query_row("SELECT SUM(count) FROM counters", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        counted, 240,
+        "each line of the new slot once; the old object not at all"
+    );
+    let objects: Vec<(String, i64)> = db
+        .prepare("SELECT object, lines FROM alb_objects ORDER BY object")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        objects.iter().map(|o| o.1).collect::<Vec<_>>(),
+        [-1, 120, 120]
+    );
+}
