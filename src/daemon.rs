@@ -73,6 +73,21 @@ enum Wake {
     Fs,
     Reload(Box<Config>, Arc<Kb>),
     Stop,
+    /// Lines received by a syslog listener.
+    Datagrams {
+        listen: Arc<str>,
+        lines: Vec<Vec<u8>>,
+    },
+}
+
+/// A syslog listener's lines, as the reader sees them.
+struct SyslogSource {
+    listen: Arc<str>,
+    source: u16,
+    parser: Parser,
+    lines: u64,
+    unparsed: u64,
+    counts: Arc<crate::listen::Counts>,
 }
 
 /// One followed file.
@@ -343,6 +358,7 @@ struct Reader {
     plans: Vec<SourcePlan>,
     files: Vec<Followed>,
     albs: Vec<AlbFolder>,
+    syslogs: Vec<SyslogSource>,
     names: Vec<String>,
     pipeline: Pipeline,
     counters: Counters,
@@ -358,6 +374,7 @@ impl Reader {
         let (state, first_run) = State::open(&cfg.state_dir)?;
         let mut plans = Vec::new();
         let mut alb_dirs: Vec<(PathBuf, bool)> = Vec::new();
+        let mut syslog_listens: Vec<(String, crate::time::Zone)> = Vec::new();
         for s in &cfg.sources {
             match &s.kind {
                 SourceKind::Log {
@@ -383,17 +400,18 @@ impl Reader {
                         _ => Start::Beginning,
                     },
                 }),
-                SourceKind::Syslog { listen } => anyhow::bail!(
-                    "source {listen}: the syslog listener is not available yet; let rsyslog write HAProxy's log to a file and follow that file"
-                ),
+                SourceKind::Syslog { listen } => {
+                    syslog_listens.push((listen.clone(), s.timezone.clone()))
+                }
             }
         }
         anyhow::ensure!(
-            !plans.is_empty() || !alb_dirs.is_empty(),
+            !plans.is_empty() || !alb_dirs.is_empty() || !syslog_listens.is_empty(),
             "no log to follow: the configuration names no [[source]]"
         );
         // Joining needs an access log and an error log of nginx.
         let has = |f: Format| plans.iter().any(|p| p.format == f);
+        let year = chrono::Datelike::year(&chrono::Utc::now());
         let pipeline = Pipeline::new(
             kb.clone(),
             PipelineConfig {
@@ -425,12 +443,35 @@ impl Reader {
                 }
             })
             .collect();
+        let syslogs = syslog_listens
+            .into_iter()
+            .map(|(listen, zone)| {
+                names.push(listen.clone());
+                SyslogSource {
+                    source: (names.len() - 1) as u16,
+                    listen: Arc::from(listen.as_str()),
+                    parser: Parser::new(
+                        Format::Haproxy,
+                        &ParserOptions {
+                            zone,
+                            year,
+                            log_format: None,
+                        },
+                        &[],
+                    ),
+                    lines: 0,
+                    unparsed: 0,
+                    counts: Arc::default(),
+                }
+            })
+            .collect();
         let mut r = Reader {
             state,
             first_run,
             plans,
             files: Vec::new(),
             albs,
+            syslogs,
             names,
             pipeline,
             counters: Counters::default(),
@@ -713,6 +754,49 @@ impl Reader {
         Ok(())
     }
 
+    /// Lines from a syslog listener: parsed, counted and fed to the pipeline like lines read
+    /// from a file (there is no position to save: a datagram is received once).
+    fn take_datagrams(&mut self, listen: &str, lines: Vec<Vec<u8>>) {
+        let Reader {
+            syslogs,
+            pipeline,
+            counters,
+            out,
+            names,
+            clock,
+            ..
+        } = self;
+        let Some(src) = syslogs.iter_mut().find(|s| &*s.listen == listen) else {
+            return;
+        };
+        src.counts
+            .queued
+            .fetch_sub(lines.len(), std::sync::atomic::Ordering::Relaxed);
+        let mut sink = ReaderSink {
+            counters,
+            out,
+            names,
+            clock,
+            count_settled: false,
+        };
+        for line in lines {
+            src.lines += 1;
+            match src.parser.parse(&line) {
+                Ok(ev) => {
+                    if let Some(t) = ev.time {
+                        sink.counters
+                            .add(t.ms, src.source, ev.upstream(&line), ev.cause);
+                        if sink.clock.is_none_or(|(last, _)| t.ms > last) {
+                            *sink.clock = Some((t.ms, Instant::now()));
+                        }
+                    }
+                    pipeline.push(src.source, src.lines, &line, ev, &mut sink);
+                }
+                Err(_) => src.unparsed += 1,
+            }
+        }
+    }
+
     fn commit(&mut self) -> anyhow::Result<()> {
         let paths: Vec<PathBuf> = self
             .files
@@ -797,6 +881,18 @@ impl Reader {
                 format: format!("alb ({} objects)", a.objects),
                 lines: a.lines,
                 unparsed: a.unparsed,
+                lag_bytes: 0,
+            });
+        }
+        for l in &self.syslogs {
+            st.files.push(FileStatus {
+                path: l.listen.to_string(),
+                format: format!(
+                    "syslog listener ({} dropped)",
+                    l.counts.dropped.load(std::sync::atomic::Ordering::Relaxed)
+                ),
+                lines: l.lines,
+                unparsed: l.unparsed,
                 lag_bytes: 0,
             });
         }
@@ -890,6 +986,8 @@ pub struct Daemon {
     wake: Sender<Wake>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
     status: Arc<std::sync::Mutex<Status>>,
+    listeners: Vec<std::thread::JoinHandle<()>>,
+    stop_listeners: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Daemon {
@@ -903,6 +1001,33 @@ impl Daemon {
     ) -> anyhow::Result<Daemon> {
         let mut reader = Reader::new(cfg, kb, observers)?;
         let (wake, rx) = mpsc::channel();
+        // Syslog listeners: bound now, so a taken port is an error at start.
+        let stop_listeners = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut listeners = Vec::new();
+        for src in &reader.syslogs {
+            let socket = crate::listen::Socket::bind(&src.listen)?;
+            log!(Info, "listening for syslog", listen = src.listen);
+            let (wake, listen, stop, counts) = (
+                wake.clone(),
+                src.listen.clone(),
+                stop_listeners.clone(),
+                src.counts.clone(),
+            );
+            listeners.push(
+                std::thread::Builder::new()
+                    .name("gatewatch-syslog".into())
+                    .spawn(move || {
+                        crate::listen::serve(socket, stop, counts, |lines| {
+                            wake.send(Wake::Datagrams {
+                                listen: listen.clone(),
+                                lines,
+                            })
+                            .is_ok()
+                        })
+                    })
+                    .context("starting a syslog listener")?,
+            );
+        }
         let watcher = watch(&reader.dirs(), wake.clone());
         reader.read_all()?;
         reader.publish(true);
@@ -926,6 +1051,8 @@ impl Daemon {
             wake,
             thread: Some(thread),
             status,
+            listeners,
+            stop_listeners,
         })
     }
 
@@ -942,6 +1069,11 @@ impl Daemon {
 
     /// Reads what is left, records where reading stands, and stops.
     pub fn stop(mut self) -> anyhow::Result<()> {
+        self.stop_listeners
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for l in self.listeners.drain(..) {
+            let _ = l.join();
+        }
         let _ = self.wake.send(Wake::Stop);
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
@@ -953,6 +1085,8 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        self.stop_listeners
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = self.wake.send(Wake::Stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -1026,6 +1160,7 @@ impl Reader {
                     Wake::Stop => stop = true,
                     Wake::Reload(c, k) => reload = Some((c, k)),
                     Wake::Fs => {}
+                    Wake::Datagrams { listen, lines } => self.take_datagrams(&listen, lines),
                 }
             }
             if let Some((cfg, kb)) = reload {
@@ -1085,6 +1220,12 @@ impl Reader {
                 r.out.opened = self.out.opened;
                 r.out.closed = self.out.closed;
                 r.out.console_sent = self.out.console_sent;
+                // The listeners stay as they were started: their counters carry on.
+                for s in &mut r.syslogs {
+                    if let Some(old) = self.syslogs.iter().find(|o| o.listen == s.listen) {
+                        s.counts = old.counts.clone();
+                    }
+                }
                 *self = r;
                 log!(Info, "configuration reloaded", sources = self.plans.len());
             }

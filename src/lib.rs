@@ -21,6 +21,7 @@
 //! - [`daemon`] follows the configured logs live (`gatewatch run`).
 //! - [`demo`] shows the daemon at work on generated traffic (`gatewatch demo`).
 //! - [`discover`] finds the logs to follow without a config (`nginx -T`, standard paths).
+//! - [`listen`] receives HAProxy's syslog datagrams (UDP, unix sockets).
 //! - [`log`] writes the daemon's own log for journald or a terminal.
 //! - [`cli`] is the command line.
 //!
@@ -39,6 +40,7 @@ pub mod http;
 pub mod join;
 pub mod kb;
 pub mod lines;
+pub mod listen;
 pub mod log;
 pub mod parse;
 pub mod pipeline;

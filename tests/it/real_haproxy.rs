@@ -201,3 +201,78 @@ fn haproxy_logs_of_real_failures_get_their_causes_in_every_framing() {
         );
     }
 }
+
+/// HAProxy logging straight to gatewatch's own syslog listener (no rsyslog): the daemon gets
+/// the lines and raises the incident.
+fn haproxy_to_the_listener(listen: &str, haproxy_target: &str, format: &str) {
+    let Some(haproxy) = require("haproxy") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let u = upstreams::start();
+    let front = upstreams::free_port();
+    let cfg_text = format!(
+        "[[source]]\nformat = \"syslog\"\nlisten = \"{listen}\"\ntimezone = \"UTC\"\n\n[state]\ndir = \"{}/state\"\n",
+        dir.path().display()
+    );
+    let cfg = gatewatch::config::Config::parse("gw.toml", &cfg_text).unwrap();
+    let kb = std::sync::Arc::new(gatewatch::cli::load_kb(&[]).unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let daemon = gatewatch::daemon::Daemon::start(&cfg, kb, vec![tx]).unwrap();
+    let conf = dir.path().join("haproxy.cfg");
+    std::fs::write(
+        &conf,
+        format!(
+            "global\n    log {haproxy_target} format {format} local0\ndefaults\n    mode http\n    log global\n    option httplog\n    timeout connect 1s\n    timeout client 5s\n    timeout server 1s\n    retries 0\nfrontend fe\n    bind {front}\n    default_backend app\nbackend app\n    server web1 {}\n",
+            u.refused[0]
+        ),
+    )
+    .unwrap();
+    let child = Command::new(&haproxy)
+        .args(["-db", "-f", conf.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _guard = Running(child);
+    assert!(upstreams::wait_for_port(front));
+    for _ in 0..20 {
+        assert_eq!(get(front, "/api/orders"), 503);
+    }
+    let change = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("an incident");
+    let gatewatch::detect::Change::Opened(inc) = change else {
+        panic!("{change:?}")
+    };
+    assert_eq!(inc.upstream, "app/web1");
+    assert_eq!(
+        inc.entry,
+        gatewatch::cli::load_kb(&[])
+            .unwrap()
+            .find("api/http-502-bad-gateway-upstream-unreachable")
+            .unwrap()
+    );
+    let status = daemon.status();
+    daemon.stop().unwrap();
+    let st = status.lock().unwrap();
+    let src = st.files.iter().find(|f| f.path == listen).unwrap();
+    assert!(src.lines >= 10 && src.unparsed == 0, "{src:?}");
+}
+
+#[test]
+fn haproxy_logs_to_the_udp_listener_in_rfc5424() {
+    let port = upstreams::free_port();
+    haproxy_to_the_listener(&format!("udp://{port}"), &port.to_string(), "rfc5424");
+}
+
+#[test]
+fn haproxy_logs_to_the_unix_socket_listener_in_rfc3164() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("haproxy-log.sock");
+    haproxy_to_the_listener(
+        &format!("unix://{}", sock.display()),
+        &sock.display().to_string(),
+        "rfc3164",
+    );
+}
