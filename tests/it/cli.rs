@@ -188,3 +188,20 @@ fn standard_input_and_empty_files() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("0 lines"), "{}", stderr(&o));
 }
+
+#[test]
+fn the_packaged_config_is_valid() {
+    let o = run(&[
+        "check",
+        "--config",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/gatewatch.toml"),
+        "--patterns",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/patterns"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("(3 sources, 0 channels)"),
+        "{}",
+        stdout(&o)
+    );
+}
