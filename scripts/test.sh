@@ -24,5 +24,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ "$created_policy" = 0 ] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
+# A real S3-compatible server for the S3 test (moto's, from PyPI), for the python3 on PATH.
+python3 -c 'import moto.server' 2>/dev/null || python3 -m pip install --quiet 'moto[server]'
+
 cargo test --all-targets
 cargo test --doc

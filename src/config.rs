@@ -41,6 +41,9 @@ struct RawSource {
     log_format: Option<Spanned<String>>,
     timezone: Option<Spanned<String>>,
     start_at: Option<Spanned<String>>,
+    /// S3-compatible endpoint and region, for `alb` sources read from `s3://`.
+    endpoint: Option<Spanned<String>>,
+    region: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -121,6 +124,9 @@ pub struct SourceConfig {
     pub log_format: Option<LogFormat>,
     pub timezone: Zone,
     pub start_at: StartAt,
+    /// For `s3://` ALB sources: an S3-compatible endpoint (`http://127.0.0.1:9000`) and region.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
 }
 
 /// TLS for SMTP.
@@ -337,11 +343,22 @@ impl Config {
                     StartAt::End
                 }
             };
+            let s3 = matches!(&kind, SourceKind::Log { path, format: Format::Alb } if path.starts_with("s3://"));
+            if let Some(e) = &s.endpoint
+                && !s3
+            {
+                p.at(
+                    e.span().start,
+                    "source.endpoint is only for ALB logs read from s3://",
+                );
+            }
             cfg.sources.push(SourceConfig {
                 kind,
                 log_format,
                 timezone,
                 start_at,
+                endpoint: s.endpoint.map(Spanned::into_inner),
+                region: s.region,
             });
         }
 

@@ -279,7 +279,7 @@ const ALB_SILENCE: Duration = Duration::from_secs(15 * 60);
 /// A folder of ALB access-log objects (`*.log.gz`, as `aws s3 sync` leaves them). Every object
 /// is read once, whole, and recorded in the state with the counts its lines added.
 struct AlbFolder {
-    dir: PathBuf,
+    location: AlbLocation,
     source: u16,
     skip_existing: bool,
     /// ALB logs arrive about five minutes late: they have their own pipeline and event clock,
@@ -290,6 +290,46 @@ struct AlbFolder {
     objects: u64,
     lines: u64,
     unparsed: u64,
+}
+
+/// Where ALB objects are.
+enum AlbLocation {
+    /// A folder, as `aws s3 sync` leaves it.
+    Dir(PathBuf),
+    /// A bucket and prefix, read directly.
+    #[cfg(feature = "s3")]
+    S3(Box<crate::s3::Bucket>),
+}
+
+impl AlbLocation {
+    /// The finished `.log.gz` objects, by their end time: (path below the folder or prefix,
+    /// size). For S3, listing starts after `offset`.
+    fn list(&self, offset: Option<&str>) -> anyhow::Result<Vec<(String, u64)>> {
+        let mut v: Vec<(String, u64)> = match self {
+            AlbLocation::Dir(d) => alb_objects(d).into_iter().map(|(o, s, _)| (o, s)).collect(),
+            #[cfg(feature = "s3")]
+            AlbLocation::S3(b) => b.list(offset)?,
+        };
+        let _ = offset;
+        v.sort_by(|a, b| (alb_end_time(&a.0), &a.0).cmp(&(alb_end_time(&b.0), &b.0)));
+        Ok(v)
+    }
+
+    /// A local file with the object's content: the object itself in a folder, a download
+    /// (deleted after reading) for S3.
+    fn local(&self, object: &str, scratch: &Path, n: usize) -> anyhow::Result<(PathBuf, bool)> {
+        let _ = (scratch, n);
+        match self {
+            AlbLocation::Dir(d) => Ok((d.join(object), false)),
+            #[cfg(feature = "s3")]
+            AlbLocation::S3(b) => {
+                std::fs::create_dir_all(scratch)?;
+                let to = scratch.join(format!("object-{n}.log.gz"));
+                b.download(object, &to)?;
+                Ok((to, true))
+            }
+        }
+    }
 }
 
 /// The end of an ALB object's interval from its name (`…_20240501T1205Z_…`), for ordering.
@@ -373,20 +413,36 @@ impl Reader {
     fn new(cfg: &Config, kb: Arc<Kb>, observers: Vec<Sender<Change>>) -> anyhow::Result<Reader> {
         let (state, first_run) = State::open(&cfg.state_dir)?;
         let mut plans = Vec::new();
-        let mut alb_dirs: Vec<(PathBuf, bool)> = Vec::new();
+        let mut alb_dirs: Vec<(String, AlbLocation, bool)> = Vec::new();
         let mut syslog_listens: Vec<(String, crate::time::Zone)> = Vec::new();
         for s in &cfg.sources {
             match &s.kind {
                 SourceKind::Log {
                     path,
                     format: Format::Alb,
-                } if path.starts_with("s3://") => anyhow::bail!(
-                    "source {path}: reading ALB logs straight from S3 is not available yet; sync the bucket to a folder (aws s3 sync) and follow the folder"
-                ),
-                SourceKind::Log {
-                    path,
-                    format: Format::Alb,
-                } => alb_dirs.push((PathBuf::from(path), s.start_at == StartAt::End && first_run)),
+                } => {
+                    let location = if path.starts_with("s3://") {
+                        #[cfg(feature = "s3")]
+                        {
+                            AlbLocation::S3(Box::new(crate::s3::Bucket::open(
+                                path,
+                                s.endpoint.as_deref(),
+                                s.region.as_deref(),
+                            )?))
+                        }
+                        #[cfg(not(feature = "s3"))]
+                        anyhow::bail!(
+                            "source {path}: this gatewatch was built without S3 support (cargo feature s3); sync the bucket to a folder and follow the folder"
+                        )
+                    } else {
+                        AlbLocation::Dir(PathBuf::from(path))
+                    };
+                    alb_dirs.push((
+                        path.clone(),
+                        location,
+                        s.start_at == StartAt::End && first_run,
+                    ));
+                }
                 SourceKind::Log { path, format } => plans.push(SourcePlan {
                     pattern: PathBuf::from(path),
                     format: *format,
@@ -422,11 +478,11 @@ impl Reader {
         let mut names = Vec::new();
         let albs = alb_dirs
             .into_iter()
-            .map(|(dir, skip_existing)| {
-                names.push(dir.display().to_string());
+            .map(|(name, location, skip_existing)| {
+                names.push(name);
                 AlbFolder {
                     source: (names.len() - 1) as u16,
-                    dir,
+                    location,
                     skip_existing,
                     pipeline: Pipeline::new(
                         kb.clone(),
@@ -659,6 +715,7 @@ impl Reader {
     /// Lists the ALB folders (every [`ALB_SCAN`]) and reads the objects not read yet, a slot
     /// of five minutes at a time, merged in time order; each slot is committed with its counts.
     fn read_albs(&mut self) -> anyhow::Result<()> {
+        let scratch = self.state.path().with_file_name("alb-download");
         let Reader {
             albs,
             state,
@@ -674,7 +731,8 @@ impl Reader {
             a.last_scan = Some(Instant::now());
             let source = names[a.source as usize].clone();
             let mut new = Vec::new();
-            for obj in alb_objects(&a.dir) {
+            let offset = state.alb_offset(&source)?;
+            for obj in a.location.list(offset.as_deref())? {
                 if !state.alb_seen(&source, &obj.0)? {
                     new.push(obj);
                 }
@@ -683,15 +741,13 @@ impl Reader {
                 // The first run starts from now: objects already there are history.
                 a.skip_existing = false;
                 if !new.is_empty() {
-                    let skipped: Vec<(String, u64, i64)> = new
-                        .iter()
-                        .map(|(o, size, _)| (o.clone(), *size, -1))
-                        .collect();
+                    let skipped: Vec<(String, u64, i64)> =
+                        new.iter().map(|(o, size)| (o.clone(), *size, -1)).collect();
                     state.commit_alb(&source, &skipped, counters, names)?;
                     log!(
                         Info,
                         "ALB objects there before the first run are not read",
-                        folder = a.dir.display(),
+                        source = source,
                         objects = skipped.len()
                     );
                 }
@@ -711,10 +767,15 @@ impl Reader {
                     j += 1;
                 }
                 let batch = &new[i..j];
-                let files: Vec<String> = batch
-                    .iter()
-                    .map(|(_, _, p)| p.display().to_string())
-                    .collect();
+                let mut files = Vec::with_capacity(batch.len());
+                let mut downloads = Vec::new();
+                for (n, (o, _)) in batch.iter().enumerate() {
+                    let (path, temporary) = a.location.local(o, &scratch, n)?;
+                    files.push(path.display().to_string());
+                    if temporary {
+                        downloads.push(path);
+                    }
+                }
                 let sources = vec![a.source; files.len()];
                 let opts = crate::scan::ScanOptions {
                     format: Some(Format::Alb),
@@ -729,11 +790,15 @@ impl Reader {
                     count_settled: true,
                 };
                 let reports =
-                    crate::scan::merge_into(&files, &sources, &opts, &mut a.pipeline, &mut sink)?;
+                    crate::scan::merge_into(&files, &sources, &opts, &mut a.pipeline, &mut sink);
+                for d in &downloads {
+                    let _ = std::fs::remove_file(d);
+                }
+                let reports = reports?;
                 let done: Vec<(String, u64, i64)> = batch
                     .iter()
                     .zip(&reports)
-                    .map(|((o, size, _), r)| (o.clone(), *size, r.lines as i64))
+                    .map(|((o, size), r)| (o.clone(), *size, r.lines as i64))
                     .collect();
                 state.commit_alb(&source, &done, counters, names)?;
                 for r in &reports {
@@ -744,7 +809,7 @@ impl Reader {
                 log!(
                     Info,
                     "read ALB objects",
-                    folder = a.dir.display(),
+                    source = source,
                     objects = batch.len(),
                     slot = slot.unwrap_or("-")
                 );
@@ -877,7 +942,7 @@ impl Reader {
             .collect();
         for a in &self.albs {
             st.files.push(FileStatus {
-                path: a.dir.display().to_string(),
+                path: self.names[a.source as usize].clone(),
                 format: format!("alb ({} objects)", a.objects),
                 lines: a.lines,
                 unparsed: a.unparsed,

@@ -32,6 +32,8 @@ fn config(dir: &Path) -> Config {
         }),
         timezone: Zone::Utc,
         start_at: StartAt::Beginning,
+        endpoint: None,
+        region: None,
     };
     let mut cfg = Config {
         sources: vec![

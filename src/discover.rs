@@ -127,6 +127,8 @@ pub fn from_nginx_config(text: &str, zone: &Zone) -> (Vec<Found>, Vec<String>) {
                 log_format,
                 timezone: zone.clone(),
                 start_at: StartAt::End,
+                endpoint: None,
+                region: None,
             },
             why,
         });
@@ -303,6 +305,8 @@ pub fn discover(zone: &Zone) -> (Vec<Found>, Vec<String>) {
                     log_format: None,
                     timezone: zone.clone(),
                     start_at: StartAt::End,
+                    endpoint: None,
+                    region: None,
                 },
                 why: why.to_string(),
             });

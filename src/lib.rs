@@ -22,6 +22,7 @@
 //! - [`demo`] shows the daemon at work on generated traffic (`gatewatch demo`).
 //! - [`discover`] finds the logs to follow without a config (`nginx -T`, standard paths).
 //! - [`listen`] receives HAProxy's syslog datagrams (UDP, unix sockets).
+//! - `s3` reads ALB objects straight from a bucket (cargo feature `s3`).
 //! - [`log`] writes the daemon's own log for journald or a terminal.
 //! - [`cli`] is the command line.
 //!
@@ -45,6 +46,8 @@ pub mod log;
 pub mod parse;
 pub mod pipeline;
 pub mod report;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod scan;
 pub mod state;
 pub mod synth;

@@ -272,6 +272,18 @@ impl State {
             .is_some())
     }
 
+    /// Where listing a bucket may start: the last object processed more than an hour ago (S3
+    /// lists in key order; objects can arrive late, so the last hour is listed again).
+    pub fn alb_offset(&self, source: &str) -> anyhow::Result<Option<String>> {
+        let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT MAX(object) FROM alb_objects WHERE source = ?1 AND processed < ?2",
+            )?
+            .query_row(params![source, hour_ago], |r| r.get::<_, Option<String>>(0))?)
+    }
+
     /// Records ALB objects as processed together with the counts their lines added, in one
     /// transaction: an object is counted once, or (after a crash) not yet.
     pub fn commit_alb(

@@ -11,6 +11,7 @@ mod kb;
 mod props;
 mod real_haproxy;
 mod real_nginx;
+mod s3;
 mod systemd;
 mod tail_model;
 mod upstreams;
