@@ -718,6 +718,24 @@ mod tests {
     }
 
     #[test]
+    fn a_symlink_switched_to_a_new_target_is_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("app-1.log");
+        let b = dir.path().join("app-2.log");
+        let link = dir.path().join("current.log");
+        append(&a, "a1\n");
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        let mut t = tailer(&link, &[], Start::Beginning);
+        assert_eq!(lines(&mut t), ["a1"]);
+        append(&a, "a2\n");
+        append(&b, "b1\n");
+        let tmp = dir.path().join("current.tmp");
+        std::os::unix::fs::symlink(&b, &tmp).unwrap();
+        fs::rename(&tmp, &link).unwrap();
+        assert_eq!(lines(&mut t), ["a2", "b1"]);
+    }
+
+    #[test]
     fn overlong_lines_are_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("access.log");
