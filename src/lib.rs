@@ -29,6 +29,7 @@
 //! Everything up to [`pipeline`] and [`report`] is pure: bytes and times in, values out; no IO,
 //! no clock. [`scan`], [`config`] file reading and [`cli`] are the shell around it.
 
+pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -104,6 +104,16 @@ pub fn human_duration(ms: i64) -> String {
     }
 }
 
+/// A duration in Chinese: `4分7秒`.
+pub fn human_duration_zh(ms: i64) -> String {
+    let s = (ms.max(0) + 500) / 1000;
+    match s {
+        0..60 => format!("{s}秒"),
+        60..3600 => format!("{}分{}秒", s / 60, s % 60),
+        _ => format!("{}小时{}分", s / 3600, (s % 3600) / 60),
+    }
+}
+
 /// What a cause means for the upstream, in a few words.
 fn cause_phrase(c: Cause) -> &'static str {
     match c {
@@ -123,6 +133,26 @@ fn cause_phrase(c: Cause) -> &'static str {
 /// requests in 1m 0s`: the failures and requests of the burst so far, from its first failure
 /// to its last.
 pub fn headline(inc: &Incident, kb: &Kb) -> String {
+    headline_in(inc, kb, Lang::En)
+}
+
+/// What a cause means for the upstream, in a few words of Chinese.
+fn cause_phrase_zh(c: Cause) -> &'static str {
+    match c {
+        Cause::UpstreamUnreachable => "不可达",
+        Cause::NoLiveUpstreams => "没有可用的服务器",
+        Cause::UpstreamTimeout => "超时",
+        Cause::UpstreamReset => "连接被关闭",
+        Cause::UpstreamProtocolError => "返回无效响应",
+        Cause::DnsFailure => "域名无法解析",
+        Cause::TlsFailure => "TLS 失败",
+        Cause::Other5xx => "出错",
+        Cause::Ok | Cause::NotApplicable => "受影响",
+    }
+}
+
+/// The headline in a language.
+pub fn headline_in(inc: &Incident, kb: &Kb, lang: Lang) -> String {
     let status = inc
         .statuses
         .first()
@@ -131,6 +161,20 @@ pub fn headline(inc: &Incident, kb: &Kb) -> String {
         .map_or_else(|| "5xx".to_string(), |s| format!("{s:03}"));
     // The burst so far: from its first failure to its last (at least a second).
     let span = human_duration((inc.end_ms - inc.start_ms).max(1000));
+    if lang == Lang::Zh {
+        let span = human_duration_zh((inc.end_ms - inc.start_ms).max(1000));
+        let counts = match inc.requests {
+            Some(r) if r >= inc.failures => {
+                format!("{span} 内 {r} 个请求中 {} 个失败", inc.failures)
+            }
+            _ => format!("{span} 内 {} 次失败", inc.failures),
+        };
+        return format!(
+            "{status} 突发:上游 {} {} — {counts}",
+            inc.upstream,
+            cause_phrase_zh(inc.cause)
+        );
+    }
     let counts = match inc.requests {
         Some(r) if r >= inc.failures => format!("{} of {r} requests in {span}", inc.failures),
         _ => format!("{} failures in {span}", inc.failures),

@@ -3,6 +3,7 @@
 //! Tests that need a real nginx or HAProxy start them on loopback; outside CI they are skipped
 //! with a loud message when the server is not installed, in CI (`CI=true`) that is a failure.
 
+mod alerts;
 mod cli;
 mod daemon;
 mod detect;
