@@ -616,6 +616,40 @@ pub fn pagerduty(v: &AlertView, routing_key: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Renders the sample incident through a channel's templates (built in or overridden): a
+/// template that does not compile or does not produce its format is found by `gatewatch
+/// check`, before an incident.
+pub fn check_channel(
+    ch: &crate::config::ChannelConfig,
+    alerts: &crate::config::AlertsConfig,
+    kb: &Kb,
+    inc: &Incident,
+) -> anyhow::Result<()> {
+    use crate::config::ChannelKind;
+    let dir = ch.template_dir.as_ref().or(alerts.template_dir.as_ref());
+    let t = Templates::new(dir.map(|d| d.as_path()))?;
+    for kind in [AlertKind::Opened, AlertKind::Reminder, AlertKind::Resolved] {
+        let mut inc = inc.clone();
+        if kind == AlertKind::Resolved {
+            inc.closed_ms = Some(inc.end_ms);
+        }
+        let items = vec![item(&inc, kb, ch.lang, "check", &[])];
+        let v = compose(kind, "check", ch.lang, "gw-check", items);
+        match &ch.kind {
+            ChannelKind::Console => {
+                t.console(&v)?;
+            }
+            ChannelKind::Email { .. } => {
+                t.email(&v)?;
+            }
+            ChannelKind::Webhook { format, .. } => {
+                t.webhook(*format, &v, Some("check"), "2024-05-01T12:00:00+00:00")?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A realistic incident for `gatewatch test-alert` and the documentation: upstream
 /// 10.0.1.5:8080 refusing connections for four minutes.
 pub fn sample(kb: &Kb) -> Option<Incident> {

@@ -63,6 +63,24 @@ enum Command {
         #[arg(long = "patterns", value_name = "DIR")]
         patterns: Vec<PathBuf>,
     },
+    /// Send a realistic sample alert through each configured channel (or one), now, and
+    /// report success or the exact error.
+    TestAlert {
+        /// The config file [default: /etc/gatewatch/gatewatch.toml if it exists]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Only this channel.
+        #[arg(long)]
+        channel: Option<String>,
+    },
+    /// Silence alerts for an upstream (incidents are still recorded).
+    Silence {
+        #[command(subcommand)]
+        action: SilenceAction,
+        /// The config file (for the state directory) [default: /etc/gatewatch/gatewatch.toml]
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Browse the knowledge base.
     Patterns {
         #[command(subcommand)]
@@ -73,6 +91,43 @@ enum Command {
         /// Language of the text: en or zh.
         #[arg(long, default_value = "en", global = true, value_parser = ["en", "zh"])]
         lang: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SilenceAction {
+    /// Add a silence: incidents of matching upstreams that open while it lasts are recorded
+    /// but not alerted; reminders of open ones stop.
+    Add {
+        /// The upstream, or a glob over upstreams (`10.0.1.*`, `*` for all).
+        #[arg(long)]
+        upstream: String,
+        /// Only incidents of entries matching this glob (`nginx/*`).
+        #[arg(long)]
+        entry: Option<String>,
+        /// How long, e.g. 2h, 30m.
+        #[arg(long = "for", value_name = "DURATION", conflicts_with = "until")]
+        duration: Option<String>,
+        /// Until a time (RFC 3339, e.g. 2026-12-01T06:00:00+01:00).
+        #[arg(long)]
+        until: Option<String>,
+        /// Why (shown in the list and the logs).
+        #[arg(long)]
+        reason: String,
+    },
+    /// List the silences that have not ended.
+    List {
+        /// Also the ended ones.
+        #[arg(long)]
+        all: bool,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End a silence now.
+    Remove {
+        /// The silence's id (from `silence list`).
+        id: i64,
     },
 }
 
@@ -133,6 +188,8 @@ pub fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS),
         Command::Scan(args) => run_scan(args),
         Command::Check { config, patterns } => run_check(config, patterns),
+        Command::TestAlert { config, channel } => run_test_alert(config, channel),
+        Command::Silence { action, config } => run_silence(action, config),
         Command::Patterns {
             action,
             patterns,
@@ -421,6 +478,21 @@ fn run_check(config: Option<PathBuf>, patterns: Vec<PathBuf>) -> anyhow::Result<
     }
     let kb = kb.expect("no errors");
     let cfg = cfg.expect("no errors");
+    // Every channel's templates (overrides included) render the sample alert.
+    if let Some(inc) = crate::alert::sample(&kb) {
+        for ch in cfg.alert_channels() {
+            if let Err(e) = crate::alert::check_channel(&ch, &cfg.alerts, &kb, &inc) {
+                errors.push(format!("channel {}: {e:#}", ch.name));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        eprintln!("gatewatch check: {} problem(s)", errors.len());
+        return Ok(ExitCode::FAILURE);
+    }
     let where_from = if dirs.is_empty() {
         "built in".to_string()
     } else {
@@ -460,6 +532,140 @@ fn run_check(config: Option<PathBuf>, patterns: Vec<PathBuf>) -> anyhow::Result<
         }
     }
     println!("ok");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_test_alert(config: Option<PathBuf>, channel: Option<String>) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(config.as_deref())?;
+    let kb = load_kb(&cfg.pattern_dirs)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let results = rt.block_on(crate::send::test_alert(&cfg, &kb, channel.as_deref()))?;
+    let mut failed = 0;
+    for (name, r) in &results {
+        match r {
+            Ok(()) => println!("{name}: sent"),
+            Err(e) => {
+                failed += 1;
+                println!("{name}: FAILED: {e}");
+            }
+        }
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The state directory commands other than `run` use: the configured one, else systemd's,
+/// else the default.
+fn state_dir(cfg: &Config) -> PathBuf {
+    if cfg.file.is_none()
+        && let Some(dir) = std::env::var_os("STATE_DIRECTORY")
+    {
+        return PathBuf::from(dir.to_string_lossy().split(':').next().unwrap_or(""));
+    }
+    cfg.state_dir.clone()
+}
+
+fn run_silence(action: SilenceAction, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    use crate::outbox;
+    let cfg = load_config(config.as_deref())?;
+    let (state, _) = crate::state::State::open(&state_dir(&cfg))?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let time = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| {
+                t.with_timezone(&chrono::Local)
+                    .format("%Y-%m-%d %H:%M %z")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    match action {
+        SilenceAction::Add {
+            upstream,
+            entry,
+            duration,
+            until,
+            reason,
+        } => {
+            let ends = match (duration, until) {
+                (Some(d), None) => {
+                    let d = humantime::parse_duration(&d).map_err(|e| {
+                        anyhow::anyhow!(
+                            "--for {d:?} is not a duration ({e}); write it like 2h or 30m"
+                        )
+                    })?;
+                    now + d.as_millis() as i64
+                }
+                (None, Some(u)) => chrono::DateTime::parse_from_rfc3339(&u)
+                    .map_err(|e| anyhow::anyhow!("--until {u:?} is not an RFC 3339 time ({e})"))?
+                    .timestamp_millis(),
+                _ => anyhow::bail!("give --for DURATION or --until TIME"),
+            };
+            anyhow::ensure!(ends > now, "the silence would end before it starts");
+            let who = std::env::var("SUDO_USER")
+                .or_else(|_| std::env::var("USER"))
+                .ok();
+            let s = outbox::Silence {
+                id: 0,
+                upstream,
+                entry,
+                starts_ms: now,
+                ends_ms: ends,
+                reason,
+                created_by: who,
+            };
+            let id = outbox::add_silence(state.conn(), &s)?;
+            println!(
+                "silence {id}: upstream {}{} until {}",
+                s.upstream,
+                s.entry.map(|e| format!(", entry {e}")).unwrap_or_default(),
+                time(ends)
+            );
+        }
+        SilenceAction::List { all, json } => {
+            let list = outbox::silences(state.conn(), now, all)?;
+            if json {
+                for s in &list {
+                    println!("{}", serde_json::to_string(s)?);
+                }
+            } else if list.is_empty() {
+                println!("no silences");
+            } else {
+                for s in &list {
+                    println!(
+                        "{:>4}  upstream {}{}  {} → {}{}  {}{}",
+                        s.id,
+                        s.upstream,
+                        s.entry
+                            .as_ref()
+                            .map(|e| format!(" entry {e}"))
+                            .unwrap_or_default(),
+                        time(s.starts_ms),
+                        time(s.ends_ms),
+                        if s.ends_ms <= now { " (ended)" } else { "" },
+                        s.reason,
+                        s.created_by
+                            .as_ref()
+                            .map(|w| format!(" ({w})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        SilenceAction::Remove { id } => {
+            if outbox::remove_silence(state.conn(), id, now)? {
+                println!("silence {id} ended");
+            } else {
+                anyhow::bail!("there is no silence {id}");
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

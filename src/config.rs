@@ -30,6 +30,33 @@ struct RawConfig {
     channels: Vec<Spanned<RawChannel>>,
     detect: Option<RawDetect>,
     patterns: Option<RawPatterns>,
+    alerts: Option<RawAlerts>,
+    #[serde(default)]
+    maintenance: Vec<Spanned<RawMaintenance>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    host: Option<String>,
+    group_wait: Option<Spanned<String>>,
+    renotify: Option<Spanned<String>>,
+    give_up_after: Option<Spanned<String>>,
+    template_dir: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMaintenance {
+    upstream: Option<String>,
+    entry: Option<String>,
+    days: Option<Spanned<Vec<String>>>,
+    start: Option<Spanned<String>>,
+    end: Option<Spanned<String>>,
+    timezone: Option<Spanned<String>>,
+    from: Option<Spanned<String>>,
+    until: Option<Spanned<String>>,
+    reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -99,6 +126,10 @@ struct RawChannel {
     secret_file: Option<String>,
     secret_env: Option<String>,
     timeout: Option<Spanned<String>>,
+    /// A PEM file of extra trusted roots (an internal relay or receiver with a private CA).
+    ca_file: Option<String>,
+    /// A folder whose templates replace the built-in ones of the same name.
+    template_dir: Option<String>,
 }
 
 /// How a source is read.
@@ -154,10 +185,12 @@ pub enum ChannelKind {
         to: Vec<String>,
         username: Option<String>,
         password: Option<Secret>,
+        timeout: Duration,
     },
     Webhook {
         format: WebhookFormat,
         url: String,
+        /// The HMAC key (for `pagerduty`, the routing key).
         secret: Option<Secret>,
         timeout: Duration,
     },
@@ -178,6 +211,134 @@ pub struct ChannelConfig {
     pub name: String,
     pub lang: Lang,
     pub kind: ChannelKind,
+    pub ca_file: Option<PathBuf>,
+    /// Templates of this channel; else `[alerts] template_dir`; else the built-in ones.
+    pub template_dir: Option<PathBuf>,
+}
+
+impl ChannelConfig {
+    /// The console channel used when none is configured.
+    pub fn console() -> ChannelConfig {
+        ChannelConfig {
+            name: "console".into(),
+            lang: Lang::En,
+            kind: ChannelKind::Console,
+            ca_file: None,
+            template_dir: None,
+        }
+    }
+}
+
+impl Secret {
+    /// Reads the secret (a trailing newline of a file is not part of it). The error names
+    /// where it looked, never the value.
+    pub fn read(&self) -> anyhow::Result<String> {
+        match self {
+            Secret::File(p) => {
+                // Relative names are looked up in systemd's credentials directory.
+                let path = match std::env::var_os("CREDENTIALS_DIRECTORY") {
+                    Some(dir) if p.is_relative() => PathBuf::from(dir).join(p),
+                    _ => p.clone(),
+                };
+                let s = std::fs::read_to_string(&path).map_err(|e| {
+                    anyhow::anyhow!("reading the secret file {}: {e}", path.display())
+                })?;
+                Ok(s.trim_end_matches(['\r', '\n']).to_string())
+            }
+            Secret::Env(name) => std::env::var(name).map_err(|_| {
+                anyhow::anyhow!("the environment variable {name} (a secret) is not set")
+            }),
+        }
+    }
+}
+
+/// How alerts are sent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertsConfig {
+    /// The name of this host in messages (default: the system's host name).
+    pub host: Option<String>,
+    /// How long the first change of a message waits for others to join it.
+    pub group_wait: Duration,
+    /// How often an open incident is announced again (`None`: never).
+    pub renotify: Option<Duration>,
+    /// How long a message is retried before it is recorded as failed.
+    pub give_up_after: Duration,
+    pub template_dir: Option<PathBuf>,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> AlertsConfig {
+        AlertsConfig {
+            host: None,
+            group_wait: Duration::from_secs(5),
+            renotify: Some(Duration::from_secs(4 * 3600)),
+            give_up_after: Duration::from_secs(24 * 3600),
+            template_dir: None,
+        }
+    }
+}
+
+/// A maintenance window: incidents that open inside it are recorded but not alerted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Maintenance {
+    /// Globs (`*`, `?`) over the upstream and the entry id.
+    pub upstream: String,
+    pub entry: Option<String>,
+    pub when: MaintenanceTime,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum MaintenanceTime {
+    /// Every week on these days (0 = Monday), from `start` to `end` (minutes after
+    /// midnight; `end` before `start` runs past midnight), in a time zone.
+    Weekly {
+        days: Vec<u32>,
+        start: u32,
+        end: u32,
+        zone: Zone,
+    },
+    /// Once, from one instant until another (Unix ms).
+    Once { from_ms: i64, until_ms: i64 },
+}
+
+impl Maintenance {
+    /// Whether the window covers an incident of `upstream` and `entry` at `now_ms` (Unix ms).
+    pub fn covers(&self, upstream: &str, entry: &str, now_ms: i64) -> bool {
+        if !crate::daemon::glob_match(self.upstream.as_bytes(), upstream.as_bytes())
+            || self
+                .entry
+                .as_ref()
+                .is_some_and(|e| !crate::daemon::glob_match(e.as_bytes(), entry.as_bytes()))
+        {
+            return false;
+        }
+        match &self.when {
+            MaintenanceTime::Once { from_ms, until_ms } => (*from_ms..*until_ms).contains(&now_ms),
+            MaintenanceTime::Weekly {
+                days,
+                start,
+                end,
+                zone,
+            } => {
+                use chrono::{Datelike, Timelike};
+                let Some(utc) = chrono::DateTime::from_timestamp_millis(now_ms) else {
+                    return false;
+                };
+                let local = zone.local(utc);
+                let minute = local.hour() * 60 + local.minute();
+                let today = local.weekday().num_days_from_monday();
+                let yesterday = (today + 6) % 7;
+                if start <= end {
+                    days.contains(&today) && (*start..*end).contains(&minute)
+                } else {
+                    // Past midnight: the evening of a listed day, or the morning after it.
+                    (days.contains(&today) && minute >= *start)
+                        || (days.contains(&yesterday) && minute < *end)
+                }
+            }
+        }
+    }
 }
 
 /// The checked configuration.
@@ -193,6 +354,19 @@ pub struct Config {
     pub join: JoinConfig,
     /// Pattern folders; empty means the knowledge base built into the binary.
     pub pattern_dirs: Vec<PathBuf>,
+    pub alerts: AlertsConfig,
+    pub maintenance: Vec<Maintenance>,
+}
+
+impl Config {
+    /// The channels alerts go to: the configured ones, or the console.
+    pub fn alert_channels(&self) -> Vec<ChannelConfig> {
+        if self.channels.is_empty() {
+            vec![ChannelConfig::console()]
+        } else {
+            self.channels.clone()
+        }
+    }
 }
 
 impl Default for Config {
@@ -206,6 +380,8 @@ impl Default for Config {
             detect: DetectConfig::default(),
             join: JoinConfig::default(),
             pattern_dirs: Vec::new(),
+            alerts: AlertsConfig::default(),
+            maintenance: Vec::new(),
         }
     }
 }
@@ -238,6 +414,23 @@ impl Problems<'_> {
         self.errors
             .push(FileError::at(self.file, self.text, offset, message));
     }
+}
+
+fn format_is_pagerduty(k: &ChannelKind) -> bool {
+    matches!(
+        k,
+        ChannelKind::Webhook {
+            format: WebhookFormat::Pagerduty,
+            ..
+        }
+    )
+}
+
+/// `HH:MM` as minutes after midnight.
+fn clock_minutes(s: &str) -> Option<u32> {
+    let (h, m) = s.split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
 }
 
 fn is_loopback_host(server: &str) -> bool {
@@ -553,6 +746,17 @@ impl Config {
                         }
                     };
                     let password = secret(&mut p, &ch.password_file, &ch.password_env, "password");
+                    if password.is_some() && ch.username.is_none() {
+                        p.at(at, "channel: a password needs username = \"…\"");
+                    }
+                    if password.is_some() && tls == SmtpTls::None {
+                        p.at(at, "channel: a password is only sent over TLS (tls = \"starttls\" or \"implicit\")");
+                    }
+                    let timeout = match &ch.timeout {
+                        Some(t) => duration(&mut p, t, "channel.timeout")
+                            .unwrap_or(Duration::from_secs(30)),
+                        None => Duration::from_secs(30),
+                    };
                     ChannelKind::Email {
                         server,
                         tls,
@@ -560,6 +764,7 @@ impl Config {
                         to,
                         username: ch.username.clone(),
                         password,
+                        timeout,
                     }
                 }
                 "webhook" => {
@@ -621,7 +826,132 @@ impl Config {
                     continue;
                 }
             };
-            cfg.channels.push(ChannelConfig { name, lang, kind });
+            if format_is_pagerduty(&kind)
+                && !matches!(
+                    &kind,
+                    ChannelKind::Webhook {
+                        secret: Some(_),
+                        ..
+                    }
+                )
+            {
+                p.at(at, "channel: a pagerduty channel needs its routing key in secret_file or secret_env");
+            }
+            cfg.channels.push(ChannelConfig {
+                name,
+                lang,
+                kind,
+                ca_file: ch.ca_file.map(PathBuf::from),
+                template_dir: ch.template_dir.map(PathBuf::from),
+            });
+        }
+        if let Some(a) = raw.alerts {
+            let c = &mut cfg.alerts;
+            c.host = a.host;
+            c.template_dir = a.template_dir.map(PathBuf::from);
+            if let Some(v) = &a.group_wait
+                && let Some(d) = duration(&mut p, v, "alerts.group_wait")
+            {
+                c.group_wait = d;
+            }
+            if let Some(v) = &a.renotify {
+                c.renotify = if matches!(v.get_ref().as_str(), "off" | "never" | "0") {
+                    None
+                } else {
+                    duration(&mut p, v, "alerts.renotify")
+                };
+                if c.renotify.is_some_and(|d| d < Duration::from_secs(60)) {
+                    p.at(
+                        v.span().start,
+                        "alerts.renotify must be at least 1m (or \"off\")",
+                    );
+                }
+            }
+            if let Some(v) = &a.give_up_after
+                && let Some(d) = duration(&mut p, v, "alerts.give_up_after")
+            {
+                c.give_up_after = d;
+            }
+        }
+        for m in raw.maintenance {
+            let at = m.span().start;
+            let m = m.into_inner();
+            let when = match (&m.from, &m.until, &m.start, &m.end) {
+                (Some(from), Some(until), None, None) => {
+                    let t = |p: &mut Problems<'_>, v: &Spanned<String>, key: &str| {
+                        match chrono::DateTime::parse_from_rfc3339(v.get_ref()) {
+                            Ok(t) => Some(t.timestamp_millis()),
+                            Err(_) => {
+                                p.at(v.span().start, format!("maintenance.{key}: {:?} is not a time such as \"2026-12-01T02:00:00+01:00\"", v.get_ref()));
+                                None
+                            }
+                        }
+                    };
+                    match (t(&mut p, from, "from"), t(&mut p, until, "until")) {
+                        (Some(from_ms), Some(until_ms)) => {
+                            if until_ms <= from_ms {
+                                p.at(until.span().start, "maintenance.until must be after from");
+                            }
+                            MaintenanceTime::Once { from_ms, until_ms }
+                        }
+                        _ => continue,
+                    }
+                }
+                (None, None, Some(start), Some(end)) => {
+                    let mins = |p: &mut Problems<'_>, v: &Spanned<String>, key: &str| {
+                        clock_minutes(v.get_ref()).or_else(|| {
+                            p.at(v.span().start, format!("maintenance.{key}: {:?} is not a time of day such as \"02:30\"", v.get_ref()));
+                            None
+                        })
+                    };
+                    let (Some(s), Some(e)) =
+                        (mins(&mut p, start, "start"), mins(&mut p, end, "end"))
+                    else {
+                        continue;
+                    };
+                    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+                    let days = match &m.days {
+                        None => (0..7).collect(),
+                        Some(d) => {
+                            let mut out = Vec::new();
+                            for name in d.get_ref() {
+                                let lower = name.to_ascii_lowercase();
+                                match DAYS.iter().position(|x| lower.starts_with(x)) {
+                                    Some(i) => out.push(i as u32),
+                                    None => p.at(d.span().start, format!("maintenance.days: {name:?} is not a day (mon, tue, … sun)")),
+                                }
+                            }
+                            out
+                        }
+                    };
+                    let zone = match &m.timezone {
+                        Some(tz) => match tz.get_ref().parse::<Zone>() {
+                            Ok(z) => z,
+                            Err(e) => {
+                                p.at(tz.span().start, format!("maintenance.timezone: {e}"));
+                                continue;
+                            }
+                        },
+                        None => Zone::Local,
+                    };
+                    MaintenanceTime::Weekly {
+                        days,
+                        start: s,
+                        end: e,
+                        zone,
+                    }
+                }
+                _ => {
+                    p.at(at, "maintenance: give start and end (\"02:00\", every day or on days = [\"sun\"]), or from and until (RFC 3339 times)");
+                    continue;
+                }
+            };
+            cfg.maintenance.push(Maintenance {
+                upstream: m.upstream.unwrap_or_else(|| "*".into()),
+                entry: m.entry,
+                when,
+                reason: m.reason.unwrap_or_else(|| "maintenance".into()),
+            });
         }
         if p.errors.is_empty() {
             Ok(cfg)

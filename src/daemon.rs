@@ -7,14 +7,15 @@
 //! of reading it commits, in one SQLite transaction, where reading stands and what the lines
 //! added to the counters — so a crash or `kill -9` neither loses nor repeats a line.
 
+use crate::alert::AlertKind;
 use crate::config::{Config, SourceKind, StartAt};
 use crate::detect::Change;
 use crate::event::Format;
 use crate::kb::{Kb, Lang};
 use crate::log;
+use crate::outbox::Alerting;
 use crate::parse::{Parser, ParserOptions};
 use crate::pipeline::{Pipeline, PipelineConfig, Settled, Sink};
-use crate::report;
 use crate::state::{Counters, State};
 use crate::tail::{Delivery, Notice, Start, Tailer};
 use anyhow::Context;
@@ -109,23 +110,63 @@ struct SourcePlan {
     start: Start,
 }
 
-/// What the reader needs to print and count alerts, and to tell observers.
+/// What the reader needs to record incident changes, and to tell observers.
 struct Outputs {
     kb: Arc<Kb>,
     observers: Vec<Sender<Change>>,
-    console: bool,
-    lang: Lang,
-    window_ms: i64,
     opened: u64,
     closed: u64,
-    console_sent: u64,
+    /// Changes not committed yet: written to the outbox with the next commit.
+    notices: Vec<crate::outbox::Notice>,
+    host: String,
+    channels: Vec<(String, Lang)>,
+    maintenance: Vec<crate::config::Maintenance>,
+    renotify_ms: Option<i64>,
+    /// Open incidents (upstream, entry) and when they were last announced (wall clock, Unix
+    /// ms).
+    announced: Vec<(String, crate::kb::EntryId, i64)>,
+    /// Told after a commit that wrote messages.
+    sender: Option<Arc<tokio::sync::watch::Sender<u64>>>,
+}
+
+impl Outputs {
+    /// The notices are in the state: the sender may send them.
+    fn committed(&mut self) {
+        if !self.notices.is_empty() {
+            self.notices.clear();
+            if let Some(s) = &self.sender {
+                s.send_modify(|n| *n += 1);
+            }
+        }
+    }
+}
+
+/// What a commit needs to write the notices.
+fn alerting<'a>(
+    out: &'a Outputs,
+    names: &'a [String],
+    open: &'a [crate::detect::Incident],
+) -> Alerting<'a> {
+    Alerting {
+        kb: &out.kb,
+        host: &out.host,
+        channels: &out.channels,
+        sources: names,
+        maintenance: &out.maintenance,
+        open,
+        now_ms: now_ms(),
+    }
+}
+
+/// The wall clock, in Unix milliseconds.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// Where settled lines and incident changes go while reading.
 struct ReaderSink<'a> {
     counters: &'a mut Counters,
     out: &'a mut Outputs,
-    names: &'a [String],
     /// The latest event time seen, and when it was seen (the event clock).
     clock: &'a mut Option<(i64, Instant)>,
     /// Count lines as they settle (ALB objects, read whole); followed files count them as
@@ -156,60 +197,48 @@ impl Sink for ReaderSink<'_> {
     }
 
     fn change(&mut self, change: Change) {
-        if self.out.console {
-            print_change(
-                &change,
-                &self.out.kb,
-                self.out.lang,
-                self.out.window_ms,
-                self.names,
-            );
-            self.out.console_sent += 1;
-        }
+        let out = &mut *self.out;
         match &change {
-            Change::Opened(_) => self.out.opened += 1,
-            Change::Closed(_) => self.out.closed += 1,
+            Change::Opened(i) => {
+                out.opened += 1;
+                log!(
+                    Warn,
+                    "incident opened",
+                    upstream = i.upstream,
+                    cause = i.cause,
+                    entry = out.kb.get(i.entry).id
+                );
+                out.announced.push((i.upstream.clone(), i.entry, now_ms()));
+                out.notices.push(crate::outbox::Notice {
+                    kind: AlertKind::Opened,
+                    incident: i.clone(),
+                });
+            }
+            Change::Closed(i) => {
+                out.closed += 1;
+                log!(
+                    Info,
+                    "incident resolved",
+                    upstream = i.upstream,
+                    cause = i.cause,
+                    failures = i.failures
+                );
+                out.announced
+                    .retain(|(u, e, _)| !(*u == i.upstream && *e == i.entry));
+                out.notices.push(crate::outbox::Notice {
+                    kind: AlertKind::Resolved,
+                    incident: i.clone(),
+                });
+            }
         }
-        match &change {
-            Change::Opened(i) => log!(
-                Warn,
-                "incident opened",
-                upstream = i.upstream,
-                cause = i.cause,
-                entry = self.out.kb.get(i.entry).id
-            ),
-            Change::Closed(i) => log!(
-                Info,
-                "incident resolved",
-                upstream = i.upstream,
-                cause = i.cause,
-                failures = i.failures
-            ),
-        }
-        for o in &self.out.observers {
+        for o in &out.observers {
             let _ = o.send(change.clone());
         }
     }
 }
 
-/// The console channel: the alert, and the resolved note, on standard error.
-fn print_change(change: &Change, kb: &Kb, lang: Lang, window_ms: i64, names: &[String]) {
-    let text = match change {
-        Change::Opened(inc) => format!(
-            "=== ALERT ===\n{}",
-            report::incident_text(inc, kb, window_ms, names, lang)
-        ),
-        Change::Closed(inc) => format!(
-            "=== RESOLVED === {} — lasted {}\n",
-            report::headline(inc, kb),
-            report::human_duration(inc.end_ms - inc.start_ms)
-        ),
-    };
-    eprint!("{text}");
-}
-
-/// `*` and `?` in a file name.
-fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
+/// `*` and `?` in a file name (or an upstream, an entry id).
+pub fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
     let (mut p, mut n) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while n < name.len() {
@@ -407,6 +436,8 @@ struct Reader {
     watched_dirs: Vec<PathBuf>,
     status: Arc<std::sync::Mutex<Status>>,
     error: Option<String>,
+    /// The sender thread, restarted with the channels of a new configuration.
+    sender: Option<crate::send::Sender>,
 }
 
 impl Reader {
@@ -535,20 +566,19 @@ impl Reader {
             out: Outputs {
                 kb,
                 observers,
-                console: cfg.channels.is_empty()
-                    || cfg
-                        .channels
-                        .iter()
-                        .any(|c| matches!(c.kind, crate::config::ChannelKind::Console)),
-                lang: cfg
-                    .channels
-                    .iter()
-                    .find(|c| matches!(c.kind, crate::config::ChannelKind::Console))
-                    .map_or(Lang::En, |c| c.lang),
-                window_ms: cfg.detect.window_ms,
                 opened: 0,
                 closed: 0,
-                console_sent: 0,
+                notices: Vec::new(),
+                host: crate::send::host_name(&cfg.alerts),
+                channels: cfg
+                    .alert_channels()
+                    .into_iter()
+                    .map(|c| (c.name, c.lang))
+                    .collect(),
+                maintenance: cfg.maintenance.clone(),
+                renotify_ms: cfg.alerts.renotify.map(|d| d.as_millis() as i64),
+                announced: Vec::new(),
+                sender: None,
             },
             watched_dirs: Vec::new(),
             status: Arc::new(std::sync::Mutex::new(Status {
@@ -556,9 +586,46 @@ impl Reader {
                 ..Status::default()
             })),
             error: None,
+            sender: None,
         };
+        r.restore_incidents()?;
         r.discover()?;
         Ok(r)
+    }
+
+    /// Takes back the incidents that were open when the daemon stopped: each goes to the
+    /// detector of its source (an ALB folder's own, or the main one).
+    fn restore_incidents(&mut self) -> anyhow::Result<()> {
+        let open = crate::outbox::open_incidents(self.state.conn(), &self.out.kb)?;
+        for (inc, notified) in open {
+            let alb = self
+                .albs
+                .iter_mut()
+                .find(|a| inc.sources.contains(&a.source));
+            match alb {
+                Some(a) => a.pipeline.detector_mut().restore(&inc),
+                None => self.pipeline.detector_mut().restore(&inc),
+            }
+            log!(
+                Info,
+                "incident still open from before the restart",
+                upstream = inc.upstream,
+                entry = self.out.kb.get(inc.entry).id
+            );
+            self.out
+                .announced
+                .push((inc.upstream.clone(), inc.entry, notified));
+        }
+        Ok(())
+    }
+
+    /// The open incidents of every pipeline.
+    fn open_incidents(&self) -> Vec<crate::detect::Incident> {
+        let mut v = self.pipeline.detector().open_incidents();
+        for a in &self.albs {
+            v.extend(a.pipeline.detector().open_incidents());
+        }
+        v
     }
 
     /// Starts following files the sources name that are not followed yet.
@@ -634,7 +701,6 @@ impl Reader {
             pipeline,
             counters,
             out,
-            names,
             clock,
             ..
         } = self;
@@ -655,7 +721,6 @@ impl Reader {
             let mut sink = ReaderSink {
                 counters,
                 out,
-                names,
                 clock,
                 count_settled: false,
             };
@@ -743,7 +808,14 @@ impl Reader {
                 if !new.is_empty() {
                     let skipped: Vec<(String, u64, i64)> =
                         new.iter().map(|(o, size)| (o.clone(), *size, -1)).collect();
-                    state.commit_alb(&source, &skipped, counters, names)?;
+                    state.commit_alb(
+                        &source,
+                        &skipped,
+                        counters,
+                        names,
+                        Some((&alerting(out, names, &[]), &out.notices)),
+                    )?;
+                    out.committed();
                     log!(
                         Info,
                         "ALB objects there before the first run are not read",
@@ -785,7 +857,6 @@ impl Reader {
                 let mut sink = ReaderSink {
                     counters,
                     out,
-                    names,
                     clock: &mut a.clock,
                     count_settled: true,
                 };
@@ -800,7 +871,14 @@ impl Reader {
                     .zip(&reports)
                     .map(|((o, size), r)| (o.clone(), *size, r.lines as i64))
                     .collect();
-                state.commit_alb(&source, &done, counters, names)?;
+                state.commit_alb(
+                    &source,
+                    &done,
+                    counters,
+                    names,
+                    Some((&alerting(out, names, &[]), &out.notices)),
+                )?;
+                out.committed();
                 for r in &reports {
                     a.lines += r.lines;
                     a.unparsed += r.unparsed;
@@ -827,7 +905,6 @@ impl Reader {
             pipeline,
             counters,
             out,
-            names,
             clock,
             ..
         } = self;
@@ -840,7 +917,6 @@ impl Reader {
         let mut sink = ReaderSink {
             counters,
             out,
-            names,
             clock,
             count_settled: false,
         };
@@ -874,8 +950,48 @@ impl Reader {
             .iter()
             .flat_map(|f| f.tailer.checkpoints())
             .collect();
-        self.state
-            .commit(&refs, &checkpoints, &mut self.counters, &self.names)
+        let open = if self.out.announced.is_empty() {
+            Vec::new()
+        } else {
+            self.open_incidents()
+        };
+        let a = alerting(&self.out, &self.names, &open);
+        self.state.commit(
+            &refs,
+            &checkpoints,
+            &mut self.counters,
+            &self.names,
+            Some((&a, &self.out.notices)),
+        )?;
+        self.out.committed();
+        Ok(())
+    }
+
+    /// Announces again the incidents open for longer than the renotify interval (wall clock:
+    /// it is about people, not about log time).
+    fn remind(&mut self, now: i64) {
+        let Some(every) = self.out.renotify_ms else {
+            return;
+        };
+        if !self.out.announced.iter().any(|(_, _, t)| now - t >= every) {
+            return;
+        }
+        let open = self.open_incidents();
+        for (upstream, entry, at) in &mut self.out.announced {
+            if now - *at < every {
+                continue;
+            }
+            if let Some(inc) = open
+                .iter()
+                .find(|i| i.upstream == *upstream && i.entry == *entry)
+            {
+                *at = now;
+                self.out.notices.push(crate::outbox::Notice {
+                    kind: AlertKind::Reminder,
+                    incident: inc.clone(),
+                });
+            }
+        }
     }
 
     /// Moves event time on by the wall-clock time since the last event, so bursts close and
@@ -887,7 +1003,6 @@ impl Reader {
             albs,
             counters,
             out,
-            names,
             clock,
             ..
         } = self;
@@ -896,7 +1011,6 @@ impl Reader {
             let mut sink = ReaderSink {
                 counters,
                 out,
-                names,
                 clock,
                 count_settled: false,
             };
@@ -913,7 +1027,6 @@ impl Reader {
                 let mut sink = ReaderSink {
                     counters,
                     out,
-                    names,
                     clock: &mut a.clock,
                     count_settled: true,
                 };
@@ -974,10 +1087,6 @@ impl Reader {
         }
         st.incidents_opened = self.out.opened;
         st.incidents_closed = self.out.closed;
-        if self.out.console {
-            st.alerts
-                .insert("console".into(), (self.out.console_sent, 0));
-        }
         st.upstreams_tracked = det.tracked();
         st.upstreams_evicted = det.stats.evicted;
         st.late_events = det.stats.late;
@@ -1065,6 +1174,13 @@ impl Daemon {
         observers: Vec<Sender<Change>>,
     ) -> anyhow::Result<Daemon> {
         let mut reader = Reader::new(cfg, kb, observers)?;
+        let waker = Arc::new(tokio::sync::watch::channel(0u64).0);
+        reader.sender = Some(crate::send::Sender::start(
+            cfg,
+            reader.status.clone(),
+            waker.clone(),
+        )?);
+        reader.out.sender = Some(waker);
         let (wake, rx) = mpsc::channel();
         // Syslog listeners: bound now, so a taken port is an error at start.
         let stop_listeners = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1255,6 +1371,24 @@ impl Reader {
                 }
             };
             self.tick();
+            self.remind(now_ms());
+            // Incidents closed by the clock, and reminders, are written now, not with the next
+            // lines (there may be none for a long time).
+            let committed = if committed && !self.out.notices.is_empty() {
+                match self.commit() {
+                    Ok(()) => true,
+                    Err(e) => {
+                        log!(
+                            Error,
+                            "saving state failed; retrying",
+                            error = format!("{e:#}")
+                        );
+                        false
+                    }
+                }
+            } else {
+                committed
+            };
             self.publish(committed);
             if let Some(interval) = watchdog
                 && last_ping.elapsed() >= interval / 2
@@ -1284,7 +1418,16 @@ impl Reader {
                 r.status = self.status.clone();
                 r.out.opened = self.out.opened;
                 r.out.closed = self.out.closed;
-                r.out.console_sent = self.out.console_sent;
+                r.out.sender = self.out.sender.clone();
+                // The sender follows the new channels (after the commit above, nothing of the
+                // old configuration is left unwritten).
+                drop(self.sender.take());
+                if let Some(waker) = &r.out.sender {
+                    match crate::send::Sender::start(cfg, r.status.clone(), waker.clone()) {
+                        Ok(s) => r.sender = Some(s),
+                        Err(e) => log!(Error, "restarting the sender", error = format!("{e:#}")),
+                    }
+                }
                 // The listeners stay as they were started: their counters carry on.
                 for s in &mut r.syslogs {
                     if let Some(old) = self.syslogs.iter().find(|o| o.listen == s.listen) {

@@ -47,6 +47,7 @@ fn config(dir: &Path) -> Config {
     cfg.detect.window_ms = 10_000;
     cfg.detect.quiet_ms = 3_000;
     cfg.detect.close_failures = 1;
+    cfg.alerts.group_wait = Duration::from_millis(500);
     cfg
 }
 
@@ -94,6 +95,16 @@ pub fn run(kb: Arc<Kb>, dir: Option<PathBuf>) -> anyhow::Result<()> {
     };
     stop.store(true, Ordering::SeqCst);
     let _ = writer.join();
+    // The console channel prints from the outbox: wait for the alert and the resolved note.
+    let status = daemon.status();
+    let waited = Instant::now();
+    while waited.elapsed() < Duration::from_secs(15) {
+        let st = status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if st.alerts.get("console").is_some_and(|(sent, _)| *sent >= 2) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     daemon.stop()?;
     if result.is_ok() {
         eprintln!(

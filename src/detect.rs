@@ -104,7 +104,7 @@ impl Ring {
 }
 
 /// Up to a few distinct values with their counts (virtual hosts, paths of an incident).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TopValues {
     pub values: Vec<(String, u64)>,
     /// Occurrences of values beyond the ones kept.
@@ -134,7 +134,7 @@ impl TopValues {
 }
 
 /// A burst of failures of one entry on one upstream.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Incident {
     /// Sequence number within this detector, from 1.
     pub seq: u64,
@@ -541,6 +541,73 @@ impl Detector {
         }
     }
 
+    /// Takes back an incident that was open when the daemon stopped, so that it is neither
+    /// opened (and alerted) again nor left without its resolved note. Its windows start
+    /// empty: it closes after the quiet period unless failures go on.
+    pub fn restore(&mut self, inc: &Incident) {
+        let name = inc.upstream.as_bytes();
+        let i = match self.index.get(name) {
+            Some(&i) => i,
+            None => {
+                // Open incidents are never evicted; a restored one may exceed the cap.
+                self.make_room();
+                self.upstreams.push(Upstream {
+                    name: Box::from(name),
+                    requests: Ring::new(),
+                    requests_total: 0,
+                    requests_seen: false,
+                    last_seen_ms: inc.end_ms,
+                    failing: Vec::new(),
+                });
+                self.index.insert(Box::from(name), self.upstreams.len() - 1);
+                self.upstreams.len() - 1
+            }
+        };
+        let up = &mut self.upstreams[i];
+        if up
+            .failing
+            .iter()
+            .any(|f| f.entry == inc.entry && f.open.is_some())
+        {
+            return;
+        }
+        up.failing.retain(|f| f.entry != inc.entry);
+        if let Some(r) = inc.requests {
+            up.requests_seen = true;
+            up.requests_total = up.requests_total.max(r);
+        }
+        let total = up.requests_total;
+        up.failing.push(Failing {
+            entry: inc.entry,
+            ring: Ring::new(),
+            burst: Some(Burst {
+                start_ms: inc.start_ms,
+                offset_secs: inc.offset_secs,
+                last_ms: inc.end_ms,
+                failures: inc.failures,
+                requests_at_start: total - inc.requests.unwrap_or(0),
+                requests_at_last: total,
+                peak: inc.peak_window_failures,
+                causes: inc.causes,
+                statuses: inc.statuses.clone(),
+                vhosts: inc.vhosts.clone(),
+                paths: inc.paths.clone(),
+                samples: inc.samples.clone(),
+                sources: inc.sources.clone(),
+            }),
+            open: Some(Opened {
+                seq: inc.seq,
+                opened_ms: inc.opened_ms,
+                window_failures: inc.window_failures,
+                window_requests: inc.window_requests,
+            }),
+            calm_since: None,
+        });
+        self.seq = self.seq.max(inc.seq);
+        self.now_ms = self.now_ms.max(inc.end_ms);
+        self.open.push((Box::from(name), inc.entry));
+    }
+
     /// Keeps the number of tracked upstreams under the cap: evicts the idlest tenth of the
     /// upstreams without an open incident. False when nothing can be evicted.
     fn make_room(&mut self) -> bool {
@@ -729,6 +796,67 @@ mod tests {
         steps.push(step(300.0, "a:80", 0, 1));
         let got = run(DetectConfig::default(), &steps);
         assert_eq!(got, vec![opened("a:80", 4.0), closed("a:80", 300.0)]);
+    }
+
+    fn feed(d: &mut Detector, t: f64, failures: u32, successes: u32, out: &mut Vec<Change>) {
+        let ms = (t * 1000.0) as i64;
+        d.advance(ms, out);
+        for i in 0..failures + successes {
+            let failure = i < failures;
+            d.observe(
+                &Observation {
+                    time_ms: ms,
+                    offset_secs: 0,
+                    upstream: Some(b"a:80"),
+                    entry: failure.then_some(E),
+                    cause: Cause::UpstreamUnreachable,
+                    status: Some(502),
+                    request: true,
+                    failure,
+                    line: b"line",
+                    vhost: None,
+                    path: None,
+                    source: 0,
+                },
+                out,
+            );
+        }
+    }
+
+    #[test]
+    fn a_restored_incident_carries_on_instead_of_opening_again() {
+        let mut d = Detector::new(DetectConfig::default());
+        let mut out = Vec::new();
+        for t in 0..10 {
+            feed(&mut d, t as f64, 2, 2, &mut out);
+        }
+        let [Change::Opened(_)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        let before = d.open_incidents().remove(0);
+        // The daemon restarts: a new detector takes the open incident back.
+        let mut d = Detector::new(DetectConfig::default());
+        d.restore(&before);
+        assert_eq!(d.open_incidents(), vec![before.clone()]);
+        out.clear();
+        for t in 10..20 {
+            feed(&mut d, t as f64, 2, 2, &mut out);
+        }
+        assert!(out.is_empty(), "not opened again: {out:?}");
+        // Then it calms down and closes once, with the failures of both lives.
+        feed(&mut d, 100.0, 0, 1, &mut out);
+        feed(&mut d, 200.0, 0, 1, &mut out);
+        let [Change::Closed(c)] = out.as_slice() else {
+            panic!("{out:?}")
+        };
+        assert_eq!(c.failures, 40);
+        // Requests up to the last failure of each life: 38 before the restart (the two
+        // successes after its last failure are not part of the burst yet), 38 after.
+        assert_eq!(c.requests, Some(76));
+        assert_eq!(
+            (c.seq, c.start_ms, c.opened_ms),
+            (before.seq, 0, before.opened_ms)
+        );
     }
 
     #[test]

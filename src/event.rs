@@ -46,7 +46,20 @@ impl fmt::Display for Format {
 
 /// Why a request failed (or did not). Every parsed line gets exactly one cause; the names are
 /// fixed by the product contract (DESIGN §2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Cause {
     UpstreamUnreachable,
     NoLiveUpstreams,

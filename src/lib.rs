@@ -44,12 +44,14 @@ pub mod kb;
 pub mod lines;
 pub mod listen;
 pub mod log;
+pub mod outbox;
 pub mod parse;
 pub mod pipeline;
 pub mod report;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod scan;
+pub mod send;
 pub mod state;
 pub mod synth;
 pub mod tail;

@@ -124,6 +124,10 @@ impl Pipeline {
         &self.kb
     }
 
+    pub fn detector_mut(&mut self) -> &mut Detector {
+        &mut self.state.detector
+    }
+
     pub fn detector(&self) -> &Detector {
         &self.state.detector
     }

@@ -5,6 +5,7 @@
 //! committed.
 
 use crate::event::Cause;
+use crate::outbox::{Alerting, Notice};
 use crate::tail::{Checkpoint, FileId, Fingerprint, Role};
 use anyhow::Context;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -15,7 +16,7 @@ use std::path::{Path, PathBuf};
 pub const FILE_NAME: &str = "gatewatch.db";
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -45,6 +46,51 @@ CREATE TABLE IF NOT EXISTS alb_objects (
     lines     INTEGER NOT NULL,   -- -1: there before the first run, not read
     processed TEXT    NOT NULL,
     PRIMARY KEY (source, object)
+);
+-- Every incident, open or closed, alerted or silenced. Times are the logs' own (Unix ms).
+CREATE TABLE IF NOT EXISTS incidents (
+    key         TEXT    PRIMARY KEY,  -- gw-…, the same in every message about the incident
+    entry       TEXT    NOT NULL,
+    upstream    TEXT    NOT NULL,
+    cause       TEXT    NOT NULL,
+    start_ms    INTEGER NOT NULL,     -- its first failure
+    opened_ms   INTEGER NOT NULL,     -- when the burst crossed the thresholds
+    end_ms      INTEGER NOT NULL,     -- its last failure
+    closed_ms   INTEGER,              -- NULL while open
+    offset      INTEGER NOT NULL,     -- the UTC offset of the proxy's lines, seconds
+    failures    INTEGER NOT NULL,
+    requests    INTEGER,
+    peak        INTEGER NOT NULL,     -- most failures within one window
+    silenced    INTEGER NOT NULL,     -- 1: a silence or maintenance window covered it
+    silenced_by TEXT,
+    notified_ms INTEGER NOT NULL,     -- when it was last announced (renotify), Unix ms
+    data        TEXT    NOT NULL      -- the incident as JSON, to take it back after a restart
+);
+CREATE INDEX IF NOT EXISTS incidents_open ON incidents (closed_ms);
+-- Messages: one row per incident change and channel; sent in id order per channel.
+CREATE TABLE IF NOT EXISTS outbox (
+    id          INTEGER PRIMARY KEY,
+    channel     TEXT    NOT NULL,
+    incident    TEXT    NOT NULL,     -- incidents.key
+    kind        TEXT    NOT NULL,     -- opened | reminder | resolved
+    item        TEXT    NOT NULL,     -- what the message says (JSON, the channel's language)
+    created     INTEGER NOT NULL,     -- Unix ms
+    state       TEXT    NOT NULL,     -- pending | sent | failed
+    attempts    INTEGER NOT NULL,
+    next_try    INTEGER NOT NULL,     -- Unix ms
+    last_error  TEXT,
+    message_id  TEXT,                 -- the message it went out in
+    done        INTEGER               -- Unix ms, when sent or given up
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, channel, id);
+CREATE TABLE IF NOT EXISTS silences (
+    id          INTEGER PRIMARY KEY,
+    upstream    TEXT    NOT NULL,     -- a glob: * and ?
+    entry       TEXT,                 -- a glob over entry ids; NULL: any
+    starts      INTEGER NOT NULL,     -- Unix ms
+    ends        INTEGER NOT NULL,
+    reason      TEXT    NOT NULL,
+    created_by  TEXT
 );
 ";
 
@@ -193,6 +239,11 @@ impl State {
         &self.path
     }
 
+    /// The database, for the outbox and silences.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Every saved checkpoint.
     pub fn checkpoints(&self) -> anyhow::Result<Vec<Checkpoint>> {
         let mut stmt = self.conn.prepare(
@@ -229,6 +280,7 @@ impl State {
         checkpoints: &[Checkpoint],
         counters: &mut Counters,
         sources: &[String],
+        alerts: Option<(&Alerting<'_>, &[Notice])>,
     ) -> anyhow::Result<()> {
         let now = chrono::Utc::now().to_rfc3339();
         let tx = self.conn.transaction()?;
@@ -254,6 +306,9 @@ impl State {
                 ])?;
             }
             write_counters(&tx, counters, sources)?;
+            if let Some((a, notices)) = alerts {
+                crate::outbox::record(&tx, a, notices)?;
+            }
         }
         tx.commit()
             .with_context(|| format!("writing {}", self.path.display()))?;
@@ -292,6 +347,7 @@ impl State {
         objects: &[(String, u64, i64)],
         counters: &mut Counters,
         sources: &[String],
+        alerts: Option<(&Alerting<'_>, &[Notice])>,
     ) -> anyhow::Result<()> {
         let now = chrono::Utc::now().to_rfc3339();
         let tx = self.conn.transaction()?;
@@ -303,6 +359,9 @@ impl State {
                 ins.execute(params![source, object, *size as i64, lines, now])?;
             }
             write_counters(&tx, counters, sources)?;
+            if let Some((a, notices)) = alerts {
+                crate::outbox::record(&tx, a, notices)?;
+            }
         }
         tx.commit()
             .with_context(|| format!("writing {}", self.path.display()))?;
@@ -360,6 +419,7 @@ mod tests {
             std::slice::from_ref(&cp),
             &mut counters,
             &sources,
+            None,
         )
         .unwrap();
         assert!(counters.is_empty());
@@ -374,6 +434,7 @@ mod tests {
             std::slice::from_ref(&cp),
             &mut counters,
             &sources,
+            None,
         )
         .unwrap();
         drop(s);

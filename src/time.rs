@@ -250,6 +250,18 @@ pub enum Zone {
     Local,
 }
 
+impl Zone {
+    /// The wall-clock time of this zone at an instant.
+    pub fn local(&self, t: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDateTime {
+        match self {
+            Zone::Utc => t.naive_utc(),
+            Zone::Fixed(secs) => t.naive_utc() + chrono::Duration::seconds(*secs as i64),
+            Zone::Named(tz) => t.with_timezone(tz).naive_local(),
+            Zone::Local => t.with_timezone(&chrono::Local).naive_local(),
+        }
+    }
+}
+
 impl FromStr for Zone {
     type Err = String;
 

@@ -125,7 +125,10 @@ pub struct Entry {
 }
 
 /// The index of an entry in its [`Kb`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct EntryId(pub u16);
 
 /// The compiled knowledge base.

@@ -190,7 +190,7 @@ fn the_daemon_process_alerts_on_the_console_and_stops_cleanly() {
     }
     append(&log, &text);
     let seen = wait_for(&rx, "=== ALERT ===", Duration::from_secs(10));
-    let rest = wait_for(&rx, "first step", Duration::from_secs(5));
+    let rest = wait_for(&rx, "Not worth trying", Duration::from_secs(5));
     let all = [seen, rest].concat().join("\n");
     assert!(
         all.contains("502 burst: upstream 10.0.7.7:9000 unreachable"),
@@ -318,7 +318,7 @@ fn the_demo_shows_an_alert_then_the_resolved_note() {
     );
     assert!(err.contains("curl -I http://10.0.1.5:8080/health"), "{err}");
     assert!(
-        err.contains("not worth trying (90 % fail): Restart the gateway"),
+        err.contains("Not worth trying (90 % fail): Restart the gateway"),
         "{err}"
     );
 }

@@ -114,7 +114,7 @@ fn alb_objects_are_read_from_a_bucket_once_each() {
     std::fs::write(
         &cfg,
         format!(
-            "[[source]]\npath = \"s3://alb-logs/prod\"\nformat = \"alb\"\nstart_at = \"beginning\"\nendpoint = \"http://{addr}\"\nregion = \"us-east-1\"\n\n[state]\ndir = \"{}/state\"\n",
+            "[[source]]\npath = \"s3://alb-logs/prod\"\nformat = \"alb\"\nstart_at = \"beginning\"\nendpoint = \"http://{addr}\"\nregion = \"us-east-1\"\n\n[state]\ndir = \"{}/state\"\n\n[alerts]\ngroup_wait = \"100ms\"\n",
             dir.path().display()
         ),
     )

@@ -1,0 +1,453 @@
+//! The outbox: incident changes become messages in the state file, in the same transaction
+//! that records how far the logs were read, and are sent from there. An alert is written
+//! before it is sent; it is marked sent only after the receiver took it; a restart sends what
+//! is still pending, in order.
+//!
+//! Tables (in the state file, see `state.rs` for the schema): `incidents` (every incident,
+//! open or closed, silenced or not: what the daily summary reads and what a restart takes
+//! back), `outbox` (one row per incident change and channel), `silences`.
+
+use crate::alert::{self, AlertKind, Item};
+use crate::config::Maintenance;
+use crate::detect::Incident;
+use crate::kb::{Kb, Lang};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+/// An incident change waiting to be written.
+#[derive(Clone, Debug)]
+pub struct Notice {
+    pub kind: AlertKind,
+    pub incident: Incident,
+}
+
+/// What a commit needs to turn notices into outbox rows.
+pub struct Alerting<'a> {
+    pub kb: &'a Kb,
+    pub host: &'a str,
+    /// The channels, by name, with their language.
+    pub channels: &'a [(String, Lang)],
+    pub sources: &'a [String],
+    pub maintenance: &'a [Maintenance],
+    /// The open incidents as they stand, to keep their rows current.
+    pub open: &'a [Incident],
+    /// Wall-clock time (Unix ms): when messages are created, and what silences are checked
+    /// against.
+    pub now_ms: i64,
+}
+
+/// The silence or maintenance window covering an incident now, if any.
+pub fn silenced_by(
+    conn: &Connection,
+    maintenance: &[Maintenance],
+    upstream: &str,
+    entry: &str,
+    now_ms: i64,
+) -> rusqlite::Result<Option<String>> {
+    if let Some(m) = maintenance
+        .iter()
+        .find(|m| m.covers(upstream, entry, now_ms))
+    {
+        return Ok(Some(format!("maintenance: {}", m.reason)));
+    }
+    conn.prepare_cached(
+        "SELECT id, reason FROM silences
+         WHERE starts <= ?3 AND ends > ?3 AND ?1 GLOB upstream AND (entry IS NULL OR ?2 GLOB entry)
+         ORDER BY id LIMIT 1",
+    )?
+    .query_row(params![upstream, entry, now_ms], |r| {
+        Ok(format!(
+            "silence {}: {}",
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?
+        ))
+    })
+    .optional()
+}
+
+/// Writes incident changes: the incident rows, and one outbox row per channel unless the
+/// incident is silenced. A change already recorded (the same incident opened, or closed,
+/// twice) is not written again.
+pub fn record(tx: &Transaction<'_>, a: &Alerting<'_>, notices: &[Notice]) -> anyhow::Result<()> {
+    for inc in a.open {
+        let key = alert::incident_key(a.host, a.kb, inc);
+        tx.prepare_cached(
+            "UPDATE incidents SET end_ms = ?2, failures = ?3, requests = ?4, peak = ?5, data = ?6
+             WHERE key = ?1 AND closed_ms IS NULL",
+        )?
+        .execute(params![
+            key,
+            inc.end_ms,
+            inc.failures as i64,
+            inc.requests.map(|r| r as i64),
+            inc.peak_window_failures,
+            serde_json::to_string(inc)?,
+        ])?;
+    }
+    for n in notices {
+        let inc = &n.incident;
+        let key = alert::incident_key(a.host, a.kb, inc);
+        let entry = &a.kb.get(inc.entry).id;
+        let row: Option<(bool, Option<i64>)> = tx
+            .prepare_cached("SELECT silenced, closed_ms FROM incidents WHERE key = ?1")?
+            .query_row(params![key], |r| Ok((r.get::<_, i64>(0)? != 0, r.get(1)?)))
+            .optional()?;
+        let send = match (n.kind, row) {
+            (AlertKind::Opened, None) => {
+                let silence = silenced_by(tx, a.maintenance, &inc.upstream, entry, a.now_ms)?;
+                if let Some(s) = &silence {
+                    crate::log!(Info, "incident silenced", upstream = inc.upstream, by = s);
+                }
+                tx.prepare_cached(
+                    "INSERT INTO incidents (key, entry, upstream, cause, start_ms, opened_ms, end_ms, closed_ms,
+                        offset, failures, requests, peak, silenced, silenced_by, notified_ms, data)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, ?8, ?9, ?10, ?11, ?12, ?13, ?15, ?14)",
+                )?
+                .execute(params![
+                    key,
+                    entry,
+                    inc.upstream,
+                    inc.cause.as_str(),
+                    inc.start_ms,
+                    inc.opened_ms,
+                    inc.end_ms,
+                    inc.offset_secs,
+                    inc.failures as i64,
+                    inc.requests.map(|r| r as i64),
+                    inc.peak_window_failures,
+                    silence.is_some(),
+                    silence,
+                    serde_json::to_string(inc)?,
+                    a.now_ms,
+                ])?;
+                silence.is_none()
+            }
+            // Opened again (lines read twice after a crash): already recorded.
+            (AlertKind::Opened, Some(_)) => false,
+            (AlertKind::Reminder, Some((silenced, None))) => {
+                tx.prepare_cached("UPDATE incidents SET notified_ms = ?2 WHERE key = ?1")?
+                    .execute(params![key, a.now_ms])?;
+                // A silence added after the alert quiets the reminders too.
+                !silenced
+                    && silenced_by(tx, a.maintenance, &inc.upstream, entry, a.now_ms)?.is_none()
+            }
+            (AlertKind::Reminder, _) => false,
+            (AlertKind::Resolved, Some((silenced, None))) => {
+                tx.prepare_cached(
+                    "UPDATE incidents SET closed_ms = ?2, end_ms = ?3, failures = ?4, requests = ?5,
+                        peak = ?6, data = ?7 WHERE key = ?1",
+                )?
+                .execute(params![
+                    key,
+                    inc.closed_ms.unwrap_or(inc.end_ms),
+                    inc.end_ms,
+                    inc.failures as i64,
+                    inc.requests.map(|r| r as i64),
+                    inc.peak_window_failures,
+                    serde_json::to_string(inc)?,
+                ])?;
+                // The resolved note follows the alert: none where none was sent.
+                !silenced
+            }
+            (AlertKind::Resolved, _) => false,
+        };
+        if !send {
+            continue;
+        }
+        for (channel, lang) in a.channels {
+            let item = alert::item(inc, a.kb, *lang, a.host, a.sources);
+            tx.prepare_cached(
+                "INSERT INTO outbox (channel, incident, kind, item, created, state, attempts, next_try)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?5)",
+            )?
+            .execute(params![
+                channel,
+                key,
+                n.kind.as_str(),
+                serde_json::to_string(&item)?,
+                a.now_ms,
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// The incidents that were open when the daemon stopped, with when they were last announced
+/// (wall clock, Unix ms), for the detector to take back.
+pub fn open_incidents(conn: &Connection, kb: &Kb) -> anyhow::Result<Vec<(Incident, i64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT key, entry, data, notified_ms FROM incidents WHERE closed_ms IS NULL ORDER BY opened_ms",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (key, entry, data, notified) = row?;
+        let Some(id) = kb.find(&entry) else {
+            crate::log!(
+                Warn,
+                "an open incident's entry is no longer in the knowledge base; it is closed without a note",
+                incident = key,
+                entry = entry
+            );
+            conn.execute(
+                "UPDATE incidents SET closed_ms = end_ms WHERE key = ?1",
+                params![key],
+            )?;
+            continue;
+        };
+        let mut inc: Incident = serde_json::from_str(&data)?;
+        inc.entry = id;
+        out.push((inc, notified));
+    }
+    Ok(out)
+}
+
+/// One pending row.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    pub id: i64,
+    pub incident: String,
+    pub kind: AlertKind,
+    pub item: String,
+    pub created: i64,
+    pub attempts: u32,
+    pub next_try: i64,
+}
+
+/// What a channel should do next.
+#[derive(Debug)]
+pub enum Next {
+    /// Nothing pending.
+    Idle,
+    /// Something is pending, but not due before this time (Unix ms).
+    Wait(i64),
+    /// Send these rows as one message.
+    Send(Vec<Pending>),
+}
+
+fn kind_of(s: &str) -> AlertKind {
+    match s {
+        "reminder" => AlertKind::Reminder,
+        "resolved" => AlertKind::Resolved,
+        _ => AlertKind::Opened,
+    }
+}
+
+/// The next message of a channel: the oldest pending row and the rows of the same kind that
+/// may join it (none of their incident's earlier changes still pending), once the oldest has
+/// waited `group_wait_ms` for company and its retry time has come.
+pub fn next(
+    conn: &Connection,
+    channel: &str,
+    now_ms: i64,
+    group_wait_ms: i64,
+    max: usize,
+) -> rusqlite::Result<Next> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, incident, kind, item, created, attempts, next_try FROM outbox
+         WHERE channel = ?1 AND state = 'pending' ORDER BY id LIMIT 1000",
+    )?;
+    let rows: Vec<Pending> = stmt
+        .query_map(params![channel], |r| {
+            Ok(Pending {
+                id: r.get(0)?,
+                incident: r.get(1)?,
+                kind: kind_of(&r.get::<_, String>(2)?),
+                item: r.get(3)?,
+                created: r.get(4)?,
+                attempts: r.get::<_, i64>(5)? as u32,
+                next_try: r.get(6)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let Some(head) = rows.first() else {
+        return Ok(Next::Idle);
+    };
+    let due = (head.created + group_wait_ms).max(head.next_try);
+    if due > now_ms {
+        return Ok(Next::Wait(due));
+    }
+    let kind = head.kind;
+    let mut blocked: Vec<&str> = Vec::new();
+    let mut batch = Vec::new();
+    for r in &rows {
+        if r.kind == kind && !blocked.contains(&r.incident.as_str()) {
+            if batch.len() < max {
+                batch.push(r.clone());
+            }
+        } else {
+            blocked.push(&r.incident);
+        }
+    }
+    Ok(Next::Send(batch))
+}
+
+/// Marks rows sent as one message.
+pub fn sent(conn: &Connection, ids: &[i64], message_id: &str, now_ms: i64) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE outbox SET state = 'sent', message_id = ?2, done = ?3, attempts = attempts + 1, last_error = NULL
+         WHERE id = ?1",
+    )?;
+    for id in ids {
+        stmt.execute(params![id, message_id, now_ms])?;
+    }
+    Ok(())
+}
+
+/// Records a failed attempt: tried again at `next_try`.
+pub fn retry(conn: &Connection, ids: &[i64], next_try: i64, error: &str) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE outbox SET attempts = attempts + 1, next_try = ?2, last_error = ?3 WHERE id = ?1",
+    )?;
+    for id in ids {
+        stmt.execute(params![id, next_try, error])?;
+    }
+    Ok(())
+}
+
+/// Records rows that will not be sent.
+pub fn failed(conn: &Connection, ids: &[i64], error: &str, now_ms: i64) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE outbox SET state = 'failed', attempts = attempts + 1, last_error = ?2, done = ?3 WHERE id = ?1",
+    )?;
+    for id in ids {
+        stmt.execute(params![id, error, now_ms])?;
+    }
+    Ok(())
+}
+
+/// Pending rows of channels that are no longer configured are recorded as failed.
+pub fn fail_unknown_channels(
+    conn: &Connection,
+    channels: &[String],
+    now_ms: i64,
+) -> rusqlite::Result<usize> {
+    let names: Vec<String> = conn
+        .prepare("SELECT DISTINCT channel FROM outbox WHERE state = 'pending'")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut n = 0;
+    for name in names.iter().filter(|n| !channels.contains(n)) {
+        n += conn.execute(
+            "UPDATE outbox SET state = 'failed', last_error = 'the channel is no longer configured', done = ?2
+             WHERE channel = ?1 AND state = 'pending'",
+            params![name, now_ms],
+        )?;
+    }
+    Ok(n)
+}
+
+/// Messages waiting to be sent (rows, over all channels).
+pub fn depth(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as u64)
+}
+
+/// The message ids under which a channel sent the alerts of some incidents (for mail
+/// threads: the resolved note refers to its alert).
+pub fn opened_message_ids(
+    conn: &Connection,
+    channel: &str,
+    incidents: &[&str],
+) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT message_id FROM outbox WHERE channel = ?1 AND incident = ?2 AND kind = 'opened'
+         AND state = 'sent' AND message_id IS NOT NULL ORDER BY id LIMIT 1",
+    )?;
+    let mut out: Vec<String> = Vec::new();
+    for i in incidents {
+        if let Some(m) = stmt
+            .query_row(params![channel, i], |r| r.get::<_, String>(0))
+            .optional()?
+            && !out.contains(&m)
+        {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// The alerts a channel sent for incidents that are still open (Alertmanager wants them
+/// posted again while they fire).
+pub fn still_open(conn: &Connection, channel: &str) -> rusqlite::Result<Vec<Pending>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.id, o.incident, o.item, o.created FROM outbox o JOIN incidents i ON i.key = o.incident
+         WHERE o.channel = ?1 AND o.kind = 'opened' AND o.state = 'sent' AND i.closed_ms IS NULL
+         ORDER BY o.id LIMIT 1000",
+    )?;
+    stmt.query_map(params![channel], |r| {
+        Ok(Pending {
+            id: r.get(0)?,
+            incident: r.get(1)?,
+            kind: AlertKind::Opened,
+            item: r.get(2)?,
+            created: r.get(3)?,
+            attempts: 0,
+            next_try: 0,
+        })
+    })?
+    .collect()
+}
+
+/// The rows' items, parsed.
+pub fn items(rows: &[Pending]) -> serde_json::Result<Vec<Item>> {
+    rows.iter().map(|r| serde_json::from_str(&r.item)).collect()
+}
+
+/// A silence as stored.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Silence {
+    pub id: i64,
+    pub upstream: String,
+    pub entry: Option<String>,
+    pub starts_ms: i64,
+    pub ends_ms: i64,
+    pub reason: String,
+    pub created_by: Option<String>,
+}
+
+pub fn add_silence(conn: &Connection, s: &Silence) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO silences (upstream, entry, starts, ends, reason, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![s.upstream, s.entry, s.starts_ms, s.ends_ms, s.reason, s.created_by],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Silences that have not ended (or all, with `all`).
+pub fn silences(conn: &Connection, now_ms: i64, all: bool) -> rusqlite::Result<Vec<Silence>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, upstream, entry, starts, ends, reason, created_by FROM silences
+         WHERE ?1 OR ends > ?2 ORDER BY id",
+    )?;
+    stmt.query_map(params![all, now_ms], |r| {
+        Ok(Silence {
+            id: r.get(0)?,
+            upstream: r.get(1)?,
+            entry: r.get(2)?,
+            starts_ms: r.get(3)?,
+            ends_ms: r.get(4)?,
+            reason: r.get(5)?,
+            created_by: r.get(6)?,
+        })
+    })?
+    .collect()
+}
+
+/// Ends a silence now. False when there is no such silence.
+pub fn remove_silence(conn: &Connection, id: i64, now_ms: i64) -> rusqlite::Result<bool> {
+    Ok(conn.execute(
+        "UPDATE silences SET ends = MIN(ends, ?2) WHERE id = ?1",
+        params![id, now_ms],
+    )? > 0)
+}

@@ -1,0 +1,789 @@
+//! Sending: the outbox's messages go out through the channels (console, email, webhooks),
+//! from a thread of their own, so a slow receiver never holds up reading the logs.
+//!
+//! Each channel sends its messages in outbox order, one at a time: a message about an
+//! incident never overtakes an earlier one about the same incident. A message is marked sent
+//! only after the receiver accepted it, so after a crash between the two it is sent again;
+//! receivers can recognise the repeat by its id (the email `Message-ID`, the webhook's
+//! `X-Gatewatch-Delivery` header, PagerDuty's and Alertmanager's own deduplication keys).
+//! Failures are retried with exponential backoff and jitter; a failure that retrying cannot
+//! fix (a 4xx other than 408 and 429, a refused address) is recorded and not retried.
+
+use crate::alert::{self, AlertKind, AlertView, Templates};
+use crate::config::{AlertsConfig, ChannelConfig, ChannelKind, Config, SmtpTls, WebhookFormat};
+use crate::daemon::Status;
+use crate::log;
+use crate::outbox::{self, Next};
+use crate::state::State;
+use anyhow::Context;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The most incidents in one message.
+const MAX_BATCH: usize = 100;
+
+/// Backoff: the first retry after this, doubling up to [`BACKOFF_MAX`].
+const BACKOFF_FIRST: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// How often a channel looks at the outbox without being woken (other processes, such as
+/// `gatewatch test-alert`, do not wake it; and it is the correctness baseline).
+const RECHECK: Duration = Duration::from_secs(30);
+
+/// How often open incidents are posted again to Alertmanager, which resolves alerts that are
+/// not refreshed within its `resolve_timeout` (5 minutes by default).
+const ALERTMANAGER_REFRESH: Duration = Duration::from_secs(60);
+
+/// Why a message was not delivered.
+#[derive(Debug, PartialEq)]
+pub enum SendError {
+    /// Worth trying again (the receiver is down, busy or slow).
+    Transient {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// Retrying will not help (the receiver refused the message or the address).
+    Permanent(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Transient { error, .. } => write!(f, "{error}"),
+            SendError::Permanent(e) => write!(f, "{e} (permanent)"),
+        }
+    }
+}
+
+fn transient(error: impl std::fmt::Display) -> SendError {
+    SendError::Transient {
+        error: error.to_string(),
+        retry_after: None,
+    }
+}
+
+/// The host name messages carry: configured, else the system's.
+pub fn host_name(cfg: &AlertsConfig) -> String {
+    if let Some(h) = &cfg.host {
+        return h.clone();
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The threading of a message: its own id, and the ids of the messages it follows up.
+#[derive(Clone, Debug, Default)]
+pub struct Thread {
+    pub message_id: String,
+    pub references: Vec<String>,
+}
+
+enum Transport {
+    Console,
+    Webhook {
+        client: reqwest::Client,
+        url: String,
+        format: WebhookFormat,
+        secret: Option<String>,
+    },
+    Email {
+        mailer: Box<AsyncSmtpTransport<Tokio1Executor>>,
+        from: Mailbox,
+        to: Vec<Mailbox>,
+    },
+}
+
+/// A channel ready to send.
+pub struct Channel {
+    pub cfg: ChannelConfig,
+    host: String,
+    templates: Templates,
+    transport: Transport,
+}
+
+fn read_ca(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading ca_file {}", path.display()))
+}
+
+impl Channel {
+    /// Builds a channel: templates compiled, secrets read, clients made. The error says what
+    /// is wrong with the channel's configuration or its secret.
+    pub fn new(cfg: &ChannelConfig, alerts: &AlertsConfig) -> anyhow::Result<Channel> {
+        let dir = cfg.template_dir.as_ref().or(alerts.template_dir.as_ref());
+        let templates = Templates::new(dir.map(PathBuf::as_path))?;
+        let transport = match &cfg.kind {
+            ChannelKind::Console => Transport::Console,
+            ChannelKind::Webhook {
+                format,
+                url,
+                secret,
+                timeout,
+            } => {
+                let mut b = reqwest::Client::builder()
+                    .timeout(*timeout)
+                    .connect_timeout((*timeout).min(Duration::from_secs(10)))
+                    // A webhook URL is where the message goes: a redirect is a mistake in
+                    // the configuration, and following it could leak the body elsewhere.
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(concat!("gatewatch/", env!("CARGO_PKG_VERSION")));
+                if let Some(ca) = &cfg.ca_file {
+                    let pem = read_ca(ca)?;
+                    for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                        .with_context(|| format!("ca_file {}", ca.display()))?
+                    {
+                        b = b.add_root_certificate(cert);
+                    }
+                }
+                Transport::Webhook {
+                    client: b.build().context("making the HTTP client")?,
+                    url: url.clone(),
+                    format: *format,
+                    secret: secret.as_ref().map(|s| s.read()).transpose()?,
+                }
+            }
+            ChannelKind::Email {
+                server,
+                tls,
+                from,
+                to,
+                username,
+                password,
+                timeout,
+            } => {
+                let (host, port) = server
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+                    .with_context(|| format!("server {server:?} is not host:port"))?;
+                let params = || -> anyhow::Result<TlsParameters> {
+                    let mut b = TlsParameters::builder(host.to_string());
+                    if let Some(ca) = &cfg.ca_file {
+                        let cert = Certificate::from_pem(&read_ca(ca)?)
+                            .with_context(|| format!("ca_file {}", ca.display()))?;
+                        b = b.add_root_certificate(cert);
+                    }
+                    Ok(b.build()?)
+                };
+                let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+                    .port(port)
+                    .timeout(Some(*timeout));
+                b = match tls {
+                    SmtpTls::StartTls => b.tls(Tls::Required(params()?)),
+                    SmtpTls::Implicit => b.tls(Tls::Wrapper(params()?)),
+                    SmtpTls::None => b.tls(Tls::None),
+                };
+                if let Some(user) = username {
+                    let pass = match password {
+                        Some(p) => p.read()?,
+                        None => String::new(),
+                    };
+                    b = b.credentials(Credentials::new(user.clone(), pass));
+                }
+                let mailbox = |a: &str| -> anyhow::Result<Mailbox> {
+                    a.parse::<Mailbox>()
+                        .map_err(|e| anyhow::anyhow!("{a:?} is not a mail address: {e}"))
+                };
+                Transport::Email {
+                    mailer: Box::new(b.build()),
+                    from: mailbox(from)?,
+                    to: to.iter().map(|a| mailbox(a)).collect::<Result<_, _>>()?,
+                }
+            }
+        };
+        Ok(Channel {
+            cfg: cfg.clone(),
+            host: host_name(alerts),
+            templates,
+            transport,
+        })
+    }
+
+    /// Sends one message.
+    pub async fn send(&self, v: &AlertView, thread: &Thread) -> Result<(), SendError> {
+        match &self.transport {
+            Transport::Console => {
+                let text = self
+                    .templates
+                    .console(v)
+                    .map_err(|e| SendError::Permanent(format!("{e:#}")))?;
+                use std::io::Write;
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(text.as_bytes());
+                let _ = err.flush();
+                Ok(())
+            }
+            Transport::Webhook {
+                client,
+                url,
+                format,
+                secret,
+            } => {
+                let now = chrono::Utc::now().to_rfc3339();
+                let bodies = self
+                    .templates
+                    .webhook(*format, v, secret.as_deref(), &now)
+                    .map_err(|e| SendError::Permanent(format!("{e:#}")))?;
+                let hmac_key = secret
+                    .as_deref()
+                    .filter(|_| *format != WebhookFormat::Pagerduty);
+                for body in bodies {
+                    post(client, url, body, &thread.message_id, hmac_key).await?;
+                }
+                Ok(())
+            }
+            Transport::Email { mailer, from, to } => {
+                let mail = self
+                    .templates
+                    .email(v)
+                    .map_err(|e| SendError::Permanent(format!("{e:#}")))?;
+                let domain = mail_domain(&self.host);
+                let id = |m: &str| format!("<{m}@{domain}>");
+                let mut b = Message::builder()
+                    .from(from.clone())
+                    .subject(mail.subject)
+                    .message_id(Some(id(&thread.message_id)))
+                    .user_agent(concat!("gatewatch/", env!("CARGO_PKG_VERSION")).into());
+                for t in to {
+                    b = b.to(t.clone());
+                }
+                if let Some(first) = thread.references.first() {
+                    b = b.in_reply_to(id(first)).references(
+                        thread
+                            .references
+                            .iter()
+                            .map(|r| id(r))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    );
+                }
+                let msg = b
+                    .multipart(MultiPart::alternative_plain_html(mail.text, mail.html))
+                    .map_err(|e| SendError::Permanent(format!("building the mail: {e}")))?;
+                match mailer.send(msg).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.is_permanent() => Err(SendError::Permanent(format!(
+                        "the SMTP server refused: {e}"
+                    ))),
+                    Err(e) => Err(transient(format!("SMTP: {e}"))),
+                }
+            }
+        }
+    }
+
+    /// Whether this channel posts to Alertmanager (which wants firing alerts refreshed).
+    fn is_alertmanager(&self) -> bool {
+        matches!(
+            self.transport,
+            Transport::Webhook {
+                format: WebhookFormat::Alertmanager,
+                ..
+            }
+        )
+    }
+}
+
+/// The host name as the right-hand side of a Message-ID.
+fn mail_domain(host: &str) -> String {
+    let d: String = host
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        .collect();
+    if d.is_empty() { "gatewatch".into() } else { d }
+}
+
+/// `sha256=<hex>`: HMAC-SHA256 of the body with the shared secret (as GitHub signs its
+/// webhooks), so a receiver can check that the message came from gatewatch.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    use aws_lc_rs::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = hmac::sign(&key, body);
+    let mut s = String::from("sha256=");
+    for b in tag.as_ref() {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: String,
+    delivery: &str,
+    hmac_key: Option<&str>,
+) -> Result<(), SendError> {
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-gatewatch-delivery", delivery);
+    if let Some(k) = hmac_key {
+        req = req.header("x-gatewatch-signature-256", signature(k, body.as_bytes()));
+    }
+    // The URL may hold a token (Slack, Discord): errors name the host only.
+    let site = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.to_string()))
+        .unwrap_or_default();
+    let resp = req.body(body).send().await.map_err(|e| {
+        let what = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "cannot connect"
+        } else {
+            "request failed"
+        };
+        transient(format!("{site}: {what}: {}", error_chain(&e)))
+    })?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let text = resp.text().await.unwrap_or_default();
+    let excerpt: String = crate::report::printable(&text).chars().take(200).collect();
+    let error = format!("{site}: HTTP {status}: {excerpt}");
+    if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
+        Err(SendError::Transient { error, retry_after })
+    } else {
+        Err(SendError::Permanent(error))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = c.source();
+    }
+    s
+}
+
+/// The delay before attempt `attempts + 1`: doubling from five seconds up to five minutes,
+/// spread by ±20 % so many hosts do not retry in step; at least what the receiver asked for.
+pub fn backoff(attempts: u32, retry_after: Option<Duration>, seed: u64) -> Duration {
+    let base = BACKOFF_FIRST
+        .saturating_mul(1 << attempts.min(16))
+        .min(BACKOFF_MAX);
+    let spread = (seed % 401) as f64 / 1000.0 + 0.8; // 0.8 ..= 1.2
+    let d = base.mul_f64(spread);
+    match retry_after {
+        Some(r) => d.max(r.min(Duration::from_secs(3600))),
+        None => d,
+    }
+}
+
+fn random() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A message's id: stable for its rows, so a retry carries the same one.
+fn message_id(first_row: i64, channel: &str) -> String {
+    let ch: String = channel
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("gw-{first_row}-{ch}")
+}
+
+/// The sender thread.
+pub struct Sender {
+    stop: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sender {
+    /// Starts sending what the outbox in `cfg.state_dir` holds for the configured channels.
+    /// `wake` is bumped by whoever writes to the outbox.
+    pub fn start(
+        cfg: &Config,
+        status: Arc<Mutex<Status>>,
+        wake: Arc<watch::Sender<u64>>,
+    ) -> anyhow::Result<Sender> {
+        let (stop, stop_rx) = watch::channel(false);
+        let state_dir = cfg.state_dir.clone();
+        let channels = cfg.alert_channels();
+        let alerts = cfg.alerts.clone();
+        let wake_rx = wake.subscribe();
+        let thread = std::thread::Builder::new()
+            .name("gatewatch-sender".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        log!(Error, "the sender cannot start", error = e);
+                        return;
+                    }
+                };
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&rt, async move {
+                    let db = match State::open(&state_dir) {
+                        Ok((s, _)) => Rc::new(s),
+                        Err(e) => {
+                            log!(
+                                Error,
+                                "the sender cannot open the state",
+                                error = format!("{e:#}")
+                            );
+                            return;
+                        }
+                    };
+                    let names: Vec<String> = channels.iter().map(|c| c.name.clone()).collect();
+                    match outbox::fail_unknown_channels(db.conn(), &names, now_ms()) {
+                        Ok(0) => {}
+                        Ok(n) => log!(
+                            Warn,
+                            "messages for channels no longer configured will not be sent",
+                            messages = n
+                        ),
+                        Err(e) => log!(Error, "reading the outbox", error = e),
+                    }
+                    let mut tasks = Vec::new();
+                    for ch in channels {
+                        tasks.push(tokio::task::spawn_local(channel_loop(
+                            ch,
+                            alerts.clone(),
+                            db.clone(),
+                            wake_rx.clone(),
+                            stop_rx.clone(),
+                            status.clone(),
+                        )));
+                    }
+                    for t in tasks {
+                        let _ = t.await;
+                    }
+                });
+            })
+            .context("starting the sender thread")?;
+        Ok(Sender {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops after the messages being sent now (each bounded by its channel's timeout);
+    /// what is pending stays in the outbox for the next start.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Waits until woken, stopped, or `until` (Unix ms). True when stopped.
+async fn wait(
+    wake: &mut watch::Receiver<u64>,
+    stop: &mut watch::Receiver<bool>,
+    until_ms: i64,
+) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    let d =
+        Duration::from_millis((until_ms - now_ms()).clamp(0, RECHECK.as_millis() as i64) as u64);
+    tokio::select! {
+        _ = wake.changed() => false,
+        _ = stop.changed() => true,
+        _ = tokio::time::sleep(d) => false,
+    }
+}
+
+fn bump(status: &Mutex<Status>, channel: &str, sent: u64, failed: u64, depth: Option<u64>) {
+    let mut st = status.lock().unwrap_or_else(|e| e.into_inner());
+    let e = st.alerts.entry(channel.to_string()).or_default();
+    e.0 += sent;
+    e.1 += failed;
+    if let Some(d) = depth {
+        st.outbox_depth = d;
+    }
+}
+
+async fn channel_loop(
+    cfg: ChannelConfig,
+    alerts: AlertsConfig,
+    db: Rc<State>,
+    mut wake: watch::Receiver<u64>,
+    mut stop: watch::Receiver<bool>,
+    status: Arc<Mutex<Status>>,
+) {
+    let name = cfg.name.clone();
+    bump(&status, &name, 0, 0, outbox::depth(db.conn()).ok());
+    let mut channel: Option<Channel> = None;
+    let mut build_error: Option<String> = None;
+    let group_wait = alerts.group_wait.as_millis() as i64;
+    let mut refreshed = std::time::Instant::now();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let now = now_ms();
+        let next = match outbox::next(db.conn(), &name, now, group_wait, MAX_BATCH) {
+            Ok(n) => n,
+            Err(e) => {
+                log!(Error, "reading the outbox", channel = name, error = e);
+                Next::Wait(now + 5_000)
+            }
+        };
+        let rows = match next {
+            Next::Idle | Next::Wait(_) => {
+                if let Some(ch) = &channel
+                    && ch.is_alertmanager()
+                    && refreshed.elapsed() >= ALERTMANAGER_REFRESH
+                {
+                    refreshed = std::time::Instant::now();
+                    refresh_alertmanager(ch, &db).await;
+                }
+                let until = match next {
+                    Next::Wait(t) => t,
+                    _ => now + RECHECK.as_millis() as i64,
+                };
+                if wait(&mut wake, &mut stop, until).await {
+                    return;
+                }
+                continue;
+            }
+            Next::Send(rows) => rows,
+        };
+        if channel.is_none() {
+            match Channel::new(&cfg, &alerts) {
+                Ok(c) => {
+                    channel = Some(c);
+                    build_error = None;
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    if build_error.as_deref() != Some(msg.as_str()) {
+                        log!(
+                            Error,
+                            "channel cannot send; retrying every minute",
+                            channel = name,
+                            error = msg
+                        );
+                    }
+                    build_error = Some(msg);
+                    if wait(&mut wake, &mut stop, now + 60_000).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        }
+        let ch = channel.as_ref().expect("built above");
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let kind = rows[0].kind;
+        let id = message_id(rows[0].id, &name);
+        let result = match outbox::items(&rows) {
+            Err(e) => Err(SendError::Permanent(format!(
+                "the stored message cannot be read: {e}"
+            ))),
+            Ok(items) => {
+                let keys: Vec<&str> = rows.iter().map(|r| r.incident.as_str()).collect();
+                let references = if kind == AlertKind::Opened {
+                    Vec::new()
+                } else {
+                    outbox::opened_message_ids(db.conn(), &name, &keys).unwrap_or_default()
+                };
+                let v = alert::compose(kind, &ch.host, cfg.lang, &id, items);
+                let thread = Thread {
+                    message_id: id.clone(),
+                    references,
+                };
+                ch.send(&v, &thread).await
+            }
+        };
+        let now = now_ms();
+        let oldest = rows.iter().map(|r| r.created).min().unwrap_or(now);
+        let attempts = rows.iter().map(|r| r.attempts).max().unwrap_or(0);
+        let write = match &result {
+            Ok(()) => {
+                log!(
+                    Info,
+                    "alert sent",
+                    channel = name,
+                    kind = kind.as_str(),
+                    incidents = ids.len(),
+                    attempt = attempts + 1
+                );
+                bump(&status, &name, 1, 0, None);
+                outbox::sent(db.conn(), &ids, &id, now)
+            }
+            Err(SendError::Transient { error, retry_after })
+                if now - oldest < alerts.give_up_after.as_millis() as i64 =>
+            {
+                let delay = backoff(attempts, *retry_after, random());
+                log!(
+                    Warn,
+                    "alert not delivered; retrying",
+                    channel = name,
+                    error = error,
+                    attempt = attempts + 1,
+                    retry_in_s = delay.as_secs()
+                );
+                outbox::retry(db.conn(), &ids, now + delay.as_millis() as i64, error)
+            }
+            Err(e) => {
+                log!(
+                    Error,
+                    "alert failed; not retried",
+                    channel = name,
+                    kind = kind.as_str(),
+                    incidents = ids.len(),
+                    error = e
+                );
+                bump(&status, &name, 0, 1, None);
+                outbox::failed(db.conn(), &ids, &e.to_string(), now)
+            }
+        };
+        if let Err(e) = write {
+            // The outbox could not be updated (disk full): the message may go out again.
+            log!(Error, "recording a delivery", channel = name, error = e);
+            if wait(&mut wake, &mut stop, now + 5_000).await {
+                return;
+            }
+        }
+        bump(&status, &name, 0, 0, outbox::depth(db.conn()).ok());
+    }
+}
+
+/// Posts the open incidents alerted through this channel again, so Alertmanager keeps them
+/// firing. Best effort: the next refresh is a minute away.
+async fn refresh_alertmanager(ch: &Channel, db: &State) {
+    let Ok(rows) = outbox::still_open(db.conn(), &ch.cfg.name) else {
+        return;
+    };
+    if rows.is_empty() {
+        return;
+    }
+    let Ok(items) = outbox::items(&rows) else {
+        return;
+    };
+    let id = message_id(rows[0].id, &ch.cfg.name);
+    let v = alert::compose(AlertKind::Opened, &ch.host, ch.cfg.lang, &id, items);
+    if let Err(e) = ch.send(&v, &Thread::default()).await {
+        log!(
+            Debug,
+            "refreshing Alertmanager",
+            channel = ch.cfg.name,
+            error = e
+        );
+    }
+}
+
+/// `gatewatch test-alert`: sends a realistic sample alert through channels, now, without the
+/// outbox. Returns each channel's result.
+pub async fn test_alert(
+    cfg: &Config,
+    kb: &crate::kb::Kb,
+    only: Option<&str>,
+) -> anyhow::Result<Vec<(String, Result<(), String>)>> {
+    let channels: Vec<ChannelConfig> = cfg
+        .alert_channels()
+        .into_iter()
+        .filter(|c| only.is_none_or(|n| c.name == n))
+        .collect();
+    if let Some(n) = only
+        && channels.is_empty()
+    {
+        anyhow::bail!("no channel is named {n:?}");
+    }
+    let inc = alert::sample(kb).context("the knowledge base has no sample entry")?;
+    let mut out = Vec::new();
+    for c in channels {
+        let result = match Channel::new(&c, &cfg.alerts) {
+            Err(e) => Err(format!("{e:#}")),
+            Ok(ch) => {
+                let id = format!("gw-test-{}", now_ms());
+                let item = alert::item(
+                    &inc,
+                    kb,
+                    c.lang,
+                    &ch.host,
+                    &["/var/log/nginx/access.log".into()],
+                );
+                let mut v = alert::compose(AlertKind::Opened, &ch.host, c.lang, &id, vec![item]);
+                v.subject = format!("[test] {}", v.subject);
+                ch.send(
+                    &v,
+                    &Thread {
+                        message_id: id,
+                        references: Vec::new(),
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())
+            }
+        };
+        out.push((c.name, result));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_cap_with_jitter_and_honours_retry_after() {
+        let secs = |a, seed| backoff(a, None, seed).as_secs_f64();
+        assert!((4.0..=6.0).contains(&secs(0, 7)));
+        assert!((8.0..=12.0).contains(&secs(1, 7)));
+        assert!(
+            (240.0..=360.0).contains(&secs(20, 7)),
+            "capped at 5 minutes ± 20 %"
+        );
+        assert_ne!(
+            backoff(3, None, 1),
+            backoff(3, None, 300),
+            "jitter spreads retries"
+        );
+        assert_eq!(
+            backoff(0, Some(Duration::from_secs(120)), 0),
+            Duration::from_secs(120)
+        );
+    }
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_the_body() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}
