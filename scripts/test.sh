@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with only Rust and Python: installs the real
-# servers the end-to-end tests drive (nginx, HAProxy), then runs every test.
+# servers the end-to-end tests drive (nginx, HAProxy, an SMTP server, S3), then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +8,10 @@ missing=()
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# A real SMTP server for the email tests (Debian's aiosmtpd, for Debian's /usr/bin/python3)
+# and openssl for its test certificates.
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -42,6 +42,8 @@ struct RawAlerts {
     group_wait: Option<Spanned<String>>,
     renotify: Option<Spanned<String>>,
     give_up_after: Option<Spanned<String>>,
+    retry_min: Option<Spanned<String>>,
+    retry_max: Option<Spanned<String>>,
     template_dir: Option<String>,
 }
 
@@ -263,6 +265,9 @@ pub struct AlertsConfig {
     pub renotify: Option<Duration>,
     /// How long a message is retried before it is recorded as failed.
     pub give_up_after: Duration,
+    /// The first retry's delay, doubled on every failure up to `retry_max`.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
     pub template_dir: Option<PathBuf>,
 }
 
@@ -273,6 +278,8 @@ impl Default for AlertsConfig {
             group_wait: Duration::from_secs(5),
             renotify: Some(Duration::from_secs(4 * 3600)),
             give_up_after: Duration::from_secs(24 * 3600),
+            retry_min: Duration::from_secs(5),
+            retry_max: Duration::from_secs(300),
             template_dir: None,
         }
     }
@@ -860,10 +867,10 @@ impl Config {
                 } else {
                     duration(&mut p, v, "alerts.renotify")
                 };
-                if c.renotify.is_some_and(|d| d < Duration::from_secs(60)) {
+                if c.renotify.is_some_and(|d| d < Duration::from_secs(1)) {
                     p.at(
                         v.span().start,
-                        "alerts.renotify must be at least 1m (or \"off\")",
+                        "alerts.renotify must be at least 1s (or \"off\")",
                     );
                 }
             }
@@ -871,6 +878,22 @@ impl Config {
                 && let Some(d) = duration(&mut p, v, "alerts.give_up_after")
             {
                 c.give_up_after = d;
+            }
+            if let Some(v) = &a.retry_min
+                && let Some(d) = duration(&mut p, v, "alerts.retry_min")
+            {
+                c.retry_min = d.max(Duration::from_millis(100));
+            }
+            if let Some(v) = &a.retry_max
+                && let Some(d) = duration(&mut p, v, "alerts.retry_max")
+            {
+                if d < c.retry_min {
+                    p.at(
+                        v.span().start,
+                        "alerts.retry_max must not be below retry_min",
+                    );
+                }
+                c.retry_max = d;
             }
         }
         for m in raw.maintenance {

@@ -602,9 +602,15 @@ impl Reader {
                 .albs
                 .iter_mut()
                 .find(|a| inc.sources.contains(&a.source));
-            match alb {
-                Some(a) => a.pipeline.detector_mut().restore(&inc),
-                None => self.pipeline.detector_mut().restore(&inc),
+            // The event clock starts at the incident's last failure, so that without new
+            // lines it still closes after the quiet period.
+            let (detector, clock) = match alb {
+                Some(a) => (a.pipeline.detector_mut(), &mut a.clock),
+                None => (self.pipeline.detector_mut(), &mut self.clock),
+            };
+            detector.restore(&inc);
+            if clock.is_none_or(|(t, _)| t < inc.end_ms) {
+                *clock = Some((inc.end_ms, Instant::now()));
             }
             log!(
                 Info,

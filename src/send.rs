@@ -29,10 +29,6 @@ use tokio::sync::watch;
 /// The most incidents in one message.
 const MAX_BATCH: usize = 100;
 
-/// Backoff: the first retry after this, doubling up to [`BACKOFF_MAX`].
-const BACKOFF_FIRST: Duration = Duration::from_secs(5);
-const BACKOFF_MAX: Duration = Duration::from_secs(300);
-
 /// How often a channel looks at the outbox without being woken (other processes, such as
 /// `gatewatch test-alert`, do not wake it; and it is the correctness baseline).
 const RECHECK: Duration = Duration::from_secs(30);
@@ -376,12 +372,16 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The delay before attempt `attempts + 1`: doubling from five seconds up to five minutes,
-/// spread by ±20 % so many hosts do not retry in step; at least what the receiver asked for.
-pub fn backoff(attempts: u32, retry_after: Option<Duration>, seed: u64) -> Duration {
-    let base = BACKOFF_FIRST
-        .saturating_mul(1 << attempts.min(16))
-        .min(BACKOFF_MAX);
+/// The delay before attempt `attempts + 1`: doubling from `min` (five seconds by default) up to
+/// `max` (five minutes), spread by ±20 % so many hosts do not retry in step; at least what the
+/// receiver asked for.
+pub fn backoff(
+    attempts: u32,
+    (min, max): (Duration, Duration),
+    retry_after: Option<Duration>,
+    seed: u64,
+) -> Duration {
+    let base = min.saturating_mul(1 << attempts.min(16)).min(max);
     let spread = (seed % 401) as f64 / 1000.0 + 0.8; // 0.8 ..= 1.2
     let d = base.mul_f64(spread);
     match retry_after {
@@ -646,7 +646,12 @@ async fn channel_loop(
             Err(SendError::Transient { error, retry_after })
                 if now - oldest < alerts.give_up_after.as_millis() as i64 =>
             {
-                let delay = backoff(attempts, *retry_after, random());
+                let delay = backoff(
+                    attempts,
+                    (alerts.retry_min, alerts.retry_max),
+                    *retry_after,
+                    random(),
+                );
                 log!(
                     Warn,
                     "alert not delivered; retrying",
@@ -760,7 +765,9 @@ mod tests {
 
     #[test]
     fn backoff_doubles_to_a_cap_with_jitter_and_honours_retry_after() {
-        let secs = |a, seed| backoff(a, None, seed).as_secs_f64();
+        let d = AlertsConfig::default();
+        let range = (d.retry_min, d.retry_max);
+        let secs = |a, seed| backoff(a, range, None, seed).as_secs_f64();
         assert!((4.0..=6.0).contains(&secs(0, 7)));
         assert!((8.0..=12.0).contains(&secs(1, 7)));
         assert!(
@@ -768,12 +775,12 @@ mod tests {
             "capped at 5 minutes ± 20 %"
         );
         assert_ne!(
-            backoff(3, None, 1),
-            backoff(3, None, 300),
+            backoff(3, range, None, 1),
+            backoff(3, range, None, 300),
             "jitter spreads retries"
         );
         assert_eq!(
-            backoff(0, Some(Duration::from_secs(120)), 0),
+            backoff(0, range, Some(Duration::from_secs(120)), 0),
             Duration::from_secs(120)
         );
     }

@@ -17,7 +17,7 @@ fn now_clf() -> String {
         .to_string()
 }
 
-fn access_line(client: u32, status: u16, upstream: &str, connect: &str) -> String {
+pub fn access_line(client: u32, status: u16, upstream: &str, connect: &str) -> String {
     format!(
         "203.0.{}.{} - - [{}] \"GET /api/v1/orders HTTP/1.1\" {status} 157 \"-\" \"curl/8.5.0\" api.example.com {upstream} {status} {connect} - 0.000 0.001\n",
         client / 256 % 256,
@@ -26,7 +26,7 @@ fn access_line(client: u32, status: u16, upstream: &str, connect: &str) -> Strin
     )
 }
 
-fn config(dir: &Path, start_at: &str) -> String {
+pub fn config(dir: &Path, start_at: &str) -> String {
     format!(
         r#"
 [[source]]
@@ -43,7 +43,7 @@ dir = "{d}/state"
     )
 }
 
-fn append(path: &Path, text: &str) {
+pub fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -110,7 +110,7 @@ fn in_process_the_daemon_detects_a_burst_in_a_live_file() {
 }
 
 /// Starts `gatewatch run`; its standard error is forwarded line by line.
-fn spawn(cfg: &Path) -> (Running, mpsc::Receiver<String>) {
+pub fn spawn(cfg: &Path) -> (Running, mpsc::Receiver<String>) {
     let mut child = gatewatch()
         .args(["run", "--config", cfg.to_str().unwrap()])
         .stdout(Stdio::null())
@@ -129,7 +129,7 @@ fn spawn(cfg: &Path) -> (Running, mpsc::Receiver<String>) {
     (Running(child), rx)
 }
 
-fn wait_for(rx: &mpsc::Receiver<String>, what: &str, timeout: Duration) -> Vec<String> {
+pub fn wait_for(rx: &mpsc::Receiver<String>, what: &str, timeout: Duration) -> Vec<String> {
     let deadline = Instant::now() + timeout;
     let mut seen = Vec::new();
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
@@ -148,7 +148,7 @@ fn wait_for(rx: &mpsc::Receiver<String>, what: &str, timeout: Duration) -> Vec<S
 }
 
 /// `GET path` on the daemon's endpoint: (status code, body).
-fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     use std::io::Read;
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -228,7 +228,7 @@ fn the_daemon_process_alerts_on_the_console_and_stops_cleanly() {
     wait_for(&rx, "stopped", Duration::from_secs(5));
 }
 
-fn unsafe_kill(pid: u32, signal: &str) {
+pub fn unsafe_kill(pid: u32, signal: &str) {
     let ok = Command::new("kill")
         .args([format!("-{signal}"), pid.to_string()])
         .status()

@@ -6,13 +6,16 @@
 mod alerts;
 mod cli;
 mod daemon;
+mod delivery;
 mod detect;
 mod golden;
 mod kb;
 mod props;
 mod real_haproxy;
 mod real_nginx;
+mod receiver;
 mod s3;
+mod smtp;
 mod systemd;
 mod tail_model;
 mod upstreams;
@@ -90,16 +93,22 @@ pub fn require(program: &str) -> Option<PathBuf> {
         .iter()
         .map(|d| Path::new(d).join(program))
         .find(|p| p.exists());
-    if found.is_none() {
+    available(program, found.is_some());
+    found
+}
+
+/// Outside CI, a missing real server skips the test loudly; in CI it fails the test.
+pub fn available(what: &str, present: bool) -> bool {
+    if !present {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!(
-                "{program} is not installed, and CI=true: the real-server tests must run in CI (scripts/test.sh installs it)"
+                "{what} is not installed, and CI=true: the real-server tests must run in CI (scripts/test.sh installs it)"
             );
         }
         eprintln!(
-            "\n!!!!!!!!!! SKIPPED: {program} is not installed; this real-server test did not run. \
-             Run scripts/test.sh (it installs {program}) to run it. !!!!!!!!!!\n"
+            "\n!!!!!!!!!! SKIPPED: {what} is not installed; this real-server test did not run. \
+             Run scripts/test.sh (it installs {what}) to run it. !!!!!!!!!!\n"
         );
     }
-    found
+    present
 }
