@@ -1113,6 +1113,69 @@ url = "http://127.0.0.1:9000/hook"
     }
 
     #[test]
+    fn maintenance_windows_cover_their_days_and_hours() {
+        let c = Config::parse(
+            "gw.toml",
+            r#"
+[[maintenance]]
+upstream = "10.0.1.*"
+days = ["sat", "sun"]
+start = "23:00"
+end = "02:00"
+timezone = "+01:00"
+
+[[maintenance]]
+entry = "haproxy/*"
+from = "2026-12-01T02:00:00Z"
+until = "2026-12-01T03:00:00Z"
+"#,
+        )
+        .unwrap();
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_millis()
+        };
+        let w = &c.maintenance[0];
+        let e = "api/http-502-bad-gateway-upstream-unreachable";
+        // Saturday 23:30 and Sunday 01:30 (+01:00) are inside; so is Monday 01:30, the
+        // morning after Sunday's evening.
+        assert!(w.covers("10.0.1.5:80", e, at("2026-11-28T23:30:00+01:00")));
+        assert!(w.covers("10.0.1.5:80", e, at("2026-11-29T01:30:00+01:00")));
+        assert!(w.covers("10.0.1.5:80", e, at("2026-11-30T01:30:00+01:00")));
+        // Friday night's window does not exist; other upstreams are not covered.
+        assert!(!w.covers("10.0.1.5:80", e, at("2026-11-27T23:30:00+01:00")));
+        assert!(!w.covers("10.0.1.5:80", e, at("2026-11-28T02:00:00+01:00")));
+        assert!(!w.covers("10.0.2.5:80", e, at("2026-11-28T23:30:00+01:00")));
+        let once = &c.maintenance[1];
+        assert!(once.covers(
+            "be/s1",
+            "haproxy/no-server-available",
+            at("2026-12-01T02:30:00Z")
+        ));
+        assert!(!once.covers("be/s1", e, at("2026-12-01T02:30:00Z")));
+        assert!(!once.covers("be/s1", "haproxy/x", at("2026-12-01T03:00:00Z")));
+
+        let err = Config::parse(
+            "gw.toml",
+            "[[maintenance]]\nstart = \"25:00\"\nend = \"02:00\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("gw.toml:2: maintenance.start: \"25:00\" is not a time of day"),
+            "{err}"
+        );
+        let err = Config::parse("gw.toml", "[[maintenance]]\nupstream = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("gw.toml:1: maintenance: give start and end"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn an_empty_file_is_the_defaults() {
         let c = Config::parse("empty.toml", "").unwrap();
         assert_eq!(c.detect, DetectConfig::default());

@@ -19,6 +19,9 @@
 //! - [`tail`] follows a log file through rotation, truncation and restarts.
 //! - [`state`] keeps reading positions and counters in one SQLite file.
 //! - [`daemon`] follows the configured logs live (`gatewatch run`).
+//! - [`alert`] says what a message says, in every channel's form (pure).
+//! - [`outbox`] keeps incidents, messages to send and silences in the state file.
+//! - [`send`] delivers the outbox through email, webhooks and the console.
 //! - [`demo`] shows the daemon at work on generated traffic (`gatewatch demo`).
 //! - [`discover`] finds the logs to follow without a config (`nginx -T`, standard paths).
 //! - [`listen`] receives HAProxy's syslog datagrams (UDP, unix sockets).

@@ -324,3 +324,30 @@ fn a_template_override_replaces_the_builtin_by_name_and_bad_json_is_an_error() {
     let err = Templates::new(Some(dir.path())).err().unwrap().to_string();
     assert!(err.contains("email.txt.j2"), "{err}");
 }
+
+#[test]
+fn check_renders_every_channels_templates_and_names_a_broken_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("templates");
+    std::fs::create_dir_all(&t).unwrap();
+    std::fs::write(t.join("slack.json.j2"), "{\"text\": {{ subject }} oops}").unwrap();
+    let cfg = dir.path().join("gw.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[channel]]\nname = \"chat\"\nkind = \"webhook\"\nformat = \"slack\"\nurl = \"http://127.0.0.1:9/x\"\ntemplate_dir = \"{}\"\n",
+            t.display()
+        ),
+    )
+    .unwrap();
+    let o = super::run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = super::stderr(&o);
+    assert!(
+        err.contains("channel chat: slack.json.j2 did not render to JSON"),
+        "{err}"
+    );
+    std::fs::remove_file(t.join("slack.json.j2")).unwrap();
+    let o = super::run(&["check", "--config", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", super::stderr(&o));
+}
