@@ -404,6 +404,19 @@ pub fn items(rows: &[Pending]) -> serde_json::Result<Vec<Item>> {
     rows.iter().map(|r| serde_json::from_str(&r.item)).collect()
 }
 
+/// How long delivered and failed messages, and ended silences, are kept.
+pub const KEEP_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// Deletes messages delivered or given up, and silences ended, more than [`KEEP_MS`] ago
+/// (incidents stay: they are the history the daily summary reads). Returns the rows deleted.
+pub fn prune(conn: &Connection, now_ms: i64) -> rusqlite::Result<usize> {
+    let before = now_ms - KEEP_MS;
+    Ok(conn.execute(
+        "DELETE FROM outbox WHERE state IN ('sent', 'failed') AND done < ?1",
+        params![before],
+    )? + conn.execute("DELETE FROM silences WHERE ends < ?1", params![before])?)
+}
+
 /// A silence as stored.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Silence {
@@ -450,4 +463,72 @@ pub fn remove_silence(conn: &Connection, id: i64, now_ms: i64) -> rusqlite::Resu
         "UPDATE silences SET ends = MIN(ends, ?2) WHERE id = ?1",
         params![id, now_ms],
     )? > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insert(conn: &Connection, channel: &str, incident: &str, kind: &str, created: i64) -> i64 {
+        conn.execute(
+            "INSERT INTO outbox (channel, incident, kind, item, created, state, attempts, next_try)
+             VALUES (?1, ?2, ?3, '{}', ?4, 'pending', 0, ?4)",
+            params![channel, incident, kind, created],
+        )
+        .unwrap();
+        conn.last_insert_rowid()
+    }
+
+    fn ids(n: Next) -> Vec<i64> {
+        match n {
+            Next::Send(rows) => rows.iter().map(|r| r.id).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_message_groups_one_kind_and_never_overtakes_an_incidents_earlier_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, _) = crate::state::State::open(dir.path()).unwrap();
+        let c = state.conn();
+        let a1 = insert(c, "hook", "A", "opened", 1000);
+        let b1 = insert(c, "hook", "B", "opened", 1100);
+        let a2 = insert(c, "hook", "A", "resolved", 1200);
+        let c1 = insert(c, "hook", "C", "opened", 1300);
+        let other = insert(c, "mail", "A", "opened", 1000);
+        // The oldest waits for company first.
+        assert!(matches!(
+            next(c, "hook", 1500, 1000, 100).unwrap(),
+            Next::Wait(2000)
+        ));
+        // Then every opened that may go: A, B and C (A's resolved stays behind A's alert).
+        assert_eq!(
+            ids(next(c, "hook", 2000, 1000, 100).unwrap()),
+            vec![a1, b1, c1]
+        );
+        sent(c, &[a1, b1, c1], "m1", 2000).unwrap();
+        assert_eq!(ids(next(c, "hook", 2300, 1000, 100).unwrap()), vec![a2]);
+        // A failed attempt holds the channel until its retry time.
+        retry(c, &[a2], 5000, "down").unwrap();
+        assert!(matches!(
+            next(c, "hook", 3000, 1000, 100).unwrap(),
+            Next::Wait(5000)
+        ));
+        failed(c, &[a2], "gone", 5000).unwrap();
+        assert!(matches!(
+            next(c, "hook", 6000, 1000, 100).unwrap(),
+            Next::Idle
+        ));
+        // Channels are independent.
+        assert_eq!(ids(next(c, "mail", 3000, 1000, 100).unwrap()), vec![other]);
+        assert_eq!(depth(c).unwrap(), 1);
+        assert_eq!(
+            opened_message_ids(c, "hook", &["A", "C", "Z"]).unwrap(),
+            vec!["m1"]
+        );
+        // Removed channels give up their messages; old history is pruned.
+        assert_eq!(fail_unknown_channels(c, &["hook".into()], 7000).unwrap(), 1);
+        assert_eq!(prune(c, 2000 + KEEP_MS).unwrap(), 0, "recent rows stay");
+        assert_eq!(prune(c, 7001 + KEEP_MS).unwrap(), 5);
+    }
 }

@@ -464,6 +464,24 @@ impl Sender {
                         Err(e) => log!(Error, "reading the outbox", error = e),
                     }
                     let mut tasks = Vec::new();
+                    {
+                        let (db, mut stop) = (db.clone(), stop_rx.clone());
+                        tasks.push(tokio::task::spawn_local(async move {
+                            loop {
+                                match outbox::prune(db.conn(), now_ms()) {
+                                    Ok(0) => {}
+                                    Ok(n) => {
+                                        log!(Info, "old messages and silences deleted", rows = n)
+                                    }
+                                    Err(e) => log!(Error, "pruning the outbox", error = e),
+                                }
+                                tokio::select! {
+                                    _ = stop.changed() => return,
+                                    _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                                }
+                            }
+                        }));
+                    }
                     for ch in channels {
                         tasks.push(tokio::task::spawn_local(channel_loop(
                             ch,
