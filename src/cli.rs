@@ -73,6 +73,24 @@ enum Command {
         #[arg(long)]
         channel: Option<String>,
     },
+    /// Render (or send) the daily summary of a day from the state.
+    Summary {
+        /// The config file (state directory, [summary] time zone) [default: /etc/gatewatch/gatewatch.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The day, YYYY-MM-DD [default: yesterday]
+        #[arg(long)]
+        date: Option<String>,
+        /// text, html or json
+        #[arg(long, default_value = "text", value_parser = ["text", "html", "json"])]
+        format: String,
+        /// Language: en or zh.
+        #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
+        lang: String,
+        /// The zone of the days [default: [summary] timezone, else local]
+        #[arg(long)]
+        timezone: Option<String>,
+    },
     /// Silence alerts for an upstream (incidents are still recorded).
     Silence {
         #[command(subcommand)]
@@ -172,6 +190,14 @@ struct ScanArgs {
     /// Language of incident text: en or zh.
     #[arg(long, default_value = "en", value_parser = ["en", "zh"])]
     lang: String,
+    /// Print the daily summary of the logs instead (text, html or json): what the daemon
+    /// would send, for the day of the last line (or --date).
+    #[arg(long, value_name = "FORMAT", num_args = 0..=1, default_missing_value = "text", require_equals = true,
+          value_parser = ["text", "html", "json"], conflicts_with = "events")]
+    summary: Option<String>,
+    /// With --summary: the day, YYYY-MM-DD.
+    #[arg(long, requires = "summary")]
+    date: Option<String>,
     /// Log files; `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<String>,
@@ -190,6 +216,13 @@ pub fn main() -> ExitCode {
         Command::Check { config, patterns } => run_check(config, patterns),
         Command::TestAlert { config, channel } => run_test_alert(config, channel),
         Command::Silence { action, config } => run_silence(action, config),
+        Command::Summary {
+            config,
+            date,
+            format,
+            lang,
+            timezone,
+        } => run_summary(config, date, &format, &lang, timezone),
         Command::Patterns {
             action,
             patterns,
@@ -571,6 +604,66 @@ fn state_dir(cfg: &Config) -> PathBuf {
     cfg.state_dir.clone()
 }
 
+fn parse_date(s: &str) -> anyhow::Result<chrono::NaiveDate> {
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|e| anyhow::anyhow!("--date {s:?} is not a date such as 2024-05-01 ({e})"))
+}
+
+/// Prints a report in a format.
+fn print_summary_report(r: &crate::summary::Report, format: &str) -> anyhow::Result<()> {
+    let text = match format {
+        "json" => serde_json::to_string_pretty(r)? + "\n",
+        "html" => crate::summary::render(r, "summary.html.j2", None, None)?,
+        _ => crate::summary::render(r, "summary.txt.j2", None, None)?,
+    };
+    io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn run_summary(
+    config: Option<PathBuf>,
+    date: Option<String>,
+    format: &str,
+    lang: &str,
+    timezone: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(config.as_deref())?;
+    let kb = load_kb(&cfg.pattern_dirs)?;
+    let zone = match timezone {
+        Some(t) => t
+            .parse::<Zone>()
+            .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?,
+        None => cfg.summary.zone.clone(),
+    };
+    let dir = state_dir(&cfg);
+    anyhow::ensure!(
+        dir.join(crate::state::FILE_NAME).exists(),
+        "no state in {}: the daemon has not run with this configuration yet (or pass --config)",
+        dir.display()
+    );
+    let (state, _) = crate::state::State::open(&dir)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let date = match date {
+        Some(d) => parse_date(&d)?,
+        None => crate::summary::local_date(&zone, now)
+            .pred_opt()
+            .context("a date")?,
+    };
+    let r = crate::summary::build(
+        state.conn(),
+        &kb,
+        &crate::summary::Options {
+            date,
+            zone,
+            host: crate::send::host_name(&cfg.alerts),
+            lang: Lang::from_name(lang).unwrap_or_default(),
+            now_ms: now,
+        },
+    )?;
+    print_summary_report(&r, format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_silence(action: SilenceAction, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     use crate::outbox;
     let cfg = load_config(config.as_deref())?;
@@ -718,6 +811,9 @@ struct ScanSink<'a, W: Write> {
     kb: Arc<Kb>,
     incidents: Vec<Incident>,
     error: Option<io::Error>,
+    /// `--summary`: every line counted, as the daemon counts them; the newest line's time.
+    counters: Option<crate::state::Counters>,
+    last_ms: i64,
 }
 
 impl<W: Write> ScanSink<'_, W> {
@@ -733,6 +829,12 @@ impl<W: Write> ScanSink<'_, W> {
 
 impl<W: Write> Sink for ScanSink<'_, W> {
     fn event(&mut self, s: &Settled<'_>) {
+        if let Some(c) = &mut self.counters
+            && let Some(t) = s.ev.time
+        {
+            c.add(t.ms, s.source, s.upstream, s.ev.cause);
+            self.last_ms = self.last_ms.max(t.ms);
+        }
         if !self.events || self.error.is_some() {
             return;
         }
@@ -810,9 +912,17 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         kb: kb.clone(),
         incidents: Vec::new(),
         error: None,
+        counters: args.summary.is_some().then(crate::state::Counters::default),
+        last_ms: i64::MIN,
     };
+    let zone = opts.parser.zone.clone();
     let report = scan::scan(&args.files, &opts, kb.clone(), &mut sink)?;
     sink.flush_buf();
+    if let Some(format) = &args.summary {
+        print_summary(&report, sink.incidents.len());
+        let host = crate::send::host_name(&cfg.alerts);
+        return scan_summary(&args, &report, sink, &kb, (zone, host), format);
+    }
     let lang = Lang::from_name(&args.lang).unwrap_or_default();
     if !args.events {
         let mut incidents = std::mem::take(&mut sink.incidents);
@@ -852,6 +962,78 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::FAILURE);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `scan --summary`: the lines and incidents of the scan go into a state in memory, and the
+/// report is built from it exactly as the daemon's is from its state file.
+fn scan_summary<W: Write>(
+    args: &ScanArgs,
+    report: &ScanReport,
+    mut sink: ScanSink<'_, W>,
+    kb: &Kb,
+    (zone, host): (Zone, String),
+    format: &str,
+) -> anyhow::Result<ExitCode> {
+    use crate::outbox::{Alerting, Notice};
+    let mut state = crate::state::State::in_memory()?;
+    let formats: Vec<(String, Format)> = report
+        .files
+        .iter()
+        .filter_map(|f| {
+            let name = f.format.as_deref()?.split_whitespace().next()?;
+            Some((f.name.clone(), Format::from_name(name)?))
+        })
+        .collect();
+    state.register_sources(&formats)?;
+    let mut notices = Vec::new();
+    for inc in &sink.incidents {
+        let mut opened = inc.clone();
+        opened.closed_ms = None;
+        notices.push(Notice {
+            kind: crate::alert::AlertKind::Opened,
+            incident: opened,
+        });
+        notices.push(Notice {
+            kind: crate::alert::AlertKind::Resolved,
+            incident: inc.clone(),
+        });
+    }
+    let now = chrono::Utc::now().timestamp_millis();
+    let alerting = Alerting {
+        kb,
+        host: &host,
+        channels: &[],
+        sources: &args.files,
+        maintenance: &[],
+        open: &[],
+        now_ms: now,
+    };
+    let mut counters = sink.counters.take().unwrap_or_default();
+    state.commit(
+        &[],
+        &[],
+        &mut counters,
+        &args.files,
+        Some((&alerting, &notices)),
+    )?;
+    let date = match &args.date {
+        Some(d) => parse_date(d)?,
+        None if sink.last_ms > i64::MIN => crate::summary::local_date(&zone, sink.last_ms),
+        None => anyhow::bail!("no line with a time: nothing to summarise"),
+    };
+    let r = crate::summary::build(
+        state.conn(),
+        kb,
+        &crate::summary::Options {
+            date,
+            zone,
+            host,
+            lang: Lang::from_name(&args.lang).unwrap_or_default(),
+            now_ms: now,
+        },
+    )?;
+    print_summary_report(&r, format)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -33,6 +33,15 @@ struct RawConfig {
     alerts: Option<RawAlerts>,
     #[serde(default)]
     maintenance: Vec<Spanned<RawMaintenance>>,
+    summary: Option<RawSummary>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSummary {
+    at: Option<Spanned<String>>,
+    timezone: Option<Spanned<String>>,
+    channels: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -363,6 +372,28 @@ pub struct Config {
     pub pattern_dirs: Vec<PathBuf>,
     pub alerts: AlertsConfig,
     pub maintenance: Vec<Maintenance>,
+    pub summary: SummaryConfig,
+}
+
+/// The daily summary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SummaryConfig {
+    /// When it is sent, in minutes after local midnight (`None`: not sent).
+    pub at: Option<u32>,
+    /// The zone its days are in.
+    pub zone: Zone,
+    /// The channels it goes to (empty: every channel).
+    pub channels: Vec<String>,
+}
+
+impl Default for SummaryConfig {
+    fn default() -> SummaryConfig {
+        SummaryConfig {
+            at: None,
+            zone: Zone::Local,
+            channels: Vec::new(),
+        }
+    }
 }
 
 impl Config {
@@ -389,6 +420,7 @@ impl Default for Config {
             pattern_dirs: Vec::new(),
             alerts: AlertsConfig::default(),
             maintenance: Vec::new(),
+            summary: SummaryConfig::default(),
         }
     }
 }
@@ -896,6 +928,27 @@ impl Config {
                 c.retry_max = d;
             }
         }
+        if let Some(sm) = raw.summary {
+            if let Some(at) = &sm.at {
+                cfg.summary.at = clock_minutes(at.get_ref()).filter(|m| *m < 24 * 60);
+                if cfg.summary.at.is_none() {
+                    p.at(
+                        at.span().start,
+                        format!(
+                            "summary.at: {:?} is not a time of day such as \"08:00\"",
+                            at.get_ref()
+                        ),
+                    );
+                }
+            }
+            if let Some(tz) = &sm.timezone {
+                match tz.get_ref().parse::<Zone>() {
+                    Ok(z) => cfg.summary.zone = z,
+                    Err(e) => p.at(tz.span().start, format!("summary.timezone: {e}")),
+                }
+            }
+            cfg.summary.channels = sm.channels.unwrap_or_default();
+        }
         for m in raw.maintenance {
             let at = m.span().start;
             let m = m.into_inner();
@@ -975,6 +1028,14 @@ impl Config {
                 when,
                 reason: m.reason.unwrap_or_else(|| "maintenance".into()),
             });
+        }
+        for name in &cfg.summary.channels {
+            if !cfg.channels.iter().any(|c| &c.name == name) {
+                p.at(
+                    0,
+                    format!("summary.channels: there is no channel named {name:?}"),
+                );
+            }
         }
         if p.errors.is_empty() {
             Ok(cfg)

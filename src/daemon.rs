@@ -438,6 +438,8 @@ struct Reader {
     error: Option<String>,
     /// The sender thread, restarted with the channels of a new configuration.
     sender: Option<crate::send::Sender>,
+    /// How many sources have their format recorded in the state.
+    registered: usize,
 }
 
 impl Reader {
@@ -587,6 +589,7 @@ impl Reader {
             })),
             error: None,
             sender: None,
+            registered: 0,
         };
         r.restore_incidents()?;
         r.discover()?;
@@ -961,6 +964,25 @@ impl Reader {
         } else {
             self.open_incidents()
         };
+        if self.registered < self.names.len() {
+            let mut formats: Vec<(String, Format)> = Vec::new();
+            let mut add = |source: u16, format: Format| {
+                if let Some(n) = self.names.get(source as usize) {
+                    formats.push((n.clone(), format));
+                }
+            };
+            for f in &self.files {
+                add(f.source, f.format);
+            }
+            for a in &self.albs {
+                add(a.source, Format::Alb);
+            }
+            for s in &self.syslogs {
+                add(s.source, Format::Haproxy);
+            }
+            self.state.register_sources(&formats)?;
+            self.registered = self.names.len();
+        }
         let a = alerting(&self.out, &self.names, &open);
         self.state.commit(
             &refs,

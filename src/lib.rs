@@ -22,6 +22,7 @@
 //! - [`alert`] says what a message says, in every channel's form (pure).
 //! - [`outbox`] keeps incidents, messages to send and silences in the state file.
 //! - [`send`] delivers the outbox through email, webhooks and the console.
+//! - [`summary`] reports a day from the state (`gatewatch summary`).
 //! - [`demo`] shows the daemon at work on generated traffic (`gatewatch demo`).
 //! - [`discover`] finds the logs to follow without a config (`nginx -T`, standard paths).
 //! - [`listen`] receives HAProxy's syslog datagrams (UDP, unix sockets).
@@ -56,6 +57,7 @@ pub mod s3;
 pub mod scan;
 pub mod send;
 pub mod state;
+pub mod summary;
 pub mod synth;
 pub mod tail;
 pub mod time;

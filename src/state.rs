@@ -83,6 +83,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     done        INTEGER               -- Unix ms, when sent or given up
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, channel, id);
+-- The format of every source, so reports tell requests from error-log lines.
+CREATE TABLE IF NOT EXISTS source_formats (
+    source      TEXT    PRIMARY KEY,
+    format      TEXT    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS silences (
     id          INTEGER PRIMARY KEY,
     upstream    TEXT    NOT NULL,     -- a glob: * and ?
@@ -237,6 +242,30 @@ impl State {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A state that lives in memory only (`scan --summary`).
+    pub fn in_memory() -> anyhow::Result<State> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(State {
+            conn,
+            path: PathBuf::from(":memory:"),
+        })
+    }
+
+    /// Records the format of sources (reports count requests from request logs only).
+    pub fn register_sources(
+        &self,
+        sources: &[(String, crate::event::Format)],
+    ) -> anyhow::Result<()> {
+        let mut stmt = self.conn.prepare_cached(
+            "INSERT OR REPLACE INTO source_formats (source, format) VALUES (?1, ?2)",
+        )?;
+        for (name, format) in sources {
+            stmt.execute(params![name, format.as_str()])?;
+        }
+        Ok(())
     }
 
     /// The database, for the outbox and silences.

@@ -12,7 +12,7 @@ pub fn kb() -> Kb {
 }
 
 /// Compares a rendered form with its snapshot; with `GATEWATCH_BLESS=1`, writes it.
-fn snapshot(name: &str, got: &str) {
+pub fn snapshot(name: &str, got: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")
         .join(name);

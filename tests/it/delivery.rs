@@ -363,6 +363,48 @@ fn a_silence_keeps_alerts_quiet_but_the_incident_is_recorded() {
         ("10.0.8.8:9000", 0)
     );
     assert!(silenced.iter().all(|s| s.2.is_some()), "both closed");
+    // The daily summary lists both, the silenced one marked.
+    let start: i64 = db(dir.path())
+        .query_row("SELECT MIN(start_ms) FROM incidents", [], |r| r.get(0))
+        .unwrap();
+    let day = chrono::DateTime::from_timestamp_millis(start)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
+    let o = run(&[
+        "summary",
+        "--config",
+        c,
+        "--date",
+        &day,
+        "--timezone",
+        "UTC",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(r["day"]["incidents"], 2, "{r}");
+    assert_eq!(r["day"]["requests"], 50);
+    let listed: Vec<(String, bool)> = r["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["upstream"].as_str().unwrap().to_string(),
+                i["silenced"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        listed.contains(&("10.0.7.7:9000".into(), true)),
+        "{listed:?}"
+    );
+    assert!(
+        listed.contains(&("10.0.8.8:9000".into(), false)),
+        "{listed:?}"
+    );
     // Removed: it is listed as ended.
     let o = run(&["silence", "remove", "--config", c, "1"]);
     assert!(o.status.success(), "{}", stderr(&o));

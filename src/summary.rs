@@ -1,0 +1,772 @@
+//! The daily summary: one day of the state file (counters and incidents) as a report, in the
+//! configured time zone, with the day before and the week before for comparison; rendered as
+//! text (with a sparkline), HTML or JSON.
+//!
+//! Counters are kept per UTC hour; a local day is the UTC hours that start within it (exact
+//! for zones on whole hours, which is nearly all of them; in a zone such as +05:30 an hour is
+//! counted in the local day its first half falls in). Days with a daylight-saving change have
+//! 23 or 25 hours.
+
+use crate::event::{Cause, Format};
+use crate::kb::{Kb, Lang, Placeholders};
+use crate::time::Zone;
+use anyhow::Context;
+use chrono::{NaiveDate, TimeZone};
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Causes that mean a failed request.
+fn is_failure(c: Cause) -> bool {
+    !matches!(c, Cause::Ok | Cause::NotApplicable)
+}
+
+/// The instant (Unix ms) a local day starts in a zone.
+pub fn day_start(zone: &Zone, date: NaiveDate) -> i64 {
+    let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
+    let utc = match zone {
+        Zone::Utc => chrono::Utc.from_utc_datetime(&midnight),
+        Zone::Fixed(secs) => {
+            chrono::Utc.from_utc_datetime(&(midnight - chrono::Duration::seconds(*secs as i64)))
+        }
+        // A day that starts in a gap (a zone that springs forward at midnight) starts at the
+        // first instant after it.
+        Zone::Named(tz) => tz
+            .from_local_datetime(&midnight)
+            .earliest()
+            .or_else(|| {
+                tz.from_local_datetime(&(midnight + chrono::Duration::hours(1)))
+                    .earliest()
+            })
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_else(|| chrono::Utc.from_utc_datetime(&midnight)),
+        Zone::Local => chrono::Local
+            .from_local_datetime(&midnight)
+            .earliest()
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or_else(|| chrono::Utc.from_utc_datetime(&midnight)),
+    };
+    utc.timestamp_millis()
+}
+
+/// The local date of an instant.
+pub fn local_date(zone: &Zone, ms: i64) -> NaiveDate {
+    let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    zone.local(t).date()
+}
+
+fn zone_name(zone: &Zone) -> String {
+    match zone {
+        Zone::Utc => "UTC".into(),
+        Zone::Fixed(s) => {
+            let sign = if *s < 0 { '-' } else { '+' };
+            format!("{sign}{:02}:{:02}", s.abs() / 3600, s.abs() % 3600 / 60)
+        }
+        Zone::Named(tz) => tz.name().to_string(),
+        Zone::Local => "local".into(),
+    }
+}
+
+/// One counters row, in a day.
+struct Row {
+    utc_ms: i64,
+    source: String,
+    upstream: String,
+    cause: Cause,
+    count: u64,
+}
+
+/// Counters of the UTC hours that start within `[start, end)`.
+fn rows(conn: &Connection, start: i64, end: i64) -> anyhow::Result<Vec<Row>> {
+    let day = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let mut days = vec![day(start)];
+    let mut t = start;
+    while t < end {
+        t += 86_400_000;
+        let d = day(t.min(end - 1));
+        if !days.contains(&d) {
+            days.push(d);
+        }
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT day, hour, source, upstream, cause, count FROM counters WHERE day = ?1",
+    )?;
+    let mut out = Vec::new();
+    for d in &days {
+        let base = NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .context("a counters day")?
+            .and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp_millis();
+        let it = stmt.query_map(params![d], |r| {
+            Ok((
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })?;
+        for row in it {
+            let (hour, source, upstream, cause, count) = row?;
+            let utc_ms = base + hour * 3_600_000;
+            if (start..end).contains(&utc_ms) && count > 0 {
+                out.push(Row {
+                    utc_ms,
+                    source,
+                    upstream,
+                    cause: Cause::from_name(&cause).unwrap_or(Cause::NotApplicable),
+                    count: count as u64,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Sources that are error logs: they explain failures but are not requests of their own
+/// (access logs, HAProxy and ALB lines are).
+fn error_sources(conn: &Connection) -> anyhow::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT source, format FROM source_formats")?;
+    let errors: Vec<String> = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+        .filter_map(Result::ok)
+        .filter(|(_, f)| f == Format::NginxError.as_str())
+        .map(|(s, _)| s)
+        .collect();
+    Ok(errors)
+}
+
+/// A day's totals, also for the days it is compared with.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Totals {
+    pub requests: u64,
+    pub failures: u64,
+    pub incidents: u64,
+    /// Seconds during which an upstream was unreachable (incidents of the unreachable causes,
+    /// overlapping ones counted once).
+    pub unreachable_secs: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CauseCount {
+    pub cause: String,
+    pub count: u64,
+    /// One character per hour of the day.
+    pub sparkline: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Hour {
+    /// The local hour, `00` … `23` (a repeated hour on the day clocks go back).
+    pub label: String,
+    pub requests: u64,
+    pub failures: u64,
+    /// Failures per cause, in the order of the report's `causes`.
+    pub by_cause: Vec<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UpstreamRow {
+    pub upstream: String,
+    pub failures: u64,
+    pub requests: u64,
+    pub incidents: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IncidentRow {
+    pub key: String,
+    pub upstream: String,
+    pub entry: String,
+    pub title: String,
+    pub cause: String,
+    /// Local times of the first and last failure.
+    pub start: String,
+    pub end: String,
+    pub duration: String,
+    pub failures: u64,
+    pub requests: Option<u64>,
+    /// The most failures within one detection window.
+    pub peak: u64,
+    pub silenced: bool,
+    /// `resolved`, or `open` (still failing when the report was made).
+    pub ended: &'static str,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EntryRow {
+    pub id: String,
+    pub title: String,
+    pub incidents: u64,
+    pub failures: u64,
+    /// The entry's most successful workaround, filled in for its first upstream.
+    pub first_step: String,
+    pub first_step_pct: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Comparison {
+    /// Change against the day before, in percent (`None` when the day before had none).
+    pub vs_day_before_pct: Option<i64>,
+    pub vs_week_pct: Option<i64>,
+}
+
+/// The report of one day.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    pub version: u32,
+    pub date: String,
+    pub timezone: String,
+    pub host: String,
+    pub lang: &'static str,
+    pub day: Totals,
+    pub day_before: Totals,
+    /// Averages of the seven days before.
+    pub week_avg: Totals,
+    pub requests_cmp: Comparison,
+    pub failures_cmp: Comparison,
+    /// Failures per 10,000 requests.
+    pub failure_rate_bp: u64,
+    pub unreachable: String,
+    pub causes: Vec<CauseCount>,
+    pub hours: Vec<Hour>,
+    /// Failures per hour, one character each.
+    pub sparkline: String,
+    pub upstreams: Vec<UpstreamRow>,
+    pub incidents: Vec<IncidentRow>,
+    pub entries: Vec<EntryRow>,
+}
+
+/// What the report is about.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub date: NaiveDate,
+    pub zone: Zone,
+    pub host: String,
+    pub lang: Lang,
+    /// Now (Unix ms): incidents still open end here.
+    pub now_ms: i64,
+}
+
+fn sparkline(values: &[u64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = values.iter().copied().max().unwrap_or(0);
+    values
+        .iter()
+        .map(|&v| {
+            if max == 0 || v == 0 {
+                ' '
+            } else {
+                BARS[(v * 7 / max).min(7) as usize]
+            }
+        })
+        .collect()
+}
+
+fn pct_change(now: u64, before: f64) -> Option<i64> {
+    (before > 0.0).then(|| ((now as f64 - before) / before * 100.0).round() as i64)
+}
+
+/// Incidents overlapping `[start, end)`.
+struct Inc {
+    key: String,
+    entry: String,
+    upstream: String,
+    cause: Cause,
+    start_ms: i64,
+    end_ms: i64,
+    closed_ms: Option<i64>,
+    failures: u64,
+    requests: Option<u64>,
+    peak: u64,
+    silenced: bool,
+}
+
+fn incidents(conn: &Connection, start: i64, end: i64) -> anyhow::Result<Vec<Inc>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT key, entry, upstream, cause, start_ms, end_ms, closed_ms, failures, requests, peak, silenced
+         FROM incidents WHERE start_ms < ?2 AND end_ms >= ?1 ORDER BY start_ms, key",
+    )?;
+    let rows = stmt.query_map(params![start, end], |r| {
+        Ok(Inc {
+            key: r.get(0)?,
+            entry: r.get(1)?,
+            upstream: r.get(2)?,
+            cause: Cause::from_name(&r.get::<_, String>(3)?).unwrap_or(Cause::Other5xx),
+            start_ms: r.get(4)?,
+            end_ms: r.get(5)?,
+            closed_ms: r.get(6)?,
+            failures: r.get::<_, i64>(7)? as u64,
+            requests: r.get::<_, Option<i64>>(8)?.map(|n| n as u64),
+            peak: r.get::<_, i64>(9)? as u64,
+            silenced: r.get::<_, i64>(10)? != 0,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Seconds of `[start, end)` covered by the incidents of the unreachable causes.
+fn unreachable_secs(incs: &[Inc], start: i64, end: i64) -> i64 {
+    let mut spans: Vec<(i64, i64)> = incs
+        .iter()
+        .filter(|i| matches!(i.cause, Cause::UpstreamUnreachable | Cause::NoLiveUpstreams))
+        .map(|i| {
+            (
+                i.start_ms.max(start),
+                (i.end_ms.max(i.start_ms + 1000)).min(end),
+            )
+        })
+        .filter(|(a, b)| b > a)
+        .collect();
+    spans.sort();
+    let (mut total, mut cur): (i64, Option<(i64, i64)>) = (0, None);
+    for (a, b) in spans {
+        match cur {
+            Some((ca, cb)) if a <= cb => cur = Some((ca, cb.max(b))),
+            Some((ca, cb)) => {
+                total += cb - ca;
+                cur = Some((a, b));
+            }
+            None => cur = Some((a, b)),
+        }
+    }
+    if let Some((a, b)) = cur {
+        total += b - a;
+    }
+    total / 1000
+}
+
+fn totals(
+    conn: &Connection,
+    zone: &Zone,
+    date: NaiveDate,
+    errors: &[String],
+) -> anyhow::Result<Totals> {
+    let (start, end) = (
+        day_start(zone, date),
+        day_start(zone, date.succ_opt().unwrap_or(date)),
+    );
+    let mut t = Totals::default();
+    for r in rows(conn, start, end)? {
+        if errors.contains(&r.source) || r.cause == Cause::NotApplicable {
+            continue;
+        }
+        t.requests += r.count;
+        if is_failure(r.cause) {
+            t.failures += r.count;
+        }
+    }
+    let incs = incidents(conn, start, end)?;
+    t.incidents = incs.iter().filter(|i| i.start_ms >= start).count() as u64;
+    t.unreachable_secs = unreachable_secs(&incs, start, end);
+    Ok(t)
+}
+
+/// Builds the report of a day from the state.
+pub fn build(conn: &Connection, kb: &Kb, o: &Options) -> anyhow::Result<Report> {
+    let errors = error_sources(conn)?;
+    let next = o.date.succ_opt().context("a date")?;
+    let (start, end) = (day_start(&o.zone, o.date), day_start(&o.zone, next));
+    let n_hours = ((end - start + 3_599_999) / 3_600_000).max(1) as usize;
+
+    let mut day = Totals::default();
+    let mut by_cause: BTreeMap<Cause, Vec<u64>> = BTreeMap::new();
+    let mut hours: Vec<(u64, u64)> = vec![(0, 0); n_hours];
+    let mut per_upstream: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for r in rows(conn, start, end)? {
+        if errors.contains(&r.source) || r.cause == Cause::NotApplicable {
+            continue;
+        }
+        let h = (((r.utc_ms - start) / 3_600_000) as usize).min(n_hours - 1);
+        day.requests += r.count;
+        hours[h].0 += r.count;
+        let up = per_upstream.entry(r.upstream.clone()).or_default();
+        up.1 += r.count;
+        if is_failure(r.cause) {
+            day.failures += r.count;
+            hours[h].1 += r.count;
+            up.0 += r.count;
+            by_cause.entry(r.cause).or_insert_with(|| vec![0; n_hours])[h] += r.count;
+        }
+    }
+    let incs = incidents(conn, start, end)?;
+    day.incidents = incs.iter().filter(|i| i.start_ms >= start).count() as u64;
+    day.unreachable_secs = unreachable_secs(&incs, start, end);
+
+    let day_before = totals(conn, &o.zone, o.date.pred_opt().context("a date")?, &errors)?;
+    let mut week = Totals::default();
+    let mut d = o.date;
+    for _ in 0..7 {
+        d = d.pred_opt().context("a date")?;
+        let t = totals(conn, &o.zone, d, &errors)?;
+        week.requests += t.requests;
+        week.failures += t.failures;
+        week.incidents += t.incidents;
+        week.unreachable_secs += t.unreachable_secs;
+    }
+    let week_avg = Totals {
+        requests: (week.requests + 3) / 7,
+        failures: (week.failures + 3) / 7,
+        incidents: (week.incidents + 3) / 7,
+        unreachable_secs: week.unreachable_secs / 7,
+    };
+
+    let label = |i: usize| {
+        let t = chrono::DateTime::from_timestamp_millis(start + i as i64 * 3_600_000)
+            .unwrap_or_default();
+        o.zone.local(t).format("%H").to_string()
+    };
+    let causes: Vec<CauseCount> = by_cause
+        .iter()
+        .map(|(c, v)| CauseCount {
+            cause: c.as_str().to_string(),
+            count: v.iter().sum(),
+            sparkline: sparkline(v),
+        })
+        .collect();
+    let hours_out: Vec<Hour> = hours
+        .iter()
+        .enumerate()
+        .map(|(i, &(requests, failures))| Hour {
+            label: label(i),
+            requests,
+            failures,
+            by_cause: by_cause.values().map(|v| v[i]).collect(),
+        })
+        .collect();
+    let failures_per_hour: Vec<u64> = hours.iter().map(|h| h.1).collect();
+
+    let mut upstreams: Vec<UpstreamRow> = per_upstream
+        .into_iter()
+        .filter(|(u, (f, _))| !u.is_empty() && *f > 0)
+        .map(|(u, (failures, requests))| UpstreamRow {
+            incidents: incs.iter().filter(|i| i.upstream == u).count() as u64,
+            upstream: u,
+            failures,
+            requests,
+        })
+        .collect();
+    upstreams.sort_by(|a, b| {
+        b.failures
+            .cmp(&a.failures)
+            .then(a.upstream.cmp(&b.upstream))
+    });
+    upstreams.truncate(10);
+
+    let time = |ms: i64| {
+        let t = chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        let local = o.zone.local(t);
+        if local.date() == o.date {
+            local.format("%H:%M:%S").to_string()
+        } else {
+            local.format("%m-%d %H:%M:%S").to_string()
+        }
+    };
+    let duration = |ms: i64| match o.lang {
+        Lang::En => crate::report::human_duration(ms),
+        Lang::Zh => crate::report::human_duration_zh(ms),
+    };
+    let title = |id: &str| {
+        kb.find(id)
+            .map(|e| kb.get(e).title.get(o.lang).to_string())
+            .unwrap_or_else(|| id.to_string())
+    };
+    let incidents_out: Vec<IncidentRow> = incs
+        .iter()
+        .map(|i| IncidentRow {
+            key: i.key.clone(),
+            upstream: i.upstream.clone(),
+            entry: i.entry.clone(),
+            title: title(&i.entry),
+            cause: i.cause.as_str().to_string(),
+            start: time(i.start_ms),
+            end: time(i.end_ms),
+            duration: duration(i.end_ms - i.start_ms),
+            failures: i.failures,
+            requests: i.requests,
+            peak: i.peak,
+            silenced: i.silenced,
+            ended: if i.closed_ms.is_some() {
+                "resolved"
+            } else {
+                "open"
+            },
+        })
+        .collect();
+
+    let mut entries: Vec<EntryRow> = Vec::new();
+    for i in &incs {
+        match entries.iter_mut().find(|e| e.id == i.entry) {
+            Some(e) => {
+                e.incidents += 1;
+                e.failures += i.failures;
+            }
+            None => {
+                let (first_step, first_step_pct) = kb
+                    .find(&i.entry)
+                    .and_then(|id| kb.get(id).workarounds.first())
+                    .map(|w| {
+                        (
+                            w.render(o.lang, Some(&Placeholders::for_upstream(&i.upstream))),
+                            (w.success_rate * 100.0).round() as u32,
+                        )
+                    })
+                    .unwrap_or_default();
+                entries.push(EntryRow {
+                    id: i.entry.clone(),
+                    title: title(&i.entry),
+                    incidents: 1,
+                    failures: i.failures,
+                    first_step,
+                    first_step_pct,
+                });
+            }
+        }
+    }
+    entries.sort_by(|a, b| {
+        b.incidents
+            .cmp(&a.incidents)
+            .then(b.failures.cmp(&a.failures))
+    });
+    entries.truncate(5);
+
+    Ok(Report {
+        version: 1,
+        date: o.date.format("%Y-%m-%d").to_string(),
+        timezone: zone_name(&o.zone),
+        host: o.host.clone(),
+        lang: match o.lang {
+            Lang::En => "en",
+            Lang::Zh => "zh",
+        },
+        failure_rate_bp: (day.failures * 10_000)
+            .checked_div(day.requests)
+            .unwrap_or(0),
+        unreachable: duration(day.unreachable_secs * 1000),
+        requests_cmp: Comparison {
+            vs_day_before_pct: pct_change(day.requests, day_before.requests as f64),
+            vs_week_pct: pct_change(day.requests, week.requests as f64 / 7.0),
+        },
+        failures_cmp: Comparison {
+            vs_day_before_pct: pct_change(day.failures, day_before.failures as f64),
+            vs_week_pct: pct_change(day.failures, week.failures as f64 / 7.0),
+        },
+        day,
+        day_before,
+        week_avg,
+        causes,
+        hours: hours_out,
+        sparkline: sparkline(&failures_per_hour),
+        upstreams,
+        incidents: incidents_out,
+        entries,
+    })
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The built-in summary templates.
+pub const TEMPLATES: [(&str, &str); 2] = [
+    (
+        "summary.txt.j2",
+        include_str!("../templates/summary.txt.j2"),
+    ),
+    (
+        "summary.html.j2",
+        include_str!("../templates/summary.html.j2"),
+    ),
+];
+
+/// The fixed words of the summary, per language.
+#[derive(Clone, Debug, Serialize)]
+pub struct Words {
+    pub title: &'static str,
+    pub requests: &'static str,
+    pub failures: &'static str,
+    pub incidents: &'static str,
+    pub unreachable: &'static str,
+    pub day_before: &'static str,
+    pub week_avg: &'static str,
+    pub by_cause: &'static str,
+    pub per_hour: &'static str,
+    pub worst: &'static str,
+    pub list: &'static str,
+    pub entries: &'static str,
+    pub first_step: &'static str,
+    pub silenced: &'static str,
+    pub open: &'static str,
+    pub none: &'static str,
+    pub peak: &'static str,
+    pub of: &'static str,
+    /// After a number: `3 incident(s)`.
+    pub n_incidents: &'static str,
+    pub n_failures: &'static str,
+    pub n_requests: &'static str,
+}
+
+pub fn words(lang: Lang) -> Words {
+    match lang {
+        Lang::En => Words {
+            title: "Daily summary",
+            requests: "Requests",
+            failures: "5xx",
+            incidents: "Incidents",
+            unreachable: "Upstream unreachable for",
+            day_before: "day before",
+            week_avg: "7-day average",
+            by_cause: "5xx by cause",
+            per_hour: "5xx per hour",
+            worst: "Worst upstreams",
+            list: "Incidents",
+            entries: "What to do",
+            first_step: "first step",
+            silenced: "silenced",
+            open: "still open",
+            none: "none",
+            peak: "peak",
+            of: "of",
+            n_incidents: "incident(s)",
+            n_failures: "failures",
+            n_requests: "requests",
+        },
+        Lang::Zh => Words {
+            title: "每日摘要",
+            requests: "请求",
+            failures: "5xx",
+            incidents: "故障",
+            unreachable: "上游不可达时长",
+            day_before: "前一天",
+            week_avg: "7 天平均",
+            by_cause: "按原因统计的 5xx",
+            per_hour: "每小时 5xx",
+            worst: "最差的上游",
+            list: "故障列表",
+            entries: "处理建议",
+            first_step: "第一步",
+            silenced: "已静默",
+            open: "仍在进行",
+            none: "无",
+            peak: "峰值",
+            of: "/",
+            n_incidents: "次故障",
+            n_failures: "次失败",
+            n_requests: "个请求",
+        },
+    }
+}
+
+/// Renders the report with a template (`summary.txt.j2`, `summary.html.j2`), built in or from
+/// `dir`. `chart_cid`: the Content-ID of the chart image attached to the mail, if any.
+pub fn render(
+    r: &Report,
+    name: &str,
+    dir: Option<&std::path::Path>,
+    chart_cid: Option<&str>,
+) -> anyhow::Result<String> {
+    let mut env = minijinja::Environment::new();
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+            .map_err(|e| anyhow::anyhow!("template syntax: {e}"))?,
+    );
+    env.add_filter("num", |n: u64| thousands(n));
+    env.add_filter("signed", |n: i64| {
+        if n > 0 {
+            format!("+{n}")
+        } else {
+            n.to_string()
+        }
+    });
+    for (n, builtin) in TEMPLATES {
+        let text = match dir.map(|d| d.join(n)) {
+            Some(p) if p.exists() => {
+                std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?
+            }
+            _ => builtin.to_string(),
+        };
+        env.add_template_owned(n.to_string(), text)
+            .map_err(|e| anyhow::anyhow!("template {n}: {e:#}"))?;
+    }
+    let lang = if r.lang == "zh" { Lang::Zh } else { Lang::En };
+    #[derive(Serialize)]
+    struct Ctx<'a> {
+        r: &'a Report,
+        w: Words,
+        chart_cid: Option<&'a str>,
+    }
+    let ctx = Ctx {
+        r,
+        w: words(lang),
+        chart_cid,
+    };
+    env.get_template(name)
+        .map_err(|e| anyhow::anyhow!("template {name}: {e}"))?
+        .render(minijinja::value::Serde(&ctx))
+        .map_err(|e| anyhow::anyhow!("rendering {name}: {e:#}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_local_day_starts_at_local_midnight_and_dst_days_have_23_or_25_hours() {
+        let berlin: Zone = "Europe/Berlin".parse().unwrap();
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let ms = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_millis()
+        };
+        assert_eq!(
+            day_start(&berlin, d("2024-05-01")),
+            ms("2024-04-30T22:00:00Z")
+        );
+        let hours = |z: &Zone, s: &str| {
+            let a = day_start(z, d(s));
+            (day_start(z, d(s).succ_opt().unwrap()) - a) / 3_600_000
+        };
+        assert_eq!(hours(&berlin, "2024-03-31"), 23, "spring forward");
+        assert_eq!(hours(&berlin, "2024-10-27"), 25, "fall back");
+        assert_eq!(hours(&berlin, "2024-05-01"), 24);
+        assert_eq!(hours(&Zone::Utc, "2024-03-31"), 24);
+        assert_eq!(
+            day_start(&Zone::Fixed(-5 * 3600), d("2024-05-01")),
+            ms("2024-05-01T05:00:00Z")
+        );
+        assert_eq!(
+            local_date(&berlin, ms("2024-04-30T22:30:00Z")),
+            d("2024-05-01")
+        );
+    }
+
+    #[test]
+    fn sparklines_and_thousands() {
+        assert_eq!(sparkline(&[0, 1, 4, 8]), " ▁▄█");
+        assert_eq!(sparkline(&[0, 0]), "  ");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(pct_change(150, 100.0), Some(50));
+        assert_eq!(pct_change(1, 0.0), None);
+    }
+}
