@@ -29,6 +29,8 @@ pub enum AlertKind {
     Reminder,
     /// Incidents closed.
     Resolved,
+    /// The daily summary (not an incident change: its own message).
+    Summary,
 }
 
 impl AlertKind {
@@ -37,6 +39,7 @@ impl AlertKind {
             AlertKind::Opened => "opened",
             AlertKind::Reminder => "reminder",
             AlertKind::Resolved => "resolved",
+            AlertKind::Summary => "summary",
         }
     }
 }
@@ -309,6 +312,7 @@ fn subject(kind: AlertKind, host: &str, incidents: &[IncidentView], l: &Labels) 
         AlertKind::Opened => l.opened,
         AlertKind::Reminder => l.reminder,
         AlertKind::Resolved => l.resolved,
+        AlertKind::Summary => "Summary",
     };
     let first = incidents.first().map_or("", |i| i.headline.as_str());
     let more = if incidents.len() > 1 {

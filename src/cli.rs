@@ -90,6 +90,10 @@ enum Command {
         /// The zone of the days [default: [summary] timezone, else local]
         #[arg(long)]
         timezone: Option<String>,
+        /// Send it through the summary's channels now (and report each result) instead of
+        /// printing it.
+        #[arg(long)]
+        send: bool,
     },
     /// Silence alerts for an upstream (incidents are still recorded).
     Silence {
@@ -222,7 +226,8 @@ pub fn main() -> ExitCode {
             format,
             lang,
             timezone,
-        } => run_summary(config, date, &format, &lang, timezone),
+            send,
+        } => run_summary(config, date, (&format, &lang), timezone, send),
         Command::Patterns {
             action,
             patterns,
@@ -623,9 +628,9 @@ fn print_summary_report(r: &crate::summary::Report, format: &str) -> anyhow::Res
 fn run_summary(
     config: Option<PathBuf>,
     date: Option<String>,
-    format: &str,
-    lang: &str,
+    (format, lang): (&str, &str),
     timezone: Option<String>,
+    send: bool,
 ) -> anyhow::Result<ExitCode> {
     let cfg = load_config(config.as_deref())?;
     let kb = load_kb(&cfg.pattern_dirs)?;
@@ -649,6 +654,34 @@ fn run_summary(
             .pred_opt()
             .context("a date")?,
     };
+    if send {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the runtime")?;
+        let results = rt.block_on(crate::send::send_summary_now(
+            &cfg,
+            &kb,
+            state.conn(),
+            date,
+            &zone,
+        ))?;
+        let mut failed = 0;
+        for (name, r) in &results {
+            match r {
+                Ok(()) => println!("{name}: sent"),
+                Err(e) => {
+                    failed += 1;
+                    println!("{name}: FAILED: {e}");
+                }
+            }
+        }
+        return Ok(if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let r = crate::summary::build(
         state.conn(),
         &kb,

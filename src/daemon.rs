@@ -1203,12 +1203,7 @@ impl Daemon {
     ) -> anyhow::Result<Daemon> {
         let mut reader = Reader::new(cfg, kb, observers)?;
         let waker = Arc::new(tokio::sync::watch::channel(0u64).0);
-        reader.sender = Some(crate::send::Sender::start(
-            cfg,
-            reader.status.clone(),
-            waker.clone(),
-        )?);
-        reader.out.sender = Some(waker);
+        reader.out.sender = Some(waker.clone());
         let (wake, rx) = mpsc::channel();
         // Syslog listeners: bound now, so a taken port is an error at start.
         let stop_listeners = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -1239,6 +1234,14 @@ impl Daemon {
         }
         let watcher = watch(&reader.dirs(), wake.clone());
         reader.read_all()?;
+        // The sender starts once what the logs already hold is read (and its alerts are in the
+        // outbox): a summary due now covers the lines written while gatewatch was down.
+        reader.sender = Some(crate::send::Sender::start(
+            cfg,
+            reader.out.kb.clone(),
+            reader.status.clone(),
+            waker,
+        )?);
         reader.publish(true);
         reader.watched_dirs = reader.dirs();
         let status = reader.status.clone();
@@ -1451,7 +1454,12 @@ impl Reader {
                 // old configuration is left unwritten).
                 drop(self.sender.take());
                 if let Some(waker) = &r.out.sender {
-                    match crate::send::Sender::start(cfg, r.status.clone(), waker.clone()) {
+                    match crate::send::Sender::start(
+                        cfg,
+                        r.out.kb.clone(),
+                        r.status.clone(),
+                        waker.clone(),
+                    ) {
                         Ok(s) => r.sender = Some(s),
                         Err(e) => log!(Error, "restarting the sender", error = format!("{e:#}")),
                     }

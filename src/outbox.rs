@@ -149,6 +149,7 @@ pub fn record(tx: &Transaction<'_>, a: &Alerting<'_>, notices: &[Notice]) -> any
                 !silenced
             }
             (AlertKind::Resolved, _) => false,
+            (AlertKind::Summary, _) => false,
         };
         if !send {
             continue;
@@ -235,6 +236,7 @@ fn kind_of(s: &str) -> AlertKind {
     match s {
         "reminder" => AlertKind::Reminder,
         "resolved" => AlertKind::Resolved,
+        "summary" => AlertKind::Summary,
         _ => AlertKind::Opened,
     }
 }
@@ -274,6 +276,10 @@ pub fn next(
         return Ok(Next::Wait(due));
     }
     let kind = head.kind;
+    if kind == AlertKind::Summary {
+        // A summary is a message of its own.
+        return Ok(Next::Send(vec![head.clone()]));
+    }
     let mut blocked: Vec<&str> = Vec::new();
     let mut batch = Vec::new();
     for r in &rows {
@@ -402,6 +408,47 @@ pub fn still_open(conn: &Connection, channel: &str) -> rusqlite::Result<Vec<Pend
 /// The rows' items, parsed.
 pub fn items(rows: &[Pending]) -> serde_json::Result<Vec<Item>> {
     rows.iter().map(|r| serde_json::from_str(&r.item)).collect()
+}
+
+/// Queues a day's summary for channels (each with the report in its language), once: false
+/// when that day's summary was queued before.
+pub fn queue_summary(
+    conn: &Connection,
+    date: &str,
+    reports: &[(String, String)],
+    now_ms: i64,
+) -> rusqlite::Result<bool> {
+    let tx = conn.unchecked_transaction()?;
+    if tx.execute(
+        "INSERT OR IGNORE INTO summaries (day, queued_ms) VALUES (?1, ?2)",
+        params![date, now_ms],
+    )? == 0
+    {
+        return Ok(false);
+    }
+    for (channel, report) in reports {
+        tx.execute(
+            "INSERT INTO outbox (channel, incident, kind, item, created, state, attempts, next_try)
+             VALUES (?1, ?2, 'summary', ?3, ?4, 'pending', 0, ?4)",
+            params![channel, format!("summary-{date}"), report, now_ms],
+        )?;
+    }
+    tx.commit()?;
+    Ok(true)
+}
+
+/// The newest day whose summary was queued.
+pub fn last_summary(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT MAX(day) FROM summaries", [], |r| r.get(0))
+}
+
+/// When the state was created (Unix ms).
+pub fn created_ms(conn: &Connection) -> rusqlite::Result<Option<i64>> {
+    conn.query_row("SELECT value FROM meta WHERE key = 'created_ms'", [], |r| {
+        r.get::<_, String>(0)
+    })
+    .optional()
+    .map(|v| v.and_then(|v| v.parse().ok()))
 }
 
 /// How long delivered and failed messages, and ended silences, are kept.

@@ -12,9 +12,11 @@
 use crate::alert::{self, AlertKind, AlertView, Templates};
 use crate::config::{AlertsConfig, ChannelConfig, ChannelKind, Config, SmtpTls, WebhookFormat};
 use crate::daemon::Status;
+use crate::kb::{Kb, Lang};
 use crate::log;
 use crate::outbox::{self, Next};
 use crate::state::State;
+use crate::summary::{self, Report};
 use anyhow::Context;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
@@ -104,6 +106,7 @@ pub struct Channel {
     pub cfg: ChannelConfig,
     host: String,
     templates: Templates,
+    template_dir: Option<PathBuf>,
     transport: Transport,
 }
 
@@ -199,6 +202,7 @@ impl Channel {
             cfg: cfg.clone(),
             host: host_name(alerts),
             templates,
+            template_dir: dir.cloned(),
             transport,
         })
     }
@@ -273,6 +277,119 @@ impl Channel {
                 }
             }
         }
+    }
+
+    /// Sends a daily summary.
+    pub async fn send_summary(&self, r: &Report, thread: &Thread) -> Result<(), SendError> {
+        let dir = self.template_dir.as_deref();
+        let render = |name: &str| {
+            summary::render(r, name, dir, None).map_err(|e| SendError::Permanent(format!("{e:#}")))
+        };
+        match &self.transport {
+            Transport::Console => {
+                let text = render("summary.txt.j2")?;
+                use std::io::Write;
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(text.as_bytes());
+                let _ = err.flush();
+                Ok(())
+            }
+            Transport::Webhook {
+                client,
+                url,
+                format,
+                secret,
+            } => {
+                let body = match format {
+                    WebhookFormat::Json => serde_json::json!({
+                        "version": alert::SCHEMA_VERSION,
+                        "kind": "summary",
+                        "id": thread.message_id,
+                        "host": r.host,
+                        "subject": summary::subject(r),
+                        "summary": r,
+                    })
+                    .to_string(),
+                    WebhookFormat::Slack => {
+                        let b = render("summary.slack.json.j2")?;
+                        serde_json::from_str::<serde_json::Value>(&b).map_err(|e| {
+                            SendError::Permanent(format!(
+                                "summary.slack.json.j2 did not render to JSON: {e}"
+                            ))
+                        })?;
+                        b
+                    }
+                    WebhookFormat::Teams => serde_json::json!({
+                        "type": "message",
+                        "attachments": [{
+                            "contentType": "application/vnd.microsoft.card.adaptive",
+                            "content": {
+                                "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                                "type": "AdaptiveCard",
+                                "version": "1.4",
+                                "body": [
+                                    {"type": "TextBlock", "text": summary::subject(r), "weight": "Bolder", "wrap": true},
+                                    {"type": "TextBlock", "text": render("summary.txt.j2")?, "fontType": "Monospace", "wrap": true},
+                                ],
+                            },
+                        }],
+                    })
+                    .to_string(),
+                    WebhookFormat::Discord => {
+                        let text: String = render("summary.txt.j2")?.chars().take(1900).collect();
+                        serde_json::json!({
+                            "content": format!("```\n{}\n```", text.replace("```", "'''")),
+                            "allowed_mentions": {"parse": []},
+                        })
+                        .to_string()
+                    }
+                    WebhookFormat::Alertmanager | WebhookFormat::Pagerduty => {
+                        return Err(SendError::Permanent(
+                            "alerting channels (alertmanager, pagerduty) do not take summaries"
+                                .into(),
+                        ));
+                    }
+                };
+                let key = secret
+                    .as_deref()
+                    .filter(|_| *format != WebhookFormat::Pagerduty);
+                post(client, url, body, &thread.message_id, key).await
+            }
+            Transport::Email { mailer, from, to } => {
+                let text = render("summary.txt.j2")?;
+                let html = render("summary.html.j2")?;
+                let domain = mail_domain(&self.host);
+                let mut b = Message::builder()
+                    .from(from.clone())
+                    .subject(summary::subject(r))
+                    .message_id(Some(format!("<{}@{domain}>", thread.message_id)))
+                    .user_agent(concat!("gatewatch/", env!("CARGO_PKG_VERSION")).into());
+                for t in to {
+                    b = b.to(t.clone());
+                }
+                let msg = b
+                    .multipart(MultiPart::alternative_plain_html(text, html))
+                    .map_err(|e| SendError::Permanent(format!("building the mail: {e}")))?;
+                match mailer.send(msg).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.is_permanent() => Err(SendError::Permanent(format!(
+                        "the SMTP server refused: {e}"
+                    ))),
+                    Err(e) => Err(transient(format!("SMTP: {e}"))),
+                }
+            }
+        }
+    }
+
+    /// Whether the channel takes daily summaries (alerting systems do not).
+    pub fn takes_summaries(cfg: &ChannelConfig) -> bool {
+        !matches!(
+            cfg.kind,
+            ChannelKind::Webhook {
+                format: WebhookFormat::Alertmanager | WebhookFormat::Pagerduty,
+                ..
+            }
+        )
     }
 
     /// Whether this channel posts to Alertmanager (which wants firing alerts refreshed).
@@ -419,9 +536,12 @@ impl Sender {
     /// `wake` is bumped by whoever writes to the outbox.
     pub fn start(
         cfg: &Config,
+        kb: Arc<Kb>,
         status: Arc<Mutex<Status>>,
         wake: Arc<watch::Sender<u64>>,
     ) -> anyhow::Result<Sender> {
+        let full = cfg.clone();
+        let wake_summary = wake.clone();
         let (stop, stop_rx) = watch::channel(false);
         let state_dir = cfg.state_dir.clone();
         let channels = cfg.alert_channels();
@@ -482,6 +602,13 @@ impl Sender {
                             }
                         }));
                     }
+                    tasks.push(tokio::task::spawn_local(summary_loop(
+                        full,
+                        kb,
+                        db.clone(),
+                        wake_summary,
+                        stop_rx.clone(),
+                    )));
                     for ch in channels {
                         tasks.push(tokio::task::spawn_local(channel_loop(
                             ch,
@@ -627,6 +754,20 @@ async fn channel_loop(
         let kind = rows[0].kind;
         let id = message_id(rows[0].id, &name);
         let result = match outbox::items(&rows) {
+            _ if kind == AlertKind::Summary => {
+                match serde_json::from_str::<Report>(&rows[0].item) {
+                    Ok(r) => {
+                        let thread = Thread {
+                            message_id: id.clone(),
+                            references: Vec::new(),
+                        };
+                        ch.send_summary(&r, &thread).await
+                    }
+                    Err(e) => Err(SendError::Permanent(format!(
+                        "the stored summary cannot be read: {e}"
+                    ))),
+                }
+            }
             Err(e) => Err(SendError::Permanent(format!(
                 "the stored message cannot be read: {e}"
             ))),
@@ -726,6 +867,146 @@ async fn refresh_alertmanager(ch: &Channel, db: &State) {
             error = e
         );
     }
+}
+
+/// The channels the daily summary goes to.
+pub fn summary_channels(cfg: &Config) -> Vec<ChannelConfig> {
+    cfg.alert_channels()
+        .into_iter()
+        .filter(|c| {
+            (cfg.summary.channels.is_empty() || cfg.summary.channels.contains(&c.name))
+                && Channel::takes_summaries(c)
+        })
+        .collect()
+}
+
+/// Builds a day's report once per language the channels speak; returns (channel, report).
+fn summary_reports(
+    conn: &rusqlite::Connection,
+    kb: &Kb,
+    cfg: &Config,
+    channels: &[ChannelConfig],
+    date: chrono::NaiveDate,
+    zone: &crate::time::Zone,
+) -> anyhow::Result<Vec<(String, Report)>> {
+    let mut by_lang: Vec<(Lang, Report)> = Vec::new();
+    let mut out = Vec::new();
+    for c in channels {
+        if !by_lang.iter().any(|(l, _)| *l == c.lang) {
+            let r = summary::build(
+                conn,
+                kb,
+                &summary::Options {
+                    date,
+                    zone: zone.clone(),
+                    host: host_name(&cfg.alerts),
+                    lang: c.lang,
+                    now_ms: now_ms(),
+                },
+            )?;
+            by_lang.push((c.lang, r));
+        }
+        let r = by_lang
+            .iter()
+            .find(|(l, _)| *l == c.lang)
+            .map(|(_, r)| r.clone())
+            .expect("built above");
+        out.push((c.name.clone(), r));
+    }
+    Ok(out)
+}
+
+/// Queues the daily summary when its time has come (and catches up, once, after downtime).
+async fn summary_loop(
+    cfg: Config,
+    kb: Arc<Kb>,
+    db: Rc<State>,
+    wake: Arc<watch::Sender<u64>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some(at) = cfg.summary.at else {
+        return;
+    };
+    let channels = summary_channels(&cfg);
+    if channels.is_empty() {
+        log!(Warn, "no channel takes the daily summary; it is not sent");
+        return;
+    }
+    let zone = cfg.summary.zone.clone();
+    loop {
+        let now = now_ms();
+        let last = outbox::last_summary(db.conn())
+            .ok()
+            .flatten()
+            .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+        let created = outbox::created_ms(db.conn()).ok().flatten().unwrap_or(now);
+        if let Some(day) = summary::due(now, at, &zone, last, created) {
+            let queued =
+                summary_reports(db.conn(), &kb, &cfg, &channels, day, &zone).and_then(|reports| {
+                    let rows: Vec<(String, String)> = reports
+                        .iter()
+                        .map(|(c, r)| Ok((c.clone(), serde_json::to_string(r)?)))
+                        .collect::<anyhow::Result<_>>()?;
+                    Ok(outbox::queue_summary(
+                        db.conn(),
+                        &day.format("%Y-%m-%d").to_string(),
+                        &rows,
+                        now,
+                    )?)
+                });
+            match queued {
+                Ok(true) => {
+                    log!(
+                        Info,
+                        "daily summary queued",
+                        day = day,
+                        channels = channels.len()
+                    );
+                    wake.send_modify(|n| *n += 1);
+                }
+                Ok(false) => {}
+                Err(e) => log!(Error, "making the daily summary", error = format!("{e:#}")),
+            }
+        }
+        // Looked at again at least every minute: the wall clock may jump, the zone's rules
+        // change the next time.
+        let next = summary::next_send(now, at, &zone);
+        let d = Duration::from_millis((next - now_ms()).clamp(1000, 60_000) as u64);
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(d) => {}
+        }
+    }
+}
+
+/// `gatewatch summary --send`: sends a day's summary through its channels now.
+pub async fn send_summary_now(
+    cfg: &Config,
+    kb: &Kb,
+    conn: &rusqlite::Connection,
+    date: chrono::NaiveDate,
+    zone: &crate::time::Zone,
+) -> anyhow::Result<Vec<(String, Result<(), String>)>> {
+    let channels = summary_channels(cfg);
+    anyhow::ensure!(!channels.is_empty(), "no channel takes the daily summary");
+    let reports = summary_reports(conn, kb, cfg, &channels, date, zone)?;
+    let mut out = Vec::new();
+    for (c, (name, r)) in channels.iter().zip(reports) {
+        let result = match Channel::new(c, &cfg.alerts) {
+            Err(e) => Err(format!("{e:#}")),
+            Ok(ch) => {
+                let thread = Thread {
+                    message_id: format!("gw-summary-{}-{}", r.date, now_ms()),
+                    references: Vec::new(),
+                };
+                ch.send_summary(&r, &thread)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        };
+        out.push((name, result));
+    }
+    Ok(out)
 }
 
 /// `gatewatch test-alert`: sends a realistic sample alert through channels, now, without the

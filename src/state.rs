@@ -83,6 +83,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     done        INTEGER               -- Unix ms, when sent or given up
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, channel, id);
+-- Daily summaries queued, one per local day.
+CREATE TABLE IF NOT EXISTS summaries (
+    day         TEXT    PRIMARY KEY,  -- YYYY-MM-DD in the summary's time zone
+    queued_ms   INTEGER NOT NULL
+);
+-- Facts about the state itself (created_ms: when it was made).
+CREATE TABLE IF NOT EXISTS meta (
+    key         TEXT    PRIMARY KEY,
+    value       TEXT    NOT NULL
+);
 -- The format of every source, so reports tell requests from error-log lines.
 CREATE TABLE IF NOT EXISTS source_formats (
     source      TEXT    PRIMARY KEY,
@@ -224,6 +234,10 @@ impl State {
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the tables in {}", path.display()))?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_ms', ?1)",
+            params![chrono::Utc::now().timestamp_millis().to_string()],
+        )?;
         // New: nothing was ever recorded (a first run killed before its first commit counts
         // as new too).
         let mut new = !existed;

@@ -13,7 +13,7 @@ use crate::time::Zone;
 use anyhow::Context;
 use chrono::{NaiveDate, TimeZone};
 use rusqlite::{Connection, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Causes that mean a failed request.
@@ -23,7 +23,12 @@ fn is_failure(c: Cause) -> bool {
 
 /// The instant (Unix ms) a local day starts in a zone.
 pub fn day_start(zone: &Zone, date: NaiveDate) -> i64 {
-    let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
+    local_instant(zone, date.and_hms_opt(0, 0, 0).expect("midnight exists"))
+}
+
+/// The instant (Unix ms) of a local time in a zone: the first one when clocks go back and the
+/// time happens twice; an hour later when clocks go forward and it does not happen at all.
+pub fn local_instant(zone: &Zone, midnight: chrono::NaiveDateTime) -> i64 {
     let utc = match zone {
         Zone::Utc => chrono::Utc.from_utc_datetime(&midnight),
         Zone::Fixed(secs) => {
@@ -43,10 +48,66 @@ pub fn day_start(zone: &Zone, date: NaiveDate) -> i64 {
         Zone::Local => chrono::Local
             .from_local_datetime(&midnight)
             .earliest()
+            .or_else(|| {
+                chrono::Local
+                    .from_local_datetime(&(midnight + chrono::Duration::hours(1)))
+                    .earliest()
+            })
             .map(|t| t.with_timezone(&chrono::Utc))
             .unwrap_or_else(|| chrono::Utc.from_utc_datetime(&midnight)),
     };
     utc.timestamp_millis()
+}
+
+/// The instant (Unix ms) the summary is sent on a date: local time `at` (minutes after
+/// midnight).
+pub fn send_time(zone: &Zone, date: NaiveDate, at: u32) -> i64 {
+    let t = date
+        .and_hms_opt(at / 60, at % 60, 0)
+        .unwrap_or_else(|| date.and_hms_opt(0, 0, 0).expect("midnight"));
+    local_instant(zone, t)
+}
+
+/// The day whose summary is due at `now_ms`: the day before the newest send time that has
+/// passed — so after downtime only the latest missed summary is sent, once — unless it was
+/// queued already, or the day ended before gatewatch's state existed.
+pub fn due(
+    now_ms: i64,
+    at: u32,
+    zone: &Zone,
+    last_queued: Option<NaiveDate>,
+    created_ms: i64,
+) -> Option<NaiveDate> {
+    let today = local_date(zone, now_ms);
+    let day = if send_time(zone, today, at) <= now_ms {
+        today.pred_opt()?
+    } else {
+        today.pred_opt()?.pred_opt()?
+    };
+    if last_queued.is_some_and(|l| l >= day) {
+        return None;
+    }
+    if day_start(zone, day.succ_opt()?) <= created_ms {
+        return None;
+    }
+    Some(day)
+}
+
+/// The next send time after `now_ms`.
+pub fn next_send(now_ms: i64, at: u32, zone: &Zone) -> i64 {
+    let today = local_date(zone, now_ms);
+    let t = send_time(zone, today, at);
+    if t > now_ms {
+        return t;
+    }
+    let mut d = today;
+    loop {
+        d = d.succ_opt().unwrap_or(d);
+        let t = send_time(zone, d, at);
+        if t > now_ms {
+            return t;
+        }
+    }
 }
 
 /// The local date of an instant.
@@ -144,7 +205,7 @@ fn error_sources(conn: &Connection) -> anyhow::Result<Vec<String>> {
 }
 
 /// A day's totals, also for the days it is compared with.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
     pub requests: u64,
     pub failures: u64,
@@ -154,7 +215,7 @@ pub struct Totals {
     pub unreachable_secs: i64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CauseCount {
     pub cause: String,
     pub count: u64,
@@ -162,7 +223,7 @@ pub struct CauseCount {
     pub sparkline: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Hour {
     /// The local hour, `00` … `23` (a repeated hour on the day clocks go back).
     pub label: String,
@@ -172,7 +233,7 @@ pub struct Hour {
     pub by_cause: Vec<u64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UpstreamRow {
     pub upstream: String,
     pub failures: u64,
@@ -180,7 +241,7 @@ pub struct UpstreamRow {
     pub incidents: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IncidentRow {
     pub key: String,
     pub upstream: String,
@@ -197,10 +258,10 @@ pub struct IncidentRow {
     pub peak: u64,
     pub silenced: bool,
     /// `resolved`, or `open` (still failing when the report was made).
-    pub ended: &'static str,
+    pub ended: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EntryRow {
     pub id: String,
     pub title: String,
@@ -211,7 +272,7 @@ pub struct EntryRow {
     pub first_step_pct: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
     /// Change against the day before, in percent (`None` when the day before had none).
     pub vs_day_before_pct: Option<i64>,
@@ -219,13 +280,13 @@ pub struct Comparison {
 }
 
 /// The report of one day.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     pub version: u32,
     pub date: String,
     pub timezone: String,
     pub host: String,
-    pub lang: &'static str,
+    pub lang: String,
     pub day: Totals,
     pub day_before: Totals,
     /// Averages of the seven days before.
@@ -497,7 +558,8 @@ pub fn build(conn: &Connection, kb: &Kb, o: &Options) -> anyhow::Result<Report> 
                 "resolved"
             } else {
                 "open"
-            },
+            }
+            .to_string(),
         })
         .collect();
 
@@ -545,7 +607,8 @@ pub fn build(conn: &Connection, kb: &Kb, o: &Options) -> anyhow::Result<Report> 
         lang: match o.lang {
             Lang::En => "en",
             Lang::Zh => "zh",
-        },
+        }
+        .to_string(),
         failure_rate_bp: (day.failures * 10_000)
             .checked_div(day.requests)
             .unwrap_or(0),
@@ -584,7 +647,7 @@ pub fn thousands(n: u64) -> String {
 }
 
 /// The built-in summary templates.
-pub const TEMPLATES: [(&str, &str); 2] = [
+pub const TEMPLATES: [(&str, &str); 3] = [
     (
         "summary.txt.j2",
         include_str!("../templates/summary.txt.j2"),
@@ -593,7 +656,36 @@ pub const TEMPLATES: [(&str, &str); 2] = [
         "summary.html.j2",
         include_str!("../templates/summary.html.j2"),
     ),
+    (
+        "summary.slack.json.j2",
+        include_str!("../templates/summary.slack.json.j2"),
+    ),
 ];
+
+/// The subject of the summary's mail (and the first line of its chat message).
+pub fn subject(r: &Report) -> String {
+    let mut s = if r.lang == "zh" {
+        format!(
+            "[每日摘要] {}: {} — {} 次故障, {} 个请求中 {} 个 5xx",
+            r.host,
+            r.date,
+            r.day.incidents,
+            thousands(r.day.requests),
+            thousands(r.day.failures)
+        )
+    } else {
+        format!(
+            "[Summary] {}: {} — {} incident(s), {} 5xx of {} requests",
+            r.host,
+            r.date,
+            r.day.incidents,
+            thousands(r.day.failures),
+            thousands(r.day.requests)
+        )
+    };
+    s.retain(|c| !c.is_control());
+    s
+}
 
 /// The fixed words of the summary, per language.
 #[derive(Clone, Debug, Serialize)]
@@ -690,6 +782,18 @@ pub fn render(
             .map_err(|e| anyhow::anyhow!("template syntax: {e}"))?,
     );
     env.add_filter("num", |n: u64| thousands(n));
+    env.add_filter("slack", |s: String| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    });
+    env.add_filter("truncate_chars", |s: String, n: usize| {
+        if s.chars().count() <= n {
+            s
+        } else {
+            s.chars().take(n.saturating_sub(1)).collect::<String>() + "…"
+        }
+    });
     env.add_filter("signed", |n: i64| {
         if n > 0 {
             format!("+{n}")
@@ -713,11 +817,13 @@ pub fn render(
         r: &'a Report,
         w: Words,
         chart_cid: Option<&'a str>,
+        subject: String,
     }
     let ctx = Ctx {
         r,
         w: words(lang),
         chart_cid,
+        subject: subject(r),
     };
     env.get_template(name)
         .map_err(|e| anyhow::anyhow!("template {name}: {e}"))?
@@ -757,6 +863,62 @@ mod tests {
         assert_eq!(
             local_date(&berlin, ms("2024-04-30T22:30:00Z")),
             d("2024-05-01")
+        );
+    }
+
+    #[test]
+    fn the_summary_is_due_once_a_day_at_local_time_across_dst_and_after_downtime() {
+        let berlin: Zone = "Europe/Berlin".parse().unwrap();
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let ms = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_millis()
+        };
+        let at = 8 * 60;
+        let created = ms("2024-03-01T00:00:00Z");
+        // A fake clock walks through the night clocks go forward (31 March 2024).
+        let before = ms("2024-03-31T07:59:59+02:00");
+        assert_eq!(
+            due(before, at, &berlin, Some(d("2024-03-29")), created),
+            None
+        );
+        assert_eq!(next_send(before, at, &berlin), ms("2024-03-31T06:00:00Z"));
+        let after = ms("2024-03-31T08:00:00+02:00");
+        assert_eq!(
+            due(after, at, &berlin, Some(d("2024-03-29")), created),
+            Some(d("2024-03-30"))
+        );
+        assert_eq!(
+            due(after, at, &berlin, Some(d("2024-03-30")), created),
+            None,
+            "once"
+        );
+        assert_eq!(next_send(after, at, &berlin), ms("2024-04-01T06:00:00Z"));
+        // And the night they go back: still 08:00 local, now an hour later in UTC.
+        let oct = ms("2024-10-27T08:00:00+01:00");
+        assert_eq!(oct, ms("2024-10-27T07:00:00Z"));
+        assert_eq!(next_send(oct - 1, at, &berlin), oct);
+        assert_eq!(
+            due(oct, at, &berlin, Some(d("2024-10-25")), created),
+            Some(d("2024-10-26"))
+        );
+        // A send time inside the skipped hour moves past it.
+        assert_eq!(
+            send_time(&berlin, d("2024-03-31"), 2 * 60 + 30),
+            ms("2024-03-31T03:30:00+02:00")
+        );
+        // Down from Friday to Monday noon: only Sunday's summary, once.
+        let monday = ms("2024-04-08T12:00:00+02:00");
+        assert_eq!(
+            due(monday, at, &berlin, Some(d("2024-04-04")), created),
+            Some(d("2024-04-07"))
+        );
+        // Installed today at noon: yesterday ended before gatewatch ran; nothing is due.
+        assert_eq!(due(monday, at, &berlin, None, monday - 1000), None);
+        assert_eq!(
+            due(monday, at, &berlin, None, ms("2024-04-07T20:00:00+02:00")),
+            Some(d("2024-04-07"))
         );
     }
 

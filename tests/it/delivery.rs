@@ -667,3 +667,96 @@ fn test_alert_over_implicit_tls_reports_a_wrong_password_and_a_refused_address()
     assert_eq!(smtp.messages().len(), 1, "nothing else was accepted");
     smtp.stop();
 }
+
+#[test]
+fn the_daily_summary_missed_while_down_is_sent_once_when_the_daemon_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start(super::upstreams::free_port());
+    let a = hook.addr;
+    let cfg = write(
+        dir.path(),
+        "gatewatch.toml",
+        &daemon_config(
+            dir.path(),
+            &format!(
+                "[summary]\nat = \"00:00\"\ntimezone = \"UTC\"\n\n\
+                 [[channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{a}/json\"\n\n\
+                 [[channel]]\nname = \"chat\"\nkind = \"webhook\"\nformat = \"slack\"\nurl = \"http://{a}/slack\"\n\n\
+                 [[channel]]\nname = \"am\"\nkind = \"webhook\"\nformat = \"alertmanager\"\nurl = \"http://{a}/am\"\n"
+            ),
+        ),
+    );
+    // gatewatch has been running since the day before yesterday (its state says so), and
+    // yesterday's traffic is in the log: 30 answered requests and 8 failures at 10:00 UTC
+    // (too few for an incident).
+    let c = cfg.to_str().unwrap();
+    assert!(run(&["silence", "list", "--config", c]).status.success());
+    let yesterday = chrono::Utc::now().date_naive().pred_opt().unwrap();
+    let two_days = (chrono::Utc::now() - chrono::Duration::days(2)).timestamp_millis();
+    db(dir.path())
+        .execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'created_ms'",
+            [two_days.to_string()],
+        )
+        .unwrap();
+    let t = yesterday.format("%d/%b/%Y:10:00:00 +0000").to_string();
+    let mut text = String::new();
+    for i in 0..38u32 {
+        let (status, connect) = if i < 30 { (200, "0.001") } else { (502, "-") };
+        text.push_str(&format!(
+            "203.0.113.{i} - - [{t}] \"GET /v1 HTTP/1.1\" {status} 157 \"-\" \"curl/8.5.0\" api.example.com 10.0.1.5:8080 {status} {connect} - 0.000 0.001\n"
+        ));
+    }
+    append(&dir.path().join("logs/access.log"), &text);
+
+    let (d, rx, seen) = start_seen(&cfg, &[]);
+    if !seen.iter().any(|l| l.contains("daily summary queued")) {
+        wait_for(&rx, "daily summary queued", Duration::from_secs(10));
+    }
+    let reqs = hook.wait_for_ok(2, Duration::from_secs(10));
+    let json = reqs
+        .iter()
+        .find(|r| r.path == "/json")
+        .expect("json summary")
+        .json();
+    assert_eq!(json["kind"], "summary");
+    let s = &json["summary"];
+    assert_eq!(s["date"], yesterday.format("%Y-%m-%d").to_string());
+    assert_eq!(s["day"]["requests"], 38);
+    assert_eq!(s["day"]["failures"], 8);
+    assert_eq!(s["hours"][10]["failures"], 8);
+    assert!(
+        json["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("[Summary] proxy-test: ")
+    );
+    let slack = reqs
+        .iter()
+        .find(|r| r.path == "/slack")
+        .expect("slack summary")
+        .json();
+    assert_eq!(slack["blocks"][0]["type"], "header");
+    // Alertmanager is for alerts, not reports.
+    assert!(!reqs.iter().any(|r| r.path == "/am"));
+    drop(d);
+
+    // Restarted: that day's summary is not sent again.
+    let (_d, _rx) = start(&cfg, &[]);
+    std::thread::sleep(Duration::from_secs(2));
+    let all = hook.requests();
+    assert_eq!(all.len(), 2, "once per channel, and nothing else: {all:#?}");
+    // `summary --send` sends any day on demand.
+    let o = run(&[
+        "summary",
+        "--config",
+        c,
+        "--send",
+        "--date",
+        &yesterday.format("%Y-%m-%d").to_string(),
+        "--timezone",
+        "UTC",
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(stdout(&o), "hook: sent\nchat: sent\n");
+}
