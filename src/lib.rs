@@ -22,7 +22,7 @@
 //! - [`alert`] says what a message says, in every channel's form (pure).
 //! - [`outbox`] keeps incidents, messages to send and silences in the state file.
 //! - [`send`] delivers the outbox through email, webhooks and the console.
-//! - [`summary`] reports a day from the state (`gatewatch summary`).
+//! - [`summary`] reports a day from the state (`gatewatch summary`); [`chart`] draws its PNG.
 //! - [`demo`] shows the daemon at work on generated traffic (`gatewatch demo`).
 //! - [`discover`] finds the logs to follow without a config (`nginx -T`, standard paths).
 //! - [`listen`] receives HAProxy's syslog datagrams (UDP, unix sockets).
@@ -34,6 +34,7 @@
 //! no clock. [`scan`], [`config`] file reading and [`cli`] are the shell around it.
 
 pub mod alert;
+pub mod chart;
 pub mod cli;
 pub mod config;
 pub mod daemon;

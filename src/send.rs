@@ -356,8 +356,14 @@ impl Channel {
                 post(client, url, body, &thread.message_id, key).await
             }
             Transport::Email { mailer, from, to } => {
+                use lettre::message::{Attachment, SinglePart, header::ContentType};
                 let text = render("summary.txt.j2")?;
-                let html = render("summary.html.j2")?;
+                // The chart travels as an inline image, referred to by its Content-ID.
+                let cid = format!("chart-{}", r.date);
+                let html = summary::render(r, "summary.html.j2", dir, Some(&cid))
+                    .map_err(|e| SendError::Permanent(format!("{e:#}")))?;
+                let png = crate::chart::hourly_png(r);
+                let image_type = ContentType::parse("image/png").expect("a valid content type");
                 let domain = mail_domain(&self.host);
                 let mut b = Message::builder()
                     .from(from.clone())
@@ -368,7 +374,15 @@ impl Channel {
                     b = b.to(t.clone());
                 }
                 let msg = b
-                    .multipart(MultiPart::alternative_plain_html(text, html))
+                    .multipart(
+                        MultiPart::alternative()
+                            .singlepart(SinglePart::plain(text))
+                            .multipart(
+                                MultiPart::related()
+                                    .singlepart(SinglePart::html(html))
+                                    .singlepart(Attachment::new_inline(cid).body(png, image_type)),
+                            ),
+                    )
                     .map_err(|e| SendError::Permanent(format!("building the mail: {e}")))?;
                 match mailer.send(msg).await {
                     Ok(_) => Ok(()),

@@ -219,6 +219,8 @@ pub struct Totals {
 pub struct CauseCount {
     pub cause: String,
     pub count: u64,
+    /// Its colour in the chart, `#rrggbb`.
+    pub color: String,
     /// One character per hour of the day.
     pub sparkline: String,
 }
@@ -489,6 +491,7 @@ pub fn build(conn: &Connection, kb: &Kb, o: &Options) -> anyhow::Result<Report> 
         .map(|(c, v)| CauseCount {
             cause: c.as_str().to_string(),
             count: v.iter().sum(),
+            color: crate::chart::hex(crate::chart::color(c.as_str())),
             sparkline: sparkline(v),
         })
         .collect();

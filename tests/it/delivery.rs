@@ -760,3 +760,48 @@ fn the_daily_summary_missed_while_down_is_sent_once_when_the_daemon_comes_back()
     assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
     assert_eq!(stdout(&o), "hook: sent\nchat: sent\n");
 }
+
+#[test]
+fn the_summary_mail_is_text_and_html_with_the_chart_inline() {
+    if !super::smtp::have_smtp() {
+        return;
+    }
+    let smtp = super::smtp::Smtp::start("starttls", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "gatewatch.toml",
+        &daemon_config(
+            dir.path(),
+            &email_channel(&smtp, "starttls", dir.path(), "team@example.com"),
+        ),
+    );
+    let c = cfg.to_str().unwrap();
+    assert!(run(&["silence", "list", "--config", c]).status.success());
+    let o = run(&[
+        "summary",
+        "--config",
+        c,
+        "--send",
+        "--date",
+        "2024-05-01",
+        "--timezone",
+        "UTC",
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(stdout(&o), "mail: sent\n");
+    let mail = &smtp.wait_for(1, Duration::from_secs(10))[0];
+    assert_eq!(
+        super::smtp::header(mail, "Subject").unwrap(),
+        "[Summary] proxy-test: 2024-05-01 — 0 incident(s), 0 5xx of 0 requests"
+    );
+    assert!(mail.contains("multipart/alternative"), "{mail}");
+    assert!(mail.contains("multipart/related"), "{mail}");
+    assert!(mail.contains("Content-Type: image/png"), "{mail}");
+    assert!(mail.contains("Content-ID: <chart-2024-05-01>"), "{mail}");
+    assert!(
+        decode_qp(mail).contains("src=\"cid:chart-2024-05-01\""),
+        "{mail}"
+    );
+    smtp.stop();
+}

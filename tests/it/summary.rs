@@ -73,3 +73,79 @@ fn the_summary_counts_requests_failures_and_incidents_of_its_day_only() {
     assert_eq!(r["week_avg"]["requests"], 1371, "9,600 over 7 days");
     assert!(r["incidents"].as_array().unwrap().is_empty());
 }
+
+/// Decodes a PNG as far as a mail client must: signature, chunk CRCs, the header, and the
+/// zlib image data; returns (width, height, RGB rows without filter bytes).
+fn decode_png(png: &[u8]) -> (u32, u32, Vec<u8>) {
+    use std::io::Read;
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let crc = |data: &[u8]| {
+        let mut c = !0u32;
+        for &b in data {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    };
+    let (mut at, mut w, mut h, mut idat) = (8, 0, 0, Vec::new());
+    while at < png.len() {
+        let len = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
+        let kind = &png[at + 4..at + 8];
+        let data = &png[at + 8..at + 8 + len];
+        let want = u32::from_be_bytes(png[at + 8 + len..at + 12 + len].try_into().unwrap());
+        assert_eq!(crc(&png[at + 4..at + 8 + len]), want, "CRC of {kind:?}");
+        match kind {
+            b"IHDR" => {
+                w = u32::from_be_bytes(data[0..4].try_into().unwrap());
+                h = u32::from_be_bytes(data[4..8].try_into().unwrap());
+                assert_eq!(&data[8..10], &[8, 2], "8-bit RGB");
+            }
+            b"IDAT" => idat.extend_from_slice(data),
+            _ => {}
+        }
+        at += 12 + len;
+    }
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&idat[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    assert_eq!(
+        raw.len(),
+        (h * (1 + 3 * w)) as usize,
+        "one filter byte and w pixels a row"
+    );
+    let rgb = raw
+        .chunks((1 + 3 * w) as usize)
+        .flat_map(|row| row[1..].to_vec())
+        .collect();
+    (w, h, rgb)
+}
+
+#[test]
+fn the_chart_is_a_png_of_the_expected_size_with_the_noon_burst_in_red() {
+    let r: gatewatch::summary::Report =
+        serde_json::from_str(&scan_summary("json", &["--timezone", "UTC"])).unwrap();
+    let png = gatewatch::chart::hourly_png(&r);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("summary-chart.png"), &png).unwrap();
+    let (w, h, rgb) = decode_png(&png);
+    assert_eq!((w, h), (720, 240));
+    let px = |x: u32, y: u32| {
+        let i = ((y * w + x) * 3) as usize;
+        [rgb[i], rgb[i + 1], rgb[i + 2]]
+    };
+    let red = gatewatch::chart::color("upstream_unreachable");
+    // Hour 12 of 24 over the plot area (48 … 712): its bar is red near the bottom; hour 6 is
+    // empty.
+    let slot = (712 - 48) / 24;
+    let column = |hour: u32| 48 + hour * slot + slot / 2;
+    assert_eq!(px(column(12), 200), red);
+    assert_eq!(px(column(6), 200), [255, 255, 255]);
+}
