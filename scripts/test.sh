@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with only Rust and Python: installs the real
-# servers the end-to-end tests drive (nginx, HAProxy, an SMTP server, S3), then runs every test.
+# servers the end-to-end tests drive (nginx, HAProxy, an SMTP server, S3, a browser), then runs
+# every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,9 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 # and openssl for its test certificates.
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# A real browser for the status page (headless Chromium, driven over DevTools from Python).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+/usr/bin/python3 -c 'import websocket' 2>/dev/null || missing+=(python3-websocket)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

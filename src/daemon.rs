@@ -56,9 +56,13 @@ pub struct Status {
     pub upstreams_evicted: u64,
     pub late_events: u64,
     pub started_at: Option<std::time::SystemTime>,
+    /// For the status page: the knowledge base, this host's name, the state file.
+    pub kb: Option<Arc<Kb>>,
+    pub host: String,
+    pub state_path: Option<PathBuf>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct FileStatus {
     pub path: String,
     pub format: String,
@@ -1124,6 +1128,15 @@ impl Reader {
             st.commit_at = Some(now);
         }
         st.error = self.error.clone();
+        if st.kb.as_ref().is_none_or(|k| !Arc::ptr_eq(k, &self.out.kb)) {
+            st.kb = Some(self.out.kb.clone());
+        }
+        if st.host != self.out.host {
+            st.host = self.out.host.clone();
+        }
+        if st.state_path.is_none() {
+            st.state_path = Some(self.state.path().to_path_buf());
+        }
     }
 
     /// The folders to watch for file-system events.

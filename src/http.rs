@@ -1,5 +1,6 @@
 //! The daemon's HTTP endpoint (`[http] listen`, off by default): `/health` for a load balancer
-//! or a monitoring check, `/metrics` in Prometheus's text format.
+//! or a monitoring check, `/metrics` in Prometheus's text format, the status page `/` and its
+//! JSON `/api/incidents`.
 
 use crate::daemon::Status;
 use crate::event::Cause;
@@ -251,6 +252,45 @@ async fn metrics(State(s): State<Shared>) -> impl IntoResponse {
     )
 }
 
+async fn status_page(State(s): State<Shared>) -> impl IntoResponse {
+    let st = snapshot(&s);
+    let html = tokio::task::spawn_blocking(move || {
+        crate::page::html(&crate::page::build(&st, SystemTime::now()))
+    })
+    .await;
+    match html {
+        Ok(Ok(h)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            h,
+        ),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{e:#}\n"),
+        ),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{e}\n"),
+        ),
+    }
+}
+
+async fn api_incidents(State(s): State<Shared>) -> impl IntoResponse {
+    let st = snapshot(&s);
+    let page = tokio::task::spawn_blocking(move || crate::page::build(&st, SystemTime::now()))
+        .await
+        .ok();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        page.map_or_else(
+            || "{}".to_string(),
+            |p| serde_json::to_string(&p).unwrap_or_default(),
+        ),
+    )
+}
+
 /// Serves until `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -258,6 +298,8 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = Router::new()
+        .route("/", get(status_page))
+        .route("/api/incidents", get(api_incidents))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(status);

@@ -22,6 +22,7 @@
 //! - [`alert`] says what a message says, in every channel's form (pure).
 //! - [`outbox`] keeps incidents, messages to send and silences in the state file.
 //! - [`send`] delivers the outbox through email, webhooks and the console.
+//! - [`page`] is the status page of the HTTP endpoint.
 //! - [`summary`] reports a day from the state (`gatewatch summary`); [`chart`] draws its PNG.
 //! - [`demo`] shows the daemon at work on generated traffic (`gatewatch demo`).
 //! - [`discover`] finds the logs to follow without a config (`nginx -T`, standard paths).
@@ -50,6 +51,7 @@ pub mod lines;
 pub mod listen;
 pub mod log;
 pub mod outbox;
+pub mod page;
 pub mod parse;
 pub mod pipeline;
 pub mod report;

@@ -204,6 +204,58 @@ fn error_sources(conn: &Connection) -> anyhow::Result<Vec<String>> {
     Ok(errors)
 }
 
+/// The last `n` hours up to `now_ms` (hour by hour, labelled in `zone`), and the causes of
+/// their failures in the order of `Hour::by_cause`: the status page's chart.
+pub fn recent_hours(
+    conn: &Connection,
+    zone: &Zone,
+    now_ms: i64,
+    n: usize,
+) -> anyhow::Result<(Vec<Hour>, Vec<CauseCount>)> {
+    let errors = error_sources(conn)?;
+    let end = (now_ms.div_euclid(3_600_000) + 1) * 3_600_000;
+    let start = end - n as i64 * 3_600_000;
+    let mut by_cause: BTreeMap<Cause, Vec<u64>> = BTreeMap::new();
+    let mut hours = vec![(0u64, 0u64); n];
+    for r in rows(conn, start, end)? {
+        if errors.contains(&r.source) || r.cause == Cause::NotApplicable {
+            continue;
+        }
+        let h = (((r.utc_ms - start) / 3_600_000) as usize).min(n - 1);
+        hours[h].0 += r.count;
+        if is_failure(r.cause) {
+            hours[h].1 += r.count;
+            by_cause.entry(r.cause).or_insert_with(|| vec![0; n])[h] += r.count;
+        }
+    }
+    let causes = by_cause
+        .iter()
+        .map(|(c, v)| CauseCount {
+            cause: c.as_str().to_string(),
+            count: v.iter().sum(),
+            color: crate::chart::hex(crate::chart::color(c.as_str())),
+            sparkline: sparkline(v),
+        })
+        .collect();
+    let out = hours
+        .iter()
+        .enumerate()
+        .map(|(i, &(requests, failures))| Hour {
+            label: zone
+                .local(
+                    chrono::DateTime::from_timestamp_millis(start + i as i64 * 3_600_000)
+                        .unwrap_or_default(),
+                )
+                .format("%H")
+                .to_string(),
+            requests,
+            failures,
+            by_cause: by_cause.values().map(|v| v[i]).collect(),
+        })
+        .collect();
+    Ok((out, causes))
+}
+
 /// A day's totals, also for the days it is compared with.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Totals {

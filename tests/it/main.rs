@@ -16,6 +16,7 @@ mod real_nginx;
 mod receiver;
 mod s3;
 mod smtp;
+mod status_page;
 mod summary;
 mod systemd;
 mod tail_model;

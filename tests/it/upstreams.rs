@@ -96,8 +96,10 @@ fn serve(behaviour: Behaviour, stop: Arc<AtomicBool>) -> SocketAddr {
     addr
 }
 
+/// An address nothing listens on, and nothing will: on 127.0.0.3, where no test binds (every
+/// other test listens on 127.0.0.1), so a port reused by a parallel test cannot answer.
 fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let l = TcpListener::bind("127.0.0.3:0").unwrap();
     l.local_addr().unwrap()
 }
 
@@ -172,5 +174,6 @@ pub fn wait_for_port(addr: SocketAddr) -> bool {
 
 /// A free loopback port for a proxy to listen on.
 pub fn free_port() -> SocketAddr {
-    closed_port()
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
 }
