@@ -215,10 +215,7 @@ impl Channel {
                     .templates
                     .console(v)
                     .map_err(|e| SendError::Permanent(format!("{e:#}")))?;
-                use std::io::Write;
-                let mut err = std::io::stderr().lock();
-                let _ = err.write_all(text.as_bytes());
-                let _ = err.flush();
+                print_console(&text);
                 Ok(())
             }
             Transport::Webhook {
@@ -268,13 +265,7 @@ impl Channel {
                 let msg = b
                     .multipart(MultiPart::alternative_plain_html(mail.text, mail.html))
                     .map_err(|e| SendError::Permanent(format!("building the mail: {e}")))?;
-                match mailer.send(msg).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.is_permanent() => Err(SendError::Permanent(format!(
-                        "the SMTP server refused: {e}"
-                    ))),
-                    Err(e) => Err(transient(format!("SMTP: {e}"))),
-                }
+                smtp_send(mailer, msg).await
             }
         }
     }
@@ -287,11 +278,7 @@ impl Channel {
         };
         match &self.transport {
             Transport::Console => {
-                let text = render("summary.txt.j2")?;
-                use std::io::Write;
-                let mut err = std::io::stderr().lock();
-                let _ = err.write_all(text.as_bytes());
-                let _ = err.flush();
+                print_console(&render("summary.txt.j2")?);
                 Ok(())
             }
             Transport::Webhook {
@@ -384,13 +371,7 @@ impl Channel {
                             ),
                     )
                     .map_err(|e| SendError::Permanent(format!("building the mail: {e}")))?;
-                match mailer.send(msg).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.is_permanent() => Err(SendError::Permanent(format!(
-                        "the SMTP server refused: {e}"
-                    ))),
-                    Err(e) => Err(transient(format!("SMTP: {e}"))),
-                }
+                smtp_send(mailer, msg).await
             }
         }
     }
@@ -415,6 +396,28 @@ impl Channel {
                 ..
             }
         )
+    }
+}
+
+/// The console channel: the text on standard error, in one piece.
+fn print_console(text: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    let _ = err.flush();
+}
+
+/// Hands a mail to the SMTP server; a 5xx answer is permanent, anything else worth retrying.
+async fn smtp_send(
+    mailer: &AsyncSmtpTransport<Tokio1Executor>,
+    msg: Message,
+) -> Result<(), SendError> {
+    match mailer.send(msg).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_permanent() => Err(SendError::Permanent(format!(
+            "the SMTP server refused: {e}"
+        ))),
+        Err(e) => Err(transient(format!("SMTP: {e}"))),
     }
 }
 

@@ -228,15 +228,7 @@ pub fn recent_hours(
             by_cause.entry(r.cause).or_insert_with(|| vec![0; n])[h] += r.count;
         }
     }
-    let causes = by_cause
-        .iter()
-        .map(|(c, v)| CauseCount {
-            cause: c.as_str().to_string(),
-            count: v.iter().sum(),
-            color: crate::chart::hex(crate::chart::color(c.as_str())),
-            sparkline: sparkline(v),
-        })
-        .collect();
+    let causes = cause_counts(&by_cause);
     let out = hours
         .iter()
         .enumerate()
@@ -368,6 +360,19 @@ pub struct Options {
     pub lang: Lang,
     /// Now (Unix ms): incidents still open end here.
     pub now_ms: i64,
+}
+
+/// Failures per cause over some hours: totals, colours and sparklines.
+fn cause_counts(by_cause: &BTreeMap<Cause, Vec<u64>>) -> Vec<CauseCount> {
+    by_cause
+        .iter()
+        .map(|(c, v)| CauseCount {
+            cause: c.as_str().to_string(),
+            count: v.iter().sum(),
+            color: crate::chart::hex(crate::chart::color(c.as_str())),
+            sparkline: sparkline(v),
+        })
+        .collect()
 }
 
 fn sparkline(values: &[u64]) -> String {
@@ -538,15 +543,7 @@ pub fn build(conn: &Connection, kb: &Kb, o: &Options) -> anyhow::Result<Report> 
             .unwrap_or_default();
         o.zone.local(t).format("%H").to_string()
     };
-    let causes: Vec<CauseCount> = by_cause
-        .iter()
-        .map(|(c, v)| CauseCount {
-            cause: c.as_str().to_string(),
-            count: v.iter().sum(),
-            color: crate::chart::hex(crate::chart::color(c.as_str())),
-            sparkline: sparkline(v),
-        })
-        .collect();
+    let causes = cause_counts(&by_cause);
     let hours_out: Vec<Hour> = hours
         .iter()
         .enumerate()

@@ -521,6 +521,22 @@ fn test_alert_posts_every_webhook_format_and_reports_each_result() {
     );
 }
 
+/// A real SMTP server with STARTTLS and AUTH, and a daemon config mailing `to` through it.
+fn mail_setup(to: &str) -> Option<(super::smtp::Smtp, tempfile::TempDir, PathBuf)> {
+    if !super::smtp::have_smtp() {
+        return None;
+    }
+    let smtp = super::smtp::Smtp::start("starttls", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let channel = email_channel(&smtp, "starttls", dir.path(), to);
+    let cfg = write(
+        dir.path(),
+        "gatewatch.toml",
+        &daemon_config(dir.path(), &channel),
+    );
+    Some((smtp, dir, cfg))
+}
+
 fn email_channel(smtp: &super::smtp::Smtp, tls: &str, dir: &Path, to: &str) -> String {
     let pw = write(
         dir,
@@ -538,19 +554,9 @@ fn email_channel(smtp: &super::smtp::Smtp, tls: &str, dir: &Path, to: &str) -> S
 
 #[test]
 fn email_over_starttls_with_auth_threads_the_resolved_note_under_its_alert() {
-    if !super::smtp::have_smtp() {
+    let Some((smtp, dir, cfg)) = mail_setup("oncall@example.com") else {
         return;
-    }
-    let smtp = super::smtp::Smtp::start("starttls", &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write(
-        dir.path(),
-        "gatewatch.toml",
-        &daemon_config(
-            dir.path(),
-            &email_channel(&smtp, "starttls", dir.path(), "oncall@example.com"),
-        ),
-    );
+    };
     let (_d, rx) = start(&cfg, &[]);
     // A hostile request path travels in the log line into the mail.
     let line = access_line(1, 502, "10.0.7.7:9000", "-")
@@ -763,19 +769,9 @@ fn the_daily_summary_missed_while_down_is_sent_once_when_the_daemon_comes_back()
 
 #[test]
 fn the_summary_mail_is_text_and_html_with_the_chart_inline() {
-    if !super::smtp::have_smtp() {
+    let Some((smtp, _dir, cfg)) = mail_setup("team@example.com") else {
         return;
-    }
-    let smtp = super::smtp::Smtp::start("starttls", &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write(
-        dir.path(),
-        "gatewatch.toml",
-        &daemon_config(
-            dir.path(),
-            &email_channel(&smtp, "starttls", dir.path(), "team@example.com"),
-        ),
-    );
+    };
     let c = cfg.to_str().unwrap();
     assert!(run(&["silence", "list", "--config", c]).status.success());
     let o = run(&[
