@@ -190,6 +190,25 @@ fn write_counters(
     Ok(())
 }
 
+/// Adds the counts and the incident changes to a transaction, and commits it. Only once it is
+/// committed are the counts cleared: if the commit fails, they stay for the next one.
+fn finish(
+    tx: rusqlite::Transaction<'_>,
+    path: &Path,
+    counters: &mut Counters,
+    sources: &[String],
+    alerts: Option<(&Alerting<'_>, &[Notice])>,
+) -> anyhow::Result<()> {
+    write_counters(&tx, counters, sources)?;
+    if let Some((a, notices)) = alerts {
+        crate::outbox::record(&tx, a, notices)?;
+    }
+    tx.commit()
+        .with_context(|| format!("writing {}", path.display()))?;
+    counters.counts.clear();
+    Ok(())
+}
+
 /// The open state file.
 pub struct State {
     conn: Connection,
@@ -348,16 +367,8 @@ impl State {
                     now,
                 ])?;
             }
-            write_counters(&tx, counters, sources)?;
-            if let Some((a, notices)) = alerts {
-                crate::outbox::record(&tx, a, notices)?;
-            }
         }
-        tx.commit()
-            .with_context(|| format!("writing {}", self.path.display()))?;
-        // Only now: if the commit failed, the counts stay for the next one.
-        counters.counts.clear();
-        Ok(())
+        finish(tx, &self.path, counters, sources, alerts)
     }
 
     /// Whether an ALB object was processed (or skipped on the first run).
@@ -401,15 +412,8 @@ impl State {
             for (object, size, lines) in objects {
                 ins.execute(params![source, object, *size as i64, lines, now])?;
             }
-            write_counters(&tx, counters, sources)?;
-            if let Some((a, notices)) = alerts {
-                crate::outbox::record(&tx, a, notices)?;
-            }
         }
-        tx.commit()
-            .with_context(|| format!("writing {}", self.path.display()))?;
-        counters.counts.clear();
-        Ok(())
+        finish(tx, &self.path, counters, sources, alerts)
     }
 
     /// Lines counted for a source, per cause (for status and tests).
