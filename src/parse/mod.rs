@@ -66,6 +66,12 @@ impl Parser {
         }
     }
 
+    /// Whether each line parses the same whatever lines came before (HAProxy's RFC 3164
+    /// headers take the year from earlier lines), so lines can be parsed out of order.
+    pub fn is_stateless(&self) -> bool {
+        !matches!(self, Parser::Haproxy(_))
+    }
+
     pub fn format(&self) -> Format {
         match self {
             Parser::NginxAccess(_) => Format::NginxAccess,

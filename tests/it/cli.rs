@@ -205,3 +205,81 @@ fn the_packaged_config_is_valid() {
         stdout(&o)
     );
 }
+
+/// `scan` on threads (reading and parsing ahead of detection) gives exactly what the
+/// single-threaded scan gives: the same events, incidents and counts, over files several
+/// blocks long with a burst, garbage, binary and over-long lines, alone and joined with an
+/// error log.
+#[test]
+fn threaded_scan_gives_the_same_results_as_one_thread() {
+    use gatewatch::synth::{Burst, Synth, SynthConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let mut synth = Synth::new(SynthConfig {
+        requests_per_sec: 400,
+        burst: Some(Burst {
+            start_secs: 30,
+            duration_secs: 20,
+            upstream: 1,
+            share: 0.9,
+        }),
+        ..SynthConfig::default()
+    });
+    let (mut access, mut error) = (Vec::new(), Vec::new());
+    for i in 0..40_000u32 {
+        let g = synth.next_request();
+        access.extend_from_slice(g.access.as_bytes());
+        access.push(b'\n');
+        if let Some(e) = g.error {
+            error.extend_from_slice(e.as_bytes());
+            error.push(b'\n');
+        }
+        match i % 997 {
+            0 => access.extend_from_slice(b"garbage that is no log line\n"),
+            1 => access.extend_from_slice(&[0, 159, 146, 150, 0xff, b'\n']),
+            2 if i % 3 == 0 => {
+                access.extend(std::iter::repeat_n(b'x', 70 * 1024));
+                access.push(b'\n');
+            }
+            _ => {}
+        }
+    }
+    // The last line without its newline.
+    access.pop();
+    let a = dir.path().join("access.log");
+    let e = dir.path().join("error.log");
+    std::fs::write(&a, &access).unwrap();
+    std::fs::write(&e, &error).unwrap();
+    let (a, e) = (a.to_str().unwrap(), e.to_str().unwrap());
+    let lf = format!("--log-format={}", gatewatch::synth::LOG_FORMAT);
+    for files in [vec![a], vec![a, e]] {
+        for mode in [&["--events", "--json"][..], &["--json"][..], &[][..]] {
+            let scan = |threads: &str| {
+                let mut args = vec!["scan", "--timezone", "UTC", &lf, "--threads", threads];
+                args.extend_from_slice(mode);
+                args.extend_from_slice(&files);
+                let o = run(&args);
+                assert!(o.status.success(), "{}", stderr(&o));
+                (stdout(&o), stderr(&o))
+            };
+            let one = scan("1");
+            assert!(
+                one.1.contains("unparsed") && one.1.contains("upstream_unreachable"),
+                "{}",
+                one.1
+            );
+            if mode.is_empty() {
+                assert!(
+                    one.0
+                        .contains("api/http-502-bad-gateway-upstream-unreachable")
+                );
+            }
+            for threads in ["2", "3"] {
+                let other = scan(threads);
+                assert!(
+                    other == one,
+                    "--threads {threads} differs from --threads 1 for {files:?} {mode:?}"
+                );
+            }
+        }
+    }
+}
