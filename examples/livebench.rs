@@ -83,7 +83,7 @@ fn main() {
     )
     .unwrap();
     let mut child = Command::new(&bin)
-        .args(["run", "--config", cfg.to_str().unwrap()])
+        .args(["run", "--allow-root", "--config", cfg.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -51,6 +51,10 @@ enum Command {
         /// The config file [default: /etc/gatewatch/gatewatch.toml if it exists]
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Run even as root (also GATEWATCH_ALLOW_ROOT=1). gatewatch needs only read access to
+        /// the logs and its state folder: run it as its own user (the packaged unit does).
+        #[arg(long)]
+        allow_root: bool,
     },
     /// Read old logs (plain or .gz): parse every line, name the cause of every 5xx, find bursts.
     Scan(ScanArgs),
@@ -216,7 +220,17 @@ struct ScanArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config } => run_daemon(config),
+        Command::Run { config, allow_root } => {
+            let allowed =
+                allow_root || std::env::var_os("GATEWATCH_ALLOW_ROOT").is_some_and(|v| v == "1");
+            if !allowed && running_as_root() {
+                eprintln!(
+                    "gatewatch run: refusing to run as root. gatewatch only reads the logs and writes its state folder: run it as its own user (the packaged systemd unit runs as user gatewatch in group adm), or pass --allow-root (GATEWATCH_ALLOW_ROOT=1) if you must."
+                );
+                return ExitCode::from(2);
+            }
+            run_daemon(config)
+        }
         Command::Demo { dir } => load_kb(&[])
             .map_err(anyhow::Error::from)
             .and_then(|kb| crate::demo::run(Arc::new(kb), dir))
@@ -387,6 +401,12 @@ fn daemon_config(path: Option<&Path>) -> anyhow::Result<(Config, Arc<Kb>)> {
     Ok((cfg, Arc::new(kb)))
 }
 
+/// Whether the effective user is root (the owner of `/proc/self` is the effective user).
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
 fn run_daemon(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     use tokio::signal::unix::{SignalKind, signal};
     let (cfg, kb) = daemon_config(config.as_deref())?;
@@ -399,6 +419,11 @@ fn run_daemon(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         if let crate::config::SourceKind::Log { path, format } = &s.kind {
             crate::log!(Info, "source", path = path, format = format);
         }
+    }
+    // What the config names but this process cannot read: said once at start; the daemon
+    // goes on (a log may become readable, a secret is read again at each send).
+    for problem in cfg.check_access() {
+        crate::log!(Warn, "cannot use what the config names", problem = problem);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -521,6 +546,7 @@ fn run_check(config: Option<PathBuf>, patterns: Vec<PathBuf>) -> anyhow::Result<
     }
     let kb = kb.expect("no errors");
     let cfg = cfg.expect("no errors");
+    errors.extend(cfg.check_access().iter().map(ToString::to_string));
     // Every channel's templates (overrides included) render the sample alert.
     if let Some(inc) = crate::alert::sample(&kb) {
         for ch in cfg.alert_channels() {

@@ -12,7 +12,7 @@ use crate::parse::LogFormat;
 use crate::time::Zone;
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
@@ -41,7 +41,7 @@ struct RawConfig {
 struct RawSummary {
     at: Option<Spanned<String>>,
     timezone: Option<Spanned<String>>,
-    channels: Option<Vec<String>>,
+    channels: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -73,7 +73,7 @@ struct RawMaintenance {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSource {
-    path: Option<String>,
+    path: Option<Spanned<String>>,
     listen: Option<String>,
     format: Spanned<String>,
     log_format: Option<Spanned<String>>,
@@ -373,6 +373,16 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub maintenance: Vec<Maintenance>,
     pub summary: SummaryConfig,
+    /// Where each source and channel is written in the file (1-based lines; empty when the
+    /// config was not read from a file), for messages about them.
+    pub lines: Lines,
+}
+
+/// Lines of the config file, parallel to `Config::sources` and `Config::channels`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lines {
+    pub sources: Vec<usize>,
+    pub channels: Vec<usize>,
 }
 
 /// The daily summary.
@@ -421,6 +431,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             maintenance: Vec::new(),
             summary: SummaryConfig::default(),
+            lines: Lines::default(),
         }
     }
 }
@@ -482,6 +493,94 @@ fn is_loopback_host(server: &str) -> bool {
 }
 
 impl Config {
+    /// What the file cannot tell: whether the logs, secrets, CA files and template folders it
+    /// names can be read by this process. `gatewatch check` reports these; the daemon logs
+    /// them at start. A log that does not exist yet is fine (it is followed once created) as
+    /// long as its folder exists.
+    pub fn check_access(&self) -> Vec<FileError> {
+        let file = self
+            .file
+            .as_ref()
+            .map_or_else(|| "config".to_string(), |f| f.display().to_string());
+        let mut out = Vec::new();
+        let mut err = |line: Option<&usize>, msg: String| {
+            out.push(FileError::new(&file, line.copied().unwrap_or(0), msg));
+        };
+        for (i, s) in self.sources.iter().enumerate() {
+            let SourceKind::Log { path, .. } = &s.kind else {
+                continue;
+            };
+            if path.starts_with("s3://") {
+                continue;
+            }
+            let line = self.lines.sources.get(i);
+            let p = Path::new(path);
+            match std::fs::File::open(p) {
+                Ok(_) if p.is_dir() => err(
+                    line,
+                    format!("source.path: {path} is a folder; name the log file in it"),
+                ),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+                    if let Some(d) = dir
+                        && !d.is_dir()
+                    {
+                        err(
+                            line,
+                            format!(
+                                "source.path: {path}: the folder {} does not exist",
+                                d.display()
+                            ),
+                        );
+                    }
+                }
+                Err(e) => err(
+                    line,
+                    format!(
+                        "source.path: {path}: cannot be read ({e}); gatewatch needs read access to the logs it follows"
+                    ),
+                ),
+            }
+        }
+        for (i, ch) in self.channels.iter().enumerate() {
+            let line = self.lines.channels.get(i);
+            let secret = match &ch.kind {
+                ChannelKind::Email { password, .. } => password.as_ref().map(|s| ("password", s)),
+                ChannelKind::Webhook { secret, .. } => secret.as_ref().map(|s| ("secret", s)),
+                _ => None,
+            };
+            if let Some((what, secret)) = secret {
+                let relative_credential = matches!(secret, Secret::File(p) if p.is_relative())
+                    && std::env::var_os("CREDENTIALS_DIRECTORY").is_none();
+                if !relative_credential && let Err(e) = secret.read() {
+                    err(line, format!("channel {}: {what}: {e}", ch.name));
+                }
+            }
+            if let Some(ca) = &ch.ca_file
+                && let Err(e) = std::fs::read(ca)
+            {
+                err(
+                    line,
+                    format!("channel {}: ca_file {}: {e}", ch.name, ca.display()),
+                );
+            }
+            if let Some(d) = &ch.template_dir
+                && !d.is_dir()
+            {
+                err(
+                    line,
+                    format!(
+                        "channel {}: template_dir {} is not a folder",
+                        ch.name,
+                        d.display()
+                    ),
+                );
+            }
+        }
+        out
+    }
+
     /// Parses and checks a config file's text. `file` is used in messages.
     pub fn parse(file: &str, text: &str) -> Result<Config, FileErrors> {
         let raw: RawConfig = toml::from_str(text)
@@ -510,7 +609,7 @@ impl Config {
                 }
                 (_, Some(path), None) => match Format::from_name(fmt_name) {
                     Some(format) => SourceKind::Log {
-                        path: path.clone(),
+                        path: path.get_ref().clone(),
                         format,
                     },
                     None => {
@@ -584,6 +683,8 @@ impl Config {
                     "source.endpoint is only for ALB logs read from s3://",
                 );
             }
+            let path_at = s.path.as_ref().map_or(at, |p| p.span().start);
+            cfg.lines.sources.push(crate::error::line_of(text, path_at));
             cfg.sources.push(SourceConfig {
                 kind,
                 log_format,
@@ -670,6 +771,7 @@ impl Config {
         }
 
         let mut names = std::collections::HashSet::new();
+        let mut summary_channels_at = 0;
         for ch in raw.channels {
             let at = ch.span().start;
             let ch = ch.into_inner();
@@ -876,6 +978,7 @@ impl Config {
             {
                 p.at(at, "channel: a pagerduty channel needs its routing key in secret_file or secret_env");
             }
+            cfg.lines.channels.push(crate::error::line_of(text, at));
             cfg.channels.push(ChannelConfig {
                 name,
                 lang,
@@ -947,7 +1050,10 @@ impl Config {
                     Err(e) => p.at(tz.span().start, format!("summary.timezone: {e}")),
                 }
             }
-            cfg.summary.channels = sm.channels.unwrap_or_default();
+            if let Some(chs) = sm.channels {
+                summary_channels_at = chs.span().start;
+                cfg.summary.channels = chs.into_inner();
+            }
         }
         for m in raw.maintenance {
             let at = m.span().start;
@@ -1030,9 +1136,10 @@ impl Config {
             });
         }
         for name in &cfg.summary.channels {
-            if !cfg.channels.iter().any(|c| &c.name == name) {
+            // Channels named in the file but refused for another error were reported already.
+            if !names.contains(name) {
                 p.at(
-                    0,
+                    summary_channels_at,
                     format!("summary.channels: there is no channel named {name:?}"),
                 );
             }

@@ -28,7 +28,16 @@ impl FileError {
     /// A TOML syntax or schema error, placed at the line it names.
     pub fn from_toml(file: &str, text: &str, e: &toml::de::Error) -> FileError {
         let line = e.span().map_or(0, |s| line_of(text, s.start));
-        FileError::new(file, line, e.message().trim())
+        let message = e.message().trim();
+        match key_at(text, line) {
+            // An unknown key names itself; say which table it is in.
+            Some(key) if message.starts_with("unknown field") => match key.rsplit_once('.') {
+                Some((table, _)) => FileError::new(file, line, format!("{table}: {message}")),
+                None => FileError::new(file, line, message),
+            },
+            Some(key) => FileError::new(file, line, format!("{key}: {message}")),
+            None => FileError::new(file, line, message),
+        }
     }
 }
 
@@ -43,6 +52,37 @@ impl fmt::Display for FileError {
 }
 
 impl std::error::Error for FileError {}
+
+/// The dotted name of the key set on a 1-based line (`detect.window` for `window = 5` under
+/// `[detect]`), so a message from the TOML reader names the field; `None` when the line sets no
+/// key (a table header, a line inside a multi-line value).
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let mut table = String::new();
+    let mut key = None;
+    for (n, l) in text.lines().take(line).enumerate() {
+        let l = l.trim();
+        if let Some(h) = l.strip_prefix('[') {
+            let h = h.trim_start_matches('[');
+            if let Some(end) = h.find(']') {
+                table = h[..end].trim().to_string();
+            }
+        } else if n + 1 == line
+            && let Some((k, _)) = l.split_once('=')
+        {
+            let k = k.trim();
+            let bare = |c: char| c.is_ascii_alphanumeric() || "_-.\"' ".contains(c);
+            if !k.is_empty() && k.chars().all(bare) {
+                key = Some(k.replace(['"', '\''], ""));
+            }
+        }
+    }
+    let key = key?;
+    Some(if table.is_empty() {
+        key
+    } else {
+        format!("{table}.{key}")
+    })
+}
 
 /// The 1-based line of a byte offset.
 pub fn line_of(text: &str, offset: usize) -> usize {

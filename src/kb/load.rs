@@ -412,7 +412,11 @@ fn compile(src: &Source) -> Result<(Entry, Vec<usize>, Vec<usize>), Vec<KbError>
             Ok(re) => signatures.push((format, re)),
             Err(e) => p.at(
                 at,
-                format!("match.signatures: the regex does not compile: {e}"),
+                format!(
+                    "match.signatures: the regex {:?} does not compile: {}",
+                    s.regex,
+                    one_line_regex_error(&e)
+                ),
             ),
         }
     }
@@ -506,6 +510,16 @@ pub(crate) fn classify_example(kb: &Kb, ex: &Example) -> Result<(Cause, Option<S
         .match_event(ev.cause, ev.status, ex.format, line)
         .map(|id| kb.get(id).id.clone());
     Ok((ev.cause, entry))
+}
+
+/// The regex crate explains a syntax error over several lines (the pattern, a caret, then
+/// `error: ...`); a `file:line: message` error keeps only the explanation.
+fn one_line_regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map_or_else(|| text.replace('\n', " "), str::to_string)
 }
 
 impl Kb {
@@ -688,7 +702,7 @@ line = '2024/05/01 12:00:00 [error] 1#1: *1 open() "/x" failed (2: No such file 
             (
                 "statuses = [502]",
                 "statuses = [502]\nsignatures = [{ format = \"nginx_error\", regex = \"(\" }]",
-                "match.signatures: the regex does not compile",
+                "match.signatures: the regex \"(\" does not compile: unclosed group",
             ),
             (
                 "(111: Connection refused)",

@@ -95,7 +95,7 @@ fn ready_watchdog_reload_and_stop_are_announced() {
         "{err}"
     );
     assert!(
-        err.contains("gatewatch.toml:2: invalid type"),
+        err.contains("gatewatch.toml:2: source.path: invalid type"),
         "the refusal names the line: {err}"
     );
 }
