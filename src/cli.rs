@@ -1059,14 +1059,8 @@ fn scan_summary<W: Write>(
     for inc in &sink.incidents {
         let mut opened = inc.clone();
         opened.closed_ms = None;
-        notices.push(Notice {
-            kind: crate::alert::AlertKind::Opened,
-            incident: opened,
-        });
-        notices.push(Notice {
-            kind: crate::alert::AlertKind::Resolved,
-            incident: inc.clone(),
-        });
+        notices.push(Notice::new(crate::alert::AlertKind::Opened, opened));
+        notices.push(Notice::new(crate::alert::AlertKind::Resolved, inc.clone()));
     }
     let now = chrono::Utc::now().timestamp_millis();
     let alerting = Alerting {

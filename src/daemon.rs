@@ -29,6 +29,8 @@ pub const RECHECK: Duration = Duration::from_secs(1);
 
 /// The longest line kept, in bytes; longer lines are counted and skipped.
 const MAX_LINE: usize = 64 * 1024;
+/// While the state cannot be written, the fault is logged again this often.
+const FAULT_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// How long a rotated-away log is kept open after it stops growing: the proxy writes to it
 /// until it reopens its log (nginx: after `USR1` from logrotate's postrotate).
@@ -131,11 +133,17 @@ struct Outputs {
     announced: Vec<(String, crate::kb::EntryId, i64)>,
     /// Told after a commit that wrote messages.
     sender: Option<Arc<tokio::sync::watch::Sender<u64>>>,
+    /// Messages handed to the sender while the state cannot be written.
+    memory: crate::outbox::MemoryQueue,
+    /// Incidents opened while the state could not be written (key → silenced), until their
+    /// rows are written.
+    silenced_in_memory: std::collections::HashMap<String, bool>,
 }
 
 impl Outputs {
     /// The notices are in the state: the sender may send them.
     fn committed(&mut self) {
+        self.silenced_in_memory.clear();
         if !self.notices.is_empty() {
             self.notices.clear();
             if let Some(s) = &self.sender {
@@ -213,10 +221,8 @@ impl Sink for ReaderSink<'_> {
                     entry = out.kb.get(i.entry).id
                 );
                 out.announced.push((i.upstream.clone(), i.entry, now_ms()));
-                out.notices.push(crate::outbox::Notice {
-                    kind: AlertKind::Opened,
-                    incident: i.clone(),
-                });
+                out.notices
+                    .push(crate::outbox::Notice::new(AlertKind::Opened, i.clone()));
             }
             Change::Closed(i) => {
                 out.closed += 1;
@@ -229,10 +235,8 @@ impl Sink for ReaderSink<'_> {
                 );
                 out.announced
                     .retain(|(u, e, _)| !(*u == i.upstream && *e == i.entry));
-                out.notices.push(crate::outbox::Notice {
-                    kind: AlertKind::Resolved,
-                    incident: i.clone(),
-                });
+                out.notices
+                    .push(crate::outbox::Notice::new(AlertKind::Resolved, i.clone()));
             }
         }
         for o in &out.observers {
@@ -440,6 +444,8 @@ struct Reader {
     watched_dirs: Vec<PathBuf>,
     status: Arc<std::sync::Mutex<Status>>,
     error: Option<String>,
+    /// When the state last failed to be written and when that was last logged.
+    failing_since: Option<(Instant, Instant)>,
     /// The sender thread, restarted with the channels of a new configuration.
     sender: Option<crate::send::Sender>,
     /// How many sources have their format recorded in the state.
@@ -585,6 +591,8 @@ impl Reader {
                 renotify_ms: cfg.alerts.renotify.map(|d| d.as_millis() as i64),
                 announced: Vec::new(),
                 sender: None,
+                memory: Default::default(),
+                silenced_in_memory: Default::default(),
             },
             watched_dirs: Vec::new(),
             status: Arc::new(std::sync::Mutex::new(Status {
@@ -592,6 +600,7 @@ impl Reader {
                 ..Status::default()
             })),
             error: None,
+            failing_since: None,
             sender: None,
             registered: 0,
         };
@@ -1018,10 +1027,9 @@ impl Reader {
                 .find(|i| i.upstream == *upstream && i.entry == *entry)
             {
                 *at = now;
-                self.out.notices.push(crate::outbox::Notice {
-                    kind: AlertKind::Reminder,
-                    incident: inc.clone(),
-                });
+                self.out
+                    .notices
+                    .push(crate::outbox::Notice::new(AlertKind::Reminder, inc.clone()));
             }
         }
     }
@@ -1246,7 +1254,12 @@ impl Daemon {
             );
         }
         let watcher = watch(&reader.dirs(), wake.clone());
-        reader.read_all()?;
+        if let Err(e) = reader.read_all() {
+            // Not fatal: the state cannot be written now (disk full, read-only); the reader
+            // retries, and alerts go out from memory meanwhile.
+            reader.state_failed(&e);
+            reader.hand_over();
+        }
         // The sender starts once what the logs already hold is read (and its alerts are in the
         // outbox): a summary due now covers the lines written while gatewatch was down.
         reader.sender = Some(crate::send::Sender::start(
@@ -1254,6 +1267,7 @@ impl Daemon {
             reader.out.kb.clone(),
             reader.status.clone(),
             waker,
+            reader.out.memory.clone(),
         )?);
         reader.publish(true);
         reader.watched_dirs = reader.dirs();
@@ -1394,44 +1408,36 @@ impl Reader {
             if let Err(e) = self.discover() {
                 log!(Error, "looking for new files", error = format!("{e:#}"));
             }
-            // A failed round (the state file cannot be written: disk full, permissions) is
-            // retried in the next one; nothing read is lost meanwhile, it is held in memory.
-            let committed = match self.read_all() {
-                Ok(_) => {
-                    self.error = None;
-                    true
-                }
-                Err(e) => {
-                    let msg = format!("{e:#}");
-                    if self.error.as_deref() != Some(msg.as_str()) {
-                        log!(
-                            Error,
-                            "reading or saving state failed; retrying",
-                            error = msg
-                        );
-                    }
-                    self.error = Some(msg);
-                    false
-                }
-            };
+            // A failed round (the state file cannot be written: disk full, read-only, failing)
+            // is retried in the next one; nothing read is lost meanwhile, it is held in memory,
+            // and incident changes go to the sender from memory.
+            let result = self.read_all().map(|_| ());
             self.tick();
             self.remind(now_ms());
             // Incidents closed by the clock, and reminders, are written now, not with the next
             // lines (there may be none for a long time).
-            let committed = if committed && !self.out.notices.is_empty() {
-                match self.commit() {
-                    Ok(()) => true,
-                    Err(e) => {
+            let result = match result {
+                Ok(()) if !self.out.notices.is_empty() => self.commit(),
+                r => r,
+            };
+            let committed = match result {
+                Ok(()) => {
+                    if let Some((since, _)) = self.failing_since.take() {
                         log!(
-                            Error,
-                            "saving state failed; retrying",
-                            error = format!("{e:#}")
+                            Info,
+                            "the state can be written again",
+                            state = self.state.path().display(),
+                            failed_for_s = since.elapsed().as_secs()
                         );
-                        false
                     }
+                    self.error = None;
+                    true
                 }
-            } else {
-                committed
+                Err(e) => {
+                    self.state_failed(&e);
+                    self.hand_over();
+                    false
+                }
             };
             self.publish(committed);
             if let Some(interval) = watchdog
@@ -1452,8 +1458,107 @@ impl Reader {
         }
     }
 
+    /// Logs a failure to write the state: when it first happens, when the error changes, and
+    /// once a minute while it lasts.
+    fn state_failed(&mut self, e: &anyhow::Error) {
+        let mut msg = format!("{e:#}");
+        if crate::state::is_corrupt(e) {
+            msg.push_str(" (the state file is damaged: restart gatewatch to move it aside and start a fresh one)");
+        }
+        let now = Instant::now();
+        let (since, logged) = self.failing_since.get_or_insert((now, now));
+        let first = *logged == now;
+        if first
+            || self.error.as_deref() != Some(msg.as_str())
+            || logged.elapsed() >= FAULT_LOG_EVERY
+        {
+            log!(
+                Error,
+                "cannot save the state; retrying, alerts go out from memory meanwhile",
+                state = self.state.path().display(),
+                failing_for_s = since.elapsed().as_secs(),
+                error = msg
+            );
+            *logged = now;
+        }
+        self.error = Some(msg);
+    }
+
+    /// The state cannot be written: hands the incident changes not yet handed over to the
+    /// sender directly, deciding as the outbox would. They stay in `notices`, marked
+    /// delivered, and are recorded as sent once the state can be written.
+    fn hand_over(&mut self) {
+        if self.out.notices.iter().all(|n| n.delivered) {
+            return;
+        }
+        let open = self.open_incidents();
+        let now = now_ms();
+        let mut messages: Vec<crate::outbox::MemoryMessage> = Vec::new();
+        let mut opened: Vec<(String, bool)> = Vec::new();
+        {
+            let mut a = alerting(&self.out, &self.names, &open);
+            a.now_ms = now;
+            for n in self.out.notices.iter().filter(|n| !n.delivered) {
+                let (send, silenced) =
+                    crate::outbox::decide(self.state.conn(), &a, n, &self.out.silenced_in_memory);
+                let key = crate::alert::incident_key(a.host, a.kb, &n.incident);
+                if n.kind == AlertKind::Opened {
+                    opened.push((key.clone(), silenced));
+                }
+                if !send {
+                    continue;
+                }
+                for (channel, lang) in a.channels {
+                    let item = crate::alert::item(&n.incident, a.kb, *lang, a.host, a.sources);
+                    match messages.iter_mut().rev().find(|m| m.channel == *channel) {
+                        Some(m) if m.kind == n.kind => {
+                            m.keys.push(key.clone());
+                            m.items.push(item);
+                        }
+                        _ => messages.push(crate::outbox::MemoryMessage {
+                            channel: channel.clone(),
+                            kind: n.kind,
+                            keys: vec![key.clone()],
+                            items: vec![item],
+                            created: now,
+                            attempts: 0,
+                            next_try: now,
+                        }),
+                    }
+                }
+            }
+        }
+        self.out.silenced_in_memory.extend(opened);
+        for n in &mut self.out.notices {
+            n.delivered = true;
+        }
+        if messages.is_empty() {
+            return;
+        }
+        log!(
+            Warn,
+            "alerts handed to the sender from memory (the state cannot be written)",
+            messages = messages.len()
+        );
+        self.out
+            .memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(messages);
+        if let Some(s) = &self.out.sender {
+            s.send_modify(|n| *n += 1);
+        }
+    }
+
     fn reload(&mut self, cfg: &Config, kb: Arc<Kb>) -> anyhow::Result<()> {
-        self.commit()?;
+        if let Err(e) = self.commit() {
+            log!(
+                Error,
+                "reload postponed: the state cannot be saved; the old configuration keeps running",
+                error = format!("{e:#}")
+            );
+            return Ok(());
+        }
         let observers = std::mem::take(&mut self.out.observers);
         let fresh = Reader::new(cfg, kb, observers);
         match fresh {
@@ -1463,6 +1568,7 @@ impl Reader {
                 r.out.opened = self.out.opened;
                 r.out.closed = self.out.closed;
                 r.out.sender = self.out.sender.clone();
+                r.out.memory = self.out.memory.clone();
                 // The sender follows the new channels (after the commit above, nothing of the
                 // old configuration is left unwritten).
                 drop(self.sender.take());
@@ -1472,6 +1578,7 @@ impl Reader {
                         r.out.kb.clone(),
                         r.status.clone(),
                         waker.clone(),
+                        r.out.memory.clone(),
                     ) {
                         Ok(s) => r.sender = Some(s),
                         Err(e) => log!(Error, "restarting the sender", error = format!("{e:#}")),

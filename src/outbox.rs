@@ -18,6 +18,74 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 pub struct Notice {
     pub kind: AlertKind,
     pub incident: Incident,
+    /// Already handed to the sender from memory (the state could not be written when it
+    /// happened): recorded as sent, never sent again.
+    pub delivered: bool,
+}
+
+impl Notice {
+    pub fn new(kind: AlertKind, incident: Incident) -> Notice {
+        Notice {
+            kind,
+            incident,
+            delivered: false,
+        }
+    }
+}
+
+/// A message sent from memory while the state file cannot be written (disk full, read-only,
+/// failing): the reader hands it to the sender directly; the outbox records it as sent once
+/// the state can be written again.
+#[derive(Clone, Debug)]
+pub struct MemoryMessage {
+    pub channel: String,
+    pub kind: AlertKind,
+    /// The incidents' keys, for the message id.
+    pub keys: Vec<String>,
+    pub items: Vec<Item>,
+    pub created: i64,
+    pub attempts: u32,
+    pub next_try: i64,
+}
+
+/// Messages waiting in memory, shared by the reader (which adds) and the sender (which takes).
+pub type MemoryQueue = std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<MemoryMessage>>>;
+
+/// Whether a change goes out, decided as `record` decides it but without writing: from the
+/// incident's row if the state has one (read-only access still works on a full disk), else
+/// from what was decided in memory before (`silenced_in_memory`: key → silenced), else by the
+/// silences and maintenance windows now. Returns (send, silenced) for an `Opened`.
+pub fn decide(
+    conn: &Connection,
+    a: &Alerting<'_>,
+    n: &Notice,
+    silenced_in_memory: &std::collections::HashMap<String, bool>,
+) -> (bool, bool) {
+    let inc = &n.incident;
+    let key = alert::incident_key(a.host, a.kb, inc);
+    let entry = &a.kb.get(inc.entry).id;
+    let row: Option<(bool, Option<i64>)> = conn
+        .prepare_cached("SELECT silenced, closed_ms FROM incidents WHERE key = ?1")
+        .and_then(|mut st| {
+            st.query_row(params![key], |r| Ok((r.get::<_, i64>(0)? != 0, r.get(1)?)))
+                .optional()
+        })
+        .unwrap_or(None)
+        .or_else(|| silenced_in_memory.get(&key).map(|s| (*s, None)));
+    let silenced_now = || {
+        silenced_by(conn, a.maintenance, &inc.upstream, entry, a.now_ms)
+            .unwrap_or(None)
+            .is_some()
+    };
+    match (n.kind, row) {
+        (AlertKind::Opened, None) => {
+            let silenced = silenced_now();
+            (!silenced, silenced)
+        }
+        (AlertKind::Reminder, Some((silenced, None))) => (!silenced && !silenced_now(), silenced),
+        (AlertKind::Resolved, Some((silenced, None))) => (!silenced, silenced),
+        _ => (false, false),
+    }
 }
 
 /// What a commit needs to turn notices into outbox rows.
@@ -156,10 +224,19 @@ pub fn record(tx: &Transaction<'_>, a: &Alerting<'_>, notices: &[Notice]) -> any
         }
         for (channel, lang) in a.channels {
             let item = alert::item(inc, a.kb, *lang, a.host, a.sources);
-            tx.prepare_cached(
-                "INSERT INTO outbox (channel, incident, kind, item, created, state, attempts, next_try)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?5)",
-            )?
+            if n.delivered {
+                // Sent from memory while the state could not be written: history, not a
+                // message to send.
+                tx.prepare_cached(
+                    "INSERT INTO outbox (channel, incident, kind, item, created, state, attempts, next_try, last_error, message_id, done)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'sent', 1, ?5, 'sent from memory: the state could not be written', 'memory', ?5)",
+                )?
+            } else {
+                tx.prepare_cached(
+                    "INSERT INTO outbox (channel, incident, kind, item, created, state, attempts, next_try)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?5)",
+                )?
+            }
             .execute(params![
                 channel,
                 key,

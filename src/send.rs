@@ -556,6 +556,7 @@ impl Sender {
         kb: Arc<Kb>,
         status: Arc<Mutex<Status>>,
         wake: Arc<watch::Sender<u64>>,
+        memory: outbox::MemoryQueue,
     ) -> anyhow::Result<Sender> {
         let full = cfg.clone();
         let wake_summary = wake.clone();
@@ -579,8 +580,8 @@ impl Sender {
                 };
                 let local = tokio::task::LocalSet::new();
                 local.block_on(&rt, async move {
-                    let db = match State::open(&state_dir) {
-                        Ok((s, _)) => Rc::new(s),
+                    let db = match State::connect(&state_dir) {
+                        Ok(s) => Rc::new(s),
                         Err(e) => {
                             log!(
                                 Error,
@@ -631,6 +632,7 @@ impl Sender {
                             ch,
                             alerts.clone(),
                             db.clone(),
+                            memory.clone(),
                             wake_rx.clone(),
                             stop_rx.clone(),
                             status.clone(),
@@ -696,10 +698,93 @@ fn bump(status: &Mutex<Status>, channel: &str, sent: u64, failed: u64, depth: Op
     }
 }
 
+/// The first message held in memory for a channel, if it is due (per channel, in order).
+fn take_memory(
+    memory: &outbox::MemoryQueue,
+    channel: &str,
+    now: i64,
+) -> Result<outbox::MemoryMessage, Option<i64>> {
+    let mut q = memory.lock().unwrap_or_else(|e| e.into_inner());
+    match q.iter().position(|m| m.channel == channel) {
+        Some(i) if q[i].next_try <= now => Ok(q.remove(i).expect("found")),
+        Some(i) => Err(Some(q[i].next_try)),
+        None => Err(None),
+    }
+}
+
+/// Sends a message held in memory (the state could not be written when it was made); a
+/// transient failure puts it back, first in its channel's line, to be tried again later.
+async fn send_from_memory(
+    ch: &Channel,
+    cfg: &ChannelConfig,
+    alerts: &AlertsConfig,
+    memory: &outbox::MemoryQueue,
+    status: &Mutex<Status>,
+    mut m: outbox::MemoryMessage,
+) {
+    let name = &cfg.name;
+    let id = message_id(m.created, &format!("mem-{name}"));
+    let v = alert::compose(m.kind, &ch.host, cfg.lang, &id, m.items.clone());
+    let thread = Thread {
+        message_id: id,
+        references: Vec::new(),
+    };
+    let now = now_ms();
+    match ch.send(&v, &thread).await {
+        Ok(()) => {
+            log!(
+                Info,
+                "alert sent from memory",
+                channel = name,
+                kind = m.kind.as_str(),
+                incidents = m.keys.len(),
+                attempt = m.attempts + 1
+            );
+            bump(status, name, 1, 0, None);
+        }
+        Err(SendError::Transient { error, retry_after })
+            if now - m.created < alerts.give_up_after.as_millis() as i64 =>
+        {
+            let delay = backoff(
+                m.attempts,
+                (alerts.retry_min, alerts.retry_max),
+                retry_after,
+                random(),
+            );
+            log!(
+                Warn,
+                "alert from memory not delivered; retrying",
+                channel = name,
+                error = error,
+                attempt = m.attempts + 1,
+                retry_in_s = delay.as_secs()
+            );
+            m.attempts += 1;
+            m.next_try = now + delay.as_millis() as i64;
+            memory
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_front(m);
+        }
+        Err(e) => {
+            log!(
+                Error,
+                "alert from memory failed; not retried",
+                channel = name,
+                kind = m.kind.as_str(),
+                error = e
+            );
+            bump(status, name, 0, 1, None);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn channel_loop(
     cfg: ChannelConfig,
     alerts: AlertsConfig,
     db: Rc<State>,
+    memory: outbox::MemoryQueue,
     mut wake: watch::Receiver<u64>,
     mut stop: watch::Receiver<bool>,
     status: Arc<Mutex<Status>>,
@@ -710,12 +795,23 @@ async fn channel_loop(
     let mut build_error: Option<String> = None;
     let group_wait = alerts.group_wait.as_millis() as i64;
     let mut refreshed = std::time::Instant::now();
+    // Messages delivered whose delivery the outbox could not record (disk full): recorded as
+    // soon as it can be, never sent again meanwhile.
+    let mut unrecorded: Vec<(Vec<i64>, String, i64)> = Vec::new();
     loop {
         if *stop.borrow() {
             return;
         }
         let now = now_ms();
+        unrecorded.retain(|(ids, id, at)| outbox::sent(db.conn(), ids, id, *at).is_err());
         let next = match outbox::next(db.conn(), &name, now, group_wait, MAX_BATCH) {
+            Ok(Next::Send(rows))
+                if rows
+                    .iter()
+                    .any(|r| unrecorded.iter().any(|(ids, _, _)| ids.contains(&r.id))) =>
+            {
+                Next::Wait(now + 5_000)
+            }
             Ok(n) => n,
             Err(e) => {
                 log!(Error, "reading the outbox", channel = name, error = e);
@@ -724,6 +820,22 @@ async fn channel_loop(
         };
         let rows = match next {
             Next::Idle | Next::Wait(_) => {
+                // Nothing to send from the outbox: what the reader handed over in memory.
+                let memory_next = match take_memory(&memory, &name, now) {
+                    Ok(m) => {
+                        if build(&mut channel, &mut build_error, &cfg, &alerts) {
+                            let ch = channel.as_ref().expect("built");
+                            send_from_memory(ch, &cfg, &alerts, &memory, &status, m).await;
+                            continue;
+                        }
+                        memory
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push_front(m);
+                        Some(now + 60_000)
+                    }
+                    Err(at) => at,
+                };
                 if let Some(ch) = &channel
                     && ch.is_alertmanager()
                     && refreshed.elapsed() >= ALERTMANAGER_REFRESH
@@ -735,6 +847,7 @@ async fn channel_loop(
                     Next::Wait(t) => t,
                     _ => now + RECHECK.as_millis() as i64,
                 };
+                let until = memory_next.map_or(until, |m| m.min(until));
                 if wait(&mut wake, &mut stop, until).await {
                     return;
                 }
@@ -742,29 +855,11 @@ async fn channel_loop(
             }
             Next::Send(rows) => rows,
         };
-        if channel.is_none() {
-            match Channel::new(&cfg, &alerts) {
-                Ok(c) => {
-                    channel = Some(c);
-                    build_error = None;
-                }
-                Err(e) => {
-                    let msg = format!("{e:#}");
-                    if build_error.as_deref() != Some(msg.as_str()) {
-                        log!(
-                            Error,
-                            "channel cannot send; retrying every minute",
-                            channel = name,
-                            error = msg
-                        );
-                    }
-                    build_error = Some(msg);
-                    if wait(&mut wake, &mut stop, now + 60_000).await {
-                        return;
-                    }
-                    continue;
-                }
+        if !build(&mut channel, &mut build_error, &cfg, &alerts) {
+            if wait(&mut wake, &mut stop, now + 60_000).await {
+                return;
             }
+            continue;
         }
         let ch = channel.as_ref().expect("built above");
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
@@ -852,13 +947,51 @@ async fn channel_loop(
             }
         };
         if let Err(e) = write {
-            // The outbox could not be updated (disk full): the message may go out again.
+            // The outbox could not be updated (disk full). A delivered message is remembered
+            // here and recorded later, never sent again; a retry or failure is simply tried
+            // again.
             log!(Error, "recording a delivery", channel = name, error = e);
+            if result.is_ok() {
+                unrecorded.push((ids, id, now));
+            }
             if wait(&mut wake, &mut stop, now + 5_000).await {
                 return;
             }
         }
         bump(&status, &name, 0, 0, outbox::depth(db.conn()).ok());
+    }
+}
+
+/// Builds the channel on first use; false (logged when the reason changes) when it cannot be
+/// built yet (a secret file missing, say).
+fn build(
+    channel: &mut Option<Channel>,
+    build_error: &mut Option<String>,
+    cfg: &ChannelConfig,
+    alerts: &AlertsConfig,
+) -> bool {
+    if channel.is_some() {
+        return true;
+    }
+    match Channel::new(cfg, alerts) {
+        Ok(c) => {
+            *channel = Some(c);
+            *build_error = None;
+            true
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            if build_error.as_deref() != Some(msg.as_str()) {
+                log!(
+                    Error,
+                    "channel cannot send; retrying every minute",
+                    channel = cfg.name,
+                    error = msg
+                );
+            }
+            *build_error = Some(msg);
+            false
+        }
     }
 }
 

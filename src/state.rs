@@ -12,6 +12,24 @@ use rusqlite::{Connection, OptionalExtension, params};
 use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
 
+/// SQLite's quick check found the state file damaged.
+#[derive(Debug, thiserror::Error)]
+#[error("the quick check of the state file failed: {0}")]
+pub struct Corrupt(String);
+
+/// Whether an error means the state file is damaged (not a database, corrupt pages) rather
+/// than unwritable for now.
+pub fn is_corrupt(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<Corrupt>()
+            || matches!(
+                c.downcast_ref::<rusqlite::Error>(),
+                Some(rusqlite::Error::SqliteFailure(f, _))
+                    if matches!(f.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            )
+    })
+}
+
 /// The state file's name inside the state directory.
 pub const FILE_NAME: &str = "gatewatch.db";
 
@@ -231,10 +249,45 @@ fn day_name(day: i64) -> String {
 impl State {
     /// Opens (or creates) the state file in `dir`. Returns the state and whether it was new
     /// (gatewatch's first run with this state).
+    ///
+    /// A state file that is not a database or fails SQLite's quick check is moved aside
+    /// (`gatewatch.db.corrupt-<time>`, kept for a post-mortem) and a fresh one is started:
+    /// better to read the logs again from the configured start than to fail at every start.
     pub fn open(dir: &Path) -> anyhow::Result<(State, bool)> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the state directory {}", dir.display()))?;
         let path = dir.join(FILE_NAME);
+        match State::open_file(&path) {
+            Err(e) if is_corrupt(&e) => {
+                let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+                let aside = dir.join(format!("{FILE_NAME}.corrupt-{stamp}"));
+                std::fs::rename(&path, &aside).with_context(|| {
+                    format!(
+                        "{} is corrupt ({e:#}) and cannot be moved aside",
+                        path.display()
+                    )
+                })?;
+                for ext in ["-wal", "-shm"] {
+                    let side = dir.join(format!("{FILE_NAME}{ext}"));
+                    if side.exists() {
+                        let _ =
+                            std::fs::rename(&side, dir.join(format!("{}{ext}", aside.display())));
+                    }
+                }
+                crate::log!(
+                    Error,
+                    "the state file is corrupt: moved aside, starting a fresh one (the logs are read again from the configured start)",
+                    moved_to = aside.display(),
+                    error = format!("{e:#}")
+                );
+                State::open_file(&path)
+            }
+            r => r,
+        }
+    }
+
+    fn open_file(path: &Path) -> anyhow::Result<(State, bool)> {
+        let path = path.to_path_buf();
         let existed = path.exists();
         let conn = Connection::open(&path)
             .with_context(|| format!("opening the state file {}", path.display()))?;
@@ -244,6 +297,12 @@ impl State {
         // lost.
         conn.pragma_update(None, "synchronous", "FULL")?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if existed {
+            let check: String = conn.pragma_query_value(None, "quick_check", |r| r.get(0))?;
+            if check != "ok" {
+                return Err(anyhow::Error::new(Corrupt(check)));
+            }
+        }
         if version > SCHEMA_VERSION {
             anyhow::bail!(
                 "{} was written by a newer gatewatch (schema {version}, this one knows {SCHEMA_VERSION}); upgrade gatewatch or move the file away",
@@ -271,6 +330,20 @@ impl State {
             }
         }
         Ok((State { conn, path }, new))
+    }
+
+    /// Opens the state file another connection created (the sender's, after the reader's
+    /// `open`), writing nothing: it works on a full disk.
+    pub fn connect(dir: &Path) -> anyhow::Result<State> {
+        let path = dir.join(FILE_NAME);
+        let conn = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("opening the state file {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Ok(State { conn, path })
     }
 
     pub fn path(&self) -> &Path {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// The daemon's config: one access log, short windows (an incident closes about 7 s after
 /// its last failure), fast retries, and the given channels.
-fn daemon_config(dir: &Path, channels: &str) -> String {
+pub fn daemon_config(dir: &Path, channels: &str) -> String {
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     format!(
         r#"{}
@@ -37,7 +37,10 @@ renotify = "off"
 
 /// Starts `gatewatch run` with extra environment; its standard error line by line, and the
 /// lines up to "ready".
-fn start_seen(cfg: &Path, env: &[(&str, &str)]) -> (Running, mpsc::Receiver<String>, Vec<String>) {
+pub fn start_seen(
+    cfg: &Path,
+    env: &[(&str, &str)],
+) -> (Running, mpsc::Receiver<String>, Vec<String>) {
     let mut cmd = gatewatch();
     cmd.args(["run", "--config", cfg.to_str().unwrap()])
         .stdout(Stdio::null())
@@ -64,18 +67,18 @@ fn start(cfg: &Path, env: &[(&str, &str)]) -> (Running, mpsc::Receiver<String>) 
     (d, rx)
 }
 
-fn burst(dir: &Path, upstream: &str, n: u32) {
+pub fn burst(dir: &Path, upstream: &str, n: u32) {
     let text: String = (0..n).map(|i| access_line(i, 502, upstream, "-")).collect();
     append(&dir.join("logs/access.log"), &text);
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
 }
 
-fn db(dir: &Path) -> Connection {
+pub fn db(dir: &Path) -> Connection {
     Connection::open(dir.join("state/gatewatch.db")).unwrap()
 }
 

@@ -18,6 +18,7 @@ mod receiver;
 mod s3;
 mod smtp;
 mod status_page;
+mod storage;
 mod summary;
 mod systemd;
 mod tail_model;

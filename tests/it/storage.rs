@@ -1,0 +1,228 @@
+//! The state file in trouble: damaged, or on a disk that fills up. The daemon never crash-loops
+//! and never goes quiet: a damaged file is moved aside and a fresh one started; while the disk
+//! is full, alerts go out from memory, and once there is room again they are recorded as sent
+//! (not sent twice).
+
+use super::daemon::wait_for;
+use super::delivery::{burst, daemon_config, db, start_seen, write};
+use super::receiver::Receiver;
+use super::*;
+use std::time::Duration;
+
+fn hook_config(dir: &Path, hook: &Receiver) -> PathBuf {
+    write(
+        dir,
+        "gatewatch.toml",
+        &daemon_config(
+            dir,
+            &format!(
+                "[[channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{}/hook\"\ntimeout = \"2s\"\n",
+                hook.addr
+            ),
+        ),
+    )
+}
+
+/// Files in the state folder whose name starts with `gatewatch.db.corrupt-`.
+fn moved_aside(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir.join("state"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("gatewatch.db.corrupt-")
+                && !p.to_string_lossy().ends_with("-wal")
+                && !p.to_string_lossy().ends_with("-shm")
+        })
+        .collect()
+}
+
+#[test]
+fn a_state_file_that_is_no_database_is_moved_aside_and_alerts_still_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start(super::upstreams::free_port());
+    let cfg = hook_config(dir.path(), &hook);
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    let garbage = b"this was a disk sector of something else entirely\n".repeat(200);
+    std::fs::write(dir.path().join("state/gatewatch.db"), &garbage).unwrap();
+    let (_d, rx, seen) = start_seen(&cfg, &[]);
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("the state file is corrupt: moved aside")),
+        "{seen:#?}"
+    );
+    let aside = moved_aside(dir.path());
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(std::fs::read(&aside[0]).unwrap(), garbage, "kept as it was");
+    burst(dir.path(), "10.0.9.9:9000", 25);
+    wait_for(&rx, "incident opened", Duration::from_secs(10));
+    let got = hook.wait_for_ok(1, Duration::from_secs(10));
+    assert_eq!(got[0].json()["kind"], "opened");
+}
+
+#[test]
+fn a_state_file_with_damaged_pages_is_moved_aside_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start(super::upstreams::free_port());
+    let cfg = hook_config(dir.path(), &hook);
+    // A first run writes a real state; its tables are then damaged on disk.
+    {
+        let (mut d, rx, _) = start_seen(&cfg, &[]);
+        burst(dir.path(), "10.0.9.9:9000", 25);
+        wait_for(&rx, "incident opened", Duration::from_secs(10));
+        hook.wait_for_ok(1, Duration::from_secs(10));
+        let kill = Command::new("kill")
+            .args(["-TERM", &d.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        d.0.wait().unwrap();
+    }
+    let path = dir.path().join("state/gatewatch.db");
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() >= 4 * 4096, "{} bytes", bytes.len());
+    // Every page but the first (the schema) overwritten with noise.
+    for (i, b) in bytes.iter_mut().enumerate().skip(4096) {
+        *b = (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1];
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    let (_d, rx, seen) = start_seen(&cfg, &[]);
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("the state file is corrupt: moved aside")),
+        "{seen:#?}"
+    );
+    assert_eq!(moved_aside(dir.path()).len(), 1);
+    // The fresh state reads the log again from the beginning (start_at = "beginning"): the
+    // incident is found and alerted again, since the state that knew of it is gone.
+    let _still_reading = rx;
+    let got = hook.wait_for_ok(2, Duration::from_secs(10));
+    assert_eq!(got[1].json()["kind"], "opened");
+    // The fresh state is whole.
+    let check: String = db(dir.path())
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
+/// A small tmpfs mounted for the test, unmounted however the test ends.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills a file system: writes until it is full.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let block = vec![0x55u8; 64 * 1024];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.flush();
+}
+
+#[test]
+fn with_the_disk_full_alerts_go_from_memory_and_are_recorded_once_there_is_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    let Some(_fs) = root
+        .then(|| Tmpfs::mount(&dir.path().join("state"), "4m"))
+        .flatten()
+    else {
+        available("root, to mount a small tmpfs for the full-disk test", false);
+        return;
+    };
+    let hook = Receiver::start(super::upstreams::free_port());
+    let cfg = hook_config(dir.path(), &hook);
+    let (_d, rx, _) = start_seen(&cfg, &[]);
+    // The state's file system fills up (another program's log, say).
+    let filler = dir.path().join("state/filler");
+    fill(&filler);
+    burst(dir.path(), "10.0.9.9:9000", 25);
+    let log = wait_for(
+        &rx,
+        "alerts handed to the sender from memory",
+        Duration::from_secs(15),
+    );
+    assert!(
+        log.iter()
+            .any(|l| l.contains("cannot save the state") && l.contains("full")),
+        "{log:#?}"
+    );
+    // The alert arrives although nothing can be written; the incident ends (the burst is
+    // over) and its resolved note arrives too, still from memory.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut log = log;
+    while hook.requests().iter().filter(|r| r.status < 300).count() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the alert and the resolved note did not arrive; daemon log:\n{}",
+            log.join("\n")
+        );
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+            log.push(l);
+        }
+    }
+    let got = hook.requests();
+    assert_eq!(got[0].json()["kind"], "opened");
+    assert_eq!(got[1].json()["kind"], "resolved");
+    assert_eq!(got[0].json()["incidents"][0]["upstream"], "10.0.9.9:9000");
+    // Room again: the state catches up and records both as sent from memory.
+    std::fs::remove_file(&filler).unwrap();
+    wait_for(
+        &rx,
+        "the state can be written again",
+        Duration::from_secs(15),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        hook.requests().len(),
+        2,
+        "nothing is sent twice: {:#?}",
+        hook.requests()
+    );
+    let rows: Vec<(String, String, Option<String>)> = db(dir.path())
+        .prepare("SELECT kind, state, message_id FROM outbox ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let memory = Some("memory".to_string());
+    assert_eq!(
+        rows,
+        vec![
+            ("opened".into(), "sent".into(), memory.clone()),
+            ("resolved".into(), "sent".into(), memory)
+        ]
+    );
+    let (closed, failures): (Option<i64>, i64) = db(dir.path())
+        .query_row(
+            "SELECT closed_ms, failures FROM incidents WHERE upstream = '10.0.9.9:9000'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(closed.is_some());
+    assert_eq!(failures, 25);
+}
