@@ -56,6 +56,8 @@ pub struct Status {
     pub error: Option<String>,
     pub upstreams_tracked: usize,
     pub upstreams_evicted: u64,
+    /// Lines counted under `(other)`: their hour had too many distinct upstreams.
+    pub upstreams_pooled_lines: u64,
     pub late_events: u64,
     pub started_at: Option<std::time::SystemTime>,
     /// For the status page: the knowledge base, this host's name, the state file.
@@ -70,6 +72,8 @@ pub struct FileStatus {
     pub format: String,
     pub lines: u64,
     pub unparsed: u64,
+    /// Lines longer than the limit, skipped (counted in `unparsed` too).
+    pub too_long: u64,
     /// Bytes written but not read yet.
     pub lag_bytes: u64,
 }
@@ -106,6 +110,11 @@ struct Followed {
     source: u16,
     lines: u64,
     unparsed: u64,
+    /// Lines skipped for being longer than the limit: in all, and since the last time that
+    /// was logged (at most once a minute per file).
+    too_long: u64,
+    too_long_unlogged: u64,
+    too_long_logged: Option<Instant>,
 }
 
 /// A configured source and the files it currently names (a glob names several).
@@ -694,6 +703,9 @@ impl Reader {
                     source,
                     lines: 0,
                     unparsed: 0,
+                    too_long: 0,
+                    too_long_unlogged: 0,
+                    too_long_logged: None,
                 });
             }
         }
@@ -739,6 +751,9 @@ impl Reader {
                 source,
                 lines: count,
                 unparsed,
+                too_long: too_long_total,
+                too_long_unlogged,
+                too_long_logged,
             } = f;
             let mut sink = ReaderSink {
                 counters,
@@ -794,6 +809,21 @@ impl Reader {
                 }
             }
             *unparsed += too_long;
+            *too_long_total += too_long;
+            *too_long_unlogged += too_long;
+            if *too_long_unlogged > 0
+                && too_long_logged.is_none_or(|t| t.elapsed() >= FAULT_LOG_EVERY)
+            {
+                log!(
+                    Warn,
+                    "lines longer than the limit skipped",
+                    file = tailer.path().display(),
+                    lines = *too_long_unlogged,
+                    limit_bytes = MAX_LINE
+                );
+                *too_long_unlogged = 0;
+                *too_long_logged = Some(Instant::now());
+            }
             report_notices(tailer.path(), &notices);
         }
         (lines, more)
@@ -1090,6 +1120,7 @@ impl Reader {
                     .map_or_else(|| f.format.to_string(), Parser::describe),
                 lines: f.lines,
                 unparsed: f.unparsed,
+                too_long: f.too_long,
                 lag_bytes: f.tailer.lag_bytes(),
             })
             .collect();
@@ -1099,6 +1130,7 @@ impl Reader {
                 format: format!("alb ({} objects)", a.objects),
                 lines: a.lines,
                 unparsed: a.unparsed,
+                too_long: 0,
                 lag_bytes: 0,
             });
         }
@@ -1111,6 +1143,7 @@ impl Reader {
                 ),
                 lines: l.lines,
                 unparsed: l.unparsed,
+                too_long: 0,
                 lag_bytes: 0,
             });
         }
@@ -1129,6 +1162,7 @@ impl Reader {
         st.incidents_closed = self.out.closed;
         st.upstreams_tracked = det.tracked();
         st.upstreams_evicted = det.stats.evicted;
+        st.upstreams_pooled_lines = self.counters.pooled;
         st.late_events = det.stats.late;
         let now = std::time::SystemTime::now();
         st.round_at = Some(now);

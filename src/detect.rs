@@ -328,7 +328,9 @@ impl Detector {
 
     /// Counts one event. Incidents that open are pushed to `out`.
     pub fn observe(&mut self, obs: &Observation<'_>, out: &mut Vec<Change>) {
-        let Some(name) = obs.upstream else { return };
+        let Some(name) = obs.upstream.map(crate::parse::upstream::key) else {
+            return;
+        };
         if !(obs.request || obs.failure && obs.entry.is_some()) {
             return;
         }

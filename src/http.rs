@@ -79,6 +79,20 @@ pub fn metrics_text(st: &Status) -> String {
     }
     head(
         &mut out,
+        "gatewatch_overlong_lines_total",
+        "counter",
+        "Lines longer than the limit (64 KiB), skipped, per file.",
+    );
+    for f in &st.files {
+        let _ = writeln!(
+            out,
+            "gatewatch_overlong_lines_total{{file=\"{}\"}} {}",
+            label(&f.path),
+            f.too_long
+        );
+    }
+    head(
+        &mut out,
         "gatewatch_unparsed_lines_total",
         "counter",
         "Lines that did not parse (or were too long), per file.",
@@ -209,6 +223,17 @@ pub fn metrics_text(st: &Status) -> String {
         out,
         "gatewatch_upstreams_evicted_total {}",
         st.upstreams_evicted
+    );
+    head(
+        &mut out,
+        "gatewatch_upstreams_pooled_lines_total",
+        "counter",
+        "Lines counted under upstream \"(other)\" in the stored counters: their hour already had 1000 distinct upstreams.",
+    );
+    let _ = writeln!(
+        out,
+        "gatewatch_upstreams_pooled_lines_total {}",
+        st.upstreams_pooled_lines
     );
     head(
         &mut out,

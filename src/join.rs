@@ -47,6 +47,8 @@ pub struct JoinConfig {
     pub after_ms: i64,
     /// The most lines held at once; beyond it the oldest is released unjoined.
     pub max_held: usize,
+    /// The most bytes of lines held at once (lines can be up to 64 KiB each).
+    pub max_held_bytes: usize,
 }
 
 impl Default for JoinConfig {
@@ -55,6 +57,7 @@ impl Default for JoinConfig {
             before_ms: 2_000,
             after_ms: 1_000,
             max_held: 100_000,
+            max_held_bytes: 16 << 20,
         }
     }
 }
@@ -79,6 +82,8 @@ pub struct JoinStats {
 pub struct Joiner {
     cfg: JoinConfig,
     queue: VecDeque<Held>,
+    /// Bytes of the lines in `queue`.
+    held_bytes: usize,
     now_ms: i64,
     pub stats: JoinStats,
 }
@@ -106,6 +111,7 @@ impl Joiner {
         Joiner {
             cfg,
             queue: VecDeque::new(),
+            held_bytes: 0,
             now_ms: i64::MIN,
             stats: JoinStats::default(),
         }
@@ -115,6 +121,12 @@ impl Joiner {
     /// before it are still waiting.
     pub fn wants(&self, ev: &Event) -> bool {
         !self.queue.is_empty() || is_joinable_access(ev) || is_joinable_error(ev)
+    }
+
+    fn pop(&mut self) -> Option<Held> {
+        let h = self.queue.pop_front()?;
+        self.held_bytes -= h.item.line.len();
+        Some(h)
     }
 
     /// Adds a line; settled lines are passed to `emit` in arrival order.
@@ -143,10 +155,11 @@ impl Joiner {
                 None => held.waiting_until = Some(t.saturating_add(self.cfg.before_ms)),
             }
         }
+        self.held_bytes += held.item.line.len();
         self.queue.push_back(held);
-        while self.queue.len() > self.cfg.max_held {
+        while self.queue.len() > self.cfg.max_held || self.held_bytes > self.cfg.max_held_bytes {
             self.stats.overflow += 1;
-            let mut h = self.queue.pop_front().expect("non-empty");
+            let mut h = self.pop().expect("non-empty");
             if h.waiting_until.is_some() {
                 self.stats.released_unjoined += 1;
             }
@@ -173,13 +186,13 @@ impl Joiner {
             .front()
             .is_some_and(|h| h.waiting_until.is_none())
         {
-            emit(self.queue.pop_front().expect("non-empty").item);
+            emit(self.pop().expect("non-empty").item);
         }
     }
 
     /// Settles and emits everything (end of input).
     pub fn flush(&mut self, emit: &mut impl FnMut(Item)) {
-        while let Some(h) = self.queue.pop_front() {
+        while let Some(h) = self.pop() {
             if h.waiting_until.is_some() {
                 self.stats.released_unjoined += 1;
             }

@@ -136,10 +136,21 @@ struct CounterKey {
     cause: Cause,
 }
 
+/// Distinct upstreams counted per source and hour; beyond, lines count under `(other)`, so a
+/// flood of made-up upstream names (a proxy passing to `$host`, say) cannot grow the state
+/// without bound.
+pub const UPSTREAMS_PER_HOUR: usize = 1000;
+/// What upstreams beyond [`UPSTREAMS_PER_HOUR`] are counted as.
+pub const OTHER_UPSTREAMS: &[u8] = b"(other)";
+
 /// Counts of lines since the last commit, per day, hour, source, upstream and cause.
 #[derive(Debug, Default)]
 pub struct Counters {
     counts: FxHashMap<CounterKey, FxHashMap<Box<[u8]>, i64>>,
+    /// Upstreams counted per (hour since the epoch, source), for the last hours.
+    seen: FxHashMap<(i64, u16), rustc_hash::FxHashSet<Box<[u8]>>>,
+    /// Lines counted under `(other)` because their hour had too many upstreams.
+    pub pooled: u64,
 }
 
 impl Counters {
@@ -163,7 +174,21 @@ impl Counters {
             source,
             cause,
         };
-        let up = upstream.unwrap_or(b"");
+        let mut up = crate::parse::upstream::key(upstream.unwrap_or(b""));
+        let hour = time_ms.div_euclid(3_600_000);
+        if !self.seen.contains_key(&(hour, source)) {
+            // A new hour: forget hours long gone (lines arrive nearly in order).
+            self.seen.retain(|(h, _), _| *h >= hour - 2);
+        }
+        let seen = self.seen.entry((hour, source)).or_default();
+        if !up.is_empty() && !seen.contains(up) {
+            if seen.len() < UPSTREAMS_PER_HOUR {
+                seen.insert(Box::from(up));
+            } else {
+                up = OTHER_UPSTREAMS;
+                self.pooled += 1;
+            }
+        }
         let per = self.counts.entry(key).or_default();
         match per.get_mut(up) {
             Some(n) => *n += delta,

@@ -105,6 +105,16 @@ pub fn from_url(url: &[u8]) -> &[u8] {
     &rest[..end]
 }
 
+/// The longest upstream name kept as a key (detector, counters); longer names are cut. Real
+/// names are short (`host:port`, `unix:/path`, `backend/server`); a long one comes from a
+/// proxy that passes to a name taken from the request.
+pub const MAX_KEY: usize = 255;
+
+/// An upstream name as used for a key: cut to [`MAX_KEY`] bytes.
+pub fn key(name: &[u8]) -> &[u8] {
+    &name[..name.len().min(MAX_KEY)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
