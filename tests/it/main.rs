@@ -8,6 +8,7 @@ mod cli;
 mod daemon;
 mod delivery;
 mod detect;
+mod e2e;
 mod golden;
 mod kb;
 mod props;
