@@ -904,3 +904,116 @@ fn gatewatch_stopped_and_killed_during_an_incident_alerts_once_and_still_resolve
         "{subjects:?}"
     );
 }
+
+/// The figures in the README (a measurement, not an assertion; `scripts/e2ebench.sh` runs it
+/// with a release build): over repeated kills of a healthy upstream under steady traffic
+/// (100 requests a second), the time from the first failed request the client saw to the
+/// alert's arrival at the webhook receiver and at the SMTP server (STARTTLS and AUTH), with
+/// every detector and alert setting at its default. Each kill is a new upstream, so every
+/// alert is a new incident's (with the default 60 s window and quiet period, none closes
+/// within the run). `E2EBENCH_KILLS` sets the number of kills (default 20).
+#[test]
+#[ignore = "a benchmark: scripts/e2ebench.sh runs it"]
+fn bench_time_from_first_failed_request_to_alert() {
+    let Some(bin) = require("nginx") else {
+        return;
+    };
+    if !smtp::have_smtp() {
+        return;
+    }
+    let kills: usize = std::env::var("E2EBENCH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let dir = tempfile::tempdir().unwrap();
+    let u = upstreams::start();
+    let mut services: Vec<Killable> = (0..kills).map(|_| Killable::start()).collect();
+    let addrs: Vec<SocketAddr> = services.iter().map(|s| s.addr).collect();
+    let nginx = Nginx::start(&bin, dir.path(), &u, &addrs);
+    let hook = Receiver::start(upstreams::free_port());
+    let mail = Smtp::start("starttls", &[]);
+    let channels =
+        webhook(&hook) + &email_channel(&mail, "starttls", dir.path(), "oncall@example.com");
+    let http = upstreams::free_port();
+    let cfg = write_config(dir.path(), &nginx.sources(), http, &channels, "");
+    let (_gw, _log) = start_gatewatch(&cfg);
+    let since = |t: SystemTime, first: SystemTime| t.duration_since(first).unwrap_or_default();
+    let (mut to_hook, mut to_mail, mut to_threshold) = (Vec::new(), Vec::new(), Vec::new());
+    for (k, service) in services.iter_mut().enumerate() {
+        let path = format!("/svc{k}/v1/orders");
+        let mut traffic = Traffic::start(
+            nginx.listen,
+            &[&path],
+            1,
+            Duration::from_millis(10),
+            Duration::from_secs(30),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        let before = traffic.hits().len();
+        service.kill();
+        let first = traffic.wait_for(before, 502, Duration::from_secs(5)).at;
+        let upstream = service.addr.to_string();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (hook_at, mail_at) = loop {
+            let hook_at = hook
+                .requests()
+                .into_iter()
+                .find(|r| r.status < 300 && r.body.contains(&format!("\"{upstream}\"")))
+                .map(|r| r.received);
+            let mail_at = mail_arrival(&mail, &upstream);
+            if let (Some(h), Some(m)) = (hook_at, mail_at) {
+                break (h, m);
+            }
+            assert!(Instant::now() < deadline, "no alert about {upstream}");
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let failures: Vec<SystemTime> = traffic
+            .hits()
+            .into_iter()
+            .skip(before)
+            .filter(|h| h.status == 502)
+            .map(|h| h.at)
+            .collect();
+        to_hook.push(since(hook_at, first));
+        to_mail.push(since(mail_at, first));
+        to_threshold.push(since(failures[9.min(failures.len() - 1)], first));
+        service.restart();
+        traffic.stop();
+        // Apart by more than `group_wait`, so every alert is a message of its own.
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    let show = |what: &str, v: &mut Vec<Duration>| {
+        v.sort();
+        let at = |p: f64| v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1];
+        eprintln!(
+            "e2ebench: {what}: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms ({} kills)",
+            at(0.50).as_secs_f64() * 1e3,
+            at(0.99).as_secs_f64() * 1e3,
+            v[v.len() - 1].as_secs_f64() * 1e3,
+            v.len()
+        );
+    };
+    show(
+        "first failed request to the 10th (the threshold)",
+        &mut to_threshold,
+    );
+    show("first failed request to the webhook receiver", &mut to_hook);
+    show("first failed request to the SMTP server", &mut to_mail);
+}
+
+/// When the SMTP server stored the first mail whose subject names `upstream` (its file's time).
+fn mail_arrival(mail: &Smtp, upstream: &str) -> Option<SystemTime> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(mail.dir.path().join("mail"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    names.sort();
+    names.into_iter().find_map(|p| {
+        let raw = std::fs::read_to_string(&p).ok()?;
+        let subject = smtp::header(&raw, "Subject")?;
+        subject
+            .contains(&format!("upstream {upstream} "))
+            .then(|| std::fs::metadata(&p).ok()?.modified().ok())?
+    })
+}
