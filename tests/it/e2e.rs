@@ -60,11 +60,7 @@ pid {d}/nginx.pid;
 error_log {d}/error.log error;
 events {{ worker_connections 256; }}
 http {{
-    client_body_temp_path {d}/tmp_body;
-    proxy_temp_path {d}/tmp_proxy;
-    fastcgi_temp_path {d}/tmp_fastcgi;
-    uwsgi_temp_path {d}/tmp_uwsgi;
-    scgi_temp_path {d}/tmp_scgi;
+{temp_paths}
     log_format gatewatch '{format}';
     access_log {d}/access.log gatewatch;
     proxy_connect_timeout 2s;
@@ -86,6 +82,7 @@ http {{
     }}
 }}
 "#,
+                temp_paths = super::real_nginx::temp_paths(dir),
                 format = gatewatch::parse::nginx_access::GATEWATCH,
                 p0 = upstreams::closed_port(),
                 p1 = upstreams::closed_port(),
@@ -136,6 +133,11 @@ http {{
             .output()
             .unwrap();
         assert!(o.status.success(), "nginx -s {what}: {}", stderr(&o));
+    }
+
+    /// Clients on these paths through it, one request every `every` each, for at most a minute.
+    fn traffic(&self, paths: &[&str], clients: usize, every: Duration) -> Traffic {
+        Traffic::start(self.listen, paths, clients, every, Duration::from_secs(60))
     }
 
     /// The `[[source]]`s of its access and error logs.
@@ -295,6 +297,53 @@ fn start_gatewatch(cfg: &Path) -> (Running, std::sync::mpsc::Receiver<String>) {
     (proc, rx)
 }
 
+/// What a test drives through nginx: the faulty upstreams, healthy services it can kill, nginx in
+/// front of them, a webhook receiver, an SMTP server when asked for, and gatewatch's config with
+/// them as channels. Fields drop in order: the folder goes last.
+struct Stage {
+    nginx: Nginx,
+    u: Upstreams,
+    services: Vec<Killable>,
+    hook: Receiver,
+    mail: Option<Smtp>,
+    http: SocketAddr,
+    cfg: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Stage {
+    /// `None` when nginx or (with `mail`) the SMTP server is missing, outside CI.
+    fn new(services: usize, mail: bool, detect: &str) -> Option<Stage> {
+        let bin = require("nginx")?;
+        if mail && !smtp::have_smtp() {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let u = upstreams::start();
+        let services: Vec<Killable> = (0..services).map(|_| Killable::start()).collect();
+        let addrs: Vec<SocketAddr> = services.iter().map(|s| s.addr).collect();
+        let nginx = Nginx::start(&bin, dir.path(), &u, &addrs);
+        let hook = Receiver::start(upstreams::free_port());
+        let mail = mail.then(|| Smtp::start("starttls", &[]));
+        let mut channels = webhook(&hook);
+        if let Some(m) = &mail {
+            channels += &email_channel(m, "starttls", dir.path(), "oncall@example.com");
+        }
+        let http = upstreams::free_port();
+        let cfg = write_config(dir.path(), &nginx.sources(), http, &channels, detect);
+        Some(Stage {
+            nginx,
+            u,
+            services,
+            hook,
+            mail,
+            http,
+            cfg,
+            dir,
+        })
+    }
+}
+
 /// The messages the receiver accepted, as JSON.
 fn accepted(hook: &Receiver) -> Vec<serde_json::Value> {
     hook.requests()
@@ -382,29 +431,15 @@ fn bytecount(b: &[u8]) -> u64 {
 /// it and its dead ends; brought back, one resolved note per channel; nothing else.
 #[test]
 fn an_upstream_killed_under_traffic_gets_one_alert_per_channel_and_one_resolved_note() {
-    let Some(bin) = require("nginx") else {
+    let Some(mut st) = Stage::new(1, true, QUICK_CLOSE) else {
         return;
     };
-    if !smtp::have_smtp() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let u = upstreams::start();
-    let mut api = Killable::start();
-    let nginx = Nginx::start(&bin, dir.path(), &u, &[api.addr]);
-    let hook = Receiver::start(upstreams::free_port());
-    let mail = Smtp::start("starttls", &[]);
-    let channels =
-        webhook(&hook) + &email_channel(&mail, "starttls", dir.path(), "oncall@example.com");
-    let http = upstreams::free_port();
-    let cfg = write_config(dir.path(), &nginx.sources(), http, &channels, QUICK_CLOSE);
-    let (_gw, _log) = start_gatewatch(&cfg);
-    let mut traffic = Traffic::start(
-        nginx.listen,
+    let (hook, mail, api) = (&st.hook, st.mail.as_ref().unwrap(), &mut st.services[0]);
+    let (_gw, _log) = start_gatewatch(&st.cfg);
+    let mut traffic = st.nginx.traffic(
         &["/svc0/v1/orders", "/svc0/v1/users/me"],
         1,
         Duration::from_millis(20),
-        Duration::from_secs(60),
     );
 
     // 1. Healthy traffic for a while: no alert anywhere.
@@ -418,7 +453,7 @@ fn an_upstream_killed_under_traffic_gets_one_alert_per_channel_and_one_resolved_
     // 2. The upstream dies under traffic.
     api.kill();
     let first_failure = traffic.wait_for(healthy.len(), 502, Duration::from_secs(5));
-    let opened = wait_for_kind(&hook, "opened", Duration::from_secs(10));
+    let opened = wait_for_kind(hook, "opened", Duration::from_secs(10));
     let mails = mail.wait_for(1, Duration::from_secs(10));
     let alert = &opened[0];
     let upstream = api.addr.to_string();
@@ -485,18 +520,18 @@ fn an_upstream_killed_under_traffic_gets_one_alert_per_channel_and_one_resolved_
 
     // The outage goes on for a while: no second alert.
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(accepted(&hook).len(), 1);
+    assert_eq!(accepted(hook).len(), 1);
     assert_eq!(mail.messages().len(), 1);
 
     // The upstream comes back: one resolved note per channel.
     let before = traffic.hits().len();
     api.restart();
     traffic.wait_for(before, 200, Duration::from_secs(5));
-    let all = wait_for_kind(&hook, "resolved", Duration::from_secs(20));
+    let all = wait_for_kind(hook, "resolved", Duration::from_secs(20));
     let mails = mail.wait_for(2, Duration::from_secs(10));
     let hits = traffic.stop();
     std::thread::sleep(Duration::from_millis(1500));
-    let all_now = accepted(&hook);
+    let all_now = accepted(hook);
     assert_eq!(all_now.len(), 2, "{all_now:#?}");
     assert_eq!(all.len(), 2);
     assert_eq!(
@@ -522,22 +557,11 @@ fn an_upstream_killed_under_traffic_gets_one_alert_per_channel_and_one_resolved_
 /// socket, which is unreachable, gets the unreachable entry.
 #[test]
 fn timeouts_resets_and_invalid_answers_alert_with_their_own_entries_never_unreachable() {
-    let Some(bin) = require("nginx") else {
+    let Some(st) = Stage::new(0, false, QUICK_CLOSE) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let u = upstreams::start();
-    let nginx = Nginx::start(&bin, dir.path(), &u, &[]);
-    let hook = Receiver::start(upstreams::free_port());
-    let http = upstreams::free_port();
-    let cfg = write_config(
-        dir.path(),
-        &nginx.sources(),
-        http,
-        &webhook(&hook),
-        QUICK_CLOSE,
-    );
-    let (_gw, _log) = start_gatewatch(&cfg);
+    let (u, hook) = (&st.u, &st.hook);
+    let (_gw, _log) = start_gatewatch(&st.cfg);
     let want: BTreeMap<String, &str> = [
         (u.hang.to_string(), "nginx/upstream-timed-out"),
         (u.close.to_string(), "nginx/upstream-prematurely-closed"),
@@ -545,7 +569,7 @@ fn timeouts_resets_and_invalid_answers_alert_with_their_own_entries_never_unreac
         (u.invalid.to_string(), "nginx/upstream-sent-invalid-header"),
         ("dead_pool".to_string(), "nginx/no-live-upstreams"),
         (
-            format!("unix:{}/missing.sock", dir.path().display()),
+            format!("unix:{}/missing.sock", st.dir.path().display()),
             UNREACHABLE,
         ),
     ]
@@ -554,7 +578,7 @@ fn timeouts_resets_and_invalid_answers_alert_with_their_own_entries_never_unreac
     // One client for the quick failures; six for timeouts, which take a second or so each.
     let limit = Duration::from_secs(8);
     let mut quick = Traffic::start(
-        nginx.listen,
+        st.nginx.listen,
         &[
             "/close/v1/orders",
             "/garbage/v1/orders",
@@ -566,19 +590,25 @@ fn timeouts_resets_and_invalid_answers_alert_with_their_own_entries_never_unreac
         Duration::from_millis(10),
         limit,
     );
-    let mut slow = Traffic::start(nginx.listen, &["/hang/v1/report"], 6, Duration::ZERO, limit);
+    let mut slow = Traffic::start(
+        st.nginx.listen,
+        &["/hang/v1/report"],
+        6,
+        Duration::ZERO,
+        limit,
+    );
     // Every upstream's incident opens (grouped into as few messages as arrive together).
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     while seen.len() < want.len() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
-        seen = incidents_in(&accepted(&hook), "opened")
+        seen = incidents_in(&accepted(hook), "opened")
             .into_iter()
             .collect();
     }
     let hits = [quick.stop(), slow.stop()].concat();
     std::thread::sleep(Duration::from_millis(1500));
-    let opened = incidents_in(&accepted(&hook), "opened");
+    let opened = incidents_in(&accepted(hook), "opened");
     let statuses: BTreeMap<(&str, u16), usize> = hits.iter().fold(BTreeMap::new(), |mut m, h| {
         *m.entry((h.path.as_str(), h.status)).or_default() += 1;
         m
@@ -606,15 +636,7 @@ fn haproxy_config(listen: SocketAddr, u: &Upstreams, app: SocketAddr) -> String 
 global
     log stdout format raw local0
 
-defaults
-    mode http
-    log global
-    option httplog
-    timeout connect 1s
-    timeout client 10s
-    timeout server 2s
-    retries 0
-
+{defaults}
 frontend fe
     bind {listen}
     use_backend app if {{ path_beg /app }}
@@ -631,6 +653,7 @@ backend mixed
     server m1 {ok} check inter 200ms fall 1 rise 1
     server m2 {dead} check inter 200ms fall 1 rise 1
 "#,
+        defaults = super::real_haproxy::DEFAULTS,
         p0 = u.refused[0],
         p1 = u.refused[1],
         ok = u.ok,
@@ -758,29 +781,20 @@ fn logrotate(bin: &Path, dir: &Path, name: &str, directives: &str) {
 /// resolved note, and every line nginx wrote read exactly once (`/metrics` against the files).
 #[test]
 fn logrotate_and_nginx_reload_and_reopen_in_a_burst_lose_and_repeat_nothing() {
-    let Some(bin) = require("nginx") else {
-        return;
-    };
     let Some(rotate) = require("logrotate") else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let u = upstreams::start();
-    let api = Killable::start();
-    let nginx = Nginx::start(&bin, d, &u, &[api.addr]);
-    let hook = Receiver::start(upstreams::free_port());
-    let http = upstreams::free_port();
-    let cfg = write_config(d, &nginx.sources(), http, &webhook(&hook), QUICK_CLOSE);
-    let (_gw, _log) = start_gatewatch(&cfg);
-    let mut traffic = Traffic::start(
-        nginx.listen,
+    let Some(st) = Stage::new(1, false, QUICK_CLOSE) else {
+        return;
+    };
+    let (d, hook, http) = (st.dir.path(), &st.hook, st.http);
+    let (_gw, _log) = start_gatewatch(&st.cfg);
+    let mut traffic = st.nginx.traffic(
         &["/refused/v1/orders", "/svc0/v1/orders"],
         1,
         Duration::from_millis(10),
-        Duration::from_secs(30),
     );
-    wait_for_kind(&hook, "opened", Duration::from_secs(10));
+    wait_for_kind(hook, "opened", Duration::from_secs(10));
     let pause = Duration::from_millis(700);
     // Create mode: the logs are renamed, new ones created, nginx told to reopen (SIGUSR1).
     logrotate(
@@ -803,9 +817,9 @@ fn logrotate_and_nginx_reload_and_reopen_in_a_burst_lose_and_repeat_nothing() {
         logrotate(&rotate, d, "copytruncate.conf", "    copytruncate\n");
     }
     std::thread::sleep(pause);
-    nginx.signal("reload");
+    st.nginx.signal("reload");
     std::thread::sleep(pause);
-    nginx.signal("reopen");
+    st.nginx.signal("reopen");
     std::thread::sleep(pause);
     let hits = traffic.stop();
     let written = hits.len() as u64;
@@ -820,10 +834,10 @@ fn logrotate_and_nginx_reload_and_reopen_in_a_burst_lose_and_repeat_nothing() {
     assert!(errors >= written / 2, "{errors} error-log lines");
     assert_eq!(wait_lines(http, &d.join("error.log"), errors), errors);
     // One incident: its alert, and once the burst is over its resolved note.
-    wait_for_kind(&hook, "resolved", Duration::from_secs(20));
+    wait_for_kind(hook, "resolved", Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(1500));
-    let all = accepted(&hook);
-    let want = [(u.refused[0].to_string(), UNREACHABLE.to_string())];
+    let all = accepted(hook);
+    let want = [(st.u.refused[0].to_string(), UNREACHABLE.to_string())];
     assert_eq!(all.len(), 2, "{all:#?}");
     assert_eq!(incidents_in(&all, "opened"), want);
     assert_eq!(incidents_in(&all, "resolved"), want);
@@ -833,40 +847,29 @@ fn logrotate_and_nginx_reload_and_reopen_in_a_burst_lose_and_repeat_nothing() {
 /// incident: no alert twice, on either channel, and the resolved note still comes.
 #[test]
 fn gatewatch_stopped_and_killed_during_an_incident_alerts_once_and_still_resolves() {
-    let Some(bin) = require("nginx") else {
+    let Some(mut st) = Stage::new(1, true, QUICK_CLOSE) else {
         return;
     };
-    if !smtp::have_smtp() {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let u = upstreams::start();
-    let mut api = Killable::start();
-    let nginx = Nginx::start(&bin, dir.path(), &u, &[api.addr]);
-    let hook = Receiver::start(upstreams::free_port());
-    let mail = Smtp::start("starttls", &[]);
-    let channels =
-        webhook(&hook) + &email_channel(&mail, "starttls", dir.path(), "oncall@example.com");
-    let http = upstreams::free_port();
-    let cfg = write_config(dir.path(), &nginx.sources(), http, &channels, QUICK_CLOSE);
-    let (mut gw, _log) = start_gatewatch(&cfg);
-    let mut traffic = Traffic::start(
-        nginx.listen,
-        &["/svc0/v1/orders"],
-        1,
-        Duration::from_millis(20),
-        Duration::from_secs(60),
+    let (hook, mail, api, cfg) = (
+        &st.hook,
+        st.mail.as_ref().unwrap(),
+        &mut st.services[0],
+        &st.cfg,
     );
+    let (mut gw, _log) = start_gatewatch(cfg);
+    let mut traffic = st
+        .nginx
+        .traffic(&["/svc0/v1/orders"], 1, Duration::from_millis(20));
     std::thread::sleep(Duration::from_millis(500));
     api.kill();
-    wait_for_kind(&hook, "opened", Duration::from_secs(10));
+    wait_for_kind(hook, "opened", Duration::from_secs(10));
     mail.wait_for(1, Duration::from_secs(10));
     // Stopped, while the upstream is still down; failures go on meanwhile.
     unsafe_kill(gw.0.id(), "TERM");
     assert!(gw.0.wait().unwrap().success());
     std::thread::sleep(Duration::from_millis(500));
     // It takes the open incident back, before it is ready.
-    let (mut gw, log) = spawn(&cfg);
+    let (mut gw, log) = spawn(cfg);
     wait_for(&log, "incident still open", Duration::from_secs(15));
     wait_for(&log, "ready", Duration::from_secs(15));
     std::thread::sleep(Duration::from_secs(1));
@@ -874,16 +877,16 @@ fn gatewatch_stopped_and_killed_during_an_incident_alerts_once_and_still_resolve
     gw.0.kill().unwrap();
     gw.0.wait().unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let (_gw, _log) = start_gatewatch(&cfg);
+    let (_gw, _log) = start_gatewatch(cfg);
     std::thread::sleep(Duration::from_secs(1));
     let before = traffic.hits().len();
     api.restart();
     traffic.wait_for(before, 200, Duration::from_secs(5));
-    wait_for_kind(&hook, "resolved", Duration::from_secs(25));
+    wait_for_kind(hook, "resolved", Duration::from_secs(25));
     mail.wait_for(2, Duration::from_secs(10));
     traffic.stop();
     std::thread::sleep(Duration::from_millis(1500));
-    let all = accepted(&hook);
+    let all = accepted(hook);
     let want = [(api.addr.to_string(), UNREACHABLE.to_string())];
     assert_eq!(all.len(), 2, "{all:#?}");
     assert_eq!(incidents_in(&all, "opened"), want);
@@ -915,34 +918,21 @@ fn gatewatch_stopped_and_killed_during_an_incident_alerts_once_and_still_resolve
 #[test]
 #[ignore = "a benchmark: scripts/e2ebench.sh runs it"]
 fn bench_time_from_first_failed_request_to_alert() {
-    let Some(bin) = require("nginx") else {
-        return;
-    };
-    if !smtp::have_smtp() {
-        return;
-    }
     let kills: usize = std::env::var("E2EBENCH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let dir = tempfile::tempdir().unwrap();
-    let u = upstreams::start();
-    let mut services: Vec<Killable> = (0..kills).map(|_| Killable::start()).collect();
-    let addrs: Vec<SocketAddr> = services.iter().map(|s| s.addr).collect();
-    let nginx = Nginx::start(&bin, dir.path(), &u, &addrs);
-    let hook = Receiver::start(upstreams::free_port());
-    let mail = Smtp::start("starttls", &[]);
-    let channels =
-        webhook(&hook) + &email_channel(&mail, "starttls", dir.path(), "oncall@example.com");
-    let http = upstreams::free_port();
-    let cfg = write_config(dir.path(), &nginx.sources(), http, &channels, "");
-    let (_gw, _log) = start_gatewatch(&cfg);
+    let Some(mut st) = Stage::new(kills, true, "") else {
+        return;
+    };
+    let (hook, mail) = (&st.hook, st.mail.as_ref().unwrap());
+    let (_gw, _log) = start_gatewatch(&st.cfg);
     let since = |t: SystemTime, first: SystemTime| t.duration_since(first).unwrap_or_default();
     let (mut to_hook, mut to_mail, mut to_threshold) = (Vec::new(), Vec::new(), Vec::new());
-    for (k, service) in services.iter_mut().enumerate() {
+    for (k, service) in st.services.iter_mut().enumerate() {
         let path = format!("/svc{k}/v1/orders");
         let mut traffic = Traffic::start(
-            nginx.listen,
+            st.nginx.listen,
             &[&path],
             1,
             Duration::from_millis(10),
@@ -960,7 +950,7 @@ fn bench_time_from_first_failed_request_to_alert() {
                 .into_iter()
                 .find(|r| r.status < 300 && r.body.contains(&format!("\"{upstream}\"")))
                 .map(|r| r.received);
-            let mail_at = mail_arrival(&mail, &upstream);
+            let mail_at = mail_arrival(mail, &upstream);
             if let (Some(h), Some(m)) = (hook_at, mail_at) {
                 break (h, m);
             }
@@ -1003,13 +993,7 @@ fn bench_time_from_first_failed_request_to_alert() {
 
 /// When the SMTP server stored the first mail whose subject names `upstream` (its file's time).
 fn mail_arrival(mail: &Smtp, upstream: &str) -> Option<SystemTime> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(mail.dir.path().join("mail"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-        .collect();
-    names.sort();
-    names.into_iter().find_map(|p| {
+    mail.message_files().into_iter().find_map(|p| {
         let raw = std::fs::read_to_string(&p).ok()?;
         let subject = smtp::header(&raw, "Subject")?;
         subject
