@@ -548,7 +548,7 @@ fn an_upstream_killed_under_traffic_gets_one_alert_per_channel_and_one_resolved_
             .unwrap()
             .starts_with("[Resolved] proxy-e2e:")
     );
-    // Every failed request was on the dead upstream while it was down.
+    // The clients got answers or nginx's 502, never a hang or a broken connection.
     assert!(hits.iter().all(|h| h.status == 200 || h.status == 502));
 }
 
@@ -738,7 +738,8 @@ fn haproxy_a_dead_server_and_a_backend_without_servers_get_their_entries() {
         let want: &[u16] = match &h.path[..4] {
             "/mix" => &[200],
             "/poo" => &[503],
-            _ => &[200, 503],
+            // A connection the server had not accepted yet when it died is reset: 502.
+            _ => &[200, 502, 503],
         };
         assert!(want.contains(&h.status), "{h:?}");
     }
