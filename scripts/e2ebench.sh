@@ -7,4 +7,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --release --test it e2e::bench_time_from_first_failed_request_to_alert \
-    -- --ignored --exact --nocapture --test-threads 1 2>&1 | grep -E '^e2ebench:|test result|panicked|SKIPPED'
+    -- --ignored --exact --nocapture --test-threads 1 2>&1 | grep -E '^e2ebench:|test result|panicked|SKIPPED|^error'
