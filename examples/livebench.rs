@@ -1,7 +1,7 @@
 //! Live benchmark of the daemon (`gatewatch run` as a real process):
 //!
 //! * latency from writing the line that completes a burst to the alert on the console (through
-//!   the outbox and the sender, with `group_wait = "0s"`: the default 5 s wait for company is a
+//!   the outbox and the sender, with `group_wait = "0s"`: the default 1 s wait for company is a
 //!   choice, not a cost), over many bursts, while 20 files take 50,000 lines per second in
 //!   total: p50 and p99;
 //! * resident memory while following those 20 files at that rate;

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 missing=()
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# The real logrotate, run by the end-to-end tests over nginx's logs in the middle of a burst.
+[ -x /usr/sbin/logrotate ] || missing+=(logrotate)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 # A real SMTP server for the email tests (Debian's aiosmtpd, for Debian's /usr/bin/python3)
 # and openssl for its test certificates.

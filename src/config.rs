@@ -284,7 +284,9 @@ impl Default for AlertsConfig {
     fn default() -> AlertsConfig {
         AlertsConfig {
             host: None,
-            group_wait: Duration::from_secs(5),
+            // Long enough for upstreams failing together to share one message, short enough
+            // that an alert arrives within two seconds of the first failed request.
+            group_wait: Duration::from_secs(1),
             renotify: Some(Duration::from_secs(4 * 3600)),
             give_up_after: Duration::from_secs(24 * 3600),
             retry_min: Duration::from_secs(5),

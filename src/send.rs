@@ -901,6 +901,8 @@ async fn channel_loop(
         let now = now_ms();
         let oldest = rows.iter().map(|r| r.created).min().unwrap_or(now);
         let attempts = rows.iter().map(|r| r.attempts).max().unwrap_or(0);
+        let retrying = matches!(&result, Err(SendError::Transient { .. }))
+            && now - oldest < alerts.give_up_after.as_millis() as i64;
         let write = match &result {
             Ok(()) => {
                 log!(
@@ -911,12 +913,9 @@ async fn channel_loop(
                     incidents = ids.len(),
                     attempt = attempts + 1
                 );
-                bump(&status, &name, 1, 0, None);
                 outbox::sent(db.conn(), &ids, &id, now)
             }
-            Err(SendError::Transient { error, retry_after })
-                if now - oldest < alerts.give_up_after.as_millis() as i64 =>
-            {
+            Err(SendError::Transient { error, retry_after }) if retrying => {
                 let delay = backoff(
                     attempts,
                     (alerts.retry_min, alerts.retry_max),
@@ -942,7 +941,6 @@ async fn channel_loop(
                     incidents = ids.len(),
                     error = e
                 );
-                bump(&status, &name, 0, 1, None);
                 outbox::failed(db.conn(), &ids, &e.to_string(), now)
             }
         };
@@ -958,7 +956,14 @@ async fn channel_loop(
                 return;
             }
         }
-        bump(&status, &name, 0, 0, outbox::depth(db.conn()).ok());
+        // The counters and the depth change together, once the outbox has recorded the result:
+        // `/metrics` never shows a message as both sent and still waiting.
+        let (sent, failed) = match &result {
+            Ok(()) => (1, 0),
+            Err(_) if retrying => (0, 0),
+            Err(_) => (0, 1),
+        };
+        bump(&status, &name, sent, failed, outbox::depth(db.conn()).ok());
     }
 }
 

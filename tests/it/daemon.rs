@@ -203,7 +203,9 @@ fn the_daemon_process_alerts_on_the_console_and_stops_cleanly() {
     let metrics = loop {
         let (code, body) = http_get(http, "/metrics");
         assert_eq!(code, 200);
-        if body.contains("gatewatch_incidents_open 1") || Instant::now() > deadline {
+        // The console printed the alert just before the outbox recorded it as sent.
+        let recorded = body.contains("gatewatch_outbox_depth 0");
+        if body.contains("gatewatch_incidents_open 1") && recorded || Instant::now() > deadline {
             break body;
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -540,7 +540,7 @@ fn mail_setup(to: &str) -> Option<(super::smtp::Smtp, tempfile::TempDir, PathBuf
     Some((smtp, dir, cfg))
 }
 
-fn email_channel(smtp: &super::smtp::Smtp, tls: &str, dir: &Path, to: &str) -> String {
+pub fn email_channel(smtp: &super::smtp::Smtp, tls: &str, dir: &Path, to: &str) -> String {
     let pw = write(
         dir,
         "smtp-password",
@@ -608,7 +608,7 @@ fn email_over_starttls_with_auth_threads_the_resolved_note_under_its_alert() {
 }
 
 /// The body of a mail with quoted-printable soft breaks and `=XX` escapes undone.
-fn decode_qp(raw: &str) -> String {
+pub fn decode_qp(raw: &str) -> String {
     let s = raw.replace("=\r\n", "");
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

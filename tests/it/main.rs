@@ -8,6 +8,7 @@ mod cli;
 mod daemon;
 mod delivery;
 mod detect;
+mod e2e;
 mod errors;
 mod golden;
 mod kb;

@@ -35,6 +35,18 @@ fn syslog_sink(
     (addr, handle)
 }
 
+/// The `defaults` section of the tests' HAProxy configurations: HTTP logs, short timeouts, no
+/// retries (every failed request is logged as it failed).
+pub const DEFAULTS: &str = "defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 1s
+    timeout client 10s
+    timeout server 1s
+    retries 0
+";
+
 fn config(
     listen: std::net::SocketAddr,
     u: &upstreams::Upstreams,
@@ -48,15 +60,7 @@ global
     log {s5424} format rfc5424 local0
     log {s3164} format rfc3164 local0
 
-defaults
-    mode http
-    log global
-    option httplog
-    timeout connect 1s
-    timeout client 10s
-    timeout server 1s
-    retries 0
-
+{DEFAULTS}
 frontend fe
     bind {listen}
     use_backend refused if {{ path_beg /refused }}

@@ -8,6 +8,15 @@ use std::process::Stdio;
 
 const JSON_FORMAT: &str = r#"'{"time":"$time_iso8601","remote_addr":"$remote_addr","request":"$request","status":$status,"host":"$host","upstream_addr":"$upstream_addr","upstream_status":"$upstream_status","upstream_connect_time":"$upstream_connect_time"}'"#;
 
+/// nginx's temporary folders, inside the test's folder (in the `http` block).
+pub fn temp_paths(dir: &Path) -> String {
+    ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+        .iter()
+        .map(|t| format!("    {t}_temp_path {}/tmp_{t};", dir.display()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn config(dir: &Path, listen: std::net::SocketAddr, u: &upstreams::Upstreams) -> String {
     let d = dir.display();
     let gatewatch_format = gatewatch::parse::nginx_access::GATEWATCH;
@@ -20,11 +29,7 @@ pid {d}/nginx.pid;
 error_log {d}/error.log info;
 events {{ worker_connections 128; }}
 http {{
-    client_body_temp_path {d}/tmp_body;
-    proxy_temp_path {d}/tmp_proxy;
-    fastcgi_temp_path {d}/tmp_fastcgi;
-    uwsgi_temp_path {d}/tmp_uwsgi;
-    scgi_temp_path {d}/tmp_scgi;
+{temp_paths}
     log_format gatewatch '{gatewatch_format}';
     log_format json escape=json {JSON_FORMAT};
     access_log {d}/access.log gatewatch;
@@ -54,6 +59,7 @@ http {{
     }}
 }}
 "#,
+        temp_paths = temp_paths(dir),
         dns = u.dns,
         r0 = u.refused[0],
         r1 = u.refused[1],

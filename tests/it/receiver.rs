@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Clone, Debug)]
 pub struct Request {
@@ -18,6 +18,8 @@ pub struct Request {
     pub body: String,
     /// The status it was answered with.
     pub status: u16,
+    /// When it arrived (wall clock, to compare with other processes' times).
+    pub received: SystemTime,
 }
 
 impl Request {
@@ -67,6 +69,7 @@ async fn record(
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
         status,
+        received: SystemTime::now(),
     });
     let mut h = HeaderMap::new();
     if let Some(s) = retry_after {

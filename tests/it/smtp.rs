@@ -87,8 +87,8 @@ impl Smtp {
         self.dir.path().join("certs/ca.pem")
     }
 
-    /// The messages received so far, raw, in order.
-    pub fn messages(&self) -> Vec<String> {
+    /// The files of the messages received so far (raw, one per message), in order.
+    pub fn message_files(&self) -> Vec<PathBuf> {
         let mut names: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("mail"))
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -96,6 +96,11 @@ impl Smtp {
             .collect();
         names.sort();
         names
+    }
+
+    /// The messages received so far, raw, in order.
+    pub fn messages(&self) -> Vec<String> {
+        self.message_files()
             .iter()
             .map(|p| std::fs::read_to_string(p).unwrap())
             .collect()

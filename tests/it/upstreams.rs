@@ -56,49 +56,121 @@ fn serve(behaviour: Behaviour, stop: Arc<AtomicBool>) -> SocketAddr {
             if stop.load(Ordering::SeqCst) {
                 return;
             }
-            let Ok(mut s) = conn else { continue };
+            let Ok(s) = conn else { continue };
             let stop = stop.clone();
-            thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut buf = [0u8; 4096];
-                let _ = s.read(&mut buf);
-                match behaviour {
-                    Behaviour::Ok => {
-                        let _ = s.write_all(
-                            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                        );
-                    }
-                    Behaviour::Hang => {
-                        // Hold the connection until the proxy gives up (bounded: 10 s).
-                        for _ in 0..100 {
-                            if stop.load(Ordering::SeqCst) {
-                                break;
-                            }
-                            thread::sleep(Duration::from_millis(100));
-                            if s.peek(&mut buf).is_ok_and(|n| n == 0) {
-                                break;
-                            }
-                        }
-                    }
-                    Behaviour::Close => {}
-                    Behaviour::Garbage => {
-                        let _ = s.write_all(b"this is not http at all\r\n\r\n");
-                    }
-                    Behaviour::InvalidHeader => {
-                        let _ = s.write_all(
-                            b"HTTP/1.1 200 OK\r\nBad Header: 1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                        );
-                    }
-                }
-            });
+            thread::spawn(move || answer(behaviour, s, &stop));
         }
     });
     addr
 }
 
+/// Answers one connection the way `behaviour` says.
+fn answer(behaviour: Behaviour, mut s: TcpStream, stop: &AtomicBool) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = [0u8; 4096];
+    let _ = s.read(&mut buf);
+    match behaviour {
+        Behaviour::Ok => {
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+        Behaviour::Hang => {
+            // Hold the connection until the proxy gives up (bounded: 10 s).
+            for _ in 0..100 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(100));
+                if s.peek(&mut buf).is_ok_and(|n| n == 0) {
+                    break;
+                }
+            }
+        }
+        Behaviour::Close => {}
+        Behaviour::Garbage => {
+            let _ = s.write_all(b"this is not http at all\r\n\r\n");
+        }
+        Behaviour::InvalidHeader => {
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nBad Header: 1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+            );
+        }
+    }
+}
+
+/// A healthy upstream that a test kills and brings back on the same address, as an
+/// operator's service crashes and restarts. It listens on 127.0.0.4, where no other test
+/// binds, so its port stays free (connections refused) while it is down.
+pub struct Killable {
+    pub addr: SocketAddr,
+    running: Option<(Arc<AtomicBool>, thread::JoinHandle<()>)>,
+}
+
+impl Killable {
+    pub fn start() -> Killable {
+        let listener = TcpListener::bind("127.0.0.4:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        Killable {
+            addr,
+            running: Some(Killable::accept(listener)),
+        }
+    }
+
+    fn accept(listener: TcpListener) -> (Arc<AtomicBool>, thread::JoinHandle<()>) {
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((s, _)) => {
+                        let _ = s.set_nonblocking(false);
+                        let flag = flag.clone();
+                        thread::spawn(move || answer(Behaviour::Ok, s, &flag));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(2)),
+                }
+            }
+            // The listener closes here: from now on connections are refused.
+        });
+        (stop, handle)
+    }
+
+    /// Stops listening; returns once connections are refused.
+    pub fn kill(&mut self) {
+        if let Some((stop, handle)) = self.running.take() {
+            stop.store(true, Ordering::SeqCst);
+            handle.join().unwrap();
+        }
+    }
+
+    /// Listens again on the same address.
+    pub fn restart(&mut self) {
+        assert!(self.running.is_none(), "the upstream is already running");
+        let mut tries = 0;
+        let listener = loop {
+            match TcpListener::bind(self.addr) {
+                Ok(l) => break l,
+                Err(e) if tries > 100 => panic!("binding {} again: {e}", self.addr),
+                Err(_) => {
+                    tries += 1;
+                    thread::sleep(Duration::from_millis(20));
+                }
+            }
+        };
+        self.running = Some(Killable::accept(listener));
+    }
+}
+
+impl Drop for Killable {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// An address nothing listens on, and nothing will: on 127.0.0.3, where no test binds (every
 /// other test listens on 127.0.0.1), so a port reused by a parallel test cannot answer.
-fn closed_port() -> SocketAddr {
+pub fn closed_port() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.3:0").unwrap();
     l.local_addr().unwrap()
 }
