@@ -582,7 +582,7 @@ impl Reader {
             syslogs,
             names,
             pipeline,
-            counters: Counters::default(),
+            counters: Counters::new(cfg.detect.max_upstreams),
             clock: None,
             out: Outputs {
                 kb,

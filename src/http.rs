@@ -228,7 +228,7 @@ pub fn metrics_text(st: &Status) -> String {
         &mut out,
         "gatewatch_upstreams_pooled_lines_total",
         "counter",
-        "Lines counted under upstream \"(other)\" in the stored counters: their hour already had 1000 distinct upstreams.",
+        "Lines counted under upstream \"(other)\" in the stored counters: their hour already had [detect] max_upstreams distinct ones.",
     );
     let _ = writeln!(
         out,

@@ -136,24 +136,40 @@ struct CounterKey {
     cause: Cause,
 }
 
-/// Distinct upstreams counted per source and hour; beyond, lines count under `(other)`, so a
-/// flood of made-up upstream names (a proxy passing to `$host`, say) cannot grow the state
-/// without bound.
-pub const UPSTREAMS_PER_HOUR: usize = 1000;
-/// What upstreams beyond [`UPSTREAMS_PER_HOUR`] are counted as.
+/// What upstreams beyond a source's hourly cap are counted as (see [`Counters::new`]).
 pub const OTHER_UPSTREAMS: &[u8] = b"(other)";
 
 /// Counts of lines since the last commit, per day, hour, source, upstream and cause.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Counters {
     counts: FxHashMap<CounterKey, FxHashMap<Box<[u8]>, i64>>,
     /// Upstreams counted per (hour since the epoch, source), for the last hours.
     seen: FxHashMap<(i64, u16), rustc_hash::FxHashSet<Box<[u8]>>>,
+    /// Distinct upstreams counted per source and hour.
+    cap: usize,
     /// Lines counted under `(other)` because their hour had too many upstreams.
     pub pooled: u64,
 }
 
+impl Default for Counters {
+    fn default() -> Counters {
+        Counters::new(crate::detect::DetectConfig::default().max_upstreams)
+    }
+}
+
 impl Counters {
+    /// Counters that keep at most `cap` distinct upstreams per source and hour (the detector's
+    /// `max_upstreams`); beyond, lines count under `(other)`, so a flood of made-up upstream
+    /// names (a proxy passing to `$host`, say) cannot grow the state without bound.
+    pub fn new(cap: usize) -> Counters {
+        Counters {
+            counts: FxHashMap::default(),
+            seen: FxHashMap::default(),
+            cap,
+            pooled: 0,
+        }
+    }
+
     /// Counts one line. Allocates only for an upstream not yet counted since the last commit.
     pub fn add(&mut self, time_ms: i64, source: u16, upstream: Option<&[u8]>, cause: Cause) {
         self.adjust(time_ms, source, upstream, cause, 1);
@@ -182,7 +198,7 @@ impl Counters {
         }
         let seen = self.seen.entry((hour, source)).or_default();
         if !up.is_empty() && !seen.contains(up) {
-            if seen.len() < UPSTREAMS_PER_HOUR {
+            if seen.len() < self.cap {
                 seen.insert(Box::from(up));
             } else {
                 up = OTHER_UPSTREAMS;

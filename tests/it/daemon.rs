@@ -203,8 +203,10 @@ fn the_daemon_process_alerts_on_the_console_and_stops_cleanly() {
     let metrics = loop {
         let (code, body) = http_get(http, "/metrics");
         assert_eq!(code, 200);
-        // The console printed the alert just before the outbox recorded it as sent.
-        let recorded = body.contains("gatewatch_outbox_depth 0");
+        // The console printed the alert just before the outbox recorded it as sent (the
+        // count and the depth change together, after that record).
+        let recorded = body.contains("gatewatch_alerts_sent_total{channel=\"console\"} 1")
+            && body.contains("gatewatch_outbox_depth 0");
         if body.contains("gatewatch_incidents_open 1") && recorded || Instant::now() > deadline {
             break body;
         }
@@ -245,7 +247,12 @@ fn after_repeated_kill_9_every_line_is_counted_once() {
     std::fs::create_dir_all(dir.path().join("logs")).unwrap();
     let log = dir.path().join("logs/access.log");
     let cfg_path = dir.path().join("gatewatch.toml");
-    std::fs::write(&cfg_path, config(dir.path(), "beginning")).unwrap();
+    // Every line names its own upstream: more upstreams than are counted per hour by default.
+    std::fs::write(
+        &cfg_path,
+        config(dir.path(), "beginning") + "\n[detect]\nmax_upstreams = 20000\n",
+    )
+    .unwrap();
     const LINES: u32 = 12_000;
     // The writer: every line names its own upstream, so the counters show each line's count;
     // the log is rotated (renamed away) every 2,500 lines, as logrotate does.
