@@ -18,6 +18,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "common/mod.rs"]
+mod common;
+use common::proc_stats;
+
 const FILES: usize = 20;
 const LINES_PER_SEC: u64 = 50_000;
 const BURSTS: usize = 60;
@@ -35,25 +39,6 @@ fn line(i: u64, status: u16, upstream: &str, connect: &str) -> String {
         i % 256,
         clf_now()
     )
-}
-
-/// (user + system) CPU seconds and resident memory (kB now, kB peak) of a process.
-fn proc_stats(pid: u32) -> (f64, u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (ticks / 100.0, kb("VmRSS:"), kb("VmHWM:"))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -742,7 +742,7 @@ impl Reader {
         let mut more = false;
         for f in files.iter_mut() {
             let mut notices = Vec::new();
-            let mut pending: Vec<Vec<u8>> = Vec::new();
+            let mut pending: Vec<Option<Vec<u8>>> = Vec::new();
             let Followed {
                 tailer,
                 parser,
@@ -761,8 +761,11 @@ impl Reader {
                 clock,
                 count_settled: false,
             };
+            // Line numbers count every line, over-long ones too.
+            let number = std::cell::Cell::new(*count);
             let mut handle = |line: &[u8], parser: &mut Parser, sink: &mut ReaderSink<'_>| {
-                *count += 1;
+                number.set(number.get() + 1);
+                let line_no = number.get();
                 match parser.parse(line) {
                     Ok(mut ev) => {
                         if ev.time.is_none() {
@@ -777,7 +780,7 @@ impl Reader {
                                 *sink.clock = Some((t.ms, Instant::now()));
                             }
                         }
-                        pipeline.push(*source, *count, line, ev, sink);
+                        pipeline.push(*source, line_no, line, ev, sink);
                     }
                     Err(_) => *unparsed += 1,
                 }
@@ -787,16 +790,20 @@ impl Reader {
                 lines += 1;
                 let Delivery::Line(line) = d else {
                     too_long += 1;
+                    match parser {
+                        Some(_) => number.set(number.get() + 1),
+                        None => pending.push(None),
+                    }
                     return;
                 };
                 match parser {
                     Some(p) => handle(line, p, &mut sink),
                     // The format is recognised from the first lines of the file.
-                    None => pending.push(line.to_vec()),
+                    None => pending.push(Some(line.to_vec())),
                 }
             });
-            if !pending.is_empty() {
-                let samples: Vec<&[u8]> = pending.iter().map(Vec::as_slice).collect();
+            if pending.iter().any(Option::is_some) {
+                let samples: Vec<&[u8]> = pending.iter().flatten().map(Vec::as_slice).collect();
                 let p = parser.insert(Parser::new(*format, opts, &samples));
                 log!(
                     Info,
@@ -805,9 +812,16 @@ impl Reader {
                     layout = p.describe()
                 );
                 for line in &pending {
-                    handle(line, p, &mut sink);
+                    match line {
+                        Some(line) => handle(line, p, &mut sink),
+                        None => number.set(number.get() + 1),
+                    }
                 }
+            } else {
+                // Only over-long lines so far: numbered, the format still unknown.
+                number.set(number.get() + pending.len() as u64);
             }
+            *count = number.get();
             *unparsed += too_long;
             *too_long_total += too_long;
             *too_long_unlogged += too_long;

@@ -110,7 +110,14 @@ pub struct Channel {
     transport: Transport,
 }
 
+/// Reads an extra trusted CA. Said loudly: every certificate that CA signs is trusted for this
+/// channel (the system's roots are still trusted; verification is never turned off).
 fn read_ca(path: &Path) -> anyhow::Result<Vec<u8>> {
+    log!(
+        Warn,
+        "a channel trusts an extra CA besides the system's roots",
+        ca_file = path.display()
+    );
     std::fs::read(path).with_context(|| format!("reading ca_file {}", path.display()))
 }
 

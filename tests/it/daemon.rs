@@ -184,7 +184,8 @@ fn the_daemon_process_alerts_on_the_console_and_stops_cleanly() {
     .unwrap();
     let (mut proc, rx) = spawn(&cfg_path);
     wait_for(&rx, "ready", Duration::from_secs(10));
-    let mut text = String::new();
+    // A line over the 64 KiB limit first: skipped, and counted as read, unparsed and too long.
+    let mut text = "x".repeat(70 * 1024) + "\n";
     for i in 0..25 {
         text.push_str(&access_line(i, 502, "10.0.7.7:9000", "-"));
     }
@@ -214,8 +215,9 @@ fn the_daemon_process_alerts_on_the_console_and_stops_cleanly() {
     };
     let file = log.display().to_string();
     for want in [
-        format!("gatewatch_lines_total{{file=\"{file}\"}} 25"),
-        format!("gatewatch_unparsed_lines_total{{file=\"{file}\"}} 0"),
+        format!("gatewatch_lines_total{{file=\"{file}\"}} 26"),
+        format!("gatewatch_unparsed_lines_total{{file=\"{file}\"}} 1"),
+        format!("gatewatch_overlong_lines_total{{file=\"{file}\"}} 1"),
         "gatewatch_events_total{cause=\"upstream_unreachable\"} 25".to_string(),
         "gatewatch_incidents_open 1".to_string(),
         "gatewatch_alerts_sent_total{channel=\"console\"} 1".to_string(),

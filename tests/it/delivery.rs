@@ -822,3 +822,53 @@ fn the_summary_mail_is_text_and_html_with_the_chart_inline() {
     );
     smtp.stop();
 }
+
+/// The webhook's signing key and the mail password never appear in the daemon's log, its
+/// `/metrics`, its status page, or an alert.
+#[test]
+fn secrets_stay_out_of_logs_metrics_pages_and_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start(super::upstreams::free_port());
+    let http = super::upstreams::free_port();
+    let secret = "TOPSECRET-hook-4711";
+    let password = "TOPSECRET-mail-0815";
+    std::fs::write(dir.path().join("mail-password"), password).unwrap();
+    let cfg = write(
+        dir.path(),
+        "gatewatch.toml",
+        &format!(
+            "{}\n[http]\nlisten = \"{http}\"\n",
+            daemon_config(
+                dir.path(),
+                &format!(
+                    "[[channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{}/hook\"\nsecret_env = \"GW_HOOK_SECRET\"\n\n\
+                     [[channel]]\nname = \"mail\"\nkind = \"email\"\nserver = \"{}\"\nfrom = \"gw@example.com\"\nto = [\"oncall@example.com\"]\nusername = \"gw\"\npassword_file = \"{}/mail-password\"\ntimeout = \"1s\"\n",
+                    hook.addr,
+                    super::upstreams::closed_port(),
+                    dir.path().display()
+                ),
+            )
+        ),
+    );
+    let (mut d, rx) = start(&cfg, &[("GW_HOOK_SECRET", secret)]);
+    burst(dir.path(), "10.0.7.7:9000", 25);
+    hook.wait_for_ok(1, Duration::from_secs(15));
+    // The mail server is not there: its failures are logged, with the error, not the password.
+    wait_for(&rx, "channel=mail", Duration::from_secs(15));
+    let mut seen = String::new();
+    for path in ["/metrics", "/api/incidents", "/"] {
+        seen += &super::daemon::http_get(http, path).1;
+    }
+    for r in hook.requests() {
+        seen += &r.body;
+        for (k, v) in &r.headers {
+            seen += &format!("{k}: {v}\n");
+        }
+    }
+    super::daemon::unsafe_kill(d.0.id(), "TERM");
+    d.0.wait().unwrap();
+    seen += &rx.try_iter().collect::<Vec<_>>().join("\n");
+    assert!(seen.contains("10.0.7.7:9000"), "the checks saw the alert");
+    assert!(!seen.contains(secret), "the webhook secret leaked");
+    assert!(!seen.contains(password), "the mail password leaked");
+}
