@@ -442,6 +442,14 @@ impl Templates {
     pub fn new(dir: Option<&Path>) -> anyhow::Result<Templates> {
         let mut env = Environment::new();
         env.add_filter("slack", slack_escape);
+        // Values from the logs (hosts, paths) as inline code: chat tools do not turn code
+        // into links.
+        env.add_filter("slack_codes", |v: Vec<String>| {
+            v.into_iter()
+                .map(|s| format!("`{}`", slack_escape(s.replace('`', "'"))))
+                .collect::<Vec<_>>()
+                .join(", ")
+        });
         env.add_filter("truncate_chars", truncate);
         env.add_filter("md", markdown_escape);
         env.set_syntax(

@@ -158,6 +158,24 @@ fn hostile_log_content_stays_inert_in_every_format() {
     assert!(!mail.html.contains("<script>"), "{}", mail.html);
     assert!(!mail.html.contains("<img"), "{}", mail.html);
     assert!(mail.html.contains("&lt;script&gt;"), "{}", mail.html);
+    // Nothing from the logs becomes a link (the only anchors are the knowledge base's docs);
+    // hosts and paths are code.
+    assert!(
+        mail.html
+            .split("<a ")
+            .skip(1)
+            .map(|a| a.split('>').next().unwrap_or(""))
+            .all(|tag| tag.starts_with("href=\"https:&#x2f;&#x2f;") && !tag.contains("evil")),
+        "{}",
+        mail.html
+    );
+    assert!(
+        mail.html.contains(
+            "<code>&lt;!channel&gt; &lt;@U123&gt; [click](http:&#x2f;&#x2f;evil.example)</code>"
+        ),
+        "{}",
+        mail.html
+    );
     // Terminal escapes and bells never reach a mail or a console.
     assert!(!mail.text.contains('\u{1b}') && !mail.text.contains('\u{7}'));
     assert!(mail.text.contains("\\x1b[31m"), "{}", mail.text);
@@ -176,6 +194,13 @@ fn hostile_log_content_stays_inert_in_every_format() {
     }
     assert!(
         texts.iter().any(|s| s.contains("&lt;!channel&gt;")),
+        "{texts:?}"
+    );
+    // The virtual host (a URL here) is inline code, which Slack never links.
+    assert!(
+        texts
+            .iter()
+            .any(|s| s.contains("`&lt;!channel&gt; &lt;@U123&gt; [click](http://evil.example)`")),
         "{texts:?}"
     );
 
