@@ -459,11 +459,70 @@ struct Reader {
     sender: Option<crate::send::Sender>,
     /// How many sources have their format recorded in the state.
     registered: usize,
+    /// The fallback state folder in use (the configured one could not be opened), and when
+    /// that was last said.
+    fallback: Option<(PathBuf, Instant)>,
+}
+
+/// Opens the state in the configured folder; when that fails (a read-only or full file system,
+/// no permission), opens a fallback state in `$RUNTIME_DIRECTORY` or the temporary folder,
+/// starting from a copy of the configured state when it can be read, and says so loudly.
+/// `fallback` is the fallback already in use (a reload keeps it). Returns the state, whether it
+/// is new, and the fallback folder if one is used.
+fn open_state(
+    dir: &Path,
+    fallback: Option<&Path>,
+) -> anyhow::Result<(State, bool, Option<PathBuf>)> {
+    if let Some(f) = fallback {
+        let (state, new) = State::open(f)?;
+        return Ok((state, new, Some(f.to_path_buf())));
+    }
+    let e = match State::open(dir) {
+        Ok((state, new)) => return Ok((state, new, None)),
+        Err(e) => e,
+    };
+    let base = std::env::var_os("RUNTIME_DIRECTORY")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let fb = base.join("gatewatch-fallback-state");
+    std::fs::create_dir_all(&fb).with_context(|| {
+        format!(
+            "{e:#}; and the fallback folder {} cannot be made",
+            fb.display()
+        )
+    })?;
+    for ext in ["", "-wal", "-shm"] {
+        let name = format!("{}{ext}", crate::state::FILE_NAME);
+        let _ = std::fs::remove_file(fb.join(&name));
+        let from = dir.join(&name);
+        if ext != "-shm" && from.exists() {
+            let _ = std::fs::copy(&from, fb.join(&name));
+        }
+    }
+    let (state, new) = State::open(&fb).with_context(|| {
+        format!(
+            "{e:#}; and the fallback state in {} cannot be opened",
+            fb.display()
+        )
+    })?;
+    log!(
+        Error,
+        "the state folder cannot be used; running on a fallback state (a copy, if the state could be read) that a restart with a writable state folder leaves behind",
+        state = dir.display(),
+        fallback = fb.display(),
+        error = format!("{e:#}")
+    );
+    Ok((state, new, Some(fb)))
 }
 
 impl Reader {
-    fn new(cfg: &Config, kb: Arc<Kb>, observers: Vec<Sender<Change>>) -> anyhow::Result<Reader> {
-        let (state, first_run) = State::open(&cfg.state_dir)?;
+    fn new(
+        cfg: &Config,
+        kb: Arc<Kb>,
+        observers: Vec<Sender<Change>>,
+        fallback: Option<&Path>,
+    ) -> anyhow::Result<Reader> {
+        let (state, first_run, fallback) = open_state(&cfg.state_dir, fallback)?;
         let mut plans = Vec::new();
         let mut alb_dirs: Vec<(String, AlbLocation, bool)> = Vec::new();
         let mut syslog_listens: Vec<(String, crate::time::Zone)> = Vec::new();
@@ -612,6 +671,7 @@ impl Reader {
             failing_since: None,
             sender: None,
             registered: 0,
+            fallback: fallback.map(|f| (f, Instant::now())),
         };
         r.restore_incidents()?;
         r.discover()?;
@@ -1270,7 +1330,7 @@ impl Daemon {
         kb: Arc<Kb>,
         observers: Vec<Sender<Change>>,
     ) -> anyhow::Result<Daemon> {
-        let mut reader = Reader::new(cfg, kb, observers)?;
+        let mut reader = Reader::new(cfg, kb, observers, None)?;
         let waker = Arc::new(tokio::sync::watch::channel(0u64).0);
         reader.out.sender = Some(waker.clone());
         let (wake, rx) = mpsc::channel();
@@ -1311,7 +1371,7 @@ impl Daemon {
         // The sender starts once what the logs already hold is read (and its alerts are in the
         // outbox): a summary due now covers the lines written while gatewatch was down.
         reader.sender = Some(crate::send::Sender::start(
-            cfg,
+            &reader.sender_config(cfg),
             reader.out.kb.clone(),
             reader.status.clone(),
             waker,
@@ -1462,6 +1522,7 @@ impl Reader {
             let result = self.read_all().map(|_| ());
             self.tick();
             self.remind(now_ms());
+            self.remind_fallback();
             // Incidents closed by the clock, and reminders, are written now, not with the next
             // lines (there may be none for a long time).
             let result = match result {
@@ -1503,6 +1564,29 @@ impl Reader {
                 );
                 return Ok(());
             }
+        }
+    }
+
+    /// The config the sender works with: the state folder actually in use.
+    fn sender_config(&self, cfg: &Config) -> Config {
+        let mut c = cfg.clone();
+        if let Some((f, _)) = &self.fallback {
+            c.state_dir = f.clone();
+        }
+        c
+    }
+
+    /// Says again, once a minute, that a fallback state is in use.
+    fn remind_fallback(&mut self) {
+        if let Some((f, said)) = &mut self.fallback
+            && said.elapsed() >= FAULT_LOG_EVERY
+        {
+            log!(
+                Error,
+                "still running on a fallback state; restart gatewatch once the state folder is writable",
+                fallback = f.display()
+            );
+            *said = Instant::now();
         }
     }
 
@@ -1608,7 +1692,8 @@ impl Reader {
             return Ok(());
         }
         let observers = std::mem::take(&mut self.out.observers);
-        let fresh = Reader::new(cfg, kb, observers);
+        let fallback = self.fallback.as_ref().map(|(f, _)| f.clone());
+        let fresh = Reader::new(cfg, kb, observers, fallback.as_deref());
         match fresh {
             Ok(mut r) => {
                 r.first_run = false;
@@ -1622,7 +1707,7 @@ impl Reader {
                 drop(self.sender.take());
                 if let Some(waker) = &r.out.sender {
                     match crate::send::Sender::start(
-                        cfg,
+                        &r.sender_config(cfg),
                         r.out.kb.clone(),
                         r.status.clone(),
                         waker.clone(),

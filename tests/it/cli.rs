@@ -191,8 +191,10 @@ fn standard_input_and_empty_files() {
 
 #[test]
 fn the_packaged_config_is_valid() {
+    // As the unit's pre-start check runs it: this machine need not have the logs it names.
     let o = run(&[
         "check",
+        "--no-access",
         "--config",
         concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/gatewatch.toml"),
         "--patterns",

@@ -277,6 +277,18 @@ fn every_bad_config_gets_one_line_naming_file_line_and_field() {
         stderr(&o)
     );
     assert!(CONFIG_CASES.len() >= 20);
+    // The unit's pre-start check leaves what is readable to the daemon.
+    std::fs::write(
+        &file,
+        base.replacen(
+            &format!("path = \"{d}/logs/access.log\""),
+            &format!("path = \"{d}/nowhere/access.log\""),
+            1,
+        ),
+    )
+    .unwrap();
+    let o = run(&["check", "--no-access", "--config", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
     for (what, from, to, expected) in CONFIG_CASES {
         let (from, to) = (from.replace("{d}", &d), to.replace("{d}", &d));
         assert!(base.contains(&from), "{what}: {from}");

@@ -226,3 +226,84 @@ fn with_the_disk_full_alerts_go_from_memory_and_are_recorded_once_there_is_room(
     assert!(closed.is_some());
     assert_eq!(failures, 25);
 }
+
+#[test]
+fn a_state_folder_gone_read_only_runs_on_a_fallback_copy_and_keeps_alerting() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    let state = dir.path().join("state");
+    let Some(_fs) = root.then(|| Tmpfs::mount(&state, "4m")).flatten() else {
+        available("root, to mount a small tmpfs for the read-only test", false);
+        return;
+    };
+    let hook = Receiver::start(super::upstreams::free_port());
+    let cfg = hook_config(dir.path(), &hook);
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let env = [("RUNTIME_DIRECTORY", run.to_str().unwrap())];
+    // A first run alerts on one upstream and stops with the incident open.
+    {
+        let (mut d, rx, _) = start_seen(&cfg, &env);
+        burst(dir.path(), "10.0.9.1:9000", 25);
+        wait_for(&rx, "incident opened", Duration::from_secs(10));
+        hook.wait_for_ok(1, Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(500));
+        let kill = Command::new("kill")
+            .args(["-TERM", &d.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        d.0.wait().unwrap();
+    }
+    // The state's file system goes read-only; gatewatch starts anyway, on a copy.
+    let ro = Command::new("mount")
+        .args(["-o", "remount,ro"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(ro.success());
+    let (_d, rx, seen) = start_seen(&cfg, &env);
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("running on a fallback state")),
+        "{seen:#?}"
+    );
+    assert!(
+        seen.iter().any(|l| l.contains("incident still open")),
+        "the copy knows the open incident: {seen:#?}"
+    );
+    assert!(run.join("gatewatch-fallback-state/gatewatch.db").exists());
+    // A new burst alerts; the old incident ends with its resolved note; nothing twice.
+    burst(dir.path(), "10.0.9.2:9000", 25);
+    let _still_reading = rx;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let kinds = loop {
+        let got: Vec<(String, String)> = hook
+            .requests()
+            .iter()
+            .filter(|r| r.status < 300)
+            .map(|r| {
+                let j = r.json();
+                (
+                    j["kind"].as_str().unwrap_or("").to_string(),
+                    j["incidents"][0]["upstream"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
+            .collect();
+        if got.len() >= 4 || std::time::Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let count = |k: &str, u: &str| kinds.iter().filter(|(a, b)| a == k && b == u).count();
+    assert_eq!(count("opened", "10.0.9.1:9000"), 1, "{kinds:?}");
+    assert_eq!(count("resolved", "10.0.9.1:9000"), 1, "{kinds:?}");
+    assert_eq!(count("opened", "10.0.9.2:9000"), 1, "{kinds:?}");
+    assert_eq!(count("resolved", "10.0.9.2:9000"), 1, "{kinds:?}");
+}
