@@ -284,4 +284,33 @@ fn threaded_scan_gives_the_same_results_as_one_thread() {
             }
         }
     }
+    // The other formats (HAProxy's parser keeps state between lines: read on a thread, never
+    // split), and all of the test data together.
+    let all: Vec<String> = std::fs::read_dir(data(""))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(all.len() >= 5, "{all:?}");
+    let mut sets: Vec<Vec<&str>> = all.iter().map(|f| vec![f.as_str()]).collect();
+    sets.push(all.iter().map(String::as_str).collect());
+    for files in sets {
+        let scan = |threads: &str| {
+            let mut args = vec![
+                "scan",
+                "--timezone",
+                "UTC",
+                "--events",
+                "--json",
+                "--threads",
+                threads,
+            ];
+            args.extend_from_slice(&files);
+            let o = run(&args);
+            (stdout(&o), stderr(&o), o.status.code())
+        };
+        assert_eq!(scan("3"), scan("1"), "{files:?}");
+    }
 }
