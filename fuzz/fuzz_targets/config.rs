@@ -12,17 +12,26 @@ fuzz_target!(|data: &[u8]| {
     };
     match Config::parse("fuzz.toml", text) {
         Ok(cfg) => {
-            // What the checks promise the detector and the joiner: durations are never negative
-            // (a duration too long for i64 milliseconds must be refused, not wrapped) and the
-            // window is at least a second.
+            // What the checks promise the detector, the joiner and the sender: durations are
+            // never negative and at most 100 years (milliseconds that are added to time stamps
+            // must not wrap or overflow), and the window is at least a second.
+            const MAX_MS: i64 = 100 * 31_557_600 * 1000;
             let d = &cfg.detect;
-            assert!(d.window_ms >= 1000, "window of {} ms", d.window_ms);
-            assert!(d.quiet_ms >= 0, "quiet of {} ms", d.quiet_ms);
             assert!(
-                cfg.join.before_ms >= 0 && cfg.join.after_ms >= 0,
-                "{:?}",
-                cfg.join
+                (1000..=MAX_MS).contains(&d.window_ms),
+                "window of {} ms",
+                d.window_ms
             );
+            for (key, ms) in [
+                ("quiet", d.quiet_ms),
+                ("join_before", cfg.join.before_ms),
+                ("join_after", cfg.join.after_ms),
+                ("group_wait", cfg.alerts.group_wait.as_millis() as i64),
+                ("give_up_after", cfg.alerts.give_up_after.as_millis() as i64),
+                ("retry_max", cfg.alerts.retry_max.as_millis() as i64),
+            ] {
+                assert!((0..=MAX_MS).contains(&ms), "{key} of {ms} ms");
+            }
             let _ = cfg.alert_channels();
         }
         Err(errors) => {

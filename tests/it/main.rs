@@ -8,6 +8,7 @@ mod cli;
 mod daemon;
 mod delivery;
 mod detect;
+mod fuzz_regressions;
 mod golden;
 mod kb;
 mod props;
