@@ -1,11 +1,12 @@
-//! Inputs the fuzz targets (`fuzz/`) found, each pinned through the public API; named after the
-//! bug, with the target that found it.
+//! Bugs found by fuzzing (`fuzz/`), each pinned through the public API; named after the bug,
+//! with the target that found it.
 
 use gatewatch::config::Config;
 
-/// Found by the `config` target: a duration too long for `i64` milliseconds was accepted and
-/// wrapped, so `window = "9223372036854776s"` checked fine and gave a negative window (and
-/// `group_wait` or `renotify` overflowed when added to a time stamp).
+/// Found while writing the `config` target's checks (its assertion now catches it): a duration
+/// too long for `i64` milliseconds was accepted and wrapped, so `window = "9223372036854776s"`
+/// checked fine and gave a negative window (and `group_wait` or `renotify` overflowed when added
+/// to a time stamp).
 #[test]
 fn config_refuses_durations_that_do_not_fit_in_milliseconds() {
     for (table, key) in [
