@@ -60,7 +60,7 @@ for t in $targets; do
             echo "fuzz: $t: the input ($a), base64:" >&2
             base64 -w0 "$a" >&2 || true
             echo >&2
-            echo "fuzz: reproduce with: (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run $t $a)" >&2
+            echo "fuzz: reproduce with: (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer $sanitizer $t $a)" >&2
         done
     fi
 done

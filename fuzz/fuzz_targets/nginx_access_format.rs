@@ -1,6 +1,6 @@
-//! A `log_format` compiled from arbitrary text (the input's first line, `\n` written as `\\n`
-//! inside it is the directive's own escape), then the remaining lines parsed with it under each
-//! escaping. A format that compiles must parse any line without panicking.
+//! A `log_format` compiled from arbitrary text (the input's first line: the bare format, quoted
+//! strings or the whole directive), then the remaining lines parsed with it, and with the same
+//! text compiled under each escaping. A format that compiles must parse any line without panicking.
 #![no_main]
 
 use gatewatch::event::Format;
