@@ -438,9 +438,20 @@ impl Default for Config {
     }
 }
 
+/// The longest duration a key accepts. Durations become milliseconds in an `i64` that is added
+/// to time stamps; a longer one would wrap (a negative window) or overflow.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600); // humantime: 365.25-day years
+
 /// Parses `5m`, `90s`, `1h 30m`.
 fn duration(p: &mut Problems<'_>, v: &Spanned<String>, key: &str) -> Option<Duration> {
     match humantime::parse_duration(v.get_ref()) {
+        Ok(d) if d > MAX_DURATION => {
+            p.at(
+                v.span().start,
+                format!("{key}: {:?} is too long (at most 100 years)", v.get_ref()),
+            );
+            None
+        }
         Ok(d) => Some(d),
         Err(e) => {
             p.at(

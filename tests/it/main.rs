@@ -10,6 +10,7 @@ mod delivery;
 mod detect;
 mod e2e;
 mod errors;
+mod fuzz_regressions;
 mod golden;
 mod kb;
 mod props;

@@ -62,6 +62,48 @@ fn mutated_line() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
+/// A knowledge-base entry with characters replaced, removed or repeated.
+fn damaged_entry() -> impl Strategy<Value = gatewatch::kb::Source> {
+    let sources = gatewatch::cli::embedded_sources();
+    (
+        prop::sample::select(sources),
+        prop::collection::vec((any::<usize>(), any::<char>(), 0u8..3), 0..6),
+    )
+        .prop_map(|(mut src, edits)| {
+            let mut chars: Vec<char> = src.text.chars().collect();
+            for (pos, c, op) in edits {
+                if chars.is_empty() {
+                    break;
+                }
+                let p = pos % chars.len();
+                match op {
+                    0 => chars[p] = c,
+                    1 => {
+                        chars.remove(p);
+                    }
+                    _ => chars.insert(p, c),
+                }
+            }
+            src.text = chars.into_iter().collect();
+            src
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn pattern_loader_never_panics_on_damaged_entries(src in damaged_entry()) {
+        let lines = src.text.split('\n').count();
+        if let Err(errors) = gatewatch::kb::Kb::load(std::slice::from_ref(&src)) {
+            prop_assert!(!errors.is_empty());
+            for e in errors {
+                prop_assert!(e.line <= lines, "{}", e);
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
@@ -91,6 +133,19 @@ proptest! {
         let _ = LogFormat::from_directive(&text);
         let _ = gatewatch::config::Config::parse("x.toml", &text);
         let _ = text.parse::<gatewatch::time::Zone>();
+    }
+
+    #[test]
+    fn stateless_parsers_do_not_depend_on_earlier_lines(
+        lines in prop::collection::vec(mutated_line(), 1..6),
+    ) {
+        // The threaded scan parses a file's blocks out of order for these formats.
+        for fresh in parsers().into_iter().filter(Parser::is_stateless) {
+            let mut warm = fresh.clone();
+            for line in &lines {
+                prop_assert_eq!(warm.parse(line), fresh.clone().parse(line));
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,13 @@
+//! AWS ALB access-log lines (their times carry their own zone, so UTC only).
+#![no_main]
+
+use gatewatch::event::Format;
+use gatewatch::parse::Parser;
+use gatewatch_fuzz::{lines, options, parse_lines, zones};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let lines = lines(data);
+    let opts = options(zones().swap_remove(0));
+    parse_lines(&Parser::new(Format::Alb, &opts, &[]), &lines);
+});
