@@ -21,24 +21,27 @@ echo "file: $log ($lines lines, $((bytes / 1000000)) MB)"
 # `wc -l` only reads the file and counts newlines: the floor for anything that looks at every
 # line through read(2).
 hyperfine --style basic --warmup 2 --runs 10 --export-json "$dir/hyperfine.json" \
-    "$gw scan --timezone UTC $log" "rg -c ' 502 ' $log" "wc -l $log" >/dev/null
+    "$gw scan --timezone UTC $log" "rg -c ' 502 ' $log" "wc -l $log" \
+    "$gw scan --threads 1 --timezone UTC $log" >/dev/null
 
 python3 - "$dir/hyperfine.json" "$lines" "$bytes" <<'PY'
 import json, sys
 runs = json.load(open(sys.argv[1]))["results"]
 lines, size = int(sys.argv[2]), int(sys.argv[3])
-gw, rg, wc = runs[0], runs[1], runs[2]
-for r in runs:
+gw, rg, wc, one = runs[0], runs[1], runs[2], runs[3]
+names = ["gatewatch", "rg", "wc", "gw 1 thr"]
+for name, r in zip(names, runs):
     m = r["median"]
-    print(f"{r['command'].split()[0].split('/')[-1]:>10}: median {m*1000:7.1f} ms  "
+    print(f"{name:>10}: median {m*1000:7.1f} ms  "
           f"{lines/m/1e6:6.2f} M lines/s  {size/m/1e6:7.0f} MB/s  (min {r['min']*1000:.1f} ms, max {r['max']*1000:.1f} ms)")
 print(f"gatewatch scan runs at {rg['median']/gw['median']:.3f} of ripgrep's count speed "
-      f"(1/{gw['median']/rg['median']:.1f}); wc -l (reading and counting lines only) at "
+      f"(1/{gw['median']/rg['median']:.1f}); with --threads 1 at {rg['median']/one['median']:.3f} "
+      f"(1/{one['median']/rg['median']:.1f}); wc -l (reading and counting lines only) at "
       f"{rg['median']/wc['median']:.3f} of it")
 PY
 
 rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
-echo "peak RSS of gatewatch scan: $(rss "$gw" scan --timezone UTC "$log") KiB"
+echo "peak RSS of gatewatch scan: $(rss "$gw" scan --timezone UTC "$log") KiB (--threads 1: $(rss "$gw" scan --threads 1 --timezone UTC "$log") KiB)"
 big="$dir/access-x4.log"
 if [ ! -s "$big" ]; then
     target/release/examples/genlog --lines $((lines * 4)) --burst-at 300 --burst-for 60 > "$big"
