@@ -1620,17 +1620,25 @@ impl Reader {
     /// sender directly, deciding as the outbox would. They stay in `notices`, marked
     /// delivered, and are recorded as sent once the state can be written.
     fn hand_over(&mut self) {
-        if self.out.notices.iter().all(|n| n.delivered) {
+        if self.out.notices.iter().all(|n| n.delivered.is_some()) {
             return;
         }
         let open = self.open_incidents();
         let now = now_ms();
         let mut messages: Vec<crate::outbox::MemoryMessage> = Vec::new();
         let mut opened: Vec<(String, bool)> = Vec::new();
+        // Notices go out in messages grouped by kind (consecutive ones of the same kind share
+        // one), the same groups on every channel. A group's time stamp, `now` plus its number,
+        // makes its message id, which the notices keep for the outbox.
+        let mut made: Vec<(usize, i64)> = Vec::new();
+        let mut group: Option<(AlertKind, i64)> = None;
         {
             let mut a = alerting(&self.out, &self.names, &open);
             a.now_ms = now;
-            for n in self.out.notices.iter().filter(|n| !n.delivered) {
+            for (i, n) in self.out.notices.iter().enumerate() {
+                if n.delivered.is_some() {
+                    continue;
+                }
                 let (send, silenced) =
                     crate::outbox::decide(self.state.conn(), &a, n, &self.out.silenced_in_memory);
                 let key = crate::alert::incident_key(a.host, a.kb, &n.incident);
@@ -1638,21 +1646,33 @@ impl Reader {
                     opened.push((key.clone(), silenced));
                 }
                 if !send {
+                    made.push((i, now));
                     continue;
                 }
+                let stamp = match group {
+                    Some((kind, stamp)) if kind == n.kind => stamp,
+                    Some((_, stamp)) => stamp + 1,
+                    None => now,
+                };
+                group = Some((n.kind, stamp));
+                made.push((i, stamp));
                 for (channel, lang) in a.channels {
                     let item = crate::alert::item(&n.incident, a.kb, *lang, a.host, a.sources);
-                    match messages.iter_mut().rev().find(|m| m.channel == *channel) {
-                        Some(m) if m.kind == n.kind => {
+                    match messages
+                        .iter_mut()
+                        .rev()
+                        .find(|m| m.channel == *channel && m.created == stamp)
+                    {
+                        Some(m) => {
                             m.keys.push(key.clone());
                             m.items.push(item);
                         }
-                        _ => messages.push(crate::outbox::MemoryMessage {
+                        None => messages.push(crate::outbox::MemoryMessage {
                             channel: channel.clone(),
                             kind: n.kind,
                             keys: vec![key.clone()],
                             items: vec![item],
-                            created: now,
+                            created: stamp,
                             attempts: 0,
                             next_try: now,
                         }),
@@ -1661,8 +1681,8 @@ impl Reader {
             }
         }
         self.out.silenced_in_memory.extend(opened);
-        for n in &mut self.out.notices {
-            n.delivered = true;
+        for (i, stamp) in made {
+            self.out.notices[i].delivered = Some(stamp);
         }
         if messages.is_empty() {
             return;

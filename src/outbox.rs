@@ -19,8 +19,9 @@ pub struct Notice {
     pub kind: AlertKind,
     pub incident: Incident,
     /// Already handed to the sender from memory (the state could not be written when it
-    /// happened): recorded as sent, never sent again.
-    pub delivered: bool,
+    /// happened), in the message made at this time (Unix ms): recorded as sent, with that
+    /// message's id, never sent again.
+    pub delivered: Option<i64>,
 }
 
 impl Notice {
@@ -28,7 +29,7 @@ impl Notice {
         Notice {
             kind,
             incident,
-            delivered: false,
+            delivered: None,
         }
     }
 }
@@ -46,6 +47,11 @@ pub struct MemoryMessage {
     pub created: i64,
     pub attempts: u32,
     pub next_try: i64,
+}
+
+/// The id of a message sent from memory: made at `made` (Unix ms) for `channel`.
+pub fn memory_message_id(made: i64, channel: &str) -> String {
+    crate::send::message_id(made, &format!("mem-{channel}"))
 }
 
 /// Messages waiting in memory, shared by the reader (which adds) and the sender (which takes).
@@ -224,26 +230,29 @@ pub fn record(tx: &Transaction<'_>, a: &Alerting<'_>, notices: &[Notice]) -> any
         }
         for (channel, lang) in a.channels {
             let item = alert::item(inc, a.kb, *lang, a.host, a.sources);
-            if n.delivered {
+            let item = serde_json::to_string(&item)?;
+            if let Some(made) = n.delivered {
                 // Sent from memory while the state could not be written: history, not a
-                // message to send.
+                // message to send (its id lets a later message refer to it).
                 tx.prepare_cached(
                     "INSERT INTO outbox (channel, incident, kind, item, created, state, attempts, next_try, last_error, message_id, done)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 'sent', 1, ?5, 'sent from memory: the state could not be written', 'memory', ?5)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'sent', 1, ?5, 'sent from memory: the state could not be written', ?6, ?5)",
                 )?
+                .execute(params![
+                    channel,
+                    key,
+                    n.kind.as_str(),
+                    item,
+                    a.now_ms,
+                    memory_message_id(made, channel),
+                ])?;
             } else {
                 tx.prepare_cached(
                     "INSERT INTO outbox (channel, incident, kind, item, created, state, attempts, next_try)
                      VALUES (?1, ?2, ?3, ?4, ?5, 'pending', 0, ?5)",
                 )?
+                .execute(params![channel, key, n.kind.as_str(), item, a.now_ms])?;
             }
-            .execute(params![
-                channel,
-                key,
-                n.kind.as_str(),
-                serde_json::to_string(&item)?,
-                a.now_ms,
-            ])?;
         }
     }
     Ok(())

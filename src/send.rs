@@ -541,7 +541,7 @@ fn now_ms() -> i64 {
 }
 
 /// A message's id: stable for its rows, so a retry carries the same one.
-fn message_id(first_row: i64, channel: &str) -> String {
+pub(crate) fn message_id(first_row: i64, channel: &str) -> String {
     let ch: String = channel
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
@@ -730,7 +730,7 @@ async fn send_from_memory(
     mut m: outbox::MemoryMessage,
 ) {
     let name = &cfg.name;
-    let id = message_id(m.created, &format!("mem-{name}"));
+    let id = outbox::memory_message_id(m.created, name);
     let v = alert::compose(m.kind, &ch.host, cfg.lang, &id, m.items.clone());
     let thread = Thread {
         message_id: id,

@@ -208,14 +208,22 @@ fn with_the_disk_full_alerts_go_from_memory_and_are_recorded_once_there_is_room(
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    let memory = Some("memory".to_string());
-    assert_eq!(
-        rows,
-        vec![
-            ("opened".into(), "sent".into(), memory.clone()),
-            ("resolved".into(), "sent".into(), memory)
-        ]
+    let kinds: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|(k, s, _)| (k.as_str(), s.as_str()))
+        .collect();
+    assert_eq!(kinds, [("opened", "sent"), ("resolved", "sent")]);
+    // Recorded with the ids the messages went out with (a later mail refers to them).
+    let ids: Vec<String> = rows.iter().map(|r| r.2.clone().unwrap()).collect();
+    assert!(
+        ids.iter()
+            .all(|id| id.starts_with("gw-") && id.ends_with("-mem-hook")),
+        "{ids:?}"
     );
+    assert_ne!(ids[0], ids[1]);
+    for (id, req) in ids.iter().zip(hook.requests().iter()) {
+        assert_eq!(req.header("x-gatewatch-delivery"), Some(id.as_str()));
+    }
     let (closed, failures): (Option<i64>, i64) = db(dir.path())
         .query_row(
             "SELECT closed_ms, failures FROM incidents WHERE upstream = '10.0.9.9:9000'",
