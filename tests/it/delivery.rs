@@ -67,6 +67,14 @@ fn start(cfg: &Path, env: &[(&str, &str)]) -> (Running, mpsc::Receiver<String>) 
     (d, rx)
 }
 
+/// A webhook channel named `hook` posting to the receiver.
+pub fn hook_channel(hook: &Receiver) -> String {
+    format!(
+        "[[channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{}/hook\"\n",
+        hook.addr
+    )
+}
+
 pub fn burst(dir: &Path, upstream: &str, n: u32) {
     let text: String = (0..n).map(|i| access_line(i, 502, upstream, "-")).collect();
     append(&dir.join("logs/access.log"), &text);
@@ -204,13 +212,7 @@ fn a_refused_alert_is_recorded_not_retried_and_the_next_one_still_goes() {
         "gatewatch.toml",
         &format!(
             "{}\n[http]\nlisten = \"{http}\"\n",
-            daemon_config(
-                dir.path(),
-                &format!(
-                    "[[channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{}/hook\"\n",
-                    hook.addr
-                ),
-            )
+            daemon_config(dir.path(), &hook_channel(&hook),)
         ),
     );
     let (_d, rx) = start(&cfg, &[]);
@@ -253,14 +255,8 @@ fn forty_upstreams_failing_at_once_make_one_message_and_reminders_follow() {
     let cfg = write(
         dir.path(),
         "gatewatch.toml",
-        &daemon_config(
-            dir.path(),
-            &format!(
-                "[[channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{}/hook\"\n",
-                hook.addr
-            ),
-        )
-        .replace("renotify = \"off\"", "renotify = \"2s\""),
+        &daemon_config(dir.path(), &hook_channel(&hook))
+            .replace("renotify = \"off\"", "renotify = \"2s\""),
     );
     let (_d, _rx) = start(&cfg, &[]);
     let mut text = String::new();
@@ -303,13 +299,7 @@ fn a_silence_keeps_alerts_quiet_but_the_incident_is_recorded() {
     let cfg = write(
         dir.path(),
         "gatewatch.toml",
-        &daemon_config(
-            dir.path(),
-            &format!(
-                "[[channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{}/hook\"\n",
-                hook.addr
-            ),
-        ),
+        &daemon_config(dir.path(), &hook_channel(&hook)),
     );
     let c = cfg.to_str().unwrap();
     let o = run(&[

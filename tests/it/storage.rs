@@ -4,7 +4,7 @@
 //! (not sent twice).
 
 use super::daemon::wait_for;
-use super::delivery::{burst, daemon_config, db, start_seen, write};
+use super::delivery::{burst, daemon_config, db, hook_channel, start_seen, write};
 use super::receiver::Receiver;
 use super::*;
 use std::time::Duration;
@@ -13,13 +13,7 @@ fn hook_config(dir: &Path, hook: &Receiver) -> PathBuf {
     write(
         dir,
         "gatewatch.toml",
-        &daemon_config(
-            dir,
-            &format!(
-                "[[channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{}/hook\"\ntimeout = \"2s\"\n",
-                hook.addr
-            ),
-        ),
+        &daemon_config(dir, &hook_channel(hook)),
     )
 }
 
