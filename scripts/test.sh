@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with only Rust and Python: installs the real
 # servers the end-to-end tests drive (nginx, HAProxy, an SMTP server, S3, a browser), then runs
-# every test.
+# every test. Debian's packages go in with apt-get (as root, or through sudo); moto's S3 server
+# goes into a virtual environment under target/ (Debian's own python3 refuses pip installs
+# outside one), so nothing is installed with pip into the system.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,8 @@ command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 # and openssl for its test certificates.
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# The virtual environment for moto (Debian's python3 has no venv/ensurepip without it).
+/usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 # A real browser for the status page (headless Chromium, driven over DevTools from Python).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 /usr/bin/python3 -c 'import websocket' 2>/dev/null || missing+=(python3-websocket)
@@ -34,8 +38,21 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ "$created_policy" = 0 ] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
-# A real S3-compatible server for the S3 test (moto's, from PyPI), for the python3 on PATH.
-python3 -c 'import moto.server' 2>/dev/null || python3 -m pip install --quiet 'moto[server]'
+# A real S3-compatible server for the S3 test (moto's, from PyPI), in a virtual environment of
+# Debian's /usr/bin/python3 under target/; the test finds it through GATEWATCH_TEST_MOTO_PYTHON.
+venv=target/test-venv
+if ! "$venv/bin/python" -c 'import moto.server' 2>/dev/null; then
+    echo "scripts/test.sh: installing moto's S3 server into $venv (from PyPI)"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]'
+fi
+export GATEWATCH_TEST_MOTO_PYTHON="$PWD/$venv/bin/python"
+# GATEWATCH_SETUP_ONLY=1 stops here: everything is installed, no test has run.
+if [ "${GATEWATCH_SETUP_ONLY:-0}" = 1 ]; then
+    echo "scripts/test.sh: set-up done (GATEWATCH_SETUP_ONLY=1: no test run)"
+    exit 0
+fi
 
 cargo test --all-targets
 cargo test --doc

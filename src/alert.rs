@@ -408,6 +408,37 @@ fn slack_escape(s: String) -> String {
         .replace('>', "&gt;")
 }
 
+/// Knowledge-base text for HTML: escaped, with its `code spans` shown as `<code>` (the text
+/// is written with Markdown backticks; an unpaired backtick stays as it is).
+pub fn html_code_spans(s: &str) -> minijinja::Value {
+    fn escape(out: &mut String, s: &str) {
+        for c in s.chars() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '"' => out.push_str("&quot;"),
+                '\'' => out.push_str("&#39;"),
+                c => out.push(c),
+            }
+        }
+    }
+    let mut out = String::with_capacity(s.len() + 32);
+    let mut rest = s;
+    while let Some(open) = rest.find('`') {
+        let Some(len) = rest[open + 1..].find('`') else {
+            break;
+        };
+        escape(&mut out, &rest[..open]);
+        out.push_str("<code>");
+        escape(&mut out, &rest[open + 1..open + 1 + len]);
+        out.push_str("</code>");
+        rest = &rest[open + 2 + len..];
+    }
+    escape(&mut out, rest);
+    minijinja::Value::from_safe_string(out)
+}
+
 /// Markdown (Teams, Discord) must not turn log content into links, mentions or formatting.
 fn markdown_escape(s: String) -> String {
     let mut out = String::with_capacity(s.len());
@@ -452,6 +483,7 @@ impl Templates {
         });
         env.add_filter("truncate_chars", truncate);
         env.add_filter("md", markdown_escape);
+        env.add_filter("code_spans", |s: String| html_code_spans(&s));
         env.set_syntax(
             minijinja::syntax::SyntaxConfig::builder()
                 .trim_blocks(true)

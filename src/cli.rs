@@ -18,6 +18,24 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// A command line that cannot run as given: an invalid argument value, or a refusal (root
+/// without `--allow-root`). Exit status 2, like clap's own usage errors.
+#[derive(Debug)]
+struct Usage(String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// An invalid argument: exit status 2.
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(Usage(message.into()))
+}
+
 /// The config file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG: &str = "/etc/gatewatch/gatewatch.toml";
 
@@ -38,8 +56,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Watch the daemon at work: it follows nginx logs in a temporary folder while a minute of
-    /// traffic with an unreachable upstream is written into them, and alerts on the console.
+    /// Watch the daemon at work: it follows nginx logs in a temporary folder while about twenty
+    /// seconds of traffic with an unreachable upstream is written into them, and alerts on the console.
     Demo {
         /// The folder for the logs and the state [default: a new one under the temporary folder]
         #[arg(long)]
@@ -127,6 +145,7 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum SilenceAction {
+    #[command(group = clap::ArgGroup::new("end").required(true).multiple(false))]
     /// Add a silence: incidents of matching upstreams that open while it lasts are recorded
     /// but not alerted; reminders of open ones stop.
     Add {
@@ -137,10 +156,10 @@ enum SilenceAction {
         #[arg(long)]
         entry: Option<String>,
         /// How long, e.g. 2h, 30m.
-        #[arg(long = "for", value_name = "DURATION", conflicts_with = "until")]
+        #[arg(long = "for", value_name = "DURATION", group = "end")]
         duration: Option<String>,
         /// Until a time (RFC 3339, e.g. 2026-12-01T06:00:00+01:00).
-        #[arg(long)]
+        #[arg(long, group = "end")]
         until: Option<String>,
         /// Why (shown in the list and the logs).
         #[arg(long)]
@@ -221,7 +240,12 @@ struct ScanArgs {
     files: Vec<String>,
 }
 
-/// Runs the command line; returns the process exit code.
+/// The exit status of a command line that cannot run as given (clap's, for its own errors).
+const EXIT_USAGE: u8 = 2;
+
+/// Runs the command line; returns the process exit code: 0 done, 1 the command failed (a
+/// problem found by `check`, a file that cannot be read, a send that failed), 2 it cannot run
+/// as given (invalid arguments, root without `--allow-root`).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -232,7 +256,7 @@ pub fn main() -> ExitCode {
                 eprintln!(
                     "gatewatch run: refusing to run as root. gatewatch only reads the logs and writes its state folder: run it as its own user (the packaged systemd unit runs as user gatewatch in group adm), or pass --allow-root (GATEWATCH_ALLOW_ROOT=1) if you must."
                 );
-                return ExitCode::from(2);
+                return ExitCode::from(EXIT_USAGE);
             }
             run_daemon(config)
         }
@@ -271,7 +295,11 @@ pub fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("gatewatch: error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<Usage>().is_some() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -349,6 +377,16 @@ pub fn read_pattern_dirs(dirs: &[PathBuf]) -> Result<Vec<Source>, FileErrors> {
     }
 }
 
+/// The knowledge base a config names: its pattern folders (a missing one reported at the
+/// config's line), or the built-in one.
+fn config_kb(cfg: &Config) -> Result<Kb, FileErrors> {
+    let errors = cfg.pattern_dir_errors();
+    if !errors.is_empty() {
+        return Err(FileErrors(errors));
+    }
+    load_kb(&cfg.pattern_dirs)
+}
+
 /// The knowledge base from folders, or the built-in one when none are given.
 pub fn load_kb(dirs: &[PathBuf]) -> Result<Kb, FileErrors> {
     let sources = if dirs.is_empty() {
@@ -359,11 +397,10 @@ pub fn load_kb(dirs: &[PathBuf]) -> Result<Kb, FileErrors> {
     Kb::load(&sources).map_err(FileErrors)
 }
 
-/// The built-in configuration: the logs nginx's configuration names (`nginx -T`) and the
-/// standard paths that exist; state in systemd's state directory or /var/lib/gatewatch; alerts
-/// on standard error. Also returns why each log was chosen, and notes.
-fn builtin_config() -> (Config, Vec<String>, Vec<String>) {
-    let mut cfg = Config::default();
+/// The logs nginx's configuration names (`nginx -T`) and the standard paths that exist, added
+/// to a config that names no source (no config file, or one without `[[source]]`). Returns why
+/// each log was chosen, and notes.
+fn discover_sources(cfg: &mut Config) -> (Vec<String>, Vec<String>) {
     let (found, notes) = crate::discover::discover(&Zone::Local);
     let mut why = Vec::new();
     for f in found {
@@ -372,6 +409,15 @@ fn builtin_config() -> (Config, Vec<String>, Vec<String>) {
         }
         cfg.sources.push(f.source);
     }
+    (why, notes)
+}
+
+/// The built-in configuration: the logs found on this machine ([`discover_sources`]); state in
+/// systemd's state directory or /var/lib/gatewatch; alerts on standard error. Also returns why
+/// each log was chosen, and notes.
+fn builtin_config() -> (Config, Vec<String>, Vec<String>) {
+    let mut cfg = Config::default();
+    let (why, notes) = discover_sources(&mut cfg);
     if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
         // systemd's StateDirectory= (several are separated by ':').
         let first = dir
@@ -388,14 +434,28 @@ fn builtin_config() -> (Config, Vec<String>, Vec<String>) {
 /// The configuration `run` uses, and where it came from.
 fn daemon_config(path: Option<&Path>) -> anyhow::Result<(Config, Arc<Kb>)> {
     let explicit = path.is_some() || Path::new(DEFAULT_CONFIG).exists();
-    let cfg = if explicit {
-        load_config(path)?
+    let (mut cfg, mut found) = if explicit {
+        (load_config(path)?, None)
     } else {
         let (cfg, why, notes) = builtin_config();
+        (cfg, Some((why, notes)))
+    };
+    // A config file without [[source]] follows what is found, as no config file does.
+    if explicit && cfg.sources.is_empty() {
+        found = Some(discover_sources(&mut cfg));
+    }
+    if let Some((why, notes)) = found {
         crate::log!(
             Info,
-            "no config file; following the logs found on this machine",
-            config = DEFAULT_CONFIG,
+            if explicit {
+                "the config names no [[source]]; following the logs found on this machine"
+            } else {
+                "no config file; following the logs found on this machine"
+            },
+            config = cfg
+                .file
+                .as_ref()
+                .map_or(DEFAULT_CONFIG.to_string(), |f| f.display().to_string()),
             sources = cfg.sources.len()
         );
         for w in why {
@@ -404,9 +464,8 @@ fn daemon_config(path: Option<&Path>) -> anyhow::Result<(Config, Arc<Kb>)> {
         for n in notes {
             crate::log!(Info, "note", note = n);
         }
-        cfg
-    };
-    let kb = load_kb(&cfg.pattern_dirs)?;
+    }
+    let kb = config_kb(&cfg)?;
     Ok((cfg, Arc::new(kb)))
 }
 
@@ -420,8 +479,14 @@ fn run_daemon(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     use tokio::signal::unix::{SignalKind, signal};
     let (cfg, kb) = daemon_config(config.as_deref())?;
     if cfg.sources.is_empty() {
+        let how = match &cfg.file {
+            Some(f) => format!("add a [[source]] (path = …, format = …) to {}", f.display()),
+            None => format!(
+                "name your logs in a config file ([[source]] path = …, format = …) at {DEFAULT_CONFIG} or pass it with --config"
+            ),
+        };
         anyhow::bail!(
-            "no log to follow: nginx's configuration names none and no standard log path exists; name your logs in a config file ([[source]] path = …, format = …) and pass it with --config"
+            "no log to follow: nginx's configuration (nginx -T) names none and no standard log path exists; {how}"
         );
     }
     for s in &cfg.sources {
@@ -504,9 +569,7 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
         None if Path::new(DEFAULT_CONFIG).exists() => PathBuf::from(DEFAULT_CONFIG),
         None => return Ok(Config::default()),
     };
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(Config::parse(&path.display().to_string(), &text)?)
+    Ok(Config::load(&path)?)
 }
 
 fn run_check(
@@ -521,16 +584,10 @@ fn run_check(
             .then(|| PathBuf::from(DEFAULT_CONFIG))
     });
     let cfg = match &cfg_path {
-        Some(p) => match std::fs::read_to_string(p) {
-            Ok(text) => match Config::parse(&p.display().to_string(), &text) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    errors.extend(e.0.iter().map(ToString::to_string));
-                    None
-                }
-            },
+        Some(p) => match Config::load(p) {
+            Ok(c) => Some(c),
             Err(e) => {
-                errors.push(format!("{}: cannot read the file: {e}", p.display()));
+                errors.extend(e.0.iter().map(ToString::to_string));
                 None
             }
         },
@@ -543,7 +600,11 @@ fn run_check(
             .map(|c| c.pattern_dirs.clone())
             .unwrap_or_default()
     };
-    let kb = match load_kb(&dirs) {
+    let kb = match cfg
+        .as_ref()
+        .filter(|c| c.pattern_dirs == dirs)
+        .map_or_else(|| load_kb(&dirs), config_kb)
+    {
         Ok(kb) => Some(kb),
         Err(e) => {
             errors.extend(e.0.iter().map(ToString::to_string));
@@ -601,18 +662,28 @@ fn run_check(
             cfg.sources.len(),
             cfg.channels.len()
         ),
-        None => {
-            println!("config: none found at {DEFAULT_CONFIG}; `gatewatch run` would follow:");
-            let (found, why, notes) = builtin_config();
-            if found.sources.is_empty() {
-                println!("  nothing: no log found (write a config file)");
-            }
-            for w in why {
-                println!("  {w}");
-            }
-            for n in notes {
-                println!("  note: {n}");
-            }
+        None => println!("config: none found at {DEFAULT_CONFIG}"),
+    }
+    // What `run` follows when the config names no source: the logs found on this machine.
+    if cfg.sources.is_empty() {
+        let mut found = Config::default();
+        let (why, notes) = discover_sources(&mut found);
+        println!("no [[source]]: `gatewatch run` would follow the logs found on this machine:");
+        for w in &why {
+            println!("  {w}");
+        }
+        for n in notes {
+            println!("  note: {n}");
+        }
+        if found.sources.is_empty() {
+            eprintln!(
+                "{}: no log to follow: nginx's configuration (nginx -T) names none and no standard log path exists; add a [[source]] (path = …, format = …)",
+                cfg_path
+                    .as_ref()
+                    .map_or(DEFAULT_CONFIG.to_string(), |p| p.display().to_string())
+            );
+            eprintln!("gatewatch check: 1 problem(s)");
+            return Ok(ExitCode::FAILURE);
         }
     }
     println!("ok");
@@ -621,7 +692,7 @@ fn run_check(
 
 fn run_test_alert(config: Option<PathBuf>, channel: Option<String>) -> anyhow::Result<ExitCode> {
     let cfg = load_config(config.as_deref())?;
-    let kb = load_kb(&cfg.pattern_dirs)?;
+    let kb = config_kb(&cfg)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -656,8 +727,11 @@ fn state_dir(cfg: &Config) -> PathBuf {
 }
 
 fn parse_date(s: &str) -> anyhow::Result<chrono::NaiveDate> {
-    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .map_err(|e| anyhow::anyhow!("--date {s:?} is not a date such as 2024-05-01 ({e})"))
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| {
+        usage(format!(
+            "--date {s:?} is not a date such as 2024-05-01 ({e})"
+        ))
+    })
 }
 
 /// Prints a report in a format.
@@ -679,23 +753,32 @@ fn run_summary(
     send: bool,
 ) -> anyhow::Result<ExitCode> {
     let cfg = load_config(config.as_deref())?;
-    let kb = load_kb(&cfg.pattern_dirs)?;
+    let kb = config_kb(&cfg)?;
     let zone = match timezone {
         Some(t) => t
             .parse::<Zone>()
-            .map_err(|e| anyhow::anyhow!("--timezone: {e}"))?,
+            .map_err(|e| usage(format!("--timezone: {e}")))?,
         None => cfg.summary.zone.clone(),
     };
+    // Arguments first: a bad one is a usage error whatever the state.
+    let date = date.as_deref().map(parse_date).transpose()?;
     let dir = state_dir(&cfg);
-    anyhow::ensure!(
-        dir.join(crate::state::FILE_NAME).exists(),
-        "no state in {}: the daemon has not run with this configuration yet (or pass --config)",
-        dir.display()
-    );
-    let (state, _) = crate::state::State::open(&dir)?;
+    let no_state = || {
+        anyhow::anyhow!(
+            "no state in {}: the daemon has not run with this configuration yet (or pass --config)",
+            dir.display()
+        )
+    };
+    // Rendering only reads; sending records what was sent.
+    let state = if send {
+        anyhow::ensure!(dir.join(crate::state::FILE_NAME).exists(), no_state());
+        crate::state::State::open(&dir)?.0
+    } else {
+        crate::state::State::open_read_only(&dir)?.ok_or_else(no_state)?
+    };
     let now = chrono::Utc::now().timestamp_millis();
     let date = match date {
-        Some(d) => parse_date(&d)?,
+        Some(d) => d,
         None => crate::summary::local_date(&zone, now)
             .pred_opt()
             .context("a date")?,
@@ -746,7 +829,12 @@ fn run_summary(
 fn run_silence(action: SilenceAction, config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     use crate::outbox;
     let cfg = load_config(config.as_deref())?;
-    let (state, _) = crate::state::State::open(&state_dir(&cfg))?;
+    let dir = state_dir(&cfg);
+    // Listing and removing never create a state; adding does, once its arguments are valid.
+    let state = match &action {
+        SilenceAction::Add { .. } => None,
+        _ => crate::state::State::open_read_only(&dir)?,
+    };
     let now = chrono::Utc::now().timestamp_millis();
     let time = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
@@ -768,18 +856,20 @@ fn run_silence(action: SilenceAction, config: Option<PathBuf>) -> anyhow::Result
             let ends = match (duration, until) {
                 (Some(d), None) => {
                     let d = humantime::parse_duration(&d).map_err(|e| {
-                        anyhow::anyhow!(
+                        usage(format!(
                             "--for {d:?} is not a duration ({e}); write it like 2h or 30m"
-                        )
+                        ))
                     })?;
-                    now + d.as_millis() as i64
+                    now.saturating_add(d.as_millis().min(i64::MAX as u128) as i64)
                 }
                 (None, Some(u)) => chrono::DateTime::parse_from_rfc3339(&u)
-                    .map_err(|e| anyhow::anyhow!("--until {u:?} is not an RFC 3339 time ({e})"))?
+                    .map_err(|e| usage(format!("--until {u:?} is not an RFC 3339 time ({e})")))?
                     .timestamp_millis(),
-                _ => anyhow::bail!("give --for DURATION or --until TIME"),
+                _ => return Err(usage("give --for DURATION or --until TIME")),
             };
-            anyhow::ensure!(ends > now, "the silence would end before it starts");
+            if ends <= now {
+                return Err(usage("the silence would end before it starts"));
+            }
             let who = std::env::var("SUDO_USER")
                 .or_else(|_| std::env::var("USER"))
                 .ok();
@@ -792,6 +882,7 @@ fn run_silence(action: SilenceAction, config: Option<PathBuf>) -> anyhow::Result
                 reason,
                 created_by: who,
             };
+            let (state, _) = crate::state::State::open(&dir)?;
             let id = outbox::add_silence(state.conn(), &s)?;
             println!(
                 "silence {id}: upstream {}{} until {}",
@@ -801,7 +892,10 @@ fn run_silence(action: SilenceAction, config: Option<PathBuf>) -> anyhow::Result
             );
         }
         SilenceAction::List { all, json } => {
-            let list = outbox::silences(state.conn(), now, all)?;
+            let list = match &state {
+                Some(state) => outbox::silences(state.conn(), now, all)?,
+                None => Vec::new(),
+            };
             if json {
                 for s in &list {
                     println!("{}", serde_json::to_string(s)?);
@@ -831,7 +925,16 @@ fn run_silence(action: SilenceAction, config: Option<PathBuf>) -> anyhow::Result
             }
         }
         SilenceAction::Remove { id } => {
-            if outbox::remove_silence(state.conn(), id, now)? {
+            // A state that exists is opened for writing only now, to end the silence.
+            let state = match state {
+                Some(_) => Some(crate::state::State::open(&dir)?.0),
+                None => None,
+            };
+            let removed = match &state {
+                Some(state) => outbox::remove_silence(state.conn(), id, now)?,
+                None => false,
+            };
+            if removed {
                 println!("silence {id} ended");
             } else {
                 anyhow::bail!("there is no silence {id}");
@@ -851,11 +954,16 @@ fn run_patterns(
     let mut out = io::stdout().lock();
     match action.unwrap_or(PatternsAction::List) {
         PatternsAction::List => {
+            writeln!(
+                out,
+                "{:<58} {:>8} {:<40} TITLE",
+                "ENTRY", "FIX RATE", "CAUSES"
+            )?;
             for e in kb.entries() {
                 let causes: Vec<&str> = e.causes.iter().map(|c| c.as_str()).collect();
                 writeln!(
                     out,
-                    "{:<58} {:>4.0} %  {:<40} {}",
+                    "{:<58} {:>6.0} % {:<40} {}",
                     e.id,
                     e.fix_rate * 100.0,
                     causes.join(","),
@@ -952,10 +1060,10 @@ fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let zone: Zone = args
         .timezone
         .parse()
-        .map_err(|e: String| anyhow::anyhow!("--timezone: {e}"))?;
+        .map_err(|e: String| usage(format!("--timezone: {e}")))?;
     let log_format = match &args.log_format {
         Some(f) => {
-            Some(LogFormat::from_directive(f).map_err(|e| anyhow::anyhow!("--log-format: {e}"))?)
+            Some(LogFormat::from_directive(f).map_err(|e| usage(format!("--log-format: {e}")))?)
         }
         None => None,
     };

@@ -74,7 +74,9 @@ struct RawMaintenance {
 #[serde(deny_unknown_fields)]
 struct RawSource {
     path: Option<Spanned<String>>,
-    listen: Option<String>,
+    listen: Option<Spanned<String>>,
+    /// A syslog listener on an address other machines can reach (off by default).
+    allow_remote: Option<bool>,
     format: Spanned<String>,
     log_format: Option<Spanned<String>>,
     timezone: Option<Spanned<String>>,
@@ -94,6 +96,8 @@ struct RawState {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     listen: Spanned<String>,
+    /// Serve on an address other machines can reach (the pages have no authentication).
+    allow_remote: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -112,7 +116,7 @@ struct RawDetect {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPatterns {
-    dirs: Vec<String>,
+    dirs: Spanned<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -385,6 +389,8 @@ pub struct Config {
 pub struct Lines {
     pub sources: Vec<usize>,
     pub channels: Vec<usize>,
+    /// The line of `[patterns] dirs` (0 when not written).
+    pub patterns: usize,
 }
 
 /// The daily summary.
@@ -496,6 +502,100 @@ fn clock_minutes(s: &str) -> Option<u32> {
     (h <= 24 && m < 60 && h * 60 + m <= 24 * 60).then_some(h * 60 + m)
 }
 
+/// `tls = "…"` by name.
+fn tls_by_name(name: &str) -> Option<SmtpTls> {
+    match name {
+        "starttls" => Some(SmtpTls::StartTls),
+        "implicit" => Some(SmtpTls::Implicit),
+        "none" => Some(SmtpTls::None),
+        _ => None,
+    }
+}
+
+/// An SMTP server as people write it: `host:port`, `[::1]:25`, or the URL forms mail clients
+/// use, `smtp://host[:port]` (port 587 by default; TLS as `tls` says, STARTTLS unless told) and
+/// `smtps://host[:port]` (implicit TLS, port 465 by default). Returns `host:port` and the TLS
+/// the URL implies.
+fn smtp_server(written: &str) -> Result<(String, Option<SmtpTls>), String> {
+    let (rest, tls, default_port) = if let Some(r) = written.strip_prefix("smtp://") {
+        (r, None, Some(587))
+    } else if let Some(r) = written.strip_prefix("smtps://") {
+        (r, Some(SmtpTls::Implicit), Some(465))
+    } else if written.contains("://") {
+        return Err(format!(
+            "{written:?}: only smtp:// and smtps:// addresses are mail servers; write host:port, e.g. \"smtp.example.com:587\""
+        ));
+    } else {
+        (written, None, None)
+    };
+    let rest = rest.trim_end_matches('/');
+    let bad = || {
+        format!(
+            "{written:?} must be host:port, e.g. \"smtp.example.com:587\" (or smtp://host:port, smtps://host:port)"
+        )
+    };
+    if rest.is_empty() || rest.contains(['/', '@', '?', ' ']) {
+        return Err(bad());
+    }
+    // A port is the part after the last colon, unless that colon is inside an IPv6 literal.
+    let port_part = rest
+        .rsplit_once(':')
+        .filter(|(h, _)| !h.contains(':') || h.ends_with(']'));
+    match (port_part, default_port) {
+        (Some((host, port)), _) if !host.is_empty() => match port.parse::<u16>() {
+            Ok(n) if n > 0 => Ok((format!("{host}:{n}"), tls)),
+            _ => Err(bad()),
+        },
+        (None, Some(port)) => Ok((format!("{rest}:{port}"), tls)),
+        _ => Err(bad()),
+    }
+}
+
+/// Checks a syslog listener's address: a unix socket path, or a UDP address on loopback unless
+/// `allow_remote`.
+fn check_syslog_listen(listen: &str, allow_remote: Option<bool>) -> Result<(), String> {
+    if let Some(path) = listen.strip_prefix("unix://") {
+        return if path.starts_with('/') {
+            Ok(())
+        } else {
+            Err(format!(
+                "{listen:?}: a unix socket needs an absolute path, e.g. \"unix:///run/gatewatch/haproxy.sock\""
+            ))
+        };
+    }
+    let addr = listen.strip_prefix("udp://").unwrap_or(listen);
+    match addr.parse::<SocketAddr>() {
+        Err(_) => Err(format!(
+            "{listen:?} is not an address such as \"udp://127.0.0.1:5514\" or \"unix:///run/gatewatch/haproxy.sock\""
+        )),
+        Ok(a) if !a.ip().is_loopback() && allow_remote != Some(true) => Err(format!(
+            "{a} can be reached from other machines, and anyone who can send to it can make gatewatch alert; listen on 127.0.0.1 or a unix socket, or set allow_remote = true on this source if you mean it"
+        )),
+        Ok(_) => Ok(()),
+    }
+}
+
+impl SourceKind {
+    /// What the source reads: its path, or its listener's address.
+    pub fn input(&self) -> &str {
+        match self {
+            SourceKind::Log { path, .. } => path,
+            SourceKind::Syslog { listen } => listen,
+        }
+    }
+
+    /// Whether two sources read the same input (the same path, or the same listener).
+    fn same_input(&self, other: &SourceKind) -> bool {
+        match (self, other) {
+            (SourceKind::Log { path: a, .. }, SourceKind::Log { path: b, .. }) => a == b,
+            (SourceKind::Syslog { listen: a }, SourceKind::Syslog { listen: b }) => {
+                a.strip_prefix("udp://").unwrap_or(a) == b.strip_prefix("udp://").unwrap_or(b)
+            }
+            _ => false,
+        }
+    }
+}
+
 fn is_loopback_host(server: &str) -> bool {
     let host = server.rsplit_once(':').map_or(server, |(h, _)| h);
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -594,6 +694,51 @@ impl Config {
         out
     }
 
+    /// Reads and checks a config file. A file that is not UTF-8 is refused at the line of its
+    /// first bad byte.
+    pub fn load(path: &Path) -> Result<Config, FileErrors> {
+        let file = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| {
+            FileErrors(vec![FileError::new(
+                &file,
+                0,
+                format!("cannot read the file: {e}"),
+            )])
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+            FileErrors(vec![FileError::new(
+                &file,
+                line,
+                "the file is not UTF-8 text (TOML is UTF-8); save it as UTF-8",
+            )])
+        })?;
+        Config::parse(&file, &text)
+    }
+
+    /// Problems with the pattern folders the config names, at the line of `[patterns] dirs`.
+    pub fn pattern_dir_errors(&self) -> Vec<FileError> {
+        let file = self
+            .file
+            .as_ref()
+            .map_or_else(|| "config".to_string(), |f| f.display().to_string());
+        self.pattern_dirs
+            .iter()
+            .filter_map(|d| match std::fs::read_dir(d) {
+                Ok(_) => None,
+                Err(e) => Some(FileError::new(
+                    &file,
+                    self.lines.patterns,
+                    format!(
+                        "patterns.dirs: {}: cannot read the folder ({e})",
+                        d.display()
+                    ),
+                )),
+            })
+            .collect()
+    }
+
     /// Parses and checks a config file's text. `file` is used in messages.
     pub fn parse(file: &str, text: &str) -> Result<Config, FileErrors> {
         let raw: RawConfig = toml::from_str(text)
@@ -613,9 +758,14 @@ impl Config {
             let s = s.into_inner();
             let fmt_name = s.format.get_ref().as_str();
             let kind = match (fmt_name, &s.path, &s.listen) {
-                ("syslog", _, Some(listen)) => SourceKind::Syslog {
-                    listen: listen.clone(),
-                },
+                ("syslog", _, Some(listen)) => {
+                    if let Err(e) = check_syslog_listen(listen.get_ref(), s.allow_remote) {
+                        p.at(listen.span().start, format!("source.listen: {e}"));
+                    }
+                    SourceKind::Syslog {
+                        listen: listen.get_ref().clone(),
+                    }
+                }
                 ("syslog", _, None) => {
                     p.at(at, "source: a syslog source needs listen = \"udp://127.0.0.1:5514\" (or unix:///path)");
                     continue;
@@ -696,8 +846,30 @@ impl Config {
                     "source.endpoint is only for ALB logs read from s3://",
                 );
             }
-            let path_at = s.path.as_ref().map_or(at, |p| p.span().start);
-            cfg.lines.sources.push(crate::error::line_of(text, path_at));
+            if s.allow_remote.is_some() && !matches!(kind, SourceKind::Syslog { .. }) {
+                p.at(
+                    at,
+                    "source.allow_remote is only for format = \"syslog\" listeners",
+                );
+            }
+            let path_at = s
+                .path
+                .as_ref()
+                .or(s.listen.as_ref())
+                .map_or(at, |p| p.span().start);
+            let line = crate::error::line_of(text, path_at);
+            // The same log twice would count every line twice.
+            if let Some(i) = cfg.sources.iter().position(|o| o.kind.same_input(&kind)) {
+                p.at(
+                    path_at,
+                    format!(
+                        "source: {} is already a source at line {}; every line would be counted twice (remove one)",
+                        kind.input(),
+                        cfg.lines.sources[i]
+                    ),
+                );
+            }
+            cfg.lines.sources.push(line);
             cfg.sources.push(SourceConfig {
                 kind,
                 log_format,
@@ -713,6 +885,12 @@ impl Config {
         }
         if let Some(http) = raw.http {
             match http.listen.get_ref().parse::<SocketAddr>() {
+                Ok(addr) if !addr.ip().is_loopback() && http.allow_remote != Some(true) => p.at(
+                    http.listen.span().start,
+                    format!(
+                        "http.listen: {addr} can be reached from other machines, and the status page and /metrics have no authentication; listen on 127.0.0.1 (behind a proxy that authenticates), or set allow_remote = true in [http] if you mean it"
+                    ),
+                ),
                 Ok(addr) => cfg.http_listen = Some(addr),
                 Err(_) => p.at(
                     http.listen.span().start,
@@ -763,7 +941,12 @@ impl Config {
                 c.max_upstreams = *v.get_ref();
             }
             if c.close_failures > c.open_failures {
-                p.at(0, format!(
+                let at = d
+                    .close_failures
+                    .as_ref()
+                    .or(d.open_failures.as_ref())
+                    .map_or(0, |v| v.span().start);
+                p.at(at, format!(
                     "detect.close_failures ({}) is above open_failures ({}): an incident would close while still bursting",
                     c.close_failures, c.open_failures
                 ));
@@ -780,7 +963,13 @@ impl Config {
             }
         }
         if let Some(pat) = raw.patterns {
-            cfg.pattern_dirs = pat.dirs.into_iter().map(PathBuf::from).collect();
+            cfg.lines.patterns = crate::error::line_of(text, pat.dirs.span().start);
+            cfg.pattern_dirs = pat
+                .dirs
+                .into_inner()
+                .into_iter()
+                .map(PathBuf::from)
+                .collect();
         }
 
         let mut names = std::collections::HashSet::new();
@@ -829,24 +1018,30 @@ impl Config {
             let kind = match ch.kind.get_ref().as_str() {
                 "console" => ChannelKind::Console,
                 "email" => {
-                    let server = ch.server.as_ref().map(|s| s.get_ref().clone());
-                    let Some(server) = server else {
+                    let Some(written) = ch.server.as_ref() else {
                         p.at(at, "channel: an email channel needs server = \"host:port\"");
                         continue;
                     };
-                    if server
-                        .rsplit_once(':')
-                        .is_none_or(|(_, port)| port.parse::<u16>().is_err())
-                    {
-                        let off = ch.server.as_ref().map_or(at, |s| s.span().start);
-                        p.at(off, format!("channel.server: {server:?} must be host:port, e.g. \"smtp.example.com:587\""));
-                    }
+                    let (server, url_tls) = match smtp_server(written.get_ref()) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            p.at(written.span().start, format!("channel.server: {e}"));
+                            continue;
+                        }
+                    };
                     let tls = match ch
                         .tls
                         .as_ref()
                         .map(|t| (t.get_ref().as_str(), t.span().start))
                     {
-                        None | Some(("starttls", _)) => SmtpTls::StartTls,
+                        Some((written_tls, off))
+                            if url_tls.is_some_and(|u| Some(u) != tls_by_name(written_tls)) =>
+                        {
+                            p.at(off, format!("channel.tls = {written_tls:?} contradicts the server's {:?}; smtps:// is implicit TLS (leave tls out, or write host:port)", written.get_ref()));
+                            SmtpTls::StartTls
+                        }
+                        None => url_tls.unwrap_or(SmtpTls::StartTls),
+                        Some(("starttls", _)) => SmtpTls::StartTls,
                         Some(("implicit", _)) => SmtpTls::Implicit,
                         Some(("none", off)) => {
                             if !is_loopback_host(&server) {
@@ -1361,5 +1556,147 @@ until = "2026-12-01T03:00:00Z"
         let c = Config::parse("empty.toml", "").unwrap();
         assert_eq!(c.detect, DetectConfig::default());
         assert!(c.sources.is_empty());
+    }
+
+    fn email(server: &str, tls: Option<&str>) -> Result<ChannelKind, String> {
+        let text = format!(
+            "[[channel]]\nname = \"m\"\nkind = \"email\"\nserver = {server:?}\n{}from = \"a@example.com\"\nto = [\"b@example.com\"]\n",
+            tls.map(|t| format!("tls = {t:?}\n")).unwrap_or_default()
+        );
+        Config::parse("gw.toml", &text)
+            .map(|c| c.channels[0].kind.clone())
+            .map_err(|e| e.to_string())
+    }
+
+    fn server_and_tls(k: &ChannelKind) -> (&str, SmtpTls) {
+        match k {
+            ChannelKind::Email { server, tls, .. } => (server, *tls),
+            _ => panic!("not email"),
+        }
+    }
+
+    #[test]
+    fn smtp_servers_are_taken_as_people_paste_them() {
+        for (written, tls, expected) in [
+            (
+                "smtp.example.com:587",
+                None,
+                ("smtp.example.com:587", SmtpTls::StartTls),
+            ),
+            (
+                "smtp://smtp.example.com:587",
+                None,
+                ("smtp.example.com:587", SmtpTls::StartTls),
+            ),
+            (
+                "smtp://smtp.example.com",
+                None,
+                ("smtp.example.com:587", SmtpTls::StartTls),
+            ),
+            (
+                "smtp://smtp.example.com:25/",
+                None,
+                ("smtp.example.com:25", SmtpTls::StartTls),
+            ),
+            (
+                "smtps://smtp.example.com",
+                None,
+                ("smtp.example.com:465", SmtpTls::Implicit),
+            ),
+            (
+                "smtps://smtp.example.com:2465",
+                Some("implicit"),
+                ("smtp.example.com:2465", SmtpTls::Implicit),
+            ),
+            (
+                "smtp://127.0.0.1:2525",
+                Some("none"),
+                ("127.0.0.1:2525", SmtpTls::None),
+            ),
+            ("[::1]:25", Some("none"), ("[::1]:25", SmtpTls::None)),
+            ("smtp://[::1]", Some("none"), ("[::1]:587", SmtpTls::None)),
+        ] {
+            let k = email(written, tls).unwrap_or_else(|e| panic!("{written}: {e}"));
+            assert_eq!(server_and_tls(&k), expected, "{written}");
+        }
+        for (written, tls, message) in [
+            ("smtp.example.com", None, "must be host:port"),
+            ("smtp.example.com:mail", None, "must be host:port"),
+            (
+                "https://smtp.example.com",
+                None,
+                "only smtp:// and smtps://",
+            ),
+            ("smtp://user@smtp.example.com", None, "must be host:port"),
+            ("smtp://", None, "must be host:port"),
+            ("smtps://smtp.example.com", Some("starttls"), "contradicts"),
+            ("smtps://smtp.example.com", Some("none"), "contradicts"),
+        ] {
+            let e = email(written, tls).unwrap_err();
+            assert!(e.contains(message), "{written}: {e}");
+            assert!(
+                e.starts_with("gw.toml:4: channel.") || e.starts_with("gw.toml:5: channel."),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn listeners_reachable_from_other_machines_need_to_be_asked_for() {
+        for listen in ["0.0.0.0:9502", "[::]:9502", "192.0.2.1:9502"] {
+            let e = Config::parse("gw.toml", &format!("[http]\nlisten = {listen:?}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("gw.toml:2: http.listen:"), "{e}");
+            let ok = Config::parse(
+                "gw.toml",
+                &format!("[http]\nlisten = {listen:?}\nallow_remote = true\n"),
+            )
+            .unwrap();
+            assert_eq!(ok.http_listen, Some(listen.parse().unwrap()));
+        }
+        for listen in ["127.0.0.1:9502", "[::1]:9502", "127.0.0.53:9502"] {
+            assert!(Config::parse("gw.toml", &format!("[http]\nlisten = {listen:?}\n")).is_ok());
+        }
+        let syslog = |listen: &str, extra: &str| {
+            Config::parse(
+                "gw.toml",
+                &format!("[[source]]\nformat = \"syslog\"\nlisten = {listen:?}\n{extra}"),
+            )
+        };
+        assert!(syslog("udp://127.0.0.1:5514", "").is_ok());
+        assert!(syslog("unix:///run/gatewatch/log", "").is_ok());
+        assert!(syslog("udp://0.0.0.0:5514", "allow_remote = true\n").is_ok());
+        let e = syslog("udp://0.0.0.0:5514", "").unwrap_err().to_string();
+        assert!(
+            e.starts_with("gw.toml:3: source.listen: 0.0.0.0:5514 can be reached"),
+            "{e}"
+        );
+        let e = syslog("unix://run/log", "").unwrap_err().to_string();
+        assert!(e.contains("absolute path"), "{e}");
+        let e = syslog("udp://localhost", "").unwrap_err().to_string();
+        assert!(e.contains("is not an address"), "{e}");
+        let e = Config::parse(
+            "gw.toml",
+            "[[source]]\npath = \"/var/log/nginx/access.log\"\nformat = \"nginx_access\"\nallow_remote = true\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("source.allow_remote is only for"), "{e}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_refused_at_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("gw.toml");
+        std::fs::write(&f, b"[detect]\nwindow = \"2m\"\n# caf\xe9\n").unwrap();
+        let e = Config::load(&f).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}:3: the file is not UTF-8 text (TOML is UTF-8); save it as UTF-8",
+                f.display()
+            )
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! `gatewatch demo`: the real daemon at work, in a temporary folder. It follows an nginx
-//! access log and error log there, a writer plays a minute of traffic into them in real time —
+//! access log and error log there, a writer plays about twenty seconds of traffic into them in real time —
 //! healthy, then an upstream that refuses connections, then healthy again — and the console
 //! shows the alert gatewatch raises and the resolved note that follows.
 

@@ -249,8 +249,13 @@ impl Event {
         let mut parts = req.splitn(3, |&b| b == b' ');
         let _method = parts.next()?;
         let mut target = parts.next()?;
-        // Absolute form (`http://host:80/path`, as ALB logs write it): keep the path.
-        if let Some(i) = memchr::memmem::find(target, b"://") {
+        // Absolute form (`http://host:80/path`, as ALB logs write it): keep the path. Only a
+        // target that starts with a scheme is absolute; `://` later in a path is part of it.
+        let scheme_end = target
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
+            .filter(|&i| i > 0 && target[0].is_ascii_alphabetic());
+        if let Some(i) = scheme_end.filter(|&i| target[i..].starts_with(b"://")) {
             let after = &target[i + 3..];
             target = match memchr::memchr(b'/', after) {
                 Some(j) => &after[j..],
@@ -275,4 +280,35 @@ pub enum Unparsed {
     Status,
     #[error("the line is longer than the line limit")]
     TooLong,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path_of(request: &str) -> String {
+        let ev = Event {
+            request: Span::new(0, request.len()),
+            ..Event::default()
+        };
+        String::from_utf8_lossy(ev.path(request.as_bytes()).unwrap_or(b"")).into_owned()
+    }
+
+    #[test]
+    fn the_path_of_a_request_line() {
+        assert_eq!(path_of("GET /v1/x?y=1 HTTP/1.1"), "/v1/x");
+        // Absolute form, as ALB writes it.
+        assert_eq!(
+            path_of("GET https://shop.example.com:443/cart HTTP/1.1"),
+            "/cart"
+        );
+        assert_eq!(path_of("GET http://shop.example.com HTTP/1.1"), "/");
+        // `://` inside a path is part of the path, not a scheme (regression: the path was cut
+        // to `/p)`).
+        assert_eq!(
+            path_of("GET /x](http://evil.example/p) HTTP/1.1"),
+            "/x](http://evil.example/p)"
+        );
+        assert_eq!(path_of("GET /r?u=http://a/b HTTP/1.1"), "/r");
+    }
 }

@@ -124,7 +124,9 @@ pub fn build(st: &Status, now: SystemTime) -> Page {
     Page {
         version: 1,
         host: st.host.clone(),
-        generated: chrono::Utc::now().to_rfc3339(),
+        generated: chrono::DateTime::from_timestamp_millis(now_ms)
+            .unwrap_or_default()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         healthy: problem.is_none(),
         problem,
         open,
@@ -205,6 +207,7 @@ pub fn html(p: &Page) -> anyhow::Result<String> {
             .map_err(|e| anyhow::anyhow!("template syntax: {e}"))?,
     );
     env.add_filter("num", |n: u64| summary::thousands(n));
+    env.add_filter("code_spans", |s: String| alert::html_code_spans(&s));
     env.add_template(
         "status.html.j2",
         include_str!("../templates/status.html.j2"),

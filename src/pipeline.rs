@@ -33,7 +33,8 @@ pub trait Sink {
     fn change(&mut self, change: Change);
 }
 
-/// Counts per cause of the settled lines.
+/// Counts per cause of the settled lines; an error-log line consumed by a join is not counted
+/// (its failure is counted once, through the access-log line).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CauseCounts(pub [u64; Cause::COUNT]);
 
@@ -71,7 +72,10 @@ struct State {
 
 impl State {
     fn settle(&mut self, s: &Settled<'_>, sink: &mut impl Sink) {
-        self.counts.0[s.ev.cause.index()] += 1;
+        // A joined failure counts once: through the access-log line it explains.
+        if !s.consumed {
+            self.counts.0[s.ev.cause.index()] += 1;
+        }
         sink.event(s);
         let Some(t) = s.ev.time else { return };
         if t.ms > self.now_ms {

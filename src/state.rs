@@ -387,6 +387,22 @@ impl State {
         Ok(State { conn, path })
     }
 
+    /// Opens the state file for reading only (`silence list`, `summary`): `None` when there is
+    /// none yet. Never creates, migrates or writes anything.
+    pub fn open_read_only(dir: &Path) -> anyhow::Result<Option<State>> {
+        let path = dir.join(FILE_NAME);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("opening the state file {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Some(State { conn, path }))
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -107,10 +107,22 @@ fn the_alert_fills_the_upstream_into_the_entrys_commands() {
             .any(|w| w.contains("curl -I http://10.0.1.5:8080/health")),
         "{all:?}"
     );
+    // Another upstream than the entry's own examples: every command names it.
+    let mut inc = alert::sample(&kb).unwrap();
+    inc.upstream = "10.9.8.7:9443".into();
+    let other = alert::view(AlertKind::Opened, &[inc], &kb, Lang::En, "proxy-1", &[]);
+    let texts: Vec<&str> = other.entries[0]
+        .workarounds
+        .iter()
+        .map(|w| w.text.as_str())
+        .collect();
     assert!(
-        !all.iter().any(|w| w.contains("upstream-service")),
-        "{all:?}"
+        texts
+            .iter()
+            .any(|w| w.contains("curl -I http://10.9.8.7:9443/health")),
+        "{texts:?}"
     );
+    assert!(!texts.iter().any(|w| w.contains("10.0.1.5")), "{texts:?}");
     // Ranked by success rate, with the dead ends and their fail rates.
     let rates: Vec<u32> = e.workarounds.iter().map(|w| w.success_pct).collect();
     assert!(rates.windows(2).all(|w| w[0] >= w[1]), "{rates:?}");
@@ -360,7 +372,8 @@ fn check_renders_every_channels_templates_and_names_a_broken_override() {
     std::fs::write(
         &cfg,
         format!(
-            "[[channel]]\nname = \"chat\"\nkind = \"webhook\"\nformat = \"slack\"\nurl = \"http://127.0.0.1:9/x\"\ntemplate_dir = \"{}\"\n",
+            "[[source]]\npath = \"{}/access.log\"\nformat = \"nginx_access\"\n\n[[channel]]\nname = \"chat\"\nkind = \"webhook\"\nformat = \"slack\"\nurl = \"http://127.0.0.1:9/x\"\ntemplate_dir = \"{}\"\n",
+            t.display(),
             t.display()
         ),
     )

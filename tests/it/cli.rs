@@ -14,8 +14,127 @@ fn check_proves_the_shipped_knowledge_base() {
     assert!(out.contains("example lines proven"), "{out}");
     assert!(out.ends_with("ok\n"), "{out}");
     // The built-in knowledge base is the same files.
-    let o = run(&["check"]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gatewatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[source]]\npath = \"{}/access.log\"\nformat = \"nginx_access\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let o = run(&["check", "--config", cfg.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("example lines proven"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+/// A config file without `[[source]]` means what no config file means: follow the logs found
+/// on this machine. `check` shows that plan, and `check` and `run` agree on whether there is
+/// anything to follow (what is found depends on the machine: nginx and its logs, or none).
+#[test]
+fn a_config_without_sources_follows_what_is_found_and_check_agrees_with_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gatewatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[state]\ndir = \"{}/state\"\n\n[detect]\nwindow = \"2m\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let check = run(&["check", "--config", cfg.to_str().unwrap()]);
+    let out = stdout(&check);
+    assert!(
+        out.contains("no [[source]]: `gatewatch run` would follow the logs found on this machine:"),
+        "{out}"
+    );
+    let mut daemon = gatewatch()
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `run` either stops at once with nothing to follow, or starts following what it found.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut err = String::new();
+    let stderr_pipe = daemon.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr_pipe)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let started = loop {
+        match rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            Ok(line) => {
+                err.push_str(&line);
+                err.push('\n');
+                if line.contains(" ready state=") {
+                    break true;
+                }
+            }
+            Err(_) if daemon.try_wait().unwrap().is_some() => {
+                while let Ok(line) = rx.try_recv() {
+                    err.push_str(&line);
+                    err.push('\n');
+                }
+                break false;
+            }
+            Err(_) => assert!(
+                std::time::Instant::now() < deadline,
+                "run neither started nor stopped: {err}"
+            ),
+        }
+    };
+    if started {
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        assert!(
+            check.status.success(),
+            "run follows logs, so check must pass: {}",
+            stderr(&check)
+        );
+        assert!(
+            err.contains(
+                "the config names no [[source]]; following the logs found on this machine"
+            ),
+            "{err}"
+        );
+    } else {
+        let status = daemon.wait().unwrap();
+        assert_eq!(status.code(), Some(1), "{err}");
+        assert_eq!(
+            check.status.code(),
+            Some(1),
+            "run has nothing to follow, so check must fail: {out}"
+        );
+        assert!(err.contains("no log to follow"), "{err}");
+        assert!(!err.contains("pass it with --config"), "{err}");
+        assert!(
+            err.contains(&format!(
+                "add a [[source]] (path = …, format = …) to {}",
+                cfg.display()
+            )),
+            "{err}"
+        );
+        assert!(
+            stderr(&check).contains("no log to follow"),
+            "{}",
+            stderr(&check)
+        );
+    }
 }
 
 #[test]
@@ -153,11 +272,12 @@ fn unrecognised_files_and_bad_arguments_say_what_to_do() {
         "$status$request_time",
         path.to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1));
+    // An argument that cannot be used: exit 2, as for every invalid argument.
+    assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not separated"), "{}", stderr(&o));
 
     let o = run(&["scan", "--timezone", "Mars/Olympus", path.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("unknown time zone"), "{}", stderr(&o));
 }
 
@@ -313,4 +433,112 @@ fn threaded_scan_gives_the_same_results_as_one_thread() {
         };
         assert_eq!(scan("3"), scan("1"), "{files:?}");
     }
+}
+
+/// Read-only commands create no state, and the exit status says what went wrong: 1 when the
+/// command ran and failed, 2 when it cannot run as given (README, "Exit status").
+#[test]
+fn read_only_commands_create_no_state_and_exit_codes_follow_the_readme() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let cfg = dir.path().join("gatewatch.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[source]]\npath = \"{}/access.log\"\nformat = \"nginx_access\"\n\n[state]\ndir = \"{}\"\n",
+            dir.path().display(),
+            state.display()
+        ),
+    )
+    .unwrap();
+    let c = cfg.to_str().unwrap();
+    let o = run(&["silence", "list", "--config", c]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o).trim(), "no silences");
+    let o = run(&["silence", "remove", "--config", c, "3"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("there is no silence 3"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["summary", "--config", c]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no state in"), "{}", stderr(&o));
+    for args in [
+        // Neither --for nor --until.
+        &[
+            "silence",
+            "add",
+            "--config",
+            c,
+            "--upstream",
+            "x",
+            "--reason",
+            "r",
+        ][..],
+        &[
+            "silence",
+            "add",
+            "--config",
+            c,
+            "--upstream",
+            "x",
+            "--for",
+            "soon",
+            "--reason",
+            "r",
+        ],
+        &[
+            "silence",
+            "add",
+            "--config",
+            c,
+            "--upstream",
+            "x",
+            "--until",
+            "tomorrow",
+            "--reason",
+            "r",
+        ],
+        &["summary", "--config", c, "--date", "yesterday"],
+        &["scan", "--timezone", "Mars/Olympus", "-"],
+        &["patterns", "shoe"],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
+    assert!(
+        !state.exists(),
+        "a read-only or refused command created the state folder"
+    );
+    // Adding a silence is what creates the state.
+    let o = run(&[
+        "silence",
+        "add",
+        "--config",
+        c,
+        "--upstream",
+        "x",
+        "--for",
+        "1h",
+        "--reason",
+        "r",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(state.join("gatewatch.db").exists());
+}
+
+#[test]
+fn patterns_list_has_column_headers() {
+    let o = run(&["patterns", "list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["ENTRY", "FIX", "RATE", "CAUSES", "TITLE"], "{out}");
+    assert!(
+        lines.any(|l| l.starts_with("api/http-502-bad-gateway-upstream-unreachable ")),
+        "{out}"
+    );
 }

@@ -68,6 +68,7 @@ fn in_process_the_daemon_detects_a_burst_in_a_live_file() {
         .enable_all()
         .build()
         .unwrap();
+    super::quiet_in_process_logs();
     let daemon = rt.spawn(gatewatch::daemon::run(cfg, kb, vec![tx], async {
         let _ = stop_rx.await;
     }));
@@ -387,6 +388,7 @@ fn alb_objects_in_a_folder_are_read_once_each_merged_by_time() {
     );
     let cfg = gatewatch::config::Config::parse("gw.toml", &cfg_text).unwrap();
     let kb = std::sync::Arc::new(gatewatch::cli::load_kb(&[]).unwrap());
+    super::quiet_in_process_logs();
     let d = gatewatch::daemon::Daemon::start(&cfg, kb.clone(), vec![]).unwrap();
     d.stop().unwrap();
 
@@ -405,6 +407,7 @@ fn alb_objects_in_a_folder_are_read_once_each_merged_by_time() {
     write_gz(&name("20240501T1205Z", "10.0.0.1"), &a);
     write_gz(&name("20240501T1205Z", "10.0.0.2"), &b);
     let (tx, rx) = mpsc::channel();
+    super::quiet_in_process_logs();
     let d = gatewatch::daemon::Daemon::start(&cfg, kb.clone(), vec![tx]).unwrap();
     let Ok(Change::Opened(inc)) = rx.recv_timeout(Duration::from_secs(5)) else {
         panic!("no incident")
@@ -416,6 +419,7 @@ fn alb_objects_in_a_folder_are_read_once_each_merged_by_time() {
     d.stop().unwrap();
 
     // A restart reads nothing again.
+    super::quiet_in_process_logs();
     let d = gatewatch::daemon::Daemon::start(&cfg, kb, vec![]).unwrap();
     d.stop().unwrap();
     let db = Connection::open(dir.path().join("state/gatewatch.db")).unwrap();

@@ -180,6 +180,48 @@ const CONFIG_CASES: &[(&str, &str, &str, &str)] = &[
         "[detect",
         "{f}:12: unclosed table, expected `]`",
     ),
+    (
+        "status page on every address",
+        r#"listen = "127.0.0.1:9502""#,
+        r#"listen = "0.0.0.0:9502""#,
+        "{f}:10: http.listen: 0.0.0.0:9502 can be reached from other machines, and the status page and /metrics have no authentication; listen on 127.0.0.1 (behind a proxy that authenticates), or set allow_remote = true in [http] if you mean it",
+    ),
+    (
+        "syslog listener on every address",
+        "[state]",
+        "[[source]]\nformat = \"syslog\"\nlisten = \"udp://[::]:5514\"\n\n[state]",
+        "{f}:8: source.listen: [::]:5514 can be reached from other machines, and anyone who can send to it can make gatewatch alert; listen on 127.0.0.1 or a unix socket, or set allow_remote = true on this source if you mean it",
+    ),
+    (
+        "the same log twice",
+        "[state]",
+        "[[source]]\npath = \"{d}/logs/access.log\"\nformat = \"nginx_access\"\n\n[state]",
+        "{f}:7: source: {d}/logs/access.log is already a source at line 2; every line would be counted twice (remove one)",
+    ),
+    (
+        "close threshold above open",
+        "open_share = 0.5",
+        "open_share = 0.5\nopen_failures = 3\nclose_failures = 5",
+        "{f}:16: detect.close_failures (5) is above open_failures (3): an incident would close while still bursting",
+    ),
+    (
+        "pattern folder that does not exist",
+        "[alerts]",
+        "[patterns]\ndirs = [\"{d}/nowhere\"]\n\n[alerts]",
+        "{f}:17: patterns.dirs: {d}/nowhere: cannot read the folder (No such file or directory (os error 2))",
+    ),
+    (
+        "mail server written as a web address",
+        "kind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"",
+        "kind = \"email\"\nserver = \"https://mail.example.com\"\nfrom = \"gw@example.com\"\nto = [\"ops@example.com\"]",
+        r#"{f}:22: channel.server: "https://mail.example.com": only smtp:// and smtps:// addresses are mail servers; write host:port, e.g. "smtp.example.com:587""#,
+    ),
+    (
+        "smtps with STARTTLS",
+        "kind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"",
+        "kind = \"email\"\nserver = \"smtps://mail.example.com\"\ntls = \"starttls\"\nfrom = \"gw@example.com\"\nto = [\"ops@example.com\"]",
+        r#"{f}:23: channel.tls = "starttls" contradicts the server's "smtps://mail.example.com"; smtps:// is implicit TLS (leave tls out, or write host:port)"#,
+    ),
 ];
 
 /// (what, entry file, text replaced, replacement, the one line with `{p}` for the folder).

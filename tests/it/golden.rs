@@ -91,6 +91,63 @@ fn nginx_access_and_error_logs_are_joined() {
     assert_eq!(reset["entry"], serde_json::Value::Null);
 }
 
+/// `scan`'s summary on standard error counts a joined failure once, through its access-log
+/// line (regression: the error-log line it consumed was counted too, doubling every joined
+/// cause beside the failures).
+#[test]
+fn the_scan_summary_counts_a_joined_failure_once() {
+    let log_format = std::fs::read_to_string(data("nginx_access_up.log_format")).unwrap();
+    let files = [data("nginx_access_up.log"), data("nginx_error_up.log")];
+    let o = run(&[
+        "scan",
+        "--timezone",
+        "UTC",
+        "--log-format",
+        &log_format,
+        files[0].to_str().unwrap(),
+        files[1].to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let causes = err
+        .lines()
+        .find_map(|l| l.strip_prefix("causes: "))
+        .unwrap_or_else(|| panic!("{err}"));
+    let summary: std::collections::BTreeMap<String, u64> = causes
+        .split(", ")
+        .map(|c| {
+            let (name, n) = c.rsplit_once(' ').unwrap();
+            (name.to_string(), n.parse().unwrap())
+        })
+        .collect();
+    // What each line settled as, from --events: a consumed error-log line is the one that
+    // names the same failure as an access-log line, so it must not be counted again.
+    let settled = events(&[&files[0], &files[1]], &["--log-format", &log_format]);
+    let failures_in = |format: &str| {
+        settled
+            .iter()
+            .filter(|e| {
+                e["format"] == format && e["cause"] != "ok" && e["cause"] != "not_applicable"
+            })
+            .count() as u64
+    };
+    let joined: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("joined ")?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(joined > 0, "{err}");
+    let counted_failures: u64 = summary
+        .iter()
+        .filter(|(c, _)| *c != "ok" && *c != "not_applicable")
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        counted_failures,
+        failures_in("nginx_access") + failures_in("nginx_error") - joined,
+        "{err}"
+    );
+}
+
 /// The `combined` format names no upstream: a 502 gets its cause and its upstream from the
 /// error log, matched on client and request line.
 #[test]

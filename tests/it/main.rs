@@ -106,18 +106,29 @@ pub fn require(program: &str) -> Option<PathBuf> {
     found
 }
 
+/// A daemon run inside the test process logs on the process's standard error, which the test
+/// harness does not capture: such tests keep it to errors, unless GATEWATCH_LOG asks for more.
+pub fn quiet_in_process_logs() {
+    if std::env::var_os("GATEWATCH_LOG").is_none() {
+        gatewatch::log::set_max_level(gatewatch::log::Level::Error);
+    }
+}
+
 /// Outside CI, a missing real server skips the test loudly; in CI it fails the test.
 pub fn available(what: &str, present: bool) -> bool {
     if !present {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!(
-                "{what} is not installed, and CI=true: the real-server tests must run in CI (scripts/test.sh installs it)"
-            );
-        }
-        eprintln!(
-            "\n!!!!!!!!!! SKIPPED: {what} is not installed; this real-server test did not run. \
-             Run scripts/test.sh (it installs {what}) to run it. !!!!!!!!!!\n"
-        );
+        skip_or_fail(&format!(
+            "{what} is not installed (scripts/test.sh installs it)"
+        ));
     }
     present
+}
+
+/// A test that needs something of the machine other than an installed program (root, a
+/// `mount` that may mount): outside CI it is skipped loudly, in CI it fails, saying `why`.
+pub fn skip_or_fail(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{why}, and CI=true: the real-server tests must run in CI");
+    }
+    eprintln!("\n!!!!!!!!!! SKIPPED: {why}; this real-server test did not run. !!!!!!!!!!\n");
 }

@@ -222,6 +222,7 @@ fn haproxy_to_the_listener(listen: &str, haproxy_target: &str, format: &str) {
     let cfg = gatewatch::config::Config::parse("gw.toml", &cfg_text).unwrap();
     let kb = std::sync::Arc::new(gatewatch::cli::load_kb(&[]).unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
+    super::quiet_in_process_logs();
     let daemon = gatewatch::daemon::Daemon::start(&cfg, kb, vec![tx]).unwrap();
     let conf = dir.path().join("haproxy.cfg");
     std::fs::write(

@@ -43,9 +43,23 @@ fn alb_line(t: &str, fail: bool) -> String {
     )
 }
 
+/// The Python with moto installed: scripts/test.sh's virtual environment (named by
+/// GATEWATCH_TEST_MOTO_PYTHON, or found under target/), else the python3 on PATH.
+fn moto_python() -> String {
+    if let Ok(p) = std::env::var("GATEWATCH_TEST_MOTO_PYTHON") {
+        return p;
+    }
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python");
+    if venv.exists() {
+        return venv.display().to_string();
+    }
+    "python3".into()
+}
+
 #[test]
 fn alb_objects_are_read_from_a_bucket_once_each() {
-    let has_moto = Command::new("python3")
+    let python = moto_python();
+    let has_moto = Command::new(&python)
         .args(["-c", "import moto.server"])
         .status()
         .is_ok_and(|s| s.success());
@@ -54,12 +68,12 @@ fn alb_objects_are_read_from_a_bucket_once_each() {
             panic!("moto is not installed, and CI=true (scripts/test.sh installs it)");
         }
         eprintln!(
-            "\n!!!!!!!!!! SKIPPED: moto (python3 -m pip install 'moto[server]') is missing; the S3 test did not run. !!!!!!!!!!\n"
+            "\n!!!!!!!!!! SKIPPED: moto is missing for {python}; the S3 test did not run. scripts/test.sh installs it into target/test-venv. !!!!!!!!!!\n"
         );
         return;
     }
     let addr = super::upstreams::free_port();
-    let server = Command::new("python3")
+    let server = Command::new(&python)
         .args([
             "-m",
             "moto.server",

@@ -57,7 +57,9 @@ impl Smtp {
                 .arg(dir.path().join("mail"))
                 .arg("--ready-file")
                 .arg(&ready)
-                .stdout(std::process::Stdio::null());
+                .stdout(std::process::Stdio::null())
+                // The server's own log goes to a file beside the mail, not into the results.
+                .stderr(std::fs::File::create(dir.path().join("server.log")).unwrap());
             if tls != "none" {
                 cmd.arg("--cert")
                     .arg(certs.join("cert.pem"))

@@ -121,7 +121,15 @@ fn the_status_page_shows_an_open_incident_in_a_real_browser_without_console_erro
         dom.contains("502 burst: upstream 10.0.7.7:9000 unreachable"),
         "{dom}"
     );
-    assert!(dom.contains("curl -I http://10.0.7.7:9000/health"), "{dom}");
+    // The entry's code spans as code, not as Markdown backticks.
+    assert!(
+        dom.contains("<code>curl -I http://10.0.7.7:9000/health</code>"),
+        "{dom}"
+    );
+    assert!(!dom.contains('`'), "raw Markdown backticks: {dom}");
+    // Times to the second, not to the nanosecond.
+    let stamp = regex::Regex::new(r"\d{2}:\d{2}:\d{2}\.\d").unwrap();
+    assert!(!stamp.is_match(dom), "a fractional time stamp: {dom}");
     assert!(dom.contains("Open incidents (1)"), "{dom}");
     assert!(dom.contains("<svg"), "the chart: {dom}");
     let png = std::fs::read(&shot).expect("a screenshot");

@@ -106,14 +106,38 @@ fn a_state_file_with_damaged_pages_is_moved_aside_at_the_next_start() {
 struct Tmpfs(PathBuf);
 
 impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+    /// Mounts a tmpfs of `size` at `at` for `test`; `None` (after saying exactly what is
+    /// missing: root, or a `mount` that may mount, and failing in CI) when it cannot.
+    fn mount(at: &Path, size: &str, test: &str) -> Option<Tmpfs> {
+        use std::os::unix::fs::MetadataExt;
+        let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        if !root {
+            skip_or_fail(&format!(
+                "the {test} mounts a small tmpfs, which needs root (run the tests as root)"
+            ));
+            return None;
+        }
         std::fs::create_dir_all(at).unwrap();
-        let ok = Command::new("mount")
+        let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(at)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Tmpfs(at.to_path_buf()))
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs(at.to_path_buf())),
+            Ok(o) => {
+                skip_or_fail(&format!(
+                    "the {test} mounts a small tmpfs, and `mount -t tmpfs` failed: {} (a container without CAP_SYS_ADMIN?)",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ));
+                None
+            }
+            Err(e) => {
+                skip_or_fail(&format!(
+                    "the {test} mounts a small tmpfs, and the mount command could not run: {e}"
+                ));
+                None
+            }
+        }
     }
 }
 
@@ -135,15 +159,7 @@ fn fill(path: &Path) {
 #[test]
 fn with_the_disk_full_alerts_go_from_memory_and_are_recorded_once_there_is_room() {
     let dir = tempfile::tempdir().unwrap();
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
-        use std::os::unix::fs::MetadataExt;
-        m.uid() == 0
-    });
-    let Some(_fs) = root
-        .then(|| Tmpfs::mount(&dir.path().join("state"), "4m"))
-        .flatten()
-    else {
-        available("root, to mount a small tmpfs for the full-disk test", false);
+    let Some(_fs) = Tmpfs::mount(&dir.path().join("state"), "4m", "full-disk test") else {
         return;
     };
     let hook = Receiver::start(super::upstreams::free_port());
@@ -232,13 +248,8 @@ fn with_the_disk_full_alerts_go_from_memory_and_are_recorded_once_there_is_room(
 #[test]
 fn a_state_folder_gone_read_only_runs_on_a_fallback_copy_and_keeps_alerting() {
     let dir = tempfile::tempdir().unwrap();
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| {
-        use std::os::unix::fs::MetadataExt;
-        m.uid() == 0
-    });
     let state = dir.path().join("state");
-    let Some(_fs) = root.then(|| Tmpfs::mount(&state, "4m")).flatten() else {
-        available("root, to mount a small tmpfs for the read-only test", false);
+    let Some(_fs) = Tmpfs::mount(&state, "4m", "read-only test") else {
         return;
     };
     let hook = Receiver::start(super::upstreams::free_port());
