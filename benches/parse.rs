@@ -4,11 +4,11 @@
 //! ripgrep) comes from `scripts/bench.sh`; this measures the pieces.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use gatewatch::detect::Change;
-use gatewatch::event::Format;
-use gatewatch::parse::{LogFormat, Parser, ParserOptions};
-use gatewatch::pipeline::{Pipeline, PipelineConfig, Settled, Sink};
-use gatewatch::synth::{Burst, LOG_FORMAT, Synth, SynthConfig};
+use gatewatch::engine::detect::Change;
+use gatewatch::engine::event::Format;
+use gatewatch::engine::parse::{LogFormat, Parser, ParserOptions};
+use gatewatch::engine::pipeline::{Pipeline, PipelineConfig, Settled, Sink};
+use gatewatch::engine::synth::{Burst, LOG_FORMAT, Synth, SynthConfig};
 use std::hint::black_box;
 use std::sync::Arc;
 
@@ -89,7 +89,7 @@ impl Sink for Null {
 fn bench_pipeline(c: &mut Criterion) {
     let lines = access_lines(100_000);
     let bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
-    let kb = Arc::new(gatewatch::cli::load_kb(&[]).unwrap());
+    let kb = Arc::new(gatewatch::app::patterns::load_kb(&[]).unwrap());
     let opts = ParserOptions {
         log_format: Some(LogFormat::from_directive(LOG_FORMAT).unwrap()),
         ..ParserOptions::default()

@@ -9,7 +9,7 @@
 //! ```
 
 use clap::Parser;
-use gatewatch::synth::{Burst, Synth, SynthConfig};
+use gatewatch::engine::synth::{Burst, Synth, SynthConfig};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;

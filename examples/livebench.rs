@@ -62,7 +62,7 @@ fn main() {
         format!(
             "[[source]]\npath = \"{}/logs/*.access.log\"\nformat = \"nginx_access\"\nlog_format = '{}'\n\n[state]\ndir = \"{}/state\"\n\n[alerts]\ngroup_wait = \"0s\"\n",
             dir.display(),
-            gatewatch::parse::nginx_access::GATEWATCH,
+            gatewatch::engine::parse::nginx_access::GATEWATCH,
             dir.display()
         ),
     )

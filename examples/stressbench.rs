@@ -76,7 +76,7 @@ fn scenario(
         format!(
             "[[source]]\npath = \"{}\"\nformat = \"nginx_access\"\nlog_format = '{}'\n\n[state]\ndir = \"{}/state\"\n\n[http]\nlisten = \"{http}\"\n",
             log.display(),
-            gatewatch::parse::nginx_access::GATEWATCH,
+            gatewatch::engine::parse::nginx_access::GATEWATCH,
             dir.display()
         ),
     )

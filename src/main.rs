@@ -1,3 +1,3 @@
 fn main() -> std::process::ExitCode {
-    gatewatch::cli::main()
+    gatewatch::app::cli::main()
 }

@@ -1,8 +1,8 @@
 //! AWS ALB access-log lines (their times carry their own zone, so UTC only).
 #![no_main]
 
-use gatewatch::event::Format;
-use gatewatch::parse::Parser;
+use gatewatch::engine::event::Format;
+use gatewatch::engine::parse::Parser;
 use gatewatch_fuzz::{lines, options, parse_lines, zones};
 use libfuzzer_sys::fuzz_target;
 

@@ -3,7 +3,7 @@
 //! its checks make.
 #![no_main]
 
-use gatewatch::config::Config;
+use gatewatch::app::config::Config;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

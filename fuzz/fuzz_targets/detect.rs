@@ -2,7 +2,7 @@
 //! chose: the chosen parser understands at least one of them, as recognition counted.
 #![no_main]
 
-use gatewatch::parse::detect;
+use gatewatch::engine::parse::detect;
 use gatewatch_fuzz::{lines, options, parse_checked, zones};
 use libfuzzer_sys::fuzz_target;
 

@@ -2,8 +2,8 @@
 //! parser keeps the year of RFC 3164 headers from line to line, so lines are fed in order.
 #![no_main]
 
-use gatewatch::event::Format;
-use gatewatch::parse::Parser;
+use gatewatch::engine::event::Format;
+use gatewatch::engine::parse::Parser;
 use gatewatch_fuzz::{lines, options, parse_lines, zones};
 use libfuzzer_sys::fuzz_target;
 

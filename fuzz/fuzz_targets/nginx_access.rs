@@ -3,10 +3,10 @@
 //! input's own lines, in a zone with daylight saving time too.
 #![no_main]
 
-use gatewatch::event::Format;
-use gatewatch::parse::nginx_access::{AccessParser, Escape, KNOWN};
-use gatewatch::parse::{LogFormat, Parser, ParserOptions};
-use gatewatch::time::ZoneClock;
+use gatewatch::engine::event::Format;
+use gatewatch::engine::parse::nginx_access::{AccessParser, Escape, KNOWN};
+use gatewatch::engine::parse::{LogFormat, Parser, ParserOptions};
+use gatewatch::engine::time::ZoneClock;
 use gatewatch_fuzz::{lines, options, parse_lines, zones};
 use libfuzzer_sys::fuzz_target;
 

@@ -3,9 +3,9 @@
 //! text compiled under each escaping. A format that compiles must parse any line without panicking.
 #![no_main]
 
-use gatewatch::event::Format;
-use gatewatch::parse::nginx_access::Escape;
-use gatewatch::parse::{LogFormat, Parser, ParserOptions};
+use gatewatch::engine::event::Format;
+use gatewatch::engine::parse::nginx_access::Escape;
+use gatewatch::engine::parse::{LogFormat, Parser, ParserOptions};
 use gatewatch_fuzz::{lines, options, parse_lines, zones};
 use libfuzzer_sys::fuzz_target;
 

@@ -1,8 +1,8 @@
 //! nginx error-log lines in every zone.
 #![no_main]
 
-use gatewatch::event::Format;
-use gatewatch::parse::Parser;
+use gatewatch::engine::event::Format;
+use gatewatch::engine::parse::Parser;
 use gatewatch_fuzz::{lines, options, parse_lines, zones};
 use libfuzzer_sys::fuzz_target;
 

@@ -3,7 +3,7 @@
 //! get past the id check and on to their regexes, examples and near-misses.
 #![no_main]
 
-use gatewatch::kb::{Kb, Source};
+use gatewatch::engine::kb::{Kb, Source};
 use libfuzzer_sys::fuzz_target;
 
 /// The value of the first `id = "…"` line, if any.

@@ -1,9 +1,9 @@
 //! Helpers shared by the fuzz targets: how an input becomes lines, the zones lines are read in,
 //! and the checks every parsed event must pass besides "no panic".
 
-use gatewatch::event::{Event, Span, Unparsed};
-use gatewatch::parse::{Parser, ParserOptions};
-use gatewatch::time::Zone;
+use gatewatch::engine::event::{Event, Span, Unparsed};
+use gatewatch::engine::parse::{Parser, ParserOptions};
+use gatewatch::engine::time::Zone;
 
 /// Lines longer than this are not split further; libFuzzer's `-max_len` keeps inputs small anyway.
 pub const MAX_LINES: usize = 64;
@@ -52,7 +52,7 @@ pub fn check_event(line: &[u8], ev: &Event) {
         let _ = t.to_rfc3339();
     }
     if let Some(ups) = ev.upstreams.get(line) {
-        for u in gatewatch::parse::upstream::UpstreamList::new(ups) {
+        for u in gatewatch::engine::parse::upstream::UpstreamList::new(ups) {
             let _ = u;
         }
     }

@@ -2,13 +2,13 @@
 //! (`tests/snapshots/`; `GATEWATCH_BLESS=1` rewrites them after a deliberate change), the JSON
 //! forms valid JSON, and hostile log content kept inert in every format.
 
-use gatewatch::alert::{self, AlertKind, AlertView, Templates};
-use gatewatch::config::WebhookFormat;
-use gatewatch::kb::{Kb, Lang};
+use gatewatch::delivery::channel::webhook::{self, WebhookFormat};
+use gatewatch::engine::kb::{Kb, Lang};
+use gatewatch::render::alert::{self, AlertKind, AlertView, Templates};
 use std::path::Path;
 
 pub fn kb() -> Kb {
-    gatewatch::cli::load_kb(&[]).expect("the built-in knowledge base loads")
+    gatewatch::app::patterns::load_kb(&[]).expect("the built-in knowledge base loads")
 }
 
 /// Compares a rendered form with its snapshot; with `GATEWATCH_BLESS=1`, writes it.
@@ -79,7 +79,7 @@ fn every_rendered_form_matches_its_snapshot() {
             (WebhookFormat::Alertmanager, "alertmanager"),
             (WebhookFormat::Pagerduty, "pagerduty"),
         ] {
-            let bodies = t.webhook(format, &v, Some("R0UTINGKEY"), NOW).unwrap();
+            let bodies = webhook::bodies(&t, format, &v, Some("R0UTINGKEY"), NOW).unwrap();
             let pretty: Vec<String> = bodies
                 .iter()
                 .map(|b| {
@@ -193,7 +193,7 @@ fn hostile_log_content_stays_inert_in_every_format() {
     assert!(mail.text.contains("\\x1b[31m"), "{}", mail.text);
     assert!(!t.console(&v).unwrap().contains('\u{1b}'));
 
-    let slack = &t.webhook(WebhookFormat::Slack, &v, None, NOW).unwrap()[0];
+    let slack = &webhook::bodies(&t, WebhookFormat::Slack, &v, None, NOW).unwrap()[0];
     let slack: serde_json::Value = serde_json::from_str(slack).unwrap();
     // Slack parses the top-level text and mrkdwn blocks (plain_text is shown as written).
     let mut texts = vec![slack["text"].as_str().unwrap().to_string()];
@@ -216,7 +216,7 @@ fn hostile_log_content_stays_inert_in_every_format() {
         "{texts:?}"
     );
 
-    let discord = &t.webhook(WebhookFormat::Discord, &v, None, NOW).unwrap()[0];
+    let discord = &webhook::bodies(&t, WebhookFormat::Discord, &v, None, NOW).unwrap()[0];
     let discord: serde_json::Value = serde_json::from_str(discord).unwrap();
     assert_eq!(discord["allowed_mentions"]["parse"], serde_json::json!([]));
     for s in collect_strings(&discord) {
@@ -229,7 +229,7 @@ fn hostile_log_content_stays_inert_in_every_format() {
         WebhookFormat::Discord,
         WebhookFormat::Slack,
     ] {
-        let body = &t.webhook(format, &v, None, NOW).unwrap()[0];
+        let body = &webhook::bodies(&t, format, &v, None, NOW).unwrap()[0];
         for s in collect_strings(&serde_json::from_str(body).unwrap()) {
             // (Slack's links are `<url|text>`, escaped above; `[t](url)` is plain text there.)
             if format != WebhookFormat::Slack {
@@ -242,7 +242,7 @@ fn hostile_log_content_stays_inert_in_every_format() {
         }
     }
     // The generic JSON carries the content as data: exactly what the log said, printable.
-    let json = &t.webhook(WebhookFormat::Json, &v, None, NOW).unwrap()[0];
+    let json = &webhook::bodies(&t, WebhookFormat::Json, &v, None, NOW).unwrap()[0];
     let json: serde_json::Value = serde_json::from_str(json).unwrap();
     assert_eq!(
         json["incidents"][0]["paths"][0],
@@ -296,7 +296,8 @@ fn forty_failing_upstreams_make_one_message_listing_each() {
     }
     // Slack allows 50 blocks; Discord 10 embeds; every upstream is still named.
     let slack: serde_json::Value =
-        serde_json::from_str(&t.webhook(WebhookFormat::Slack, &v, None, NOW).unwrap()[0]).unwrap();
+        serde_json::from_str(&webhook::bodies(&t, WebhookFormat::Slack, &v, None, NOW).unwrap()[0])
+            .unwrap();
     assert!(slack["blocks"].as_array().unwrap().len() <= 50);
     let all = collect_strings(&slack).join("\n");
     for n in 0..40 {
@@ -305,9 +306,10 @@ fn forty_failing_upstreams_make_one_message_listing_each() {
             "slack: 10.0.2.{n} missing"
         );
     }
-    let discord: serde_json::Value =
-        serde_json::from_str(&t.webhook(WebhookFormat::Discord, &v, None, NOW).unwrap()[0])
-            .unwrap();
+    let discord: serde_json::Value = serde_json::from_str(
+        &webhook::bodies(&t, WebhookFormat::Discord, &v, None, NOW).unwrap()[0],
+    )
+    .unwrap();
     assert!(discord["embeds"].as_array().unwrap().len() <= 10);
     let all = collect_strings(&discord).join("\n");
     for n in 0..40 {
@@ -316,9 +318,7 @@ fn forty_failing_upstreams_make_one_message_listing_each() {
             "discord: 10.0.2.{n} missing"
         );
     }
-    let am = t
-        .webhook(WebhookFormat::Alertmanager, &v, None, NOW)
-        .unwrap();
+    let am = webhook::bodies(&t, WebhookFormat::Alertmanager, &v, None, NOW).unwrap();
     let am: serde_json::Value = serde_json::from_str(&am[0]).unwrap();
     assert_eq!(
         am.as_array().unwrap().len(),
@@ -343,11 +343,10 @@ fn a_template_override_replaces_the_builtin_by_name_and_bad_json_is_an_error() {
     .unwrap();
     let t = Templates::new(Some(dir.path())).unwrap();
     let v = sample_view(&kb, AlertKind::Opened, Lang::En);
-    let slack = &t.webhook(WebhookFormat::Slack, &v, None, NOW).unwrap()[0];
+    let slack = &webhook::bodies(&t, WebhookFormat::Slack, &v, None, NOW).unwrap()[0];
     let slack: serde_json::Value = serde_json::from_str(slack).unwrap();
     assert_eq!(slack["who"], "10.0.1.5:8080");
-    let err = t
-        .webhook(WebhookFormat::Teams, &v, None, NOW)
+    let err = webhook::bodies(&t, WebhookFormat::Teams, &v, None, NOW)
         .unwrap_err()
         .to_string();
     assert!(

@@ -334,7 +334,7 @@ fn the_packaged_config_is_valid() {
 /// error log.
 #[test]
 fn threaded_scan_gives_the_same_results_as_one_thread() {
-    use gatewatch::synth::{Burst, Synth, SynthConfig};
+    use gatewatch::engine::synth::{Burst, Synth, SynthConfig};
     let dir = tempfile::tempdir().unwrap();
     let mut synth = Synth::new(SynthConfig {
         requests_per_sec: 400,
@@ -372,7 +372,7 @@ fn threaded_scan_gives_the_same_results_as_one_thread() {
     std::fs::write(&a, &access).unwrap();
     std::fs::write(&e, &error).unwrap();
     let (a, e) = (a.to_str().unwrap(), e.to_str().unwrap());
-    let lf = format!("--log-format={}", gatewatch::synth::LOG_FORMAT);
+    let lf = format!("--log-format={}", gatewatch::engine::synth::LOG_FORMAT);
     for files in [vec![a], vec![a, e]] {
         for mode in [&["--events", "--json"][..], &["--json"][..], &[][..]] {
             let scan = |threads: &str| {

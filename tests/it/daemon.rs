@@ -3,7 +3,7 @@
 //! after which every line has been counted once and none twice.
 
 use super::*;
-use gatewatch::detect::Change;
+use gatewatch::engine::detect::Change;
 use rusqlite::Connection;
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
@@ -39,7 +39,7 @@ start_at = "{start_at}"
 dir = "{d}/state"
 "#,
         d = dir.display(),
-        lf = gatewatch::parse::nginx_access::GATEWATCH,
+        lf = gatewatch::engine::parse::nginx_access::GATEWATCH,
     )
 }
 
@@ -59,8 +59,8 @@ fn in_process_the_daemon_detects_a_burst_in_a_live_file() {
     let log = dir.path().join("logs/access.log");
     // Old lines: on the first run an existing file is read from its end, so these are skipped.
     append(&log, &access_line(1, 502, "10.0.1.5:8080", "-").repeat(50));
-    let cfg = gatewatch::config::Config::parse("gw.toml", &config(dir.path(), "end")).unwrap();
-    let kb = std::sync::Arc::new(gatewatch::cli::load_kb(&[]).unwrap());
+    let cfg = gatewatch::app::config::Config::parse("gw.toml", &config(dir.path(), "end")).unwrap();
+    let kb = std::sync::Arc::new(gatewatch::app::patterns::load_kb(&[]).unwrap());
     let (tx, rx) = mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -69,9 +69,16 @@ fn in_process_the_daemon_detects_a_burst_in_a_live_file() {
         .build()
         .unwrap();
     super::quiet_in_process_logs();
-    let daemon = rt.spawn(gatewatch::daemon::run(cfg, kb, vec![tx], async {
-        let _ = stop_rx.await;
-    }));
+    let (_reload, reloads) = tokio::sync::mpsc::channel(1);
+    let daemon = rt.spawn(gatewatch::app::daemon::run(
+        cfg,
+        kb,
+        vec![tx],
+        reloads,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
     std::thread::sleep(Duration::from_millis(300));
     // Healthy traffic, then the upstream refuses connections.
     let mut text = String::new();
@@ -94,7 +101,10 @@ fn in_process_the_daemon_detects_a_burst_in_a_live_file() {
         panic!("{change:?}")
     };
     assert_eq!(inc.upstream, "10.0.1.5:8080");
-    assert_eq!(inc.cause, gatewatch::event::Cause::UpstreamUnreachable);
+    assert_eq!(
+        inc.cause,
+        gatewatch::engine::event::Cause::UpstreamUnreachable
+    );
     // Only the new burst counts: the 50 old failures were before the first run.
     assert!(inc.failures <= 30, "{}", inc.failures);
     assert!(latency < Duration::from_secs(3), "{latency:?}");
@@ -386,10 +396,10 @@ fn alb_objects_in_a_folder_are_read_once_each_merged_by_time() {
         "[[source]]\npath = \"{d}/alb\"\nformat = \"alb\"\nstart_at = \"end\"\n\n[state]\ndir = \"{d}/state\"\n",
         d = dir.path().display()
     );
-    let cfg = gatewatch::config::Config::parse("gw.toml", &cfg_text).unwrap();
-    let kb = std::sync::Arc::new(gatewatch::cli::load_kb(&[]).unwrap());
+    let cfg = gatewatch::app::config::Config::parse("gw.toml", &cfg_text).unwrap();
+    let kb = std::sync::Arc::new(gatewatch::app::patterns::load_kb(&[]).unwrap());
     super::quiet_in_process_logs();
-    let d = gatewatch::daemon::Daemon::start(&cfg, kb.clone(), vec![]).unwrap();
+    let d = gatewatch::app::daemon::Daemon::start(&cfg, kb.clone(), vec![]).unwrap();
     d.stop().unwrap();
 
     // The next slot, from two balancer nodes whose lines interleave in time: the target stops
@@ -408,19 +418,22 @@ fn alb_objects_in_a_folder_are_read_once_each_merged_by_time() {
     write_gz(&name("20240501T1205Z", "10.0.0.2"), &b);
     let (tx, rx) = mpsc::channel();
     super::quiet_in_process_logs();
-    let d = gatewatch::daemon::Daemon::start(&cfg, kb.clone(), vec![tx]).unwrap();
+    let d = gatewatch::app::daemon::Daemon::start(&cfg, kb.clone(), vec![tx]).unwrap();
     let Ok(Change::Opened(inc)) = rx.recv_timeout(Duration::from_secs(5)) else {
         panic!("no incident")
     };
     assert_eq!(inc.upstream, "10.0.0.9:80");
-    assert_eq!(inc.cause, gatewatch::event::Cause::UpstreamUnreachable);
+    assert_eq!(
+        inc.cause,
+        gatewatch::engine::event::Cause::UpstreamUnreachable
+    );
     // 2024-05-01T12:02:00Z: the first failure, although the two objects were read together.
     assert_eq!(inc.start_ms, 1_714_564_920_000);
     d.stop().unwrap();
 
     // A restart reads nothing again.
     super::quiet_in_process_logs();
-    let d = gatewatch::daemon::Daemon::start(&cfg, kb, vec![]).unwrap();
+    let d = gatewatch::app::daemon::Daemon::start(&cfg, kb, vec![]).unwrap();
     d.stop().unwrap();
     let db = Connection::open(dir.path().join("state/gatewatch.db")).unwrap();
     let counted: i64 = db

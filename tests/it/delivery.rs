@@ -690,7 +690,7 @@ fn the_daily_summary_missed_while_down_is_sent_once_when_the_daemon_comes_back()
     // (too few for an incident).
     let c = cfg.to_str().unwrap();
     // A state, as the daemon's first start makes it.
-    gatewatch::state::State::open(&dir.path().join("state")).unwrap();
+    gatewatch::store::State::open(&dir.path().join("state")).unwrap();
     let yesterday = chrono::Utc::now().date_naive().pred_opt().unwrap();
     let two_days = (chrono::Utc::now() - chrono::Duration::days(2)).timestamp_millis();
     db(dir.path())
@@ -786,7 +786,7 @@ fn the_summary_mail_is_text_and_html_with_the_chart_inline() {
     };
     let c = cfg.to_str().unwrap();
     // A state, as the daemon's first start makes it.
-    gatewatch::state::State::open(&dir.path().join("state")).unwrap();
+    gatewatch::store::State::open(&dir.path().join("state")).unwrap();
     let o = run(&[
         "summary",
         "--config",

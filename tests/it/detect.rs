@@ -2,7 +2,7 @@
 //! of another cause are not taken for an unreachable upstream.
 
 use super::*;
-use gatewatch::synth::{Burst, Synth, SynthConfig};
+use gatewatch::engine::synth::{Burst, Synth, SynthConfig};
 use std::io::Write;
 
 const UNREACHABLE: &str = "api/http-502-bad-gateway-upstream-unreachable";

@@ -83,7 +83,7 @@ http {{
 }}
 "#,
                 temp_paths = super::real_nginx::temp_paths(dir),
-                format = gatewatch::parse::nginx_access::GATEWATCH,
+                format = gatewatch::engine::parse::nginx_access::GATEWATCH,
                 p0 = upstreams::closed_port(),
                 p1 = upstreams::closed_port(),
                 refused = u.refused[0],
@@ -145,7 +145,7 @@ http {{
         format!(
             "[[source]]\npath = \"{d}/access.log\"\nformat = \"nginx_access\"\nlog_format = '{lf}'\nstart_at = \"beginning\"\n\n[[source]]\npath = \"{d}/error.log\"\nformat = \"nginx_error\"\nstart_at = \"beginning\"\n",
             d = self.dir.display(),
-            lf = gatewatch::parse::nginx_access::GATEWATCH,
+            lf = gatewatch::engine::parse::nginx_access::GATEWATCH,
         )
     }
 }

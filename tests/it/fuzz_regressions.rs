@@ -1,7 +1,7 @@
 //! Bugs found by fuzzing (`fuzz/`), each pinned through the public API; named after the bug,
 //! with the target that found it.
 
-use gatewatch::config::Config;
+use gatewatch::app::config::Config;
 
 /// Found while writing the `config` target's checks (its assertion now catches it): a duration
 /// too long for `i64` milliseconds was accepted and wrapped, so `window = "9223372036854776s"`

@@ -1,11 +1,11 @@
 //! The knowledge base as shipped: the reference entry transcribed completely, and every entry
 //! usable by an on-call engineer in both languages.
 
-use gatewatch::event::Cause;
-use gatewatch::kb::{Lang, Placeholders};
+use gatewatch::engine::event::Cause;
+use gatewatch::engine::kb::{Lang, Placeholders};
 
-fn kb() -> gatewatch::kb::Kb {
-    gatewatch::cli::load_kb(&[]).expect("the built-in knowledge base loads")
+fn kb() -> gatewatch::engine::kb::Kb {
+    gatewatch::app::patterns::load_kb(&[]).expect("the built-in knowledge base loads")
 }
 
 /// The text of the reference entry (shared/kb), as published, with three deliberate
@@ -118,9 +118,9 @@ fn the_reference_entry_is_transcribed_completely() {
 
 #[test]
 fn every_failure_cause_has_an_entry_for_every_format_that_shows_it() {
-    use gatewatch::event::Format::*;
+    use gatewatch::engine::event::Format::*;
     let kb = kb();
-    let covered = |cause: Cause, format: gatewatch::event::Format| {
+    let covered = |cause: Cause, format: gatewatch::engine::event::Format| {
         kb.entries().iter().any(|e| {
             e.causes.contains(&cause) && (e.formats.is_empty() || e.formats.contains(&format))
         })

@@ -1,8 +1,8 @@
 //! Properties over arbitrary input: no parser, loader or reader panics, whatever the bytes.
 
-use gatewatch::event::Format;
-use gatewatch::lines::{LineReader, Next};
-use gatewatch::parse::{LogFormat, Parser, ParserOptions, detect};
+use gatewatch::engine::event::Format;
+use gatewatch::engine::lines::{LineReader, Next};
+use gatewatch::engine::parse::{LogFormat, Parser, ParserOptions, detect};
 use proptest::prelude::*;
 
 fn parsers() -> Vec<Parser> {
@@ -11,7 +11,7 @@ fn parsers() -> Vec<Parser> {
         .map(|f| Parser::new(*f, &ParserOptions::default(), &[]))
         .collect();
     for lf in [
-        gatewatch::parse::nginx_access::GATEWATCH,
+        gatewatch::engine::parse::nginx_access::GATEWATCH,
         r#"log_format j escape=json '{"t":"$time_iso8601","s":$status,"u":"$upstream_addr","c":"$upstream_connect_time"}';"#,
     ] {
         let opts = ParserOptions {
@@ -21,9 +21,9 @@ fn parsers() -> Vec<Parser> {
         v.push(Parser::new(Format::NginxAccess, &opts, &[]));
     }
     v.push(Parser::NginxAccess(
-        gatewatch::parse::nginx_access::AccessParser::json(gatewatch::time::ZoneClock::new(
-            gatewatch::time::Zone::Utc,
-        )),
+        gatewatch::engine::parse::nginx_access::AccessParser::json(
+            gatewatch::engine::time::ZoneClock::new(gatewatch::engine::time::Zone::Utc),
+        ),
     ));
     v
 }
@@ -63,8 +63,8 @@ fn mutated_line() -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// A knowledge-base entry with characters replaced, removed or repeated.
-fn damaged_entry() -> impl Strategy<Value = gatewatch::kb::Source> {
-    let sources = gatewatch::cli::embedded_sources();
+fn damaged_entry() -> impl Strategy<Value = gatewatch::engine::kb::Source> {
+    let sources = gatewatch::app::patterns::embedded_sources();
     (
         prop::sample::select(sources),
         prop::collection::vec((any::<usize>(), any::<char>(), 0u8..3), 0..6),
@@ -95,7 +95,7 @@ proptest! {
     #[test]
     fn pattern_loader_never_panics_on_damaged_entries(src in damaged_entry()) {
         let lines = src.text.split('\n').count();
-        if let Err(errors) = gatewatch::kb::Kb::load(std::slice::from_ref(&src)) {
+        if let Err(errors) = gatewatch::engine::kb::Kb::load(std::slice::from_ref(&src)) {
             prop_assert!(!errors.is_empty());
             for e in errors {
                 prop_assert!(e.line <= lines, "{}", e);
@@ -131,8 +131,8 @@ proptest! {
     #[test]
     fn log_format_compiler_and_config_never_panic(text in "\\PC{0,120}") {
         let _ = LogFormat::from_directive(&text);
-        let _ = gatewatch::config::Config::parse("x.toml", &text);
-        let _ = text.parse::<gatewatch::time::Zone>();
+        let _ = gatewatch::app::config::Config::parse("x.toml", &text);
+        let _ = text.parse::<gatewatch::engine::time::Zone>();
     }
 
     #[test]

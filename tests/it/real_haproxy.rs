@@ -219,11 +219,11 @@ fn haproxy_to_the_listener(listen: &str, haproxy_target: &str, format: &str) {
         "[[source]]\nformat = \"syslog\"\nlisten = \"{listen}\"\ntimezone = \"UTC\"\n\n[state]\ndir = \"{}/state\"\n",
         dir.path().display()
     );
-    let cfg = gatewatch::config::Config::parse("gw.toml", &cfg_text).unwrap();
-    let kb = std::sync::Arc::new(gatewatch::cli::load_kb(&[]).unwrap());
+    let cfg = gatewatch::app::config::Config::parse("gw.toml", &cfg_text).unwrap();
+    let kb = std::sync::Arc::new(gatewatch::app::patterns::load_kb(&[]).unwrap());
     let (tx, rx) = std::sync::mpsc::channel();
     super::quiet_in_process_logs();
-    let daemon = gatewatch::daemon::Daemon::start(&cfg, kb, vec![tx]).unwrap();
+    let daemon = gatewatch::app::daemon::Daemon::start(&cfg, kb, vec![tx]).unwrap();
     let conf = dir.path().join("haproxy.cfg");
     std::fs::write(
         &conf,
@@ -247,13 +247,13 @@ fn haproxy_to_the_listener(listen: &str, haproxy_target: &str, format: &str) {
     let change = rx
         .recv_timeout(Duration::from_secs(10))
         .expect("an incident");
-    let gatewatch::detect::Change::Opened(inc) = change else {
+    let gatewatch::engine::detect::Change::Opened(inc) = change else {
         panic!("{change:?}")
     };
     assert_eq!(inc.upstream, "app/web1");
     assert_eq!(
         inc.entry,
-        gatewatch::cli::load_kb(&[])
+        gatewatch::app::patterns::load_kb(&[])
             .unwrap()
             .find("api/http-502-bad-gateway-upstream-unreachable")
             .unwrap()

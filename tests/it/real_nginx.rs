@@ -19,7 +19,7 @@ pub fn temp_paths(dir: &Path) -> String {
 
 fn config(dir: &Path, listen: std::net::SocketAddr, u: &upstreams::Upstreams) -> String {
     let d = dir.display();
-    let gatewatch_format = gatewatch::parse::nginx_access::GATEWATCH;
+    let gatewatch_format = gatewatch::engine::parse::nginx_access::GATEWATCH;
     format!(
         r#"
 daemon off;
@@ -255,13 +255,14 @@ http {{
         format!("server {{ listen 127.0.0.1:1; access_log {d}/api.log; }}\n"),
     )
     .unwrap();
-    let text = gatewatch::discover::nginx_t(&nginx, Some(&dir.path().join("nginx.conf")))
+    let text = gatewatch::source::discover::nginx_t(&nginx, Some(&dir.path().join("nginx.conf")))
         .expect("nginx -T runs");
-    let (found, _) = gatewatch::discover::from_nginx_config(&text, &gatewatch::time::Zone::Utc);
+    let (found, _) =
+        gatewatch::source::discover::from_nginx_config(&text, &gatewatch::engine::time::Zone::Utc);
     let got: Vec<String> = found
         .iter()
         .map(|f| match &f.source.kind {
-            gatewatch::config::SourceKind::Log { path, format } => format!(
+            gatewatch::app::config::SourceKind::Log { path, format } => format!(
                 "{path} {format} {}",
                 f.source.log_format.as_ref().map_or("-", |l| l.name())
             ),
@@ -278,9 +279,9 @@ http {{
     );
     // The format read from nginx's configuration parses nginx's lines with upstream fields.
     let up = found[1].source.log_format.clone().unwrap();
-    let mut p = gatewatch::parse::Parser::new(
-        gatewatch::event::Format::NginxAccess,
-        &gatewatch::parse::ParserOptions {
+    let mut p = gatewatch::engine::parse::Parser::new(
+        gatewatch::engine::event::Format::NginxAccess,
+        &gatewatch::engine::parse::ParserOptions {
             log_format: Some(up),
             ..Default::default()
         },
@@ -289,5 +290,8 @@ http {{
     let ev = p
         .parse(br#"10.0.0.1 - - [01/May/2024:12:00:00 +0000] "GET / HTTP/1.1" 502 157 "-" "ua" 10.0.1.5:8080 502 -"#)
         .unwrap();
-    assert_eq!(ev.cause, gatewatch::event::Cause::UpstreamUnreachable);
+    assert_eq!(
+        ev.cause,
+        gatewatch::engine::event::Cause::UpstreamUnreachable
+    );
 }

@@ -129,9 +129,9 @@ fn decode_png(png: &[u8]) -> (u32, u32, Vec<u8>) {
 
 #[test]
 fn the_chart_is_a_png_of_the_expected_size_with_the_noon_burst_in_red() {
-    let r: gatewatch::summary::Report =
+    let r: gatewatch::render::summary::Report =
         serde_json::from_str(&scan_summary("json", &["--timezone", "UTC"])).unwrap();
-    let png = gatewatch::chart::hourly_png(&r);
+    let png = gatewatch::render::chart::hourly_png(&r);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("summary-chart.png"), &png).unwrap();
@@ -141,7 +141,7 @@ fn the_chart_is_a_png_of_the_expected_size_with_the_noon_burst_in_red() {
         let i = ((y * w + x) * 3) as usize;
         [rgb[i], rgb[i + 1], rgb[i + 2]]
     };
-    let red = gatewatch::chart::color("upstream_unreachable");
+    let red = gatewatch::render::summary::color("upstream_unreachable");
     // Hour 12 of 24 over the plot area (48 … 712): its bar is red near the bottom; hour 6 is
     // empty.
     let slot = (712 - 48) / 24;

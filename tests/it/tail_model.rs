@@ -1,7 +1,7 @@
 //! The tailer against real files: random sequences of writes, rename rotations, copytruncate,
 //! delete + re-create and restarts; every line written is delivered exactly once.
 
-use gatewatch::tail::{Delivery, Start, Tailer};
+use gatewatch::source::tail::{Delivery, Start, Tailer};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::fs;

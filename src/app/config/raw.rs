@@ -1,0 +1,133 @@
+//! The configuration file as written: TOML tables with spans for `file:line` messages.
+//! Unknown keys are refused here.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    #[serde(default, rename = "source")]
+    pub(super) sources: Vec<Spanned<RawSource>>,
+    pub(super) state: Option<RawState>,
+    pub(super) http: Option<RawHttp>,
+    #[serde(default, rename = "channel")]
+    pub(super) channels: Vec<Spanned<RawChannel>>,
+    pub(super) detect: Option<RawDetect>,
+    pub(super) patterns: Option<RawPatterns>,
+    pub(super) alerts: Option<RawAlerts>,
+    #[serde(default)]
+    pub(super) maintenance: Vec<Spanned<RawMaintenance>>,
+    pub(super) summary: Option<RawSummary>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSummary {
+    pub(super) at: Option<Spanned<String>>,
+    pub(super) timezone: Option<Spanned<String>>,
+    pub(super) channels: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAlerts {
+    pub(super) host: Option<String>,
+    pub(super) group_wait: Option<Spanned<String>>,
+    pub(super) renotify: Option<Spanned<String>>,
+    pub(super) give_up_after: Option<Spanned<String>>,
+    pub(super) retry_min: Option<Spanned<String>>,
+    pub(super) retry_max: Option<Spanned<String>>,
+    pub(super) template_dir: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMaintenance {
+    pub(super) upstream: Option<String>,
+    pub(super) entry: Option<String>,
+    pub(super) days: Option<Spanned<Vec<String>>>,
+    pub(super) start: Option<Spanned<String>>,
+    pub(super) end: Option<Spanned<String>>,
+    pub(super) timezone: Option<Spanned<String>>,
+    pub(super) from: Option<Spanned<String>>,
+    pub(super) until: Option<Spanned<String>>,
+    pub(super) reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSource {
+    pub(super) path: Option<Spanned<String>>,
+    pub(super) listen: Option<Spanned<String>>,
+    /// A syslog listener on an address other machines can reach (off by default).
+    pub(super) allow_remote: Option<bool>,
+    pub(super) format: Spanned<String>,
+    pub(super) log_format: Option<Spanned<String>>,
+    pub(super) timezone: Option<Spanned<String>>,
+    pub(super) start_at: Option<Spanned<String>>,
+    /// S3-compatible endpoint and region, for `alb` sources read from `s3://`.
+    pub(super) endpoint: Option<Spanned<String>>,
+    pub(super) region: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawState {
+    pub(super) dir: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHttp {
+    pub(super) listen: Spanned<String>,
+    /// Serve on an address other machines can reach (the pages have no authentication).
+    pub(super) allow_remote: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDetect {
+    pub(super) window: Option<Spanned<String>>,
+    pub(super) open_failures: Option<Spanned<u32>>,
+    pub(super) open_share: Option<Spanned<f64>>,
+    pub(super) close_failures: Option<Spanned<u32>>,
+    pub(super) quiet: Option<Spanned<String>>,
+    pub(super) max_upstreams: Option<Spanned<usize>>,
+    pub(super) join_before: Option<Spanned<String>>,
+    pub(super) join_after: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPatterns {
+    pub(super) dirs: Spanned<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawChannel {
+    pub(super) name: Spanned<String>,
+    pub(super) kind: Spanned<String>,
+    pub(super) lang: Option<Spanned<String>>,
+    // email
+    pub(super) server: Option<Spanned<String>>,
+    pub(super) tls: Option<Spanned<String>>,
+    pub(super) from: Option<Spanned<String>>,
+    pub(super) to: Option<Spanned<Vec<String>>>,
+    pub(super) username: Option<String>,
+    pub(super) password_file: Option<String>,
+    pub(super) password_env: Option<String>,
+    /// Refused with an explanation: secrets do not belong in the config file.
+    pub(super) password: Option<Spanned<toml::Value>>,
+    // webhook
+    pub(super) format: Option<Spanned<String>>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) secret_file: Option<String>,
+    pub(super) secret_env: Option<String>,
+    pub(super) timeout: Option<Spanned<String>>,
+    /// A PEM file of extra trusted roots (an internal relay or receiver with a private CA).
+    pub(super) ca_file: Option<String>,
+    /// A folder whose templates replace the built-in ones of the same name.
+    pub(super) template_dir: Option<String>,
+}

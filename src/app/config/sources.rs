@@ -1,0 +1,163 @@
+//! `[[source]]`: the logs to follow (a file, a glob, an ALB folder or bucket) and the syslog
+//! listeners.
+
+use super::*;
+
+/// Checks `[[source]]` tables into `cfg.sources` (and their lines).
+pub(super) fn sources(
+    p: &mut Problems<'_>,
+    text: &str,
+    raw: Vec<Spanned<RawSource>>,
+    cfg: &mut Config,
+) {
+    for s in raw {
+        let at = s.span().start;
+        let s = s.into_inner();
+        let fmt_name = s.format.get_ref().as_str();
+        let kind = match (fmt_name, &s.path, &s.listen) {
+            ("syslog", _, Some(listen)) => {
+                if let Err(e) = check_syslog_listen(listen.get_ref(), s.allow_remote) {
+                    p.at(listen.span().start, format!("source.listen: {e}"));
+                }
+                SourceKind::Syslog {
+                    listen: listen.get_ref().clone(),
+                }
+            }
+            ("syslog", _, None) => {
+                p.at(at, "source: a syslog source needs listen = \"udp://127.0.0.1:5514\" (or unix:///path)");
+                continue;
+            }
+            (_, Some(path), None) => match Format::from_name(fmt_name) {
+                Some(format) => SourceKind::Log {
+                    path: path.get_ref().clone(),
+                    format,
+                },
+                None => {
+                    p.at(
+                        s.format.span().start,
+                        format!("source.format: {fmt_name:?} is not one of nginx_access, nginx_error, haproxy, alb, syslog"),
+                    );
+                    continue;
+                }
+            },
+            (_, _, Some(_)) => {
+                p.at(
+                    at,
+                    "source: listen is only for format = \"syslog\"; log files take path",
+                );
+                continue;
+            }
+            (_, None, None) => {
+                p.at(at, "source: path is missing");
+                continue;
+            }
+        };
+        let log_format = match &s.log_format {
+            Some(lf) if fmt_name != "nginx_access" => {
+                p.at(
+                    lf.span().start,
+                    "source.log_format is only for format = \"nginx_access\"",
+                );
+                None
+            }
+            Some(lf) => match LogFormat::from_directive(lf.get_ref()) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    p.at(lf.span().start, format!("source.{e}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        let timezone = match &s.timezone {
+            Some(tz) => match tz.get_ref().parse::<Zone>() {
+                Ok(z) => z,
+                Err(e) => {
+                    p.at(tz.span().start, format!("source.timezone: {e}"));
+                    Zone::Local
+                }
+            },
+            None => Zone::Local,
+        };
+        let start_at = match s
+            .start_at
+            .as_ref()
+            .map(|v| (v.get_ref().as_str(), v.span().start))
+        {
+            None | Some(("end", _)) => StartAt::End,
+            Some(("beginning", _)) => StartAt::Beginning,
+            Some((other, at)) => {
+                p.at(
+                    at,
+                    format!("source.start_at: {other:?} is not \"end\" or \"beginning\""),
+                );
+                StartAt::End
+            }
+        };
+        let s3 = matches!(&kind, SourceKind::Log { path, format: Format::Alb } if path.starts_with("s3://"));
+        if let Some(e) = &s.endpoint
+            && !s3
+        {
+            p.at(
+                e.span().start,
+                "source.endpoint is only for ALB logs read from s3://",
+            );
+        }
+        if s.allow_remote.is_some() && !matches!(kind, SourceKind::Syslog { .. }) {
+            p.at(
+                at,
+                "source.allow_remote is only for format = \"syslog\" listeners",
+            );
+        }
+        let path_at = s
+            .path
+            .as_ref()
+            .or(s.listen.as_ref())
+            .map_or(at, |p| p.span().start);
+        let line = crate::engine::error::line_of(text, path_at);
+        // The same log twice would count every line twice.
+        if let Some(i) = cfg.sources.iter().position(|o| o.kind.same_input(&kind)) {
+            p.at(
+                path_at,
+                format!(
+                    "source: {} is already a source at line {}; every line would be counted twice (remove one)",
+                    kind.input(),
+                    cfg.lines.sources[i]
+                ),
+            );
+        }
+        cfg.lines.sources.push(line);
+        cfg.sources.push(SourceConfig {
+            kind,
+            log_format,
+            timezone,
+            start_at,
+            endpoint: s.endpoint.map(Spanned::into_inner),
+            region: s.region,
+        });
+    }
+}
+
+/// Checks a syslog listener's address: a unix socket path, or a UDP address on loopback unless
+/// `allow_remote`.
+fn check_syslog_listen(listen: &str, allow_remote: Option<bool>) -> Result<(), String> {
+    if let Some(path) = listen.strip_prefix("unix://") {
+        return if path.starts_with('/') {
+            Ok(())
+        } else {
+            Err(format!(
+                "{listen:?}: a unix socket needs an absolute path, e.g. \"unix:///run/gatewatch/haproxy.sock\""
+            ))
+        };
+    }
+    let addr = listen.strip_prefix("udp://").unwrap_or(listen);
+    match addr.parse::<SocketAddr>() {
+        Err(_) => Err(format!(
+            "{listen:?} is not an address such as \"udp://127.0.0.1:5514\" or \"unix:///run/gatewatch/haproxy.sock\""
+        )),
+        Ok(a) if !a.ip().is_loopback() && allow_remote != Some(true) => Err(format!(
+            "{a} can be reached from other machines, and anyone who can send to it can make gatewatch alert; listen on 127.0.0.1 or a unix socket, or set allow_remote = true on this source if you mean it"
+        )),
+        Ok(_) => Ok(()),
+    }
+}

@@ -1,0 +1,329 @@
+//! The reader thread's loop: wake on file-system events and at least once a second, read,
+//! move the event clock, remind, commit, publish; and reloads.
+
+use super::*;
+
+impl Reader {
+    pub(super) fn run(mut self, rx: Receiver<Wake>) -> anyhow::Result<()> {
+        let watchdog = sd_notify::watchdog_enabled();
+        let mut last_ping = Instant::now();
+        loop {
+            let mut stop = false;
+            let mut reload = None;
+            let mut msgs = Vec::new();
+            match rx.recv_timeout(RECHECK) {
+                Ok(m) => msgs.push(m),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => stop = true,
+            }
+            // Many events may have queued up during one read: one more read covers them all.
+            msgs.extend(rx.try_iter());
+            for m in msgs {
+                match m {
+                    Wake::Stop => stop = true,
+                    Wake::Reload(c, k) => reload = Some((c, k)),
+                    Wake::Fs => {}
+                    Wake::Datagrams { listen, lines } => self.take_datagrams(&listen, lines),
+                }
+            }
+            if let Some((cfg, kb)) = reload {
+                self.reload(&cfg, kb)?;
+            }
+            if let Err(e) = self.discover() {
+                log!(Error, "looking for new files", error = format!("{e:#}"));
+            }
+            // A failed round (the state file cannot be written: disk full, read-only, failing)
+            // is retried in the next one; nothing read is lost meanwhile, it is held in memory,
+            // and incident changes go to the sender from memory.
+            let result = self.read_all().map(|_| ());
+            self.tick();
+            self.remind(now_ms());
+            self.remind_fallback();
+            // Incidents closed by the clock, and reminders, are written now, not with the next
+            // lines (there may be none for a long time).
+            let result = match result {
+                Ok(()) if !self.out.notices.is_empty() => self.commit(),
+                r => r,
+            };
+            let committed = match result {
+                Ok(()) => {
+                    if let Some((since, _)) = self.failing_since.take() {
+                        log!(
+                            Info,
+                            "the state can be written again",
+                            state = self.state.path().display(),
+                            failed_for_s = since.elapsed().as_secs()
+                        );
+                    }
+                    self.error = None;
+                    true
+                }
+                Err(e) => {
+                    self.state_failed(&e);
+                    self.hand_over();
+                    false
+                }
+            };
+            self.publish(committed);
+            if let Some(interval) = watchdog
+                && last_ping.elapsed() >= interval / 2
+            {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                last_ping = Instant::now();
+            }
+            if stop {
+                self.commit()?;
+                log!(
+                    Info,
+                    "stopped; reading positions saved",
+                    state = self.state.path().display()
+                );
+                return Ok(());
+            }
+        }
+    }
+
+    /// Reads everything new in every file (in rounds of about a megabyte per file), committing
+    /// after each round. Returns the number of lines read.
+    pub(super) fn read_all(&mut self) -> anyhow::Result<u64> {
+        self.read_albs()?;
+        let mut total = 0;
+        loop {
+            let (lines, more) = self.read_round();
+            total += lines;
+            if lines > 0 || !self.counters.is_empty() {
+                self.commit()?;
+            }
+            if !more {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Announces again the incidents open for longer than the renotify interval (wall clock:
+    /// it is about people, not about log time).
+    pub(super) fn remind(&mut self, now: i64) {
+        let Some(every) = self.out.renotify_ms else {
+            return;
+        };
+        if !self.out.announced.iter().any(|(_, _, t)| now - t >= every) {
+            return;
+        }
+        let open = self.open_incidents();
+        for (upstream, entry, at) in &mut self.out.announced {
+            if now - *at < every {
+                continue;
+            }
+            if let Some(inc) = open
+                .iter()
+                .find(|i| i.upstream == *upstream && i.entry == *entry)
+            {
+                *at = now;
+                self.out.notices.push(crate::store::outbox::Notice::new(
+                    AlertKind::Reminder,
+                    inc.clone(),
+                ));
+            }
+        }
+    }
+
+    /// Moves event time on by the wall-clock time since the last event, so bursts close and
+    /// held lines settle when the logs go quiet — without trusting that the proxy's clock (or
+    /// the configured zone of its lines) agrees with ours.
+    pub(super) fn tick(&mut self) {
+        let Reader {
+            pipeline,
+            albs,
+            counters,
+            out,
+            clock,
+            ..
+        } = self;
+        if let Some((last, at)) = *clock {
+            let now = last + at.elapsed().as_millis() as i64;
+            let mut sink = ReaderSink {
+                counters,
+                out,
+                clock,
+                count_settled: false,
+            };
+            pipeline.tick(now, &mut sink);
+        }
+        // ALB objects arrive every five minutes: their clock moves only with their lines,
+        // unless none have come for a quarter of an hour (the balancer has no traffic, or
+        // logging stopped), when incidents are allowed to close.
+        for a in albs.iter_mut() {
+            if let Some((last, at)) = a.clock
+                && at.elapsed() > ALB_SILENCE
+            {
+                let now = last + (at.elapsed() - ALB_SILENCE).as_millis() as i64;
+                let mut sink = ReaderSink {
+                    counters,
+                    out,
+                    clock: &mut a.clock,
+                    count_settled: true,
+                };
+                a.pipeline.tick(now, &mut sink);
+            }
+        }
+    }
+
+    /// Publishes what the daemon is doing.
+    pub(super) fn publish(&self, committed: bool) {
+        let det = self.pipeline.detector();
+        let mut st = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        st.files = self
+            .files
+            .iter()
+            .map(|f| FileStatus {
+                path: f.tailer.path().display().to_string(),
+                format: f
+                    .parser
+                    .as_ref()
+                    .map_or_else(|| f.format.to_string(), Parser::describe),
+                lines: f.lines,
+                unparsed: f.unparsed,
+                too_long: f.too_long,
+                lag_bytes: f.tailer.lag_bytes(),
+            })
+            .collect();
+        for a in &self.albs {
+            st.files.push(FileStatus {
+                path: self.names[a.source as usize].clone(),
+                format: format!("alb ({} objects)", a.objects),
+                lines: a.lines,
+                unparsed: a.unparsed,
+                too_long: 0,
+                lag_bytes: 0,
+            });
+        }
+        for l in &self.syslogs {
+            st.files.push(FileStatus {
+                path: l.listen.to_string(),
+                format: format!(
+                    "syslog listener ({} dropped)",
+                    l.counts.dropped.load(std::sync::atomic::Ordering::Relaxed)
+                ),
+                lines: l.lines,
+                unparsed: l.unparsed,
+                too_long: 0,
+                lag_bytes: 0,
+            });
+        }
+        st.causes = self.pipeline.counts().0;
+        for a in &self.albs {
+            for (total, n) in st.causes.iter_mut().zip(a.pipeline.counts().0) {
+                *total += n;
+            }
+        }
+        st.open_incidents = det.open_incidents();
+        for a in &self.albs {
+            st.open_incidents
+                .extend(a.pipeline.detector().open_incidents());
+        }
+        st.incidents_opened = self.out.opened;
+        st.incidents_closed = self.out.closed;
+        st.upstreams_tracked = det.tracked();
+        st.upstreams_evicted = det.stats.evicted;
+        st.upstreams_pooled_lines = self.counters.pooled;
+        st.late_events = det.stats.late;
+        let now = std::time::SystemTime::now();
+        st.round_at = Some(now);
+        if committed {
+            st.commit_at = Some(now);
+        }
+        st.error = self.error.clone();
+        if st.kb.as_ref().is_none_or(|k| !Arc::ptr_eq(k, &self.out.kb)) {
+            st.kb = Some(self.out.kb.clone());
+        }
+        if st.host != self.out.host {
+            st.host = self.out.host.clone();
+        }
+        if st.state_path.is_none() {
+            st.state_path = Some(self.state.path().to_path_buf());
+        }
+    }
+
+    /// The folders to watch for file-system events.
+    pub(super) fn dirs(&self) -> Vec<PathBuf> {
+        let mut d: Vec<PathBuf> = self
+            .plans
+            .iter()
+            .filter_map(|p| p.pattern.parent().map(Path::to_path_buf))
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    p
+                }
+            })
+            .collect();
+        d.sort();
+        d.dedup();
+        d
+    }
+
+    pub(super) fn reload(&mut self, cfg: &Config, kb: Arc<Kb>) -> anyhow::Result<()> {
+        if let Err(e) = self.commit() {
+            log!(
+                Error,
+                "reload postponed: the state cannot be saved; the old configuration keeps running",
+                error = format!("{e:#}")
+            );
+            return Ok(());
+        }
+        let observers = std::mem::take(&mut self.out.observers);
+        let fallback = self.fallback.as_ref().map(|(f, _)| f.clone());
+        let fresh = Reader::new(cfg, kb, observers, fallback.as_deref());
+        match fresh {
+            Ok(mut r) => {
+                r.first_run = false;
+                r.status = self.status.clone();
+                r.out.opened = self.out.opened;
+                r.out.closed = self.out.closed;
+                r.out.sender = self.out.sender.clone();
+                r.out.memory = self.out.memory.clone();
+                // The sender follows the new channels (after the commit above, nothing of the
+                // old configuration is left unwritten).
+                drop(self.sender.take());
+                if let Some(waker) = &r.out.sender {
+                    match crate::delivery::sender::Sender::start(
+                        &r.sender_config(cfg).delivery(),
+                        r.out.kb.clone(),
+                        r.delivery(),
+                        waker.clone(),
+                        r.out.memory.clone(),
+                    ) {
+                        Ok(s) => r.sender = Some(s),
+                        Err(e) => log!(Error, "restarting the sender", error = format!("{e:#}")),
+                    }
+                }
+                // The listeners stay as they were started: their counters carry on.
+                for s in &mut r.syslogs {
+                    if let Some(old) = self.syslogs.iter().find(|o| o.listen == s.listen) {
+                        s.counts = old.counts.clone();
+                    }
+                }
+                *self = r;
+                log!(Info, "configuration reloaded", sources = self.plans.len());
+            }
+            Err(e) => {
+                log!(
+                    Error,
+                    "reload refused; the old configuration keeps running",
+                    error = format!("{e:#}")
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// What the sender records of its work (shared with the status).
+    pub(super) fn delivery(&self) -> Arc<std::sync::Mutex<crate::delivery::sender::Tally>> {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .delivery
+            .clone()
+    }
+}

@@ -1,0 +1,392 @@
+//! The webhook channel: one POST per message (PagerDuty: one per event) with the message's
+//! delivery id in `X-Gatewatch-Delivery` and, with a secret, an HMAC-SHA256 signature; the body
+//! in the receiver's own format (generic JSON, Slack, Teams, Discord, Alertmanager v2, PagerDuty
+//! Events v2). No redirects are followed; the connection and the whole request have the
+//! channel's timeout; errors name the receiver's host, never its URL (it may hold a token).
+
+use super::{
+    ChannelKind, Deliver, Forms, SendError, Sending, Thread, permanent, read_ca, transient,
+};
+use crate::render::alert::{self, AlertKind, AlertView, Templates, truncate};
+use crate::render::summary::{self, Report};
+use anyhow::Context;
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookFormat {
+    Json,
+    Slack,
+    Teams,
+    Discord,
+    Alertmanager,
+    Pagerduty,
+}
+
+/// A webhook channel ready to send.
+pub struct Webhook {
+    client: reqwest::Client,
+    url: String,
+    format: WebhookFormat,
+    secret: Option<String>,
+}
+
+impl Webhook {
+    /// The HTTP client for a channel's settings; `ca`: extra trusted roots.
+    pub fn new(kind: &ChannelKind, ca: Option<&Path>) -> anyhow::Result<Webhook> {
+        let ChannelKind::Webhook {
+            format,
+            url,
+            secret,
+            timeout,
+        } = kind
+        else {
+            anyhow::bail!("not a webhook channel");
+        };
+        let mut b = reqwest::Client::builder()
+            .timeout(*timeout)
+            .connect_timeout((*timeout).min(Duration::from_secs(10)))
+            // A webhook URL is where the message goes: a redirect is a mistake in the
+            // configuration, and following it could leak the body elsewhere.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("gatewatch/", env!("CARGO_PKG_VERSION")));
+        if let Some(ca) = ca {
+            let pem = read_ca(ca)?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("ca_file {}", ca.display()))?
+            {
+                b = b.add_root_certificate(cert);
+            }
+        }
+        Ok(Webhook {
+            client: b.build().context("making the HTTP client")?,
+            url: url.clone(),
+            format: *format,
+            secret: secret.as_ref().map(|s| s.read()).transpose()?,
+        })
+    }
+
+    /// The key bodies are signed with (PagerDuty's secret is its routing key, not a key).
+    fn hmac_key(&self) -> Option<&str> {
+        self.secret
+            .as_deref()
+            .filter(|_| self.format != WebhookFormat::Pagerduty)
+    }
+}
+
+impl Deliver for Webhook {
+    fn alert<'a>(
+        &'a self,
+        forms: &'a Forms<'a>,
+        v: &'a AlertView,
+        thread: &'a Thread,
+    ) -> Sending<'a> {
+        Box::pin(async move {
+            let now = chrono::Utc::now().to_rfc3339();
+            let bodies = bodies(
+                forms.templates,
+                self.format,
+                v,
+                self.secret.as_deref(),
+                &now,
+            )
+            .map_err(permanent)?;
+            for body in bodies {
+                post(
+                    &self.client,
+                    &self.url,
+                    body,
+                    &thread.message_id,
+                    self.hmac_key(),
+                )
+                .await?;
+            }
+            Ok(())
+        })
+    }
+
+    fn summary<'a>(
+        &'a self,
+        forms: &'a Forms<'a>,
+        r: &'a Report,
+        thread: &'a Thread,
+    ) -> Sending<'a> {
+        Box::pin(async move {
+            let render =
+                |name: &str| summary::render(r, name, forms.template_dir, None).map_err(permanent);
+            let format = &self.format;
+            let body = match format {
+                WebhookFormat::Json => serde_json::json!({
+                    "version": alert::SCHEMA_VERSION,
+                    "kind": "summary",
+                    "id": thread.message_id,
+                    "host": r.host,
+                    "subject": summary::subject(r),
+                    "summary": r,
+                })
+                .to_string(),
+                WebhookFormat::Slack => {
+                    let b = render("summary.slack.json.j2")?;
+                    serde_json::from_str::<serde_json::Value>(&b).map_err(|e| {
+                        SendError::Permanent(format!(
+                            "summary.slack.json.j2 did not render to JSON: {e}"
+                        ))
+                    })?;
+                    b
+                }
+                WebhookFormat::Teams => serde_json::json!({
+                    "type": "message",
+                    "attachments": [{
+                        "contentType": "application/vnd.microsoft.card.adaptive",
+                        "content": {
+                            "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                            "type": "AdaptiveCard",
+                            "version": "1.4",
+                            "body": [
+                                {"type": "TextBlock", "text": summary::subject(r), "weight": "Bolder", "wrap": true},
+                                {"type": "TextBlock", "text": render("summary.txt.j2")?, "fontType": "Monospace", "wrap": true},
+                            ],
+                        },
+                    }],
+                })
+                .to_string(),
+                WebhookFormat::Discord => {
+                    let text: String = render("summary.txt.j2")?.chars().take(1900).collect();
+                    serde_json::json!({
+                        "content": format!("```\n{}\n```", text.replace("```", "'''")),
+                        "allowed_mentions": {"parse": []},
+                    })
+                    .to_string()
+                }
+                WebhookFormat::Alertmanager | WebhookFormat::Pagerduty => {
+                    return Err(SendError::Permanent(
+                        "alerting channels (alertmanager, pagerduty) do not take summaries"
+                            .into(),
+                    ));
+                }
+            };
+            post(
+                &self.client,
+                &self.url,
+                body,
+                &thread.message_id,
+                self.hmac_key(),
+            )
+            .await
+        })
+    }
+
+    fn refreshes_open_alerts(&self) -> bool {
+        self.format == WebhookFormat::Alertmanager
+    }
+}
+
+/// The request bodies a webhook receives for a message (PagerDuty takes one event per
+/// request; the others one body). Template output is checked to be JSON, so a broken override
+/// is an error here, not a 400 from the receiver.
+pub fn bodies(
+    t: &Templates,
+    format: WebhookFormat,
+    v: &AlertView,
+    routing_key: Option<&str>,
+    now_rfc3339: &str,
+) -> anyhow::Result<Vec<String>> {
+    let one = |name: &str| -> anyhow::Result<Vec<String>> {
+        let body = t.render(name, v)?;
+        serde_json::from_str::<serde_json::Value>(&body)
+            .map_err(|e| anyhow::anyhow!("{name} did not render to JSON: {e}"))?;
+        Ok(vec![body])
+    };
+    match format {
+        WebhookFormat::Json => Ok(vec![serde_json::to_string(v)?]),
+        WebhookFormat::Slack => one("slack.json.j2"),
+        WebhookFormat::Teams => one("teams.json.j2"),
+        WebhookFormat::Discord => one("discord.json.j2"),
+        WebhookFormat::Alertmanager => {
+            Ok(vec![serde_json::to_string(&alertmanager(v, now_rfc3339))?])
+        }
+        WebhookFormat::Pagerduty => {
+            let key = routing_key.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "a pagerduty channel needs its routing key in secret_file or secret_env"
+                )
+            })?;
+            pagerduty(v, key)
+                .iter()
+                .map(|e| Ok(serde_json::to_string(e)?))
+                .collect()
+        }
+    }
+}
+
+/// Prometheus Alertmanager API v2 (`POST /api/v2/alerts`): one alert per incident, labelled so
+/// that a fleet's Alertmanager groups and deduplicates them; `endsAt` resolves them.
+pub fn alertmanager(v: &AlertView, now_rfc3339: &str) -> serde_json::Value {
+    let alerts: Vec<serde_json::Value> = v
+        .incidents
+        .iter()
+        .map(|i| {
+            let e = v.entry_of(i);
+            let mut a = serde_json::json!({
+                "labels": {
+                    "alertname": "GatewatchUpstreamBurst",
+                    "severity": "critical",
+                    "instance": v.host,
+                    "upstream": i.upstream,
+                    "cause": i.cause,
+                    "entry": i.entry,
+                },
+                "annotations": {
+                    "summary": i.headline,
+                    "description": format!(
+                        "{}\n{}",
+                        e.map_or("", |e| e.root_cause.as_str()),
+                        e.and_then(|e| e.workarounds.first()).map_or("", |w| w.text.as_str())
+                    ),
+                    "runbook_url": e.and_then(|e| e.docs.first()).cloned().unwrap_or_default(),
+                    "incident": i.key,
+                },
+                "startsAt": i.start,
+            });
+            if v.kind == AlertKind::Resolved {
+                a["endsAt"] = serde_json::Value::String(
+                    i.closed.clone().unwrap_or_else(|| now_rfc3339.to_string()),
+                );
+            }
+            a
+        })
+        .collect();
+    serde_json::Value::Array(alerts)
+}
+
+/// PagerDuty Events API v2: one event per incident, trigger or resolve, deduplicated by the
+/// incident's key.
+pub fn pagerduty(v: &AlertView, routing_key: &str) -> Vec<serde_json::Value> {
+    v.incidents
+        .iter()
+        .map(|i| {
+            let e = v.entry_of(i);
+            let action = if v.kind == AlertKind::Resolved {
+                "resolve"
+            } else {
+                "trigger"
+            };
+            serde_json::json!({
+                "routing_key": routing_key,
+                "event_action": action,
+                "dedup_key": i.key,
+                "payload": {
+                    "summary": truncate(i.headline.clone(), 1024),
+                    "source": v.host,
+                    "severity": "critical",
+                    "component": i.upstream,
+                    "class": i.cause,
+                    "custom_details": {
+                        "entry": i.entry,
+                        "root_cause": e.map(|e| e.root_cause.clone()),
+                        "first_step": e.and_then(|e| e.workarounds.first()).map(|w| w.text.clone()),
+                        "failures": i.failures,
+                        "requests": i.requests,
+                        "start": i.start,
+                    },
+                },
+                "links": e.map_or(Vec::new(), |e| e.docs.iter().map(|d| serde_json::json!({"href": d, "text": e.title})).collect::<Vec<_>>()),
+            })
+        })
+        .collect()
+}
+
+/// `sha256=<hex>`: HMAC-SHA256 of the body with the shared secret (as GitHub signs its
+/// webhooks), so a receiver can check that the message came from gatewatch.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    use aws_lc_rs::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = hmac::sign(&key, body);
+    let mut s = String::from("sha256=");
+    for b in tag.as_ref() {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// POSTs one body; 2xx is delivered, 408, 429 and 5xx are worth retrying (after the
+/// receiver's `Retry-After`, if it says), anything else is refused for good.
+async fn post(
+    client: &reqwest::Client,
+    url: &str,
+    body: String,
+    delivery: &str,
+    hmac_key: Option<&str>,
+) -> Result<(), SendError> {
+    let mut req = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-gatewatch-delivery", delivery);
+    if let Some(k) = hmac_key {
+        req = req.header("x-gatewatch-signature-256", signature(k, body.as_bytes()));
+    }
+    // The URL may hold a token (Slack, Discord): errors name the host only.
+    let site = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.to_string()))
+        .unwrap_or_default();
+    let resp = req.body(body).send().await.map_err(|e| {
+        let what = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "cannot connect"
+        } else {
+            "request failed"
+        };
+        transient(format!("{site}: {what}: {}", error_chain(&e)))
+    })?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let text = resp.text().await.unwrap_or_default();
+    let excerpt: String = crate::render::report::printable(&text)
+        .chars()
+        .take(200)
+        .collect();
+    let error = format!("{site}: HTTP {status}: {excerpt}");
+    if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
+        Err(SendError::Transient { error, retry_after })
+    } else {
+        Err(SendError::Permanent(error))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_hmac_sha256_of_the_body() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+}

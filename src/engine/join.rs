@@ -1,0 +1,276 @@
+//! Joining nginx access-log 5xx lines with the error-log lines that explain them.
+//!
+//! nginx writes the cause of a 502 only to the error log. An access-log 5xx without a cause of
+//! its own takes the cause of the error-log line with the same client (and request line and
+//! upstream, where both lines have them) written within a short time of it. The joined
+//! error-log line is then *consumed*: it explains that request and is not counted again.
+//!
+//! The joiner works on event time and keeps arrival order: while a line waits for its partner,
+//! the lines after it wait too. Held lines are copied; lines pass straight through when nothing
+//! is waiting and they cannot take part in a join.
+
+use crate::engine::event::{Cause, Event, Format, Kind};
+use crate::engine::kb::{EntryId, Kb};
+use crate::engine::parse::upstream::UpstreamList;
+use std::collections::VecDeque;
+
+/// A parsed line with what the pipeline added to it, owning its bytes.
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub source: u16,
+    pub line_no: u64,
+    pub line: Vec<u8>,
+    pub ev: Event,
+    pub entry: Option<EntryId>,
+    /// The upstream taken from the error-log line this access-log line was joined with.
+    pub joined_upstream: Option<Box<[u8]>>,
+    /// An error-log line that explained an access-log line (not counted on its own).
+    pub consumed: bool,
+    /// For an access-log line joined with an error-log line: its cause before the join.
+    pub joined_from: Option<Cause>,
+}
+
+impl Item {
+    pub fn upstream(&self) -> Option<&[u8]> {
+        self.joined_upstream
+            .as_deref()
+            .or_else(|| self.ev.upstream(&self.line))
+    }
+}
+
+/// Joiner settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JoinConfig {
+    /// How long before its access-log line an error-log line may be written.
+    pub before_ms: i64,
+    /// How long after.
+    pub after_ms: i64,
+    /// The most lines held at once; beyond it the oldest is released unjoined.
+    pub max_held: usize,
+    /// The most bytes of lines held at once (lines can be up to 64 KiB each).
+    pub max_held_bytes: usize,
+}
+
+impl Default for JoinConfig {
+    fn default() -> JoinConfig {
+        JoinConfig {
+            before_ms: 2_000,
+            after_ms: 1_000,
+            max_held: 100_000,
+            max_held_bytes: 16 << 20,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Held {
+    item: Item,
+    /// The event time until which the item may still be joined; `None` once settled.
+    waiting_until: Option<i64>,
+}
+
+/// Counters about joining.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JoinStats {
+    pub joined: u64,
+    pub released_unjoined: u64,
+    pub overflow: u64,
+}
+
+/// Pairs access-log 5xx lines with error-log upstream failures.
+#[derive(Clone, Debug)]
+pub struct Joiner {
+    cfg: JoinConfig,
+    queue: VecDeque<Held>,
+    /// Bytes of the lines in `queue`.
+    held_bytes: usize,
+    now_ms: i64,
+    pub stats: JoinStats,
+}
+
+fn time_ms(ev: &Event) -> i64 {
+    ev.time.map_or(i64::MIN, |t| t.ms)
+}
+
+/// An access-log line that may take its cause from the error log.
+fn is_joinable_access(ev: &Event) -> bool {
+    ev.format == Some(Format::NginxAccess)
+        && ev.kind == Kind::Request
+        && ev.status.is_some_and(|s| s >= 500)
+}
+
+/// An error-log line that may explain an access-log line.
+fn is_joinable_error(ev: &Event) -> bool {
+    ev.format == Some(Format::NginxError)
+        && ev.kind == Kind::UpstreamReport
+        && ev.cause.is_upstream_failure()
+}
+
+impl Joiner {
+    pub fn new(cfg: JoinConfig) -> Joiner {
+        Joiner {
+            cfg,
+            queue: VecDeque::new(),
+            held_bytes: 0,
+            now_ms: i64::MIN,
+            stats: JoinStats::default(),
+        }
+    }
+
+    /// Whether a line must go through [`Joiner::push`]: it can take part in a join, or lines
+    /// before it are still waiting.
+    pub fn wants(&self, ev: &Event) -> bool {
+        !self.queue.is_empty() || is_joinable_access(ev) || is_joinable_error(ev)
+    }
+
+    fn pop(&mut self) -> Option<Held> {
+        let h = self.queue.pop_front()?;
+        self.held_bytes -= h.item.line.len();
+        Some(h)
+    }
+
+    /// Adds a line; settled lines are passed to `emit` in arrival order.
+    pub fn push(&mut self, item: Item, kb: &Kb, emit: &mut impl FnMut(Item)) {
+        let t = time_ms(&item.ev);
+        let mut held = Held {
+            item,
+            waiting_until: None,
+        };
+        if is_joinable_access(&held.item.ev) {
+            match self.find_error_for(&held.item) {
+                Some(i) => {
+                    join_pair(&mut held.item, &mut self.queue[i].item, kb);
+                    self.queue[i].waiting_until = None;
+                    self.stats.joined += 1;
+                }
+                None => held.waiting_until = Some(t.saturating_add(self.cfg.after_ms)),
+            }
+        } else if is_joinable_error(&held.item.ev) {
+            match self.find_access_for(&held.item) {
+                Some(i) => {
+                    join_pair(&mut self.queue[i].item, &mut held.item, kb);
+                    self.queue[i].waiting_until = None;
+                    self.stats.joined += 1;
+                }
+                None => held.waiting_until = Some(t.saturating_add(self.cfg.before_ms)),
+            }
+        }
+        self.held_bytes += held.item.line.len();
+        self.queue.push_back(held);
+        while self.queue.len() > self.cfg.max_held || self.held_bytes > self.cfg.max_held_bytes {
+            self.stats.overflow += 1;
+            let mut h = self.pop().expect("non-empty");
+            if h.waiting_until.is_some() {
+                self.stats.released_unjoined += 1;
+            }
+            h.waiting_until = None;
+            emit(h.item);
+        }
+        self.advance(t, emit);
+    }
+
+    /// Moves event time forward: lines whose join window has passed are settled unjoined.
+    pub fn advance(&mut self, now_ms: i64, emit: &mut impl FnMut(Item)) {
+        if now_ms > self.now_ms {
+            self.now_ms = now_ms;
+        }
+        let now = self.now_ms;
+        for h in self.queue.iter_mut() {
+            if h.waiting_until.is_some_and(|until| until < now) {
+                h.waiting_until = None;
+                self.stats.released_unjoined += 1;
+            }
+        }
+        while self
+            .queue
+            .front()
+            .is_some_and(|h| h.waiting_until.is_none())
+        {
+            emit(self.pop().expect("non-empty").item);
+        }
+    }
+
+    /// Settles and emits everything (end of input).
+    pub fn flush(&mut self, emit: &mut impl FnMut(Item)) {
+        while let Some(h) = self.pop() {
+            if h.waiting_until.is_some() {
+                self.stats.released_unjoined += 1;
+            }
+            emit(h.item);
+        }
+    }
+
+    /// The best waiting error-log line for an access-log line: the same upstream as the one
+    /// that answered, else the latest.
+    fn find_error_for(&self, access: &Item) -> Option<usize> {
+        let mut best: Option<(bool, i64, usize)> = None;
+        for (i, h) in self.queue.iter().enumerate() {
+            if h.waiting_until.is_none() || !is_joinable_error(&h.item.ev) {
+                continue;
+            }
+            if !self.matches(access, &h.item) {
+                continue;
+            }
+            let same = access.ev.upstream(&access.line) == h.item.ev.upstream(&h.item.line);
+            let rank = (same, time_ms(&h.item.ev), i);
+            if best.is_none_or(|b| (rank.0, rank.1) > (b.0, b.1)) {
+                best = Some(rank);
+            }
+        }
+        best.map(|(_, _, i)| i)
+    }
+
+    /// The oldest waiting access-log line an error-log line explains.
+    fn find_access_for(&self, error: &Item) -> Option<usize> {
+        self.queue.iter().position(|h| {
+            h.waiting_until.is_some()
+                && is_joinable_access(&h.item.ev)
+                && self.matches(&h.item, error)
+        })
+    }
+
+    fn matches(&self, access: &Item, error: &Item) -> bool {
+        let (ta, te) = (time_ms(&access.ev), time_ms(&error.ev));
+        if te < ta.saturating_sub(self.cfg.before_ms) || te > ta.saturating_add(self.cfg.after_ms) {
+            return false;
+        }
+        let (a, e) = (&access.line, &error.line);
+        match (access.ev.client(a), error.ev.client(e)) {
+            (Some(x), Some(y)) if x == y => {}
+            _ => return false,
+        }
+        if let (Some(x), Some(y)) = (access.ev.request(a), error.ev.request(e))
+            && x != y
+        {
+            return false;
+        }
+        if let (Some(list), Some(up)) = (access.ev.upstreams.get(a), error.ev.upstream(e))
+            && !UpstreamList::new(list).any(|u| u == up)
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// Joins an access-log line with the error-log line that explains it.
+fn join_pair(access: &mut Item, error: &mut Item, kb: &Kb) {
+    error.consumed = true;
+    access.joined_from = Some(access.ev.cause);
+    // The error log says what happened; what the access line suggests on its own (a "-"
+    // connect time) cannot tell a refused connection from a failed TLS handshake.
+    {
+        access.ev.cause = error.ev.cause;
+        access.entry = kb.match_event(
+            error.ev.cause,
+            access.ev.status,
+            Format::NginxError,
+            &error.line,
+        );
+    }
+    if access.ev.upstream.is_none()
+        && let Some(u) = error.ev.upstream(&error.line)
+    {
+        access.joined_upstream = Some(Box::from(u));
+    }
+}

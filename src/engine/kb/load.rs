@@ -1,0 +1,733 @@
+//! Reading entries from TOML: the schema as written, then a checked, compiled [`Entry`].
+//! Every error names the file, the line and the field.
+
+use super::{DeadEnd, Entry, Example, Kb, PLACEHOLDERS, Text, Version, Workaround};
+use crate::engine::error::{FileError, line_of};
+use crate::engine::event::{Cause, Format};
+use crate::engine::parse::{LogFormat, Parser, ParserOptions};
+use regex::bytes::RegexBuilder;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The text of one pattern file.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// The path shown in messages (`patterns/api/x.toml`).
+    pub file: String,
+    /// The path below the patterns folder (`api/x.toml`); the entry's id must be this without
+    /// `.toml`.
+    pub rel: String,
+    pub text: String,
+}
+
+/// A problem in a pattern file: `file:line: message`.
+pub type KbError = FileError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEntry {
+    id: Spanned<String>,
+    title: Text,
+    category: String,
+    kind: String,
+    #[serde(default)]
+    ai_generated: bool,
+    fix_rate: Spanned<f64>,
+    confidence: Spanned<f64>,
+    evidence_count: u32,
+    first_seen: Spanned<toml::value::Datetime>,
+    docs: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    versions: Vec<RawVersion>,
+    root_cause: RawRootCause,
+    workarounds: Spanned<Vec<Spanned<RawWorkaround>>>,
+    dead_ends: Spanned<Vec<Spanned<RawDeadEnd>>>,
+    #[serde(rename = "match")]
+    matching: Spanned<RawMatch>,
+    #[serde(default)]
+    examples: Vec<Spanned<RawExample>>,
+    #[serde(default)]
+    near_misses: Vec<Spanned<RawExample>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVersion {
+    product: String,
+    versions: String,
+    status: String,
+    introduced: Option<String>,
+    deprecated: Option<String>,
+    notes: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRootCause {
+    tag: Option<String>,
+    en: String,
+    zh: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkaround {
+    success_rate: f64,
+    en: String,
+    zh: String,
+    command: Option<String>,
+    example: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDeadEnd {
+    name: Text,
+    fail_rate: f64,
+    en: String,
+    zh: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    causes: Vec<Spanned<String>>,
+    #[serde(default)]
+    statuses: Vec<u16>,
+    #[serde(default)]
+    formats: Vec<Spanned<String>>,
+    #[serde(default)]
+    priority: i32,
+    #[serde(default)]
+    signatures: Vec<Spanned<RawSignature>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSignature {
+    format: String,
+    regex: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExample {
+    format: String,
+    line: String,
+    log_format: Option<String>,
+    why: Option<String>,
+}
+
+/// Collects the errors of one file.
+struct Problems<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: Vec<KbError>,
+}
+
+impl Problems<'_> {
+    fn at(&mut self, offset: usize, message: impl Into<String>) {
+        self.errors.push(FileError::new(
+            self.file,
+            line_of(self.text, offset),
+            message,
+        ));
+    }
+}
+
+fn rate(p: &mut Problems<'_>, offset: usize, what: &str, v: f64) {
+    if !(0.0..=1.0).contains(&v) {
+        p.at(
+            offset,
+            format!(
+                "{what} is {v}, but rates are written as a fraction from 0.0 to 1.0 (0.85 for 85 %)"
+            ),
+        );
+    }
+}
+
+fn text_present(p: &mut Problems<'_>, offset: usize, what: &str, en: &str, zh: &str) {
+    if en.trim().is_empty() {
+        p.at(offset, format!("{what}: the English text (en) is empty"));
+    }
+    if zh.trim().is_empty() {
+        p.at(offset, format!("{what}: the Chinese text (zh) is empty"));
+    }
+}
+
+/// Every `{name}` in a command must be a known placeholder.
+fn placeholders_known(p: &mut Problems<'_>, offset: usize, what: &str, template: &str) {
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            p.at(offset, format!("{what}: '{{' without a closing '}}'"));
+            return;
+        };
+        let name = &after[..close];
+        if !PLACEHOLDERS.contains(&name) {
+            p.at(
+                offset,
+                format!(
+                    "{what}: unknown placeholder {{{name}}}; use {}",
+                    PLACEHOLDERS.map(|n| format!("{{{n}}}")).join(", ")
+                ),
+            );
+        }
+        rest = &after[close + 1..];
+    }
+}
+
+fn example(p: &mut Problems<'_>, raw: Spanned<RawExample>, what: &str) -> Option<Example> {
+    let offset = raw.span().start;
+    let raw = raw.into_inner();
+    let Some(format) = Format::from_name(&raw.format) else {
+        p.at(
+            offset,
+            format!(
+                "{what}: format {:?} is not one of nginx_access, nginx_error, haproxy, alb",
+                raw.format
+            ),
+        );
+        return None;
+    };
+    if let Some(lf) = &raw.log_format
+        && let Err(e) = LogFormat::from_directive(lf)
+    {
+        p.at(offset, format!("{what}: {e}"));
+        return None;
+    }
+    Some(Example {
+        format,
+        line: raw.line,
+        log_format: raw.log_format,
+        why: raw.why,
+    })
+}
+
+/// Checks and compiles one file; the examples are checked later, against the whole base.
+fn compile(src: &Source) -> Result<(Entry, Vec<usize>, Vec<usize>), Vec<KbError>> {
+    let mut p = Problems {
+        file: &src.file,
+        text: &src.text,
+        errors: Vec::new(),
+    };
+    let raw: RawEntry = match toml::from_str(&src.text) {
+        Ok(r) => r,
+        Err(e) => return Err(vec![FileError::from_toml(&src.file, &src.text, &e)]),
+    };
+
+    let id_at = raw.id.span().start;
+    let id = raw.id.into_inner();
+    let expected = src.rel.trim_end_matches(".toml").replace('\\', "/");
+    let well_formed = id.split_once('/').is_some_and(|(c, n)| {
+        !c.is_empty()
+            && !n.is_empty()
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-/_".contains(&b))
+    });
+    if !well_formed {
+        p.at(
+            id_at,
+            format!("id {id:?} must look like \"category/name\" in lower case, digits and '-'"),
+        );
+    } else if id != expected {
+        p.at(
+            id_at,
+            format!("id {id:?} does not match the file's path: expected \"{expected}\""),
+        );
+    }
+    text_present(&mut p, 0, "title", &raw.title.en, &raw.title.zh);
+    rate(
+        &mut p,
+        raw.fix_rate.span().start,
+        "fix_rate",
+        *raw.fix_rate.get_ref(),
+    );
+    rate(
+        &mut p,
+        raw.confidence.span().start,
+        "confidence",
+        *raw.confidence.get_ref(),
+    );
+    let first_seen_at = raw.first_seen.span().start;
+    let first_seen = match raw.first_seen.get_ref().date {
+        Some(d) if raw.first_seen.get_ref().time.is_none() => {
+            format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)
+        }
+        _ => {
+            p.at(
+                first_seen_at,
+                "first_seen must be a date such as 2023-06-10",
+            );
+            String::new()
+        }
+    };
+    let docs_at = raw.docs.span().start;
+    let mut docs = Vec::new();
+    for d in raw.docs.into_inner() {
+        if !d.get_ref().starts_with("https://") {
+            p.at(
+                d.span().start,
+                format!("docs: {:?} is not an https:// address", d.get_ref()),
+            );
+        }
+        docs.push(d.into_inner());
+    }
+    if docs.is_empty() {
+        p.at(
+            docs_at,
+            "docs: name at least one page of official documentation",
+        );
+    }
+    text_present(
+        &mut p,
+        0,
+        "root_cause",
+        &raw.root_cause.en,
+        &raw.root_cause.zh,
+    );
+
+    let wa_at = raw.workarounds.span().start;
+    let mut workarounds: Vec<Workaround> = Vec::new();
+    for (i, w) in raw.workarounds.into_inner().into_iter().enumerate() {
+        let at = w.span().start;
+        let w = w.into_inner();
+        let what = format!("workaround {}", i + 1);
+        rate(&mut p, at, &format!("{what}: success_rate"), w.success_rate);
+        text_present(&mut p, at, &what, &w.en, &w.zh);
+        for text in [&w.en, &w.zh] {
+            if text.contains("{command}") && w.command.is_none() && w.example.is_none() {
+                p.at(
+                    at,
+                    format!("{what}: the text has {{command}} but there is no command"),
+                );
+            }
+        }
+        if let Some(c) = &w.command {
+            placeholders_known(&mut p, at, &format!("{what}: command"), c);
+        }
+        if let Some(prev) = workarounds.last()
+            && prev.success_rate < w.success_rate
+        {
+            p.at(
+                at,
+                format!(
+                    "{what}: success_rate {} is higher than the one before ({}); list workarounds from the most to the least successful",
+                    w.success_rate, prev.success_rate
+                ),
+            );
+        }
+        workarounds.push(Workaround {
+            success_rate: w.success_rate,
+            text: Text { en: w.en, zh: w.zh },
+            command: w.command,
+            example: w.example,
+        });
+    }
+    if workarounds.is_empty() {
+        p.at(wa_at, "workarounds: an entry needs at least one workaround");
+    }
+
+    let de_at = raw.dead_ends.span().start;
+    let mut dead_ends = Vec::new();
+    for (i, d) in raw.dead_ends.into_inner().into_iter().enumerate() {
+        let at = d.span().start;
+        let d = d.into_inner();
+        let what = format!("dead end {}", i + 1);
+        rate(&mut p, at, &format!("{what}: fail_rate"), d.fail_rate);
+        text_present(&mut p, at, &format!("{what}: name"), &d.name.en, &d.name.zh);
+        text_present(&mut p, at, &what, &d.en, &d.zh);
+        dead_ends.push(DeadEnd {
+            name: d.name,
+            fail_rate: d.fail_rate,
+            why: Text { en: d.en, zh: d.zh },
+        });
+    }
+    if dead_ends.is_empty() {
+        p.at(de_at, "dead_ends: an entry needs at least one dead end");
+    }
+
+    let match_at = raw.matching.span().start;
+    let m = raw.matching.into_inner();
+    let mut causes = Vec::new();
+    for c in m.causes {
+        match Cause::from_name(c.get_ref()) {
+            Some(Cause::Ok | Cause::NotApplicable) => p.at(
+                c.span().start,
+                format!(
+                    "match.causes: {:?} is not a failure; an entry explains failures",
+                    c.get_ref()
+                ),
+            ),
+            Some(cause) => causes.push(cause),
+            None => p.at(
+                c.span().start,
+                format!(
+                    "match.causes: unknown cause {:?}; the causes are {}",
+                    c.get_ref(),
+                    Cause::ALL.map(|c| c.as_str()).join(", ")
+                ),
+            ),
+        }
+    }
+    if causes.is_empty() && p.errors.is_empty() {
+        p.at(match_at, "match.causes: name at least one cause");
+    }
+    for s in &m.statuses {
+        if *s > 999 {
+            p.at(
+                match_at,
+                format!("match.statuses: {s} is not an HTTP status"),
+            );
+        }
+    }
+    let mut formats = Vec::new();
+    for f in m.formats {
+        match Format::from_name(f.get_ref()) {
+            Some(format) => formats.push(format),
+            None => p.at(
+                f.span().start,
+                format!("match.formats: unknown format {:?}", f.get_ref()),
+            ),
+        }
+    }
+    let mut signatures = Vec::new();
+    for s in m.signatures {
+        let at = s.span().start;
+        let s = s.into_inner();
+        let Some(format) = Format::from_name(&s.format) else {
+            p.at(
+                at,
+                format!("match.signatures: unknown format {:?}", s.format),
+            );
+            continue;
+        };
+        match RegexBuilder::new(&s.regex)
+            .size_limit(1 << 20)
+            .dfa_size_limit(1 << 20)
+            .build()
+        {
+            Ok(re) => signatures.push((format, re)),
+            Err(e) => p.at(
+                at,
+                format!(
+                    "match.signatures: the regex {:?} does not compile: {}",
+                    s.regex,
+                    one_line_regex_error(&e)
+                ),
+            ),
+        }
+    }
+
+    let mut examples = Vec::new();
+    let mut example_at = Vec::new();
+    for (i, e) in raw.examples.into_iter().enumerate() {
+        let at = e.span().start;
+        if let Some(x) = example(&mut p, e, &format!("example {}", i + 1)) {
+            examples.push(x);
+            example_at.push(at);
+        }
+    }
+    if examples.is_empty() && p.errors.is_empty() {
+        p.at(
+            match_at,
+            "examples: an entry needs at least one example line that it matches",
+        );
+    }
+    let mut near_misses = Vec::new();
+    let mut near_at = Vec::new();
+    for (i, e) in raw.near_misses.into_iter().enumerate() {
+        let at = e.span().start;
+        if let Some(x) = example(&mut p, e, &format!("near miss {}", i + 1)) {
+            near_misses.push(x);
+            near_at.push(at);
+        }
+    }
+
+    if !p.errors.is_empty() {
+        return Err(p.errors);
+    }
+    let entry = Entry {
+        id,
+        file: src.file.clone(),
+        title: raw.title,
+        category: raw.category,
+        kind: raw.kind,
+        ai_generated: raw.ai_generated,
+        fix_rate: raw.fix_rate.into_inner(),
+        confidence: raw.confidence.into_inner(),
+        evidence_count: raw.evidence_count,
+        first_seen,
+        docs,
+        versions: raw
+            .versions
+            .into_iter()
+            .map(|v| Version {
+                product: v.product,
+                versions: v.versions,
+                status: v.status,
+                introduced: v.introduced,
+                deprecated: v.deprecated,
+                notes: v.notes,
+            })
+            .collect(),
+        root_cause_tag: raw.root_cause.tag,
+        root_cause: Text {
+            en: raw.root_cause.en,
+            zh: raw.root_cause.zh,
+        },
+        workarounds,
+        dead_ends,
+        causes,
+        statuses: m.statuses,
+        formats,
+        signatures,
+        priority: m.priority,
+        examples,
+        near_misses,
+    };
+    Ok((entry, example_at, near_at))
+}
+
+/// What an example line turns into: its cause and the entry the base matches it to.
+pub(crate) fn classify_example(kb: &Kb, ex: &Example) -> Result<(Cause, Option<String>), String> {
+    let opts = ParserOptions {
+        log_format: match &ex.log_format {
+            Some(f) => Some(LogFormat::from_directive(f).map_err(|e| e.to_string())?),
+            None => None,
+        },
+        year: 2024,
+        ..ParserOptions::default()
+    };
+    let line = ex.line.as_bytes();
+    let mut parser = Parser::new(ex.format, &opts, &[line]);
+    let ev = parser
+        .parse(line)
+        .map_err(|e| format!("the line does not parse as {}: {e}", ex.format))?;
+    let entry = kb
+        .match_event(ev.cause, ev.status, ex.format, line)
+        .map(|id| kb.get(id).id.clone());
+    Ok((ev.cause, entry))
+}
+
+/// The regex crate explains a syntax error over several lines (the pattern, a caret, then
+/// `error: ...`); a `file:line: message` error keeps only the explanation.
+fn one_line_regex_error(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map_or_else(|| text.replace('\n', " "), str::to_string)
+}
+
+impl Kb {
+    /// Loads and checks every entry: the schema, the regexes, and every example and near-miss
+    /// against the whole base. Returns every problem found, not just the first.
+    pub fn load(sources: &[Source]) -> Result<Kb, Vec<KbError>> {
+        let mut errors = Vec::new();
+        let mut compiled = Vec::new();
+        for src in sources {
+            match compile(src) {
+                Ok(c) => compiled.push((c, src)),
+                Err(e) => errors.extend(e),
+            }
+        }
+        let mut seen: std::collections::HashMap<String, &str> = Default::default();
+        for ((entry, _, _), src) in &compiled {
+            if let Some(other) = seen.insert(entry.id.clone(), &src.file) {
+                errors.push(FileError::new(
+                    &src.file,
+                    0,
+                    format!("id {:?} is also used by {other}", entry.id),
+                ));
+            }
+        }
+        // Where each entry's examples stand in its file, by id, for the messages below.
+        let mut places: std::collections::HashMap<String, (&Source, Vec<usize>, Vec<usize>)> =
+            Default::default();
+        let mut entries = Vec::with_capacity(compiled.len());
+        for ((entry, example_at, near_at), src) in compiled {
+            places.insert(entry.id.clone(), (src, example_at, near_at));
+            entries.push(entry);
+        }
+        let kb = Kb::from_entries(entries);
+        for entry in kb.entries() {
+            let id = &entry.id;
+            let (src, example_at, near_at) = &places[id];
+            let mut p = Problems {
+                file: &src.file,
+                text: &src.text,
+                errors: Vec::new(),
+            };
+            for (i, (ex, at)) in entry.examples.iter().zip(example_at).enumerate() {
+                match classify_example(&kb, ex) {
+                    Err(e) => p.at(*at, format!("example {}: {e}", i + 1)),
+                    Ok((cause, got)) if got.as_deref() != Some(id.as_str()) => p.at(
+                        *at,
+                        format!(
+                            "example {}: the line is {cause} and matches {}, not this entry",
+                            i + 1,
+                            got.as_deref().unwrap_or("no entry")
+                        ),
+                    ),
+                    Ok(_) => {}
+                }
+            }
+            for (i, (ex, at)) in entry.near_misses.iter().zip(near_at).enumerate() {
+                if let Ok((cause, Some(got))) = classify_example(&kb, ex)
+                    && got == *id
+                {
+                    p.at(
+                        *at,
+                        format!(
+                            "near miss {}: the line ({cause}) matches this entry, but must not",
+                            i + 1
+                        ),
+                    );
+                }
+            }
+            errors.extend(p.errors);
+        }
+        if errors.is_empty() {
+            Ok(kb)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+id = "test/unreachable"
+category = "test"
+kind = "network_error"
+fix_rate = 0.5
+confidence = 0.5
+evidence_count = 1
+first_seen = 2024-01-01
+docs = ["https://nginx.org/"]
+title = { en = "Unreachable", zh = "不可达" }
+root_cause = { en = "Down.", zh = "宕机。" }
+
+[[workarounds]]
+success_rate = 0.9
+en = "Check it: `{command}`."
+zh = "检查:`{command}`。"
+command = "curl -I http://{upstream}/health"
+
+[[dead_ends]]
+name = { en = "Restart the proxy", zh = "重启代理" }
+fail_rate = 0.9
+en = "The upstream is down."
+zh = "上游宕机。"
+
+[match]
+causes = ["upstream_unreachable"]
+statuses = [502]
+
+[[examples]]
+format = "nginx_error"
+line = '2024/05/01 12:00:00 [error] 1#1: *1 connect() failed (111: Connection refused) while connecting to upstream, client: 10.0.0.1, server: _, request: "GET / HTTP/1.1", upstream: "http://10.0.1.5:8080/", host: "x"'
+
+[[near_misses]]
+format = "nginx_error"
+why = "a file, not an upstream"
+line = '2024/05/01 12:00:00 [error] 1#1: *1 open() "/x" failed (2: No such file or directory), client: 10.0.0.1, server: _'
+"#;
+
+    fn load(text: &str) -> Result<Kb, Vec<String>> {
+        Kb::load(&[Source {
+            file: "patterns/test/unreachable.toml".into(),
+            rel: "test/unreachable.toml".into(),
+            text: text.into(),
+        }])
+        .map_err(|e| e.iter().map(|e| e.to_string()).collect())
+    }
+
+    #[test]
+    fn a_valid_entry_loads_and_matches() {
+        let kb = load(MINIMAL).unwrap();
+        let id = kb.find("test/unreachable").unwrap();
+        assert_eq!(kb.get(id).workarounds.len(), 1);
+        let line = kb.get(id).examples[0].line.as_bytes();
+        assert_eq!(
+            kb.match_event(Cause::UpstreamUnreachable, None, Format::NginxError, line),
+            Some(id)
+        );
+        assert_eq!(
+            kb.match_event(
+                Cause::UpstreamUnreachable,
+                Some(504),
+                Format::NginxError,
+                line
+            ),
+            None
+        );
+    }
+
+    /// Each broken variant of the minimal entry, and the `file:line: message` it must produce.
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let cases = [
+            (
+                "fix_rate = 0.5",
+                "fix_rate = 85",
+                "patterns/test/unreachable.toml:5: fix_rate is 85",
+            ),
+            (
+                "kind = ",
+                "knd = ",
+                "patterns/test/unreachable.toml:4: unknown field `knd`",
+            ),
+            (
+                "success_rate = 0.9",
+                "success_rate = 1.9",
+                "patterns/test/unreachable.toml:13: workaround 1: success_rate is 1.9",
+            ),
+            (
+                "{upstream}/health",
+                "{upstrem}/health",
+                "patterns/test/unreachable.toml:13: workaround 1: command: unknown placeholder {upstrem}",
+            ),
+            (
+                "causes = [\"upstream_unreachable\"]",
+                "causes = [\"upstream_down\"]",
+                "patterns/test/unreachable.toml:26: match.causes: unknown cause \"upstream_down\"",
+            ),
+            (
+                "statuses = [502]",
+                "statuses = [502]\nsignatures = [{ format = \"nginx_error\", regex = \"(\" }]",
+                "match.signatures: the regex \"(\" does not compile: unclosed group",
+            ),
+            (
+                "(111: Connection refused)",
+                "(110: Connection timed out)",
+                "patterns/test/unreachable.toml:29: example 1: the line is upstream_timeout and matches no entry, not this entry",
+            ),
+            (
+                "open() \"/x\" failed (2: No such file or directory)",
+                "connect() failed (111: Connection refused) while connecting to upstream",
+                "patterns/test/unreachable.toml:33: near miss 1: the line (upstream_unreachable) matches this entry, but must not",
+            ),
+            (
+                "id = \"test/unreachable\"",
+                "id = \"test/other\"",
+                "patterns/test/unreachable.toml:2: id \"test/other\" does not match the file's path",
+            ),
+        ];
+        for (from, to, expected) in cases {
+            let text = MINIMAL.replacen(from, to, 1);
+            assert_ne!(text, MINIMAL, "{from}");
+            let errors = load(&text).unwrap_err();
+            assert!(
+                errors.iter().any(|e| e.contains(expected)),
+                "expected {expected:?} in {errors:#?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! The knowledge base: one entry per known failure, kept as TOML files in `patterns/`.
+//!
+//! An entry says what went wrong (root cause), what to do (workarounds ranked by success rate),
+//! what not to bother with (dead ends with fail rates) and where the docs are, in English and
+//! Chinese. Its `[match]` table says which events it explains; its examples and near-misses
+//! prove that, and loading fails when they do not.
+
+mod load;
+
+pub use load::{KbError, Source};
+
+use crate::engine::event::{Cause, Format};
+use regex::bytes::Regex;
+use std::fmt;
+
+/// The language of rendered text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    En,
+    Zh,
+}
+
+impl Lang {
+    pub fn from_name(s: &str) -> Option<Lang> {
+        match s {
+            "en" => Some(Lang::En),
+            "zh" => Some(Lang::Zh),
+            _ => None,
+        }
+    }
+}
+
+/// Text in every language gatewatch speaks.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Text {
+    pub en: String,
+    pub zh: String,
+}
+
+impl Text {
+    pub fn get(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::En => &self.en,
+            Lang::Zh => &self.zh,
+        }
+    }
+}
+
+/// A row of an entry's version-compatibility table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version {
+    pub product: String,
+    pub versions: String,
+    pub status: String,
+    pub introduced: Option<String>,
+    pub deprecated: Option<String>,
+    pub notes: Option<String>,
+}
+
+/// A fix to try, with how often it works.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workaround {
+    /// 0.0 ..= 1.0
+    pub success_rate: f64,
+    /// The step; `{command}` marks where the example command goes.
+    pub text: Text,
+    /// The example command, with `{upstream}`, `{host}` and `{port}` filled in from the incident.
+    pub command: Option<String>,
+    /// The command as the source wrote it, shown when there is no incident to fill it from.
+    pub example: Option<String>,
+}
+
+/// A common fix that does not work here, with how often it fails and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadEnd {
+    pub name: Text,
+    /// 0.0 ..= 1.0
+    pub fail_rate: f64,
+    pub why: Text,
+}
+
+/// An example line carried by an entry: it must match the entry (or, for a near-miss, must not).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Example {
+    pub format: Format,
+    pub line: String,
+    pub log_format: Option<String>,
+    /// For near-misses: why the line looks similar but is something else.
+    pub why: Option<String>,
+}
+
+/// One knowledge-base entry.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub id: String,
+    /// The file the entry was loaded from, for messages.
+    pub file: String,
+    pub title: Text,
+    pub category: String,
+    pub kind: String,
+    pub ai_generated: bool,
+    pub fix_rate: f64,
+    pub confidence: f64,
+    pub evidence_count: u32,
+    /// `YYYY-MM-DD`
+    pub first_seen: String,
+    pub docs: Vec<String>,
+    pub versions: Vec<Version>,
+    pub root_cause_tag: Option<String>,
+    pub root_cause: Text,
+    /// Ranked: the highest success rate first.
+    pub workarounds: Vec<Workaround>,
+    pub dead_ends: Vec<DeadEnd>,
+    pub causes: Vec<Cause>,
+    /// Client statuses covered; empty means any. Lines without a status always qualify.
+    pub statuses: Vec<u16>,
+    /// Formats covered; empty means any.
+    pub formats: Vec<Format>,
+    pub signatures: Vec<(Format, Regex)>,
+    pub priority: i32,
+    pub examples: Vec<Example>,
+    pub near_misses: Vec<Example>,
+}
+
+/// The index of an entry in its [`Kb`].
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct EntryId(pub u16);
+
+/// The compiled knowledge base.
+#[derive(Clone, Debug, Default)]
+pub struct Kb {
+    entries: Vec<Entry>,
+    /// Entries per cause, in file order.
+    by_cause: [Vec<EntryId>; Cause::COUNT],
+}
+
+impl Kb {
+    fn from_entries(mut entries: Vec<Entry>) -> Kb {
+        entries.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut by_cause: [Vec<EntryId>; Cause::COUNT] = Default::default();
+        for (i, e) in entries.iter().enumerate() {
+            for c in &e.causes {
+                by_cause[c.index()].push(EntryId(i as u16));
+            }
+        }
+        Kb { entries, by_cause }
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub fn get(&self, id: EntryId) -> &Entry {
+        &self.entries[id.0 as usize]
+    }
+
+    pub fn find(&self, id: &str) -> Option<EntryId> {
+        self.entries
+            .iter()
+            .position(|e| e.id == id)
+            .map(|i| EntryId(i as u16))
+    }
+
+    /// The entry that explains an event: among the entries covering its cause, status and
+    /// format, one whose signature matches the line beats one without signatures for the
+    /// format; then the higher priority; then the first by id.
+    pub fn match_event(
+        &self,
+        cause: Cause,
+        status: Option<u16>,
+        format: Format,
+        line: &[u8],
+    ) -> Option<EntryId> {
+        let mut best: Option<(u8, i32, EntryId)> = None;
+        for &id in &self.by_cause[cause.index()] {
+            let e = self.get(id);
+            if let Some(s) = status
+                && !e.statuses.is_empty()
+                && !e.statuses.contains(&s)
+            {
+                continue;
+            }
+            if !e.formats.is_empty() && !e.formats.contains(&format) {
+                continue;
+            }
+            let mut has_own = false;
+            let mut matched = false;
+            for (f, re) in &e.signatures {
+                if *f == format {
+                    has_own = true;
+                    if re.is_match(line) {
+                        matched = true;
+                        break;
+                    }
+                }
+            }
+            if has_own && !matched {
+                continue;
+            }
+            let rank = (matched as u8, e.priority, id);
+            if best.is_none_or(|(m, p, _)| (rank.0, rank.1) > (m, p)) {
+                best = Some(rank);
+            }
+        }
+        best.map(|(_, _, id)| id)
+    }
+}
+
+impl fmt::Display for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Values for the placeholders of example commands, taken from an incident's upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placeholders {
+    pub upstream: String,
+    pub host: String,
+    pub port: String,
+}
+
+impl Placeholders {
+    /// Splits `host:port`, `[v6]:port`; other upstreams (`unix:/path`, pool names, HAProxy
+    /// `backend/server`) fill `{host}` with the whole name and `{port}` with nothing.
+    pub fn for_upstream(upstream: &str) -> Placeholders {
+        let whole = || Placeholders {
+            upstream: upstream.to_string(),
+            host: upstream.to_string(),
+            port: String::new(),
+        };
+        if upstream.starts_with("unix:") || upstream.contains('/') {
+            return whole();
+        }
+        match upstream.rsplit_once(':') {
+            Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                let v6 = h.starts_with('[') && h.ends_with(']');
+                if h.contains(':') && !v6 {
+                    return whole();
+                }
+                Placeholders {
+                    upstream: upstream.to_string(),
+                    host: h.to_string(),
+                    port: p.to_string(),
+                }
+            }
+            _ => whole(),
+        }
+    }
+
+    /// Fills `{upstream}`, `{host}` and `{port}` in a command template.
+    pub fn fill(&self, template: &str) -> String {
+        template
+            .replace("{upstream}", &self.upstream)
+            .replace("{host}", &self.host)
+            .replace("{port}", &self.port)
+    }
+}
+
+/// The placeholders a command template may use.
+pub const PLACEHOLDERS: [&str; 3] = ["upstream", "host", "port"];
+
+impl Workaround {
+    /// The step in one language, with the command filled in for `upstream` (or the example
+    /// command when there is no upstream).
+    pub fn render(&self, lang: Lang, upstream: Option<&Placeholders>) -> String {
+        let command = match (upstream, &self.command, &self.example) {
+            (Some(p), Some(c), _) => Some(p.fill(c)),
+            (_, _, Some(e)) => Some(e.clone()),
+            (None, Some(c), None) => Some(c.clone()),
+            (_, None, None) => None,
+        };
+        let text = self.text.get(lang);
+        match command {
+            Some(c) => text.replace("{command}", &c),
+            None => text.to_string(),
+        }
+    }
+
+    /// The command for `upstream`, if the workaround has one.
+    pub fn command_for(&self, upstream: &Placeholders) -> Option<String> {
+        self.command.as_ref().map(|c| upstream.fill(c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_split_addresses_only() {
+        let p = Placeholders::for_upstream("10.0.1.5:8080");
+        assert_eq!((p.host.as_str(), p.port.as_str()), ("10.0.1.5", "8080"));
+        assert_eq!(
+            p.fill("curl -I http://{upstream}/health"),
+            "curl -I http://10.0.1.5:8080/health"
+        );
+        let p = Placeholders::for_upstream("[::1]:8080");
+        assert_eq!((p.host.as_str(), p.port.as_str()), ("[::1]", "8080"));
+        for whole in ["unix:/run/app.sock", "backend", "be/srv1", "::1"] {
+            let p = Placeholders::for_upstream(whole);
+            assert_eq!((p.host.as_str(), p.port.as_str()), (whole, ""), "{whole}");
+        }
+    }
+}

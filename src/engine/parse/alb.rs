@@ -1,0 +1,346 @@
+//! AWS Application Load Balancer access logs.
+//!
+//! Fields are separated by spaces; some are quoted. AWS appends new fields at the end ("You should
+//! ignore any fields at the end of the log entry that you were not expecting"), and parsers that
+//! insisted on an exact count broke each time (Vector's `parse_aws_alb_log` on `conn_trace_id` in
+//! 2024 and on the three transform fields in 2025), so anything after the fields read here is
+//! accepted and ignored.
+
+use crate::engine::event::{Cause, Event, Format, Kind, Span, Timestamp, Unparsed};
+use crate::engine::time;
+
+/// Field positions (0-based) in an ALB access-log entry.
+mod field {
+    pub const TYPE: usize = 0;
+    pub const TIME: usize = 1;
+    pub const CLIENT: usize = 3;
+    pub const TARGET: usize = 4;
+    pub const TARGET_PROCESSING: usize = 6;
+    pub const RESPONSE_PROCESSING: usize = 7;
+    pub const ELB_STATUS: usize = 8;
+    pub const TARGET_STATUS: usize = 9;
+    pub const REQUEST: usize = 12;
+    pub const TARGET_GROUP: usize = 16;
+    pub const DOMAIN: usize = 18;
+    pub const ERROR_REASON: usize = 24;
+    /// The fields up to `error_reason` are required; later ones (`target:port_list`,
+    /// `classification`, `conn_trace_id`, transforms, …) are optional.
+    pub const REQUIRED: usize = 25;
+}
+
+const TYPES: [&[u8]; 6] = [b"http", b"https", b"h2", b"grpcs", b"ws", b"wss"];
+
+/// Parser for ALB access logs.
+#[derive(Clone, Debug, Default)]
+pub struct AlbParser {
+    last_time: Option<([u8; 32], usize, Timestamp)>,
+}
+
+impl AlbParser {
+    pub fn new() -> AlbParser {
+        AlbParser::default()
+    }
+
+    pub fn parse(&mut self, line: &[u8]) -> Result<Event, Unparsed> {
+        let mut spans = [Span::NONE; field::REQUIRED];
+        let mut count = 0;
+        for tok in Tokens::new(line) {
+            spans[count] = tok?;
+            count += 1;
+            if count == field::REQUIRED {
+                break;
+            }
+        }
+        if count < field::REQUIRED {
+            return Err(Unparsed::Shape);
+        }
+        let get = |i: usize| -> &[u8] { spans[i].get(line).unwrap_or(b"") };
+        if !TYPES.contains(&get(field::TYPE)) {
+            return Err(Unparsed::Shape);
+        }
+        let time = self.time(get(field::TIME)).ok_or(Unparsed::Time)?;
+        let elb_status = status(get(field::ELB_STATUS))?;
+        let target_status = get(field::TARGET_STATUS);
+        let target = get(field::TARGET);
+        let mut ev = Event {
+            format: Some(Format::Alb),
+            kind: Kind::Request,
+            time: Some(time),
+            status: elb_status,
+            names_upstream: true,
+            ..Event::default()
+        };
+        let client = get(field::CLIENT);
+        if let Some(colon) = memchr::memrchr(b':', client) {
+            ev.client = Span::of(line, &client[..colon]);
+        }
+        ev.request = spans[field::REQUEST];
+        let domain = get(field::DOMAIN);
+        if !domain.is_empty() && domain != b"-" {
+            ev.vhost = spans[field::DOMAIN];
+        } else if let Some(host) = url_host(get(field::REQUEST)) {
+            ev.vhost = Span::of(line, host);
+        }
+        if target != b"-" && !target.is_empty() {
+            ev.upstream = spans[field::TARGET];
+        } else if let Some(tg) = target_group_name(get(field::TARGET_GROUP)) {
+            ev.upstream = Span::of(line, tg);
+        }
+        ev.upstreams = ev.upstream;
+        ev.cause = classify(
+            elb_status,
+            target != b"-",
+            target_status,
+            get(field::TARGET_PROCESSING),
+            get(field::RESPONSE_PROCESSING),
+            get(field::ERROR_REASON),
+        );
+        Ok(ev)
+    }
+
+    fn time(&mut self, raw: &[u8]) -> Option<Timestamp> {
+        if let Some((buf, len, t)) = &self.last_time
+            && buf[..*len] == *raw
+        {
+            return Some(*t);
+        }
+        let (naive, off, used) = time::parse_iso8601(raw)?;
+        if used != raw.len() {
+            return None;
+        }
+        let off = off.unwrap_or(0);
+        let t = Timestamp::new(naive - off as i64 * 1000, off);
+        if raw.len() <= 32 {
+            let mut buf = [0; 32];
+            buf[..raw.len()].copy_from_slice(raw);
+            self.last_time = Some((buf, raw.len(), t));
+        }
+        Some(t)
+    }
+}
+
+fn status(raw: &[u8]) -> Result<Option<u16>, Unparsed> {
+    if raw == b"-" {
+        return Ok(None);
+    }
+    if raw.is_empty() || raw.len() > 3 || !raw.iter().all(u8::is_ascii_digit) {
+        return Err(Unparsed::Status);
+    }
+    Ok(Some(
+        raw.iter().fold(0u16, |n, &b| n * 10 + (b - b'0') as u16),
+    ))
+}
+
+/// The cause of an ALB entry (AWS "Troubleshoot your Application Load Balancers").
+fn classify(
+    elb_status: Option<u16>,
+    has_target: bool,
+    target_status: &[u8],
+    target_processing: &[u8],
+    response_processing: &[u8],
+    error_reason: &[u8],
+) -> Cause {
+    let Some(status) = elb_status else {
+        return Cause::NotApplicable;
+    };
+    if status < 500 {
+        return Cause::Ok;
+    }
+    let target_answered = target_status != b"-";
+    if let Some(lambda) = error_reason.strip_prefix(b"Lambda") {
+        return match lambda {
+            b"ConnectionTimeout" => Cause::UpstreamTimeout,
+            b"InvalidResponse" | b"ResponseTooLarge" => Cause::UpstreamProtocolError,
+            _ => Cause::Other5xx,
+        };
+    }
+    match status {
+        // "The target groups for the load balancer have no registered targets."
+        503 if !has_target && !target_answered => Cause::NoLiveUpstreams,
+        // Connection timeout (10 s), idle timeout, or TLS handshake timeout to the target.
+        504 if !target_answered => Cause::UpstreamTimeout,
+        // A TCP RST or an ICMP unreachable when connecting: the target never answered and no
+        // time was spent waiting for it.
+        502 if has_target
+            && !target_answered
+            && target_processing == b"-1"
+            && response_processing == b"-1" =>
+        {
+            Cause::UpstreamUnreachable
+        }
+        _ => Cause::Other5xx,
+    }
+}
+
+/// `my-targets` of `arn:aws:elasticloadbalancing:…:targetgroup/my-targets/73e2d6bc24d8a067`.
+fn target_group_name(arn: &[u8]) -> Option<&[u8]> {
+    let i = memchr::memmem::find(arn, b"targetgroup/")?;
+    let rest = &arn[i + 12..];
+    let end = memchr::memchr(b'/', rest).unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
+}
+
+/// `www.example.com` of `GET http://www.example.com:80/ HTTP/1.1`.
+fn url_host(request: &[u8]) -> Option<&[u8]> {
+    let i = memchr::memmem::find(request, b"://")?;
+    let rest = &request[i + 3..];
+    let end = rest
+        .iter()
+        .position(|&b| b == b':' || b == b'/' || b == b' ')
+        .unwrap_or(rest.len());
+    (end > 0).then(|| &rest[..end])
+}
+
+/// Space-separated fields; a field starting with `"` runs to the next unescaped `"`, and its
+/// span excludes the quotes.
+struct Tokens<'a> {
+    line: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(line: &'a [u8]) -> Tokens<'a> {
+        let end = line.trim_ascii_end().len();
+        Tokens {
+            line: &line[..end],
+            pos: 0,
+        }
+    }
+}
+
+impl Iterator for Tokens<'_> {
+    type Item = Result<Span, Unparsed>;
+
+    fn next(&mut self) -> Option<Result<Span, Unparsed>> {
+        let b = self.line;
+        if self.pos >= b.len() {
+            return None;
+        }
+        if b[self.pos] == b'"' {
+            let start = self.pos + 1;
+            let mut p = start;
+            loop {
+                match memchr::memchr2(b'"', b'\\', &b[p..]) {
+                    Some(i) if b[p + i] == b'\\' => p += i + 2,
+                    Some(i) => {
+                        let end = p + i;
+                        self.pos = end + 1;
+                        if self.pos < b.len() {
+                            if b[self.pos] != b' ' {
+                                return Some(Err(Unparsed::Shape));
+                            }
+                            self.pos += 1;
+                        }
+                        return Some(Ok(Span::new(start, end)));
+                    }
+                    None => return Some(Err(Unparsed::Shape)),
+                }
+                if p > b.len() {
+                    return Some(Err(Unparsed::Shape));
+                }
+            }
+        }
+        let start = self.pos;
+        let end = memchr::memchr(b' ', &b[start..]).map_or(b.len(), |i| start + i);
+        self.pos = end + 1;
+        Some(Ok(Span::new(start, end)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// AWS's documented HTTP example, with the newer trailing fields real logs carry.
+    const OK: &str = r#"http 2018-07-02T22:23:00.186641Z app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2817 10.0.0.1:80 0.000 0.001 0.000 200 200 34 366 "GET http://www.example.com:80/ HTTP/1.1" "curl/7.46.0" - - arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067 "Root=1-58337262-36d228ad5d99923122bbe354" "-" "-" 0 2018-07-02T22:22:48.364000Z "forward" "-" "-" "10.0.0.1:80" "200" "-" "-" TID_37acbe0641d1c34287fee137ef3a5286 "-" "-" "-""#;
+
+    fn parse(line: &str) -> (Option<u16>, Cause, Option<String>) {
+        let ev = AlbParser::new().parse(line.as_bytes()).unwrap();
+        let up = ev
+            .upstream(line.as_bytes())
+            .map(|u| String::from_utf8_lossy(u).into_owned());
+        (ev.status, ev.cause, up)
+    }
+
+    #[test]
+    fn documented_entries_parse_with_any_number_of_trailing_fields() {
+        assert_eq!(
+            parse(OK),
+            (Some(200), Cause::Ok, Some("10.0.0.1:80".into()))
+        );
+        let ev = AlbParser::new().parse(OK.as_bytes()).unwrap();
+        let b = OK.as_bytes();
+        assert_eq!(
+            ev.time.unwrap().to_rfc3339(),
+            "2018-07-02T22:23:00.186+00:00"
+        );
+        assert_eq!(ev.vhost(b), Some(&b"www.example.com"[..]));
+        assert_eq!(ev.client(b), Some(&b"192.168.131.39"[..]));
+        assert_eq!(ev.path(b), Some(&b"/"[..]));
+        // The 2023 documentation's 29 fields, and a future field.
+        let short = OK.split(" TID_").next().unwrap();
+        assert_eq!(parse(short).1, Cause::Ok);
+        assert_eq!(parse(&format!("{OK} \"future\" 42")).1, Cause::Ok);
+    }
+
+    #[test]
+    fn failures_name_their_cause() {
+        let with = |times: &str, elb: &str, target: &str, tstatus: &str, reason: &str| {
+            OK.replacen(
+                "10.0.0.1:80 0.000 0.001 0.000 200 200",
+                &format!("{target} {times} {elb} {tstatus}"),
+                1,
+            )
+            .replacen(
+                r#""forward" "-" "-""#,
+                &format!(r#""forward" "-" "{reason}""#),
+                1,
+            )
+        };
+        let unreachable = with("0.000 -1 -1", "502", "10.0.0.1:80", "-", "-");
+        assert_eq!(
+            parse(&unreachable),
+            (
+                Some(502),
+                Cause::UpstreamUnreachable,
+                Some("10.0.0.1:80".into())
+            )
+        );
+        let no_targets = with("-1 -1 -1", "503", "-", "-", "-");
+        assert_eq!(
+            parse(&no_targets),
+            (Some(503), Cause::NoLiveUpstreams, Some("my-targets".into()))
+        );
+        let timeout = with("0.000 -1 -1", "504", "10.0.0.1:80", "-", "-");
+        assert_eq!(parse(&timeout).1, Cause::UpstreamTimeout);
+        let app_502 = with("0.000 0.010 0.000", "502", "10.0.0.1:80", "502", "-");
+        assert_eq!(parse(&app_502).1, Cause::Other5xx);
+        let lambda = with(
+            "0.000 0.001 0.000",
+            "502",
+            "-",
+            "-",
+            "LambdaInvalidResponse",
+        );
+        assert_eq!(parse(&lambda).1, Cause::UpstreamProtocolError);
+        let client_gone = with("0.000 -1 -1", "460", "10.0.0.1:80", "-", "-");
+        assert_eq!(parse(&client_gone).1, Cause::Ok);
+    }
+
+    #[test]
+    fn malformed_entries_are_refused() {
+        let mut p = AlbParser::new();
+        assert!(p.parse(b"").is_err());
+        assert!(
+            p.parse(b"http 2018-07-02T22:23:00Z only a few fields")
+                .is_err()
+        );
+        assert!(p.parse(OK.replacen("http", "ftp", 1).as_bytes()).is_err());
+        assert!(
+            p.parse(OK.replacen(" 200 200 ", " 2x0 200 ", 1).as_bytes())
+                .is_err()
+        );
+        let unclosed = &OK[..OK.find("curl").unwrap()];
+        assert!(p.parse(unclosed.as_bytes()).is_err());
+    }
+}

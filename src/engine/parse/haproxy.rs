@@ -1,0 +1,482 @@
+//! HAProxy logs: the default `option httplog` and `option tcplog` lines, with or without a
+//! syslog header, and the event lines HAProxy writes when servers go down.
+//!
+//! ```text
+//! haproxy[14389]: 10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in static/srv1 10/0/30/69/109 \
+//!   200 2750 - - ---- 1/1/1/1/0 0/0 {1wt.eu} {} "GET /index.html HTTP/1.1"
+//! ```
+//! The termination state (`SC--`) says who ended the session and in which phase; it, not the
+//! status, names the cause: HAProxy answers 503 when it cannot connect to a server.
+
+use super::syslog::{self, HeaderTime};
+use crate::engine::event::{Cause, Event, Format, Kind, Span, Timestamp, Unparsed};
+use crate::engine::time::{self, ZoneClock};
+use memchr::memmem;
+
+/// Parser for one HAProxy log. HAProxy's accept date carries no UTC offset; the syslog header's
+/// offset is used when it has one, else `zone`.
+#[derive(Clone, Debug)]
+pub struct HaproxyParser {
+    zone: ZoneClock,
+    /// The year of the last complete date seen (RFC 3164 headers do not write it).
+    year: i32,
+    last_time: Option<Timestamp>,
+}
+
+impl HaproxyParser {
+    /// `year` is used for RFC 3164 headers until a line with a complete date is seen.
+    pub fn new(zone: ZoneClock, year: i32) -> HaproxyParser {
+        HaproxyParser {
+            zone,
+            year,
+            last_time: None,
+        }
+    }
+
+    pub fn parse(&mut self, line: &[u8]) -> Result<Event, Unparsed> {
+        let s = syslog::split(line);
+        let header_offset = match s.time {
+            Some(HeaderTime::Zoned { offset_secs, .. }) => Some(offset_secs),
+            _ => None,
+        };
+        let message = strip_stderr_prefix(s.message);
+        let first = message.first().copied().unwrap_or(0);
+        if (first.is_ascii_hexdigit() || first == b':' || first == b'[' || first == b'u')
+            && let Ok(ev) = self.request_line(line, message, header_offset)
+        {
+            return Ok(ev);
+        }
+        let time = self.header_time(s.time);
+        if let Some(ev) = event_line(line, message, time) {
+            return Ok(ev);
+        }
+        // Another message from HAProxy (start-up, health checks, …): understood, not a request.
+        if s.app.is_some_and(|a| a.starts_with(b"haproxy")) || message != s.message {
+            return Ok(Event {
+                format: Some(Format::Haproxy),
+                time,
+                ..Event::default()
+            });
+        }
+        Err(Unparsed::Shape)
+    }
+
+    fn header_time(&mut self, t: Option<HeaderTime>) -> Option<Timestamp> {
+        let t = match t? {
+            HeaderTime::Zoned { ms, offset_secs } => Timestamp::new(ms, offset_secs),
+            HeaderTime::MonthDay { month, day, day_ms } => {
+                let naive = time::naive_from_parts(self.year, month, day, day_ms);
+                self.zone.to_utc(naive)
+            }
+        };
+        self.last_time = Some(t);
+        Some(t)
+    }
+
+    /// An `httplog` or `tcplog` line.
+    fn request_line(
+        &mut self,
+        line: &[u8],
+        msg: &[u8],
+        header_offset: Option<i32>,
+    ) -> Result<Event, Unparsed> {
+        let mut w = Words::new(msg);
+        let client = w.next().ok_or(Unparsed::Shape)?;
+        let date = w.next().ok_or(Unparsed::Shape)?;
+        let date = date
+            .strip_prefix(b"[")
+            .and_then(|d| d.strip_suffix(b"]"))
+            .ok_or(Unparsed::Shape)?;
+        let (naive, used) = time::parse_haproxy_date(date).ok_or(Unparsed::Time)?;
+        if used != date.len() {
+            return Err(Unparsed::Time);
+        }
+        let time = match header_offset {
+            Some(off) => Timestamp::new(naive - off as i64 * 1000, off),
+            None => self.zone.to_utc(naive),
+        };
+        self.year = time::year_of(naive);
+        self.last_time = Some(time);
+        let frontend = w.next().ok_or(Unparsed::Shape)?;
+        let backend_server = w.next().ok_or(Unparsed::Shape)?;
+        let slash = memchr::memchr(b'/', backend_server).ok_or(Unparsed::Shape)?;
+        let timers = w.next().ok_or(Unparsed::Shape)?;
+        let timer_count = timers.split(|&b| b == b'/').count();
+        let (status, tsc, connect_ms) = match timer_count {
+            // httplog: TR/Tw/Tc/Tr/Ta status bytes cookie cookie tsc …
+            5 => {
+                let status = w.next().ok_or(Unparsed::Shape)?;
+                let _bytes = w.next().ok_or(Unparsed::Shape)?;
+                let _req_cookie = w.next().ok_or(Unparsed::Shape)?;
+                let _res_cookie = w.next().ok_or(Unparsed::Shape)?;
+                let tsc = w.next().ok_or(Unparsed::Shape)?;
+                (
+                    parse_status(status)?,
+                    tsc,
+                    timers.split(|&b| b == b'/').nth(2),
+                )
+            }
+            // tcplog: Tw/Tc/Tt bytes tsc …
+            3 => {
+                let _bytes = w.next().ok_or(Unparsed::Shape)?;
+                let tsc = w.next().ok_or(Unparsed::Shape)?;
+                (None, tsc, timers.split(|&b| b == b'/').nth(1))
+            }
+            _ => return Err(Unparsed::Shape),
+        };
+        if !(2..=4).contains(&tsc.len()) {
+            return Err(Unparsed::Shape);
+        }
+        let _conns = w.next().ok_or(Unparsed::Shape)?;
+        let _queues = w.next().ok_or(Unparsed::Shape)?;
+        let request = w.quoted_after_captures();
+
+        let backend = &backend_server[..slash];
+        let server = &backend_server[slash + 1..];
+        let nosrv = server == b"<NOSRV>";
+        let cause = classify(status, tsc, connect_ms, nosrv, timer_count == 5);
+        let mut ev = Event {
+            format: Some(Format::Haproxy),
+            kind: Kind::Request,
+            time: Some(time),
+            status,
+            cause,
+            names_upstream: true,
+            vhost: Span::of(line, frontend.strip_suffix(b"~").unwrap_or(frontend)),
+            ..Event::default()
+        };
+        // The pool is named by its backend when no server was chosen.
+        let upstream = if nosrv { backend } else { backend_server };
+        ev.upstream = Span::of(line, upstream);
+        ev.upstreams = ev.upstream;
+        if let Some(colon) = memchr::memrchr(b':', client) {
+            ev.client = Span::of(line, &client[..colon]);
+        }
+        if let Some(r) = request {
+            ev.request = Span::of(line, r);
+        }
+        Ok(ev)
+    }
+}
+
+/// HAProxy's own stderr/stdout lines start with `[WARNING]  (1234) : `.
+fn strip_stderr_prefix(msg: &[u8]) -> &[u8] {
+    for level in [
+        &b"[WARNING]"[..],
+        b"[ALERT]",
+        b"[NOTICE]",
+        b"[EMERG]",
+        b"[ERROR]",
+    ] {
+        if let Some(rest) = msg.strip_prefix(level)
+            && let Some(i) = memmem::find(rest, b") : ")
+        {
+            return &rest[i + 4..];
+        }
+    }
+    msg
+}
+
+/// The cause of a request line: the status and the first two letters of the termination state
+/// (HAProxy configuration manual, "Session state at disconnection").
+fn classify(
+    status: Option<u16>,
+    tsc: &[u8],
+    connect_ms: Option<&[u8]>,
+    nosrv: bool,
+    http: bool,
+) -> Cause {
+    if http && status.is_some_and(|s| s < 500) {
+        return Cause::Ok;
+    }
+    if nosrv && (status == Some(503) || !http) {
+        // No server of the backend could take the request.
+        return Cause::NoLiveUpstreams;
+    }
+    let never_connected = connect_ms.is_none_or(|t| t == b"-1");
+    match (tsc[0], tsc[1]) {
+        // The server refused or reset the connection while HAProxy was connecting.
+        (b'S', b'C') if never_connected => Cause::UpstreamUnreachable,
+        (b'S', b'C') => Cause::UpstreamReset,
+        // Server timeouts: while connecting, while waiting for headers, while queued, in data.
+        (b's', b'C' | b'H' | b'Q' | b'D') => Cause::UpstreamTimeout,
+        // The server aborted before (or while) sending its response.
+        (b'S', b'H' | b'D') => Cause::UpstreamReset,
+        // HAProxy refused the server's response as invalid.
+        (b'P', b'H' | b'D') => Cause::UpstreamProtocolError,
+        _ if http && status.is_some() => Cause::Other5xx,
+        _ => Cause::Ok,
+    }
+}
+
+fn parse_status(raw: &[u8]) -> Result<Option<u16>, Unparsed> {
+    if raw == b"-1" || raw == b"-" {
+        return Ok(None);
+    }
+    if raw.is_empty() || raw.len() > 3 || !raw.iter().all(u8::is_ascii_digit) {
+        return Err(Unparsed::Status);
+    }
+    Ok(Some(
+        raw.iter().fold(0u16, |n, &b| n * 10 + (b - b'0') as u16),
+    ))
+}
+
+/// `Server be/srv is DOWN, reason: Layer4 connection problem, …` and
+/// `backend be has no server available!` (newer versions quote the name: `backend 'be' …`).
+fn event_line(line: &[u8], msg: &[u8], time: Option<Timestamp>) -> Option<Event> {
+    let mut ev = Event {
+        format: Some(Format::Haproxy),
+        time,
+        ..Event::default()
+    };
+    let server_msg = msg
+        .strip_prefix(b"Server ")
+        .or_else(|| msg.strip_prefix(b"Backup Server "));
+    if let Some(rest) = server_msg {
+        let sp = memchr::memchr(b' ', rest)?;
+        let name = &rest[..sp];
+        memchr::memchr(b'/', name)?;
+        let what = &rest[sp + 1..];
+        if what.starts_with(b"is DOWN") {
+            let reason = memmem::find(what, b"reason: ").map(|i| &what[i + 8..]);
+            ev.cause = match reason {
+                Some(r) if r.starts_with(b"Layer4 connection problem") => {
+                    Cause::UpstreamUnreachable
+                }
+                Some(r) if r.starts_with(b"Socket error") => Cause::UpstreamUnreachable,
+                Some(r) if r.starts_with(b"Layer4 timeout") => Cause::UpstreamTimeout,
+                Some(r) if r.starts_with(b"Layer6") => Cause::TlsFailure,
+                _ => Cause::NotApplicable,
+            };
+        }
+        if ev.cause.is_upstream_failure() {
+            ev.kind = Kind::UpstreamReport;
+            ev.upstream = Span::of(line, name);
+            ev.upstreams = ev.upstream;
+        }
+        return Some(ev);
+    }
+    let rest = msg
+        .strip_prefix(b"backend ")
+        .or_else(|| msg.strip_prefix(b"proxy "))?;
+    let i = memmem::find(rest, b" has no server available!")?;
+    let name = &rest[..i];
+    let name = name
+        .strip_prefix(b"'")
+        .and_then(|n| n.strip_suffix(b"'"))
+        .unwrap_or(name);
+    ev.cause = Cause::NoLiveUpstreams;
+    ev.kind = Kind::UpstreamReport;
+    ev.upstream = Span::of(line, name);
+    ev.upstreams = ev.upstream;
+    Some(ev)
+}
+
+/// Space-separated words, with `{…}` captures and the quoted request at the end.
+struct Words<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Words<'a> {
+    fn new(b: &'a [u8]) -> Words<'a> {
+        Words { rest: b }
+    }
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let start = self.rest.iter().position(|&b| b != b' ')?;
+        let r = &self.rest[start..];
+        let end = memchr::memchr(b' ', r).unwrap_or(r.len());
+        self.rest = &r[end..];
+        Some(&r[..end])
+    }
+
+    /// Skips optional `{captured headers}` and returns the quoted request (without quotes).
+    fn quoted_after_captures(&mut self) -> Option<&'a [u8]> {
+        loop {
+            let r = self.rest.trim_ascii_start();
+            if r.first() == Some(&b'{') {
+                let close = memchr::memchr(b'}', r)?;
+                self.rest = &r[close + 1..];
+                continue;
+            }
+            let r = r.strip_prefix(b"\"")?;
+            let end = memchr::memchr(b'"', r).unwrap_or(r.len());
+            self.rest = &r[(end + 1).min(r.len())..];
+            return Some(&r[..end]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::time::Zone;
+
+    fn parse(line: &str) -> (Option<u16>, Cause, Option<String>) {
+        let ev = HaproxyParser::new(ZoneClock::new(Zone::Utc), 2024)
+            .parse(line.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}: {line}"));
+        let up = ev
+            .upstream(line.as_bytes())
+            .map(|u| String::from_utf8_lossy(u).into_owned());
+        (ev.status, ev.cause, up)
+    }
+
+    /// The example of the HAProxy configuration manual, with other timers/status/state.
+    fn http(timers: &str, status: &str, server: &str, tsc: &str) -> String {
+        format!(
+            "Feb  6 12:14:14 localhost haproxy[14389]: 10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in {server} {timers} {status} 2750 - - {tsc} 1/1/1/1/0 0/0 {{1wt.eu}} {{}} \"GET /index.html HTTP/1.1\""
+        )
+    }
+
+    #[test]
+    fn the_manual_example() {
+        let line = http("10/0/30/69/109", "200", "static/srv1", "----");
+        assert_eq!(
+            parse(&line),
+            (Some(200), Cause::Ok, Some("static/srv1".into()))
+        );
+        let ev = HaproxyParser::new(ZoneClock::new(Zone::Utc), 2024)
+            .parse(line.as_bytes())
+            .unwrap();
+        let b = line.as_bytes();
+        assert_eq!(
+            ev.time.unwrap().to_rfc3339(),
+            "2009-02-06T12:14:14.655+00:00"
+        );
+        assert_eq!(ev.request(b), Some(&b"GET /index.html HTTP/1.1"[..]));
+        assert_eq!(ev.client(b), Some(&b"10.0.1.2"[..]));
+        assert_eq!(ev.vhost(b), Some(&b"http-in"[..]));
+    }
+
+    #[test]
+    fn termination_states_name_the_cause() {
+        use Cause::*;
+        let cases = [
+            (
+                "0/0/-1/-1/3001",
+                "503",
+                "app/web1",
+                "SC--",
+                UpstreamUnreachable,
+                "app/web1",
+            ),
+            (
+                "0/0/-1/-1/0",
+                "503",
+                "app/<NOSRV>",
+                "SC--",
+                NoLiveUpstreams,
+                "app",
+            ),
+            (
+                "0/0/-1/-1/5000",
+                "503",
+                "app/web1",
+                "sC--",
+                UpstreamTimeout,
+                "app/web1",
+            ),
+            (
+                "0/0/1/-1/30001",
+                "504",
+                "app/web1",
+                "sH--",
+                UpstreamTimeout,
+                "app/web1",
+            ),
+            (
+                "0/0/1/-1/12",
+                "502",
+                "app/web1",
+                "SH--",
+                UpstreamReset,
+                "app/web1",
+            ),
+            (
+                "0/0/1/3/4",
+                "502",
+                "app/web1",
+                "PH--",
+                UpstreamProtocolError,
+                "app/web1",
+            ),
+            ("0/0/1/3/4", "500", "app/web1", "----", Other5xx, "app/web1"),
+            ("0/0/1/3/4", "200", "app/web1", "CD--", Ok, "app/web1"),
+        ];
+        for (timers, status, server, tsc, cause, up) in cases {
+            let line = http(timers, status, server, tsc);
+            let got = parse(&line);
+            assert_eq!((got.1, got.2.as_deref()), (cause, Some(up)), "{line}");
+        }
+    }
+
+    #[test]
+    fn headers_rfc5424_and_raw() {
+        let msg = r#"10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in app/web1 0/0/-1/-1/3001 503 217 - - SC-- 1/1/0/0/3 0/0 "GET / HTTP/1.1""#;
+        assert_eq!(parse(msg).1, Cause::UpstreamUnreachable);
+        let line = format!("<134>1 2009-02-06T12:14:14.655+01:00 lb1 haproxy 14389 - - {msg}");
+        let ev = HaproxyParser::new(ZoneClock::new(Zone::Utc), 2024)
+            .parse(line.as_bytes())
+            .unwrap();
+        assert_eq!(
+            ev.time.unwrap().to_rfc3339(),
+            "2009-02-06T12:14:14.655+01:00"
+        );
+        assert_eq!(ev.cause, Cause::UpstreamUnreachable);
+        let line = format!("<134>Feb  6 12:14:14 haproxy[14389]: {msg}");
+        assert_eq!(parse(&line).1, Cause::UpstreamUnreachable);
+    }
+
+    #[test]
+    fn tcplog_lines() {
+        let line = "Feb  6 12:12:56 localhost haproxy[14387]: 10.0.1.2:33313 [06/Feb/2009:12:12:51.443] fnt bck/srv1 0/-1/5007 0 SC 1/1/1/1/3 0/0";
+        assert_eq!(
+            parse(line),
+            (None, Cause::UpstreamUnreachable, Some("bck/srv1".into()))
+        );
+        let line = "Feb  6 12:12:56 localhost haproxy[14387]: 10.0.1.2:33313 [06/Feb/2009:12:12:51.443] fnt bck/srv1 0/0/5007 212 -- 1/1/1/1/0 0/0";
+        assert_eq!(parse(line).1, Cause::Ok);
+    }
+
+    #[test]
+    fn server_and_backend_events() {
+        let down = r#"Feb  6 12:14:14 lb1 haproxy[14389]: Server app/web1 is DOWN, reason: Layer4 connection problem, info: "Connection refused", check duration: 0ms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue."#;
+        assert_eq!(
+            parse(down),
+            (None, Cause::UpstreamUnreachable, Some("app/web1".into()))
+        );
+        let timeout = down.replace("Layer4 connection problem", "Layer4 timeout");
+        assert_eq!(parse(&timeout).1, Cause::UpstreamTimeout);
+        let l7 = down.replace("Layer4 connection problem", "Layer7 wrong status");
+        assert_eq!(parse(&l7), (None, Cause::NotApplicable, None));
+        for none in [
+            "Feb  6 12:14:14 lb1 haproxy[14389]: backend app has no server available!",
+            "Feb  6 12:14:14 lb1 haproxy[14389]: backend 'app' has no server available!",
+            "[ALERT]    (14389) : backend 'app' has no server available!",
+        ] {
+            assert_eq!(
+                parse(none),
+                (None, Cause::NoLiveUpstreams, Some("app".into()))
+            );
+        }
+        let up = "Feb  6 12:14:14 lb1 haproxy[14389]: Server app/web1 is UP, reason: Layer4 check passed, check duration: 0ms. 1 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.";
+        assert_eq!(parse(up).1, Cause::NotApplicable);
+        let started = "Feb  6 12:14:14 lb1 haproxy[14389]: Proxy http-in started.";
+        assert_eq!(parse(started).1, Cause::NotApplicable);
+        let ev = HaproxyParser::new(ZoneClock::new(Zone::Utc), 2024)
+            .parse(started.as_bytes())
+            .unwrap();
+        assert_eq!(ev.time.unwrap().to_rfc3339(), "2024-02-06T12:14:14+00:00");
+    }
+
+    #[test]
+    fn other_text_is_not_haproxy() {
+        let mut p = HaproxyParser::new(ZoneClock::new(Zone::Utc), 2024);
+        assert!(p.parse(b"hello world").is_err());
+        assert!(
+            p.parse(b"10.0.1.2:33317 [06/Feb/2009:12:14:14.655] fe")
+                .is_err()
+        );
+    }
+}

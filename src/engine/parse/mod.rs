@@ -1,0 +1,161 @@
+//! Parsers, one per format: bytes of one line in, an [`Event`] out. Pure: no IO, no clock.
+
+pub mod alb;
+pub mod bytes;
+pub mod haproxy;
+pub mod nginx_access;
+pub mod nginx_error;
+pub mod syslog;
+pub mod upstream;
+
+use crate::engine::event::{Event, Format, Unparsed};
+use crate::engine::time::{Zone, ZoneClock};
+pub use nginx_access::{FormatError, LogFormat};
+
+/// What a parser needs besides the line.
+#[derive(Clone, Debug)]
+pub struct ParserOptions {
+    /// The zone of sources whose lines carry no UTC offset (nginx error log, HAProxy, syslog).
+    pub zone: Zone,
+    /// The year for RFC 3164 syslog headers, until a line with a complete date is seen.
+    pub year: i32,
+    /// The nginx `log_format` of an access log; `None` recognises the format from the lines.
+    pub log_format: Option<LogFormat>,
+}
+
+impl Default for ParserOptions {
+    fn default() -> ParserOptions {
+        ParserOptions {
+            zone: Zone::Utc,
+            year: 1970,
+            log_format: None,
+        }
+    }
+}
+
+/// A parser for one source.
+#[derive(Clone, Debug)]
+pub enum Parser {
+    NginxAccess(nginx_access::AccessParser),
+    NginxError(nginx_error::ErrorParser),
+    Haproxy(haproxy::HaproxyParser),
+    Alb(alb::AlbParser),
+}
+
+impl Parser {
+    /// The parser for a known format. An nginx access log without a `log_format` uses the one
+    /// recognised from `samples`, or `combined` when none fits.
+    pub fn new(format: Format, opts: &ParserOptions, samples: &[&[u8]]) -> Parser {
+        let clock = ZoneClock::new(opts.zone.clone());
+        match format {
+            Format::NginxAccess => Parser::NginxAccess(match &opts.log_format {
+                Some(f) => nginx_access::AccessParser::new(f.clone(), clock),
+                None => nginx_access::recognise(samples, &clock).unwrap_or_else(|| {
+                    let combined = LogFormat::compile(
+                        "combined",
+                        nginx_access::Escape::Default,
+                        nginx_access::COMBINED,
+                    )
+                    .expect("combined compiles");
+                    nginx_access::AccessParser::new(combined, clock)
+                }),
+            }),
+            Format::NginxError => Parser::NginxError(nginx_error::ErrorParser::new(clock)),
+            Format::Haproxy => Parser::Haproxy(haproxy::HaproxyParser::new(clock, opts.year)),
+            Format::Alb => Parser::Alb(alb::AlbParser::new()),
+        }
+    }
+
+    /// Whether each line parses the same whatever lines came before (HAProxy's RFC 3164
+    /// headers take the year from earlier lines), so lines can be parsed out of order.
+    pub fn is_stateless(&self) -> bool {
+        !matches!(self, Parser::Haproxy(_))
+    }
+
+    pub fn format(&self) -> Format {
+        match self {
+            Parser::NginxAccess(_) => Format::NginxAccess,
+            Parser::NginxError(_) => Format::NginxError,
+            Parser::Haproxy(_) => Format::Haproxy,
+            Parser::Alb(_) => Format::Alb,
+        }
+    }
+
+    /// The format, and for nginx access logs the layout in use (`nginx_access (combined)`).
+    pub fn describe(&self) -> String {
+        match self {
+            Parser::NginxAccess(p) => format!("nginx_access ({})", p.layout_name()),
+            other => other.format().to_string(),
+        }
+    }
+
+    /// Parses one line (without its line terminator).
+    pub fn parse(&mut self, line: &[u8]) -> Result<Event, Unparsed> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return Err(Unparsed::Empty);
+        }
+        match self {
+            Parser::NginxAccess(p) => p.parse(line),
+            Parser::NginxError(p) => p.parse(line),
+            Parser::Haproxy(p) => p.parse(line),
+            Parser::Alb(p) => p.parse(line),
+        }
+    }
+}
+
+/// Recognises the format of a file from its first lines: the format whose parser understands
+/// the most of them (ties go to the more specific format). `None` when no parser understands any.
+pub fn detect(samples: &[&[u8]], opts: &ParserOptions) -> Option<Parser> {
+    let mut best: Option<(usize, Parser)> = None;
+    for format in [
+        Format::Alb,
+        Format::NginxError,
+        Format::Haproxy,
+        Format::NginxAccess,
+    ] {
+        let mut p = Parser::new(format, opts, samples);
+        let parsed = samples.iter().filter(|l| p.parse(l).is_ok()).count();
+        if parsed > 0 && best.as_ref().is_none_or(|(n, _)| parsed > *n) {
+            best = Some((parsed, Parser::new(format, opts, samples)));
+        }
+    }
+    best.map(|(_, p)| p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_recognised_from_their_lines() {
+        let opts = ParserOptions::default();
+        let cases: [(&str, &str); 5] = [
+            (
+                r#"203.0.113.7 - - [01/May/2024:12:00:00 +0000] "GET / HTTP/1.1" 502 157 "-" "curl/8.0""#,
+                "nginx_access (combined)",
+            ),
+            (
+                r#"{"time_iso8601":"2024-05-01T12:00:00+00:00","status":"200","upstream_addr":"10.0.0.1:80"}"#,
+                "nginx_access (json)",
+            ),
+            (
+                "2024/05/01 12:00:00 [error] 1#1: *1 connect() failed (111: Connection refused) while connecting to upstream, client: 10.0.0.1, server: _",
+                "nginx_error",
+            ),
+            (
+                r#"Feb  6 12:14:14 localhost haproxy[14389]: 10.0.1.2:33317 [06/Feb/2009:12:14:14.655] http-in static/srv1 10/0/30/69/109 200 2750 - - ---- 1/1/1/1/0 0/0 "GET / HTTP/1.1""#,
+                "haproxy",
+            ),
+            (
+                r#"http 2018-07-02T22:23:00.186641Z app/my-loadbalancer/50dc6c495c0c9188 192.168.131.39:2817 10.0.0.1:80 0.000 0.001 0.000 200 200 34 366 "GET http://www.example.com:80/ HTTP/1.1" "curl/7.46.0" - - arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067 "Root=1-58337262-36d228ad5d99923122bbe354" "-" "-" 0 2018-07-02T22:22:48.364000Z "forward" "-" "-" 10.0.0.1:80 200 "-" "-""#,
+                "alb",
+            ),
+        ];
+        for (line, expected) in cases {
+            let p = detect(&[line.as_bytes()], &opts).unwrap_or_else(|| panic!("{line}"));
+            assert_eq!(p.describe(), expected, "{line}");
+        }
+        assert!(detect(&[b"\x00\x01binary"], &opts).is_none());
+    }
+}

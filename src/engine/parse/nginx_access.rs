@@ -1,0 +1,953 @@
+//! nginx access logs: any `log_format`, compiled once into a field parser, and JSON lines.
+//!
+//! A `log_format` is a sequence of literal text and variables. Compiling it yields, for every
+//! variable, the literal that follows it; parsing a line walks those literals with `memchr`.
+//! Multi-valued `$upstream_*` fields (`10.0.0.1:80, 10.0.0.2:80 : 10.0.0.3:80`) are measured
+//! with their own grammar, because their values contain the spaces that usually end a field.
+
+use super::bytes::{self, has_prefix};
+use super::upstream;
+use crate::engine::event::{Cause, Event, Format, Kind, Span, Timestamp, Unparsed};
+use crate::engine::time::{self, ZoneClock};
+
+/// nginx's predefined `combined` format.
+pub const COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
+
+/// Debian's and the nginx docs' customary `main` format: `combined` plus X-Forwarded-For.
+pub const MAIN: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for""#;
+
+/// The format the README recommends: `combined` plus the virtual host and every upstream field
+/// gatewatch uses to name a cause without the error log.
+pub const GATEWATCH: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $host $upstream_addr $upstream_status $upstream_connect_time $upstream_header_time $upstream_response_time $request_time"#;
+
+/// ingress-nginx's default `upstreaminfo` format.
+pub const UPSTREAMINFO: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] [$proxy_alternative_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status $req_id"#;
+
+/// The formats tried, in this order, when a file's format is recognised automatically.
+pub const KNOWN: [(&str, &str); 4] = [
+    ("gatewatch", GATEWATCH),
+    ("upstreaminfo", UPSTREAMINFO),
+    ("main", MAIN),
+    ("combined", COMBINED),
+];
+
+/// How string values are escaped (`log_format ... escape=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Escape {
+    /// `"` and control bytes as `\xHH`: a `"` always ends a quoted field.
+    Default,
+    /// JSON escaping: `\"` inside a quoted field does not end it.
+    Json,
+    None,
+}
+
+/// The variables gatewatch reads; every other variable is skipped over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Var {
+    RemoteAddr,
+    TimeLocal,
+    TimeIso8601,
+    Msec,
+    Request,
+    Status,
+    UpstreamAddr,
+    UpstreamStatus,
+    UpstreamConnectTime,
+    /// Another `$upstream_*` variable: a list, measured like the others, not read.
+    UpstreamOther,
+    Host,
+    Other,
+}
+
+impl Var {
+    fn from_name(name: &str) -> Var {
+        match name {
+            "remote_addr" | "realip_remote_addr" => Var::RemoteAddr,
+            "time_local" => Var::TimeLocal,
+            "time_iso8601" => Var::TimeIso8601,
+            "msec" => Var::Msec,
+            "request" => Var::Request,
+            "status" => Var::Status,
+            "upstream_addr" => Var::UpstreamAddr,
+            "upstream_status" => Var::UpstreamStatus,
+            "upstream_connect_time" => Var::UpstreamConnectTime,
+            "host" | "http_host" | "server_name" => Var::Host,
+            n if n.starts_with("upstream_") && n != "upstream_cache_status" => Var::UpstreamOther,
+            _ => Var::Other,
+        }
+    }
+
+    fn is_list(self) -> bool {
+        matches!(
+            self,
+            Var::UpstreamAddr | Var::UpstreamStatus | Var::UpstreamConnectTime | Var::UpstreamOther
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Field {
+    var: Var,
+    name: String,
+    /// The literal text between this variable and the next one (empty at the end).
+    after: Box<[u8]>,
+}
+
+/// A compiled nginx `log_format`.
+#[derive(Clone, Debug)]
+pub struct LogFormat {
+    name: String,
+    escape: Escape,
+    lead: Box<[u8]>,
+    fields: Vec<Field>,
+    /// For a request that did not fail (status below 500), nothing after this field is
+    /// needed: the time, the status and the upstream are read by then.
+    ok_last: usize,
+    /// The last field followed by a literal with a `"`, and how many bytes of that literal
+    /// follow its last `"`. With the default escaping a `"` in a value is written `\x22`, so
+    /// the line's last `"` belongs to that literal: a request that did not fail can jump there
+    /// and skip the long quoted fields (referer, user agent) it does not need.
+    jump: Option<(usize, usize)>,
+}
+
+/// A `log_format` that cannot be used, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("log_format: {0}")]
+pub struct FormatError(pub String);
+
+impl LogFormat {
+    /// Compiles a `log_format` given exactly as written in nginx.conf: the bare format
+    /// (`$remote_addr - ...`), one or more quoted strings (`'$remote_addr ' '"$request"'`), or
+    /// the whole directive (`log_format main escape=json '{...}';`).
+    pub fn from_directive(text: &str) -> Result<LogFormat, FormatError> {
+        let (name, escape, format) = split_directive(text)?;
+        LogFormat::compile(&name, escape, &format)
+    }
+
+    /// Compiles a format string (already unquoted).
+    pub fn compile(name: &str, escape: Escape, format: &str) -> Result<LogFormat, FormatError> {
+        let bytes = format.as_bytes();
+        let mut lead: Vec<u8> = Vec::new();
+        let mut fields: Vec<Field> = Vec::new();
+        let mut literal: Vec<u8> = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] != b'$' {
+                literal.push(bytes[i]);
+                i += 1;
+                continue;
+            }
+            let (var_name, next) = if bytes.get(i + 1) == Some(&b'{') {
+                let close = bytes[i..].iter().position(|&b| b == b'}').ok_or_else(|| {
+                    FormatError(format!("unclosed ${{ at byte {i} of {format:?}"))
+                })?;
+                (&format[i + 2..i + close], i + close + 1)
+            } else {
+                let len = bytes[i + 1..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+                    .count();
+                (&format[i + 1..i + 1 + len], i + 1 + len)
+            };
+            if var_name.is_empty() {
+                literal.push(b'$');
+                i += 1;
+                continue;
+            }
+            match fields.last_mut() {
+                None => lead = std::mem::take(&mut literal),
+                Some(prev) => {
+                    if literal.is_empty() {
+                        return Err(FormatError(format!(
+                            "${} and ${var_name} are not separated by any text, so gatewatch cannot tell where one ends",
+                            prev.name
+                        )));
+                    }
+                    prev.after = std::mem::take(&mut literal).into_boxed_slice();
+                }
+            }
+            fields.push(Field {
+                var: Var::from_name(var_name),
+                name: var_name.to_string(),
+                after: Box::new([]),
+            });
+            i = next;
+        }
+        match fields.last_mut() {
+            Some(last) => last.after = literal.into_boxed_slice(),
+            None => {
+                return Err(FormatError(format!(
+                    "{format:?} contains no variables, so there is nothing to read"
+                )));
+            }
+        }
+        let has = |v: Var| fields.iter().any(|f| f.var == v);
+        if !has(Var::Status) {
+            return Err(FormatError(
+                "the format has no $status, so gatewatch cannot tell failed requests".into(),
+            ));
+        }
+        if !(has(Var::TimeLocal) || has(Var::TimeIso8601) || has(Var::Msec)) {
+            return Err(FormatError(
+                "the format has no time ($time_local, $time_iso8601 or $msec), so bursts cannot be placed in time".into(),
+            ));
+        }
+        let ok_last = fields
+            .iter()
+            .rposition(|f| {
+                matches!(
+                    f.var,
+                    Var::Status | Var::UpstreamAddr | Var::TimeLocal | Var::TimeIso8601 | Var::Msec
+                )
+            })
+            .unwrap_or(fields.len());
+        let status_at = fields.iter().position(|f| f.var == Var::Status);
+        let needed_for_ok = |f: &Field| {
+            matches!(
+                f.var,
+                Var::UpstreamAddr | Var::TimeLocal | Var::TimeIso8601 | Var::Msec
+            )
+        };
+        let jump = fields
+            .iter()
+            .rposition(|f| f.after.contains(&b'"'))
+            .filter(|_| escape == Escape::Default)
+            // Only fields an answered request does not need may be skipped.
+            .filter(|&j| {
+                status_at.is_some_and(|s| s < j && !fields[s + 1..=j].iter().any(needed_for_ok))
+            })
+            .map(|j| {
+                let after = &fields[j].after;
+                let q = after.iter().rposition(|&b| b == b'"').expect("has a quote");
+                (j, after.len() - q - 1)
+            });
+        Ok(LogFormat {
+            name: name.to_string(),
+            escape,
+            lead: lead.into_boxed_slice(),
+            fields,
+            ok_last,
+            jump,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn has(&self, v: Var) -> bool {
+        self.fields.iter().any(|f| f.var == v)
+    }
+
+    /// Reads the fields of one line; returns the position where reading ended. With `whole`
+    /// false, a request that did not fail is read only up to the fields it needs.
+    fn extract(&self, line: &[u8], out: &mut Fields, whole: bool) -> Result<usize, Unparsed> {
+        if !has_prefix(line, &self.lead) {
+            return Err(Unparsed::Shape);
+        }
+        let mut pos = self.lead.len();
+        let mut stop = usize::MAX;
+        let mut i = 0;
+        while i < self.fields.len() && i <= stop {
+            let f = &self.fields[i];
+            let rest = &line[pos..];
+            let len = if f.var == Var::TimeLocal {
+                if rest.len() < 26 {
+                    return Err(Unparsed::Shape);
+                }
+                26
+            } else if f.var.is_list() {
+                upstream::list_len(rest, f.after.first().copied().unwrap_or(b'\n'))
+            } else if f.after.is_empty() {
+                rest.len()
+            } else {
+                find_literal(rest, &f.after, self.escape).ok_or(Unparsed::Shape)?
+            };
+            if !has_prefix(&rest[len..], &f.after) {
+                return Err(Unparsed::Shape);
+            }
+            let span = Span::new(pos, pos + len);
+            match f.var {
+                Var::RemoteAddr => out.client = span,
+                Var::TimeLocal | Var::TimeIso8601 | Var::Msec => out.time = span,
+                Var::Request => out.request = span,
+                Var::Status => {
+                    out.status = span;
+                    let v = &line[pos..pos + len];
+                    if !(whole || v.first() == Some(&b'5') || v == b"009") {
+                        stop = self.ok_last;
+                        if let Some((j, tail)) = self.jump
+                            && j > i
+                            && j < stop
+                            && let Some(q) = memchr::memrchr(b'"', line)
+                            && q > pos + len
+                            && has_prefix(
+                                &line[q + 1..],
+                                &self.fields[j].after[self.fields[j].after.len() - tail..],
+                            )
+                        {
+                            pos = q + 1 + tail;
+                            i = j + 1;
+                            continue;
+                        }
+                    }
+                }
+                Var::UpstreamAddr => out.upstream_addr = span,
+                Var::UpstreamStatus => out.upstream_status = span,
+                Var::UpstreamConnectTime => out.connect_time = span,
+                Var::Host => {
+                    if out.host.is_none() {
+                        out.host = span
+                    }
+                }
+                Var::UpstreamOther | Var::Other => {}
+            }
+            pos += len + f.after.len();
+            i += 1;
+        }
+        Ok(pos)
+    }
+}
+
+/// Finds `lit` in `hay`. With JSON escaping, a `"` preceded by an odd number of backslashes is
+/// part of the value, not its end.
+fn find_literal(hay: &[u8], lit: &[u8], escape: Escape) -> Option<usize> {
+    let first = lit[0];
+    let mut from = 0;
+    while let Some(i) = bytes::find_byte(first, &hay[from..]) {
+        let p = from + i;
+        if has_prefix(&hay[p..], lit) {
+            let escaped = escape == Escape::Json
+                && first == b'"'
+                && hay[..p].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1;
+            if !escaped {
+                return Some(p);
+            }
+        }
+        from = p + 1;
+    }
+    None
+}
+
+/// Splits a `log_format` directive into (name, escape, format text). Text that does not read as
+/// a directive (quoted strings, optionally after `log_format NAME escape=...`) is a bare format.
+fn split_directive(text: &str) -> Result<(String, Escape, String), FormatError> {
+    let t = text.trim();
+    let t = t.strip_suffix(';').unwrap_or(t).trim_end();
+    let directive_like =
+        t.starts_with(['\'', '"']) || t.starts_with("log_format") || t.starts_with("escape=");
+    if !directive_like {
+        return Ok(("custom".into(), Escape::Default, t.to_string()));
+    }
+    match split_quoted(t) {
+        Ok(parts) => Ok(parts),
+        Err(e) if t.starts_with("log_format") || t.starts_with("escape=") => Err(e),
+        Err(_) => Ok(("custom".into(), Escape::Default, t.to_string())),
+    }
+}
+
+fn split_quoted(t: &str) -> Result<(String, Escape, String), FormatError> {
+    let mut name = String::from("custom");
+    let mut escape = Escape::Default;
+    let mut format = String::new();
+    let mut quoted_parts = 0;
+    let b = t.as_bytes();
+    let mut i = 0;
+    let mut words = 0;
+    while i < b.len() {
+        match b[i] {
+            c if c.is_ascii_whitespace() => i += 1,
+            q @ (b'\'' | b'"') => {
+                let mut j = i + 1;
+                let mut part = Vec::new();
+                loop {
+                    match b.get(j) {
+                        None => {
+                            return Err(FormatError(format!(
+                                "the string starting at byte {i} is not closed with {}",
+                                q as char
+                            )));
+                        }
+                        Some(&c) if c == q => break,
+                        Some(b'\\') if j + 1 < b.len() => {
+                            part.push(match b[j + 1] {
+                                b'n' => b'\n',
+                                b't' => b'\t',
+                                b'r' => b'\r',
+                                other => other,
+                            });
+                            j += 2;
+                        }
+                        Some(&c) => {
+                            part.push(c);
+                            j += 1;
+                        }
+                    }
+                }
+                format.push_str(&String::from_utf8_lossy(&part));
+                quoted_parts += 1;
+                i = j + 1;
+            }
+            _ => {
+                let end = b[i..]
+                    .iter()
+                    .position(|c| c.is_ascii_whitespace())
+                    .map_or(b.len(), |p| i + p);
+                let word = &t[i..end];
+                if quoted_parts > 0 {
+                    return Err(FormatError(format!(
+                        "unexpected {word:?} after the format strings"
+                    )));
+                }
+                match (words, word) {
+                    (0, "log_format") => {}
+                    (_, w) if w.starts_with("escape=") => {
+                        escape = match &w[7..] {
+                            "default" => Escape::Default,
+                            "json" => Escape::Json,
+                            "none" => Escape::None,
+                            other => {
+                                return Err(FormatError(format!(
+                                    "escape={other} is not one of default, json, none"
+                                )));
+                            }
+                        }
+                    }
+                    (_, w) => name = w.to_string(),
+                }
+                words += 1;
+                i = end;
+            }
+        }
+    }
+    if quoted_parts == 0 {
+        return Err(FormatError("the directive has no format string".into()));
+    }
+    Ok((name, escape, format))
+}
+
+/// Spans of the fields gatewatch reads from one access-log line.
+#[derive(Clone, Copy, Debug, Default)]
+struct Fields {
+    time: Span,
+    status: Span,
+    client: Span,
+    request: Span,
+    host: Span,
+    upstream_addr: Span,
+    upstream_status: Span,
+    connect_time: Span,
+}
+
+/// Remembers the last time field and its value: consecutive lines usually share the second.
+#[derive(Clone, Debug)]
+struct TimeCache {
+    raw: [u8; 40],
+    len: usize,
+    value: Option<Timestamp>,
+}
+
+impl TimeCache {
+    fn new() -> TimeCache {
+        TimeCache {
+            raw: [0; 40],
+            len: usize::MAX,
+            value: None,
+        }
+    }
+
+    fn get(&mut self, raw: &[u8], zone: &mut ZoneClock) -> Option<Timestamp> {
+        if raw.len() == self.len && bytes::eq(&self.raw[..raw.len()], raw) {
+            return self.value;
+        }
+        let value = parse_any_time(raw, zone);
+        if raw.len() <= self.raw.len() {
+            self.raw[..raw.len()].copy_from_slice(raw);
+            self.len = raw.len();
+            self.value = value;
+        }
+        value
+    }
+}
+
+/// `$time_local`, `$time_iso8601` or `$msec`, recognised by shape.
+fn parse_any_time(raw: &[u8], zone: &mut ZoneClock) -> Option<Timestamp> {
+    if raw.get(2) == Some(&b'/') {
+        return time::parse_clf(raw);
+    }
+    if raw.get(4) == Some(&b'-') {
+        let (naive, off, used) = time::parse_iso8601(raw)?;
+        if used != raw.len() {
+            return None;
+        }
+        return Some(match off {
+            Some(o) => Timestamp::new(naive - o as i64 * 1000, o),
+            None => zone.to_utc(naive),
+        });
+    }
+    time::parse_msec(raw)
+}
+
+/// How lines are split into fields.
+#[derive(Clone, Debug)]
+enum Layout {
+    Format(LogFormat),
+    /// One JSON object per line, fields found by their usual names.
+    Json,
+}
+
+/// Parser for one nginx access log.
+#[derive(Clone, Debug)]
+pub struct AccessParser {
+    layout: Layout,
+    names_upstream: bool,
+    time: TimeCache,
+    zone: ZoneClock,
+}
+
+impl AccessParser {
+    pub fn new(format: LogFormat, zone: ZoneClock) -> AccessParser {
+        AccessParser {
+            names_upstream: format.has(Var::UpstreamAddr),
+            layout: Layout::Format(format),
+            time: TimeCache::new(),
+            zone,
+        }
+    }
+
+    /// A parser for JSON lines whose keys use nginx's variable names (or common aliases).
+    pub fn json(zone: ZoneClock) -> AccessParser {
+        AccessParser {
+            layout: Layout::Json,
+            names_upstream: true,
+            time: TimeCache::new(),
+            zone,
+        }
+    }
+
+    /// A short description of the layout (`combined`, `json`, the log_format's name).
+    pub fn layout_name(&self) -> &str {
+        match &self.layout {
+            Layout::Format(f) => f.name(),
+            Layout::Json => "json",
+        }
+    }
+
+    /// Parses one line. Returns the event and whether the whole line was consumed by the format
+    /// (format recognition prefers formats that explain the whole line).
+    pub fn parse_exact(&mut self, line: &[u8]) -> Result<(Event, bool), Unparsed> {
+        self.parse_fields(line, true)
+    }
+
+    fn parse_fields(&mut self, line: &[u8], whole: bool) -> Result<(Event, bool), Unparsed> {
+        let mut f = Fields::default();
+        let end = match &self.layout {
+            Layout::Format(format) => format.extract(line, &mut f, whole)?,
+            Layout::Json => extract_json(line, &mut f)?,
+        };
+        let time_raw = f.time.get(line).ok_or(Unparsed::Time)?;
+        let time = self
+            .time
+            .get(time_raw, &mut self.zone)
+            .ok_or(Unparsed::Time)?;
+        let status = parse_status(f.status.get(line))?;
+        let names_upstream = self.names_upstream && !f.upstream_addr.is_none();
+        let addr_field = f.upstream_addr.get(line).filter(|a| *a != b"-");
+        let mut ev = Event {
+            format: Some(Format::NginxAccess),
+            kind: Kind::Request,
+            time: Some(time),
+            status,
+            cause: Cause::NotApplicable,
+            names_upstream,
+            client: f.client,
+            request: f.request,
+            vhost: f.host,
+            ..Event::default()
+        };
+        let mut last = None;
+        if let Some(addrs) = addr_field {
+            ev.upstreams = Span::of(line, addrs);
+            // Nearly every line has a single upstream: no need to walk a list.
+            let l = if bytes::find_byte2(b',', b' ', addrs).is_none() {
+                addrs
+            } else {
+                upstream::last_item(addrs)
+            };
+            if l != b"-" && !l.is_empty() {
+                ev.upstream = Span::of(line, l);
+            }
+            last = Some(l);
+        }
+        ev.cause = classify(
+            status,
+            last,
+            f.upstream_status.get(line),
+            f.connect_time.get(line),
+        );
+        let exact = !whole || line[end..].iter().all(|b| b.is_ascii_whitespace());
+        Ok((ev, exact))
+    }
+
+    pub fn parse(&mut self, line: &[u8]) -> Result<Event, Unparsed> {
+        self.parse_fields(line, false).map(|(ev, _)| ev)
+    }
+}
+
+/// `$status`: digits (nginx logs `009` for an HTTP/0.9 answer and `000`/`499` for clients that
+/// went away), or `-`.
+fn parse_status(raw: Option<&[u8]>) -> Result<Option<u16>, Unparsed> {
+    let Some(raw) = raw else { return Ok(None) };
+    if raw == b"-" {
+        return Ok(None);
+    }
+    if raw.is_empty() || raw.len() > 4 {
+        return Err(Unparsed::Status);
+    }
+    let mut n: u16 = 0;
+    for &b in raw {
+        if !b.is_ascii_digit() {
+            return Err(Unparsed::Status);
+        }
+        n = n * 10 + (b - b'0') as u16;
+    }
+    Ok(Some(n))
+}
+
+/// The cause an access-log line names by itself (DESIGN §2). A 5xx that names none is
+/// `other_5xx`; joined with the error log it may get a cause later.
+fn classify(
+    status: Option<u16>,
+    last_addr: Option<&[u8]>,
+    upstream_status: Option<&[u8]>,
+    connect_time: Option<&[u8]>,
+) -> Cause {
+    let Some(status) = status else {
+        return Cause::NotApplicable;
+    };
+    if status == 9 {
+        // nginx answers an upstream's HTTP/0.9-looking reply ("upstream sent no valid HTTP/1.0
+        // header") and logs status 009.
+        return Cause::UpstreamProtocolError;
+    }
+    if status < 500 {
+        return Cause::Ok;
+    }
+    let Some(addr) = last_addr else {
+        return Cause::Other5xx;
+    };
+    if addr == b"-" {
+        return Cause::Other5xx;
+    }
+    let never_connected = connect_time.is_some_and(upstream::all_dash);
+    let last_status = upstream_status.map(upstream::last_item);
+    if upstream::is_pool_name(addr) && matches!(status, 502 | 503) {
+        // `$upstream_addr` holds the pool's name only when no server of it was live.
+        return Cause::NoLiveUpstreams;
+    }
+    match status {
+        504 if last_status == Some(b"504") || never_connected => Cause::UpstreamTimeout,
+        502 | 503 if never_connected && last_status != Some(b"504") => Cause::UpstreamUnreachable,
+        502 | 503 if never_connected => Cause::UpstreamTimeout,
+        _ => Cause::Other5xx,
+    }
+}
+
+/// Reads the usual fields of a JSON access-log line. The scan is tolerant: nginx writes numbers
+/// such as `"status":009` that strict JSON refuses, and values are taken as raw spans.
+fn extract_json(line: &[u8], out: &mut Fields) -> Result<usize, Unparsed> {
+    let mut p = skip_ws(line, 0);
+    if line.get(p) != Some(&b'{') {
+        return Err(Unparsed::Shape);
+    }
+    p += 1;
+    loop {
+        p = skip_ws(line, p);
+        match line.get(p) {
+            Some(b'}') => return Ok(p + 1),
+            Some(b',') => {
+                p += 1;
+                continue;
+            }
+            Some(b'"') => {}
+            _ => return Err(Unparsed::Shape),
+        }
+        let key_end = string_end(line, p + 1).ok_or(Unparsed::Shape)?;
+        let key = &line[p + 1..key_end];
+        p = skip_ws(line, key_end + 1);
+        if line.get(p) != Some(&b':') {
+            return Err(Unparsed::Shape);
+        }
+        p = skip_ws(line, p + 1);
+        let (value, next) = match line.get(p) {
+            Some(b'"') => {
+                let end = string_end(line, p + 1).ok_or(Unparsed::Shape)?;
+                (Span::new(p + 1, end), end + 1)
+            }
+            Some(b'{') | Some(b'[') => {
+                let end = skip_nested(line, p).ok_or(Unparsed::Shape)?;
+                (Span::NONE, end)
+            }
+            Some(_) => {
+                let end = memchr::memchr2(b',', b'}', &line[p..]).map_or(line.len(), |i| p + i);
+                let raw = line[p..end].trim_ascii_end();
+                (Span::new(p, p + raw.len()), end)
+            }
+            None => return Err(Unparsed::Shape),
+        };
+        let slot = match key {
+            b"remote_addr" | b"client" | b"client_ip" | b"clientip" | b"remote_ip" => {
+                &mut out.client
+            }
+            b"time_local" | b"time_iso8601" | b"msec" | b"time" | b"timestamp" | b"@timestamp" => {
+                &mut out.time
+            }
+            b"status" | b"status_code" => &mut out.status,
+            b"request" => &mut out.request,
+            b"host" | b"http_host" | b"server_name" | b"vhost" => &mut out.host,
+            b"upstream_addr" | b"upstream" => &mut out.upstream_addr,
+            b"upstream_status" => &mut out.upstream_status,
+            b"upstream_connect_time" => &mut out.connect_time,
+            _ => {
+                p = next;
+                continue;
+            }
+        };
+        if slot.is_none() {
+            *slot = value;
+        }
+        p = next;
+    }
+}
+
+fn skip_ws(b: &[u8], mut p: usize) -> usize {
+    while b.get(p).is_some_and(|c| c.is_ascii_whitespace()) {
+        p += 1;
+    }
+    p
+}
+
+/// The index of the `"` that closes a JSON string whose content starts at `from`.
+fn string_end(b: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let i = from + memchr::memchr2(b'"', b'\\', &b[from..])?;
+        if b[i] == b'\\' {
+            from = i + 2;
+            if from > b.len() {
+                return None;
+            }
+        } else {
+            return Some(i);
+        }
+    }
+}
+
+/// The index just after the object or array starting at `p`.
+fn skip_nested(b: &[u8], mut p: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    while p < b.len() {
+        match b[p] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(p + 1);
+                }
+            }
+            b'"' => p = string_end(b, p + 1)?,
+            _ => {}
+        }
+        p += 1;
+    }
+    None
+}
+
+/// Recognises which known layout fits sample lines best: the JSON layout, or the known
+/// `log_format` that parses the most lines, preferring one that explains whole lines.
+pub fn recognise(samples: &[&[u8]], zone: &ZoneClock) -> Option<AccessParser> {
+    let mut best: Option<(usize, usize, AccessParser)> = None;
+    let mut candidates: Vec<AccessParser> = vec![AccessParser::json(zone.clone())];
+    for (name, text) in KNOWN {
+        let format =
+            LogFormat::compile(name, Escape::Default, text).expect("built-in formats compile");
+        candidates.push(AccessParser::new(format, zone.clone()));
+    }
+    for mut p in candidates {
+        let mut parsed = 0;
+        let mut exact = 0;
+        for line in samples {
+            if let Ok((_, whole)) = p.parse_exact(line) {
+                parsed += 1;
+                exact += whole as usize;
+            }
+        }
+        if parsed == 0 {
+            continue;
+        }
+        if best
+            .as_ref()
+            .is_none_or(|(bp, be, _)| (parsed, exact) > (*bp, *be))
+        {
+            best = Some((parsed, exact, p));
+        }
+    }
+    best.map(|(_, _, p)| p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::time::Zone;
+
+    fn parser(format: &str) -> AccessParser {
+        AccessParser::new(
+            LogFormat::from_directive(format).unwrap(),
+            ZoneClock::new(Zone::Utc),
+        )
+    }
+
+    fn check(p: &mut AccessParser, line: &str) -> (Option<u16>, Cause, Option<String>) {
+        let ev = p.parse(line.as_bytes()).unwrap();
+        let up = ev
+            .upstream(line.as_bytes())
+            .map(|u| String::from_utf8_lossy(u).into_owned());
+        (ev.status, ev.cause, up)
+    }
+
+    #[test]
+    fn combined_lines_have_no_upstream() {
+        let mut p = parser(COMBINED);
+        let line = r#"203.0.113.7 - - [01/May/2024:12:00:00 +0000] "GET /v1/x HTTP/1.1" 502 157 "-" "curl/8.0""#;
+        assert_eq!(check(&mut p, line), (Some(502), Cause::Other5xx, None));
+        let ev = p.parse(line.as_bytes()).unwrap();
+        assert_eq!(ev.client(line.as_bytes()), Some(&b"203.0.113.7"[..]));
+        assert_eq!(ev.path(line.as_bytes()), Some(&b"/v1/x"[..]));
+        assert_eq!(ev.time.unwrap().to_rfc3339(), "2024-05-01T12:00:00+00:00");
+    }
+
+    #[test]
+    fn upstream_fields_name_the_cause() {
+        let mut p = parser(GATEWATCH);
+        let head = r#"10.0.0.1 - - [01/May/2024:12:00:00 +0000] "GET / HTTP/1.1""#;
+        let cases = [
+            // (status and upstream fields, expected)
+            (
+                r#"502 157 "-" "ua" api 10.0.1.5:8080 502 - - 0.000 0.001"#,
+                (Some(502), Cause::UpstreamUnreachable, Some("10.0.1.5:8080")),
+            ),
+            (
+                r#"502 157 "-" "ua" api 10.0.1.5:8080, 10.0.1.6:8080 502, 502 -, - -, - 0.000, 0.000 0.001"#,
+                (Some(502), Cause::UpstreamUnreachable, Some("10.0.1.6:8080")),
+            ),
+            (
+                r#"502 157 "-" "ua" api backend 502 - - 0.000 0.000"#,
+                (Some(502), Cause::NoLiveUpstreams, Some("backend")),
+            ),
+            (
+                r#"504 157 "-" "ua" api 10.0.1.5:8080 504 - - 60.001 60.001"#,
+                (Some(504), Cause::UpstreamTimeout, Some("10.0.1.5:8080")),
+            ),
+            (
+                r#"504 157 "-" "ua" api 10.0.1.5:8080 504 0.001 - 60.001 60.001"#,
+                (Some(504), Cause::UpstreamTimeout, Some("10.0.1.5:8080")),
+            ),
+            (
+                r#"502 157 "-" "ua" api 10.0.1.5:8080 502 0.001 - 0.002 0.002"#,
+                (Some(502), Cause::Other5xx, Some("10.0.1.5:8080")),
+            ),
+            (
+                r#"200 157 "-" "ua" api 10.0.1.5:8080, 10.0.1.6:8080 502, 200 -, 0.001 -, 0.010 0.000, 0.010 0.011"#,
+                (Some(200), Cause::Ok, Some("10.0.1.6:8080")),
+            ),
+            (
+                r#"009 0 "-" "ua" api 10.0.1.5:8080 009 0.001 - 0.002 0.002"#,
+                (Some(9), Cause::UpstreamProtocolError, Some("10.0.1.5:8080")),
+            ),
+            (
+                r#"500 10 "-" "ua" api 10.0.1.5:8080 500 0.001 0.004 0.004 0.005"#,
+                (Some(500), Cause::Other5xx, Some("10.0.1.5:8080")),
+            ),
+            (
+                r#"503 10 "-" "ua" api - - - - - 0.000"#,
+                (Some(503), Cause::Other5xx, None),
+            ),
+        ];
+        for (tail, (status, cause, up)) in cases {
+            let line = format!("{head} {tail}");
+            assert_eq!(
+                check(&mut p, &line),
+                (status, cause, up.map(String::from)),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn directives_are_accepted_as_written_in_nginx_conf() {
+        let conf = r#"log_format main '$remote_addr - $remote_user [$time_local] "$request" '
+                      '$status $body_bytes_sent "$http_referer" '
+                      '"$http_user_agent" "$http_x_forwarded_for"';"#;
+        let f = LogFormat::from_directive(conf).unwrap();
+        assert_eq!(f.name(), "main");
+        let mut p = AccessParser::new(f, ZoneClock::new(Zone::Utc));
+        let line =
+            r#"10.0.0.1 - - [01/May/2024:12:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua" "-""#;
+        assert_eq!(check(&mut p, line).1, Cause::Ok);
+        assert!(LogFormat::from_directive("$status$request_time").is_err());
+        assert!(LogFormat::from_directive("'$remote_addr [$time_local]'").is_err());
+        assert!(LogFormat::from_directive("log_format x escape=yaml '$status'").is_err());
+    }
+
+    #[test]
+    fn escape_json_formats_and_invalid_json_numbers() {
+        let conf = r#"log_format j escape=json '{"time":"$time_iso8601","client":"$remote_addr","request":"$request","status":$status,"upstream":"$upstream_addr","ustatus":"$upstream_status","uct":"$upstream_connect_time"}';"#;
+        let mut p = parser(conf);
+        let line = r#"{"time":"2024-05-01T12:00:00+02:00","client":"10.0.0.1","request":"GET /a\"b HTTP/1.1","status":009,"upstream":"10.0.1.5:8080","ustatus":"009","uct":"0.001"}"#;
+        assert_eq!(
+            check(&mut p, line),
+            (
+                Some(9),
+                Cause::UpstreamProtocolError,
+                Some("10.0.1.5:8080".into())
+            )
+        );
+        let line = r#"{"time":"2024-05-01T12:00:00+02:00","client":"10.0.0.1","request":"GET / HTTP/1.1","status":502,"upstream":"10.0.1.5:8080, 10.0.1.6:8080","ustatus":"502, 502","uct":"-, -"}"#;
+        assert_eq!(
+            check(&mut p, line),
+            (
+                Some(502),
+                Cause::UpstreamUnreachable,
+                Some("10.0.1.6:8080".into())
+            )
+        );
+    }
+
+    #[test]
+    fn json_lines_are_read_without_a_format() {
+        let mut p = AccessParser::json(ZoneClock::new(Zone::Utc));
+        let line = r#"{"time_local":"01/May/2024:12:00:00 +0000","remote_addr":"10.0.0.1","request":"GET / HTTP/1.1","status": 502,"upstream_addr":"unix:/run/app.sock","upstream_status":"502","upstream_connect_time":"-","extra":{"a":[1,2]}}"#;
+        assert_eq!(
+            check(&mut p, line),
+            (
+                Some(502),
+                Cause::UpstreamUnreachable,
+                Some("unix:/run/app.sock".into())
+            )
+        );
+        assert!(p.parse(b"{\"status\":200}").is_err());
+        assert!(p.parse(b"not json").is_err());
+    }
+
+    #[test]
+    fn recognition_prefers_the_format_that_explains_whole_lines() {
+        let zone = ZoneClock::new(Zone::Utc);
+        let line = br#"10.0.0.1 - - [01/May/2024:12:00:00 +0000] "GET / HTTP/1.1" 502 157 "-" "ua" api 10.0.1.5:8080 502 - - 0.000 0.001"#;
+        assert_eq!(
+            recognise(&[line], &zone).unwrap().layout_name(),
+            "gatewatch"
+        );
+        let line = br#"10.0.0.1 - - [01/May/2024:12:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua""#;
+        assert_eq!(recognise(&[line], &zone).unwrap().layout_name(), "combined");
+        assert!(recognise(&[b"garbage"], &zone).is_none());
+    }
+}

@@ -1,0 +1,233 @@
+//! Syslog framing around a message: RFC 5424, RFC 3164 (with or without `<PRI>`), the
+//! RFC 3339 time stamps rsyslog writes into files, HAProxy's own `iso`/`timed`/`short` formats,
+//! or no header at all.
+
+use crate::engine::time;
+
+/// The time written in a syslog header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderTime {
+    /// A complete time with its UTC offset (RFC 5424, RFC 3339): UTC milliseconds and offset.
+    Zoned { ms: i64, offset_secs: i32 },
+    /// RFC 3164: month, day and time of day, without year or zone.
+    MonthDay { month: u32, day: u32, day_ms: i64 },
+}
+
+/// A syslog line split into header and message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Syslog<'a> {
+    pub time: Option<HeaderTime>,
+    pub host: Option<&'a [u8]>,
+    /// The program name (`haproxy` of `haproxy[1234]:`).
+    pub app: Option<&'a [u8]>,
+    pub message: &'a [u8],
+}
+
+/// Splits a line into its syslog header and message. A line without a recognisable header is
+/// returned whole as the message.
+pub fn split(line: &[u8]) -> Syslog<'_> {
+    let mut rest = line;
+    let mut had_pri = false;
+    if rest.first() == Some(&b'<') {
+        let digits = rest[1..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if (1..=3).contains(&digits) && rest.get(1 + digits) == Some(&b'>') {
+            rest = &rest[2 + digits..];
+            had_pri = true;
+        }
+    }
+    let whole = Syslog {
+        time: None,
+        host: None,
+        app: None,
+        message: rest,
+    };
+    // RFC 5424: `1 TIMESTAMP HOST APP PROCID MSGID SD MSG`
+    if had_pri && let Some(after) = rest.strip_prefix(b"1 ") {
+        return rfc5424(after).unwrap_or(whole);
+    }
+    // RFC 3339 time first (rsyslog's high-precision file format, HAProxy's `iso` format).
+    if let Some((naive, Some(off), used)) = time::parse_iso8601(rest)
+        && rest.get(used) == Some(&b' ')
+    {
+        let t = HeaderTime::Zoned {
+            ms: naive - off as i64 * 1000,
+            offset_secs: off,
+        };
+        return host_tag(&rest[used + 1..], Some(t)).unwrap_or(Syslog {
+            time: Some(t),
+            message: &rest[used + 1..],
+            ..whole
+        });
+    }
+    // RFC 3164: `Feb  6 12:14:14 host tag[pid]: msg`
+    if let Some((month, day, day_ms, used)) = time::parse_rfc3164_time(rest)
+        && rest.get(used) == Some(&b' ')
+    {
+        let t = HeaderTime::MonthDay { month, day, day_ms };
+        return host_tag(&rest[used + 1..], Some(t)).unwrap_or(Syslog {
+            time: Some(t),
+            message: &rest[used + 1..],
+            ..whole
+        });
+    }
+    // `haproxy[123]: msg` without a time, as in HAProxy's manual, or after a bare `<PRI>`.
+    if let Some(s) = tag(rest, None, None) {
+        return s;
+    }
+    whole
+}
+
+/// `host tag[pid]: msg` or `tag[pid]: msg`.
+fn host_tag(b: &[u8], t: Option<HeaderTime>) -> Option<Syslog<'_>> {
+    let sp = memchr::memchr(b' ', b)?;
+    let first = &b[..sp];
+    if first.ends_with(b":") {
+        // No host: the first word is already the tag.
+        return tag(b, None, t);
+    }
+    tag(&b[sp + 1..], Some(first), t)
+}
+
+/// `tag[pid]: msg` or `tag: msg`.
+fn tag<'a>(b: &'a [u8], host: Option<&'a [u8]>, t: Option<HeaderTime>) -> Option<Syslog<'a>> {
+    let colon = memchr::memmem::find(b, b": ")?;
+    let t_raw = &b[..colon];
+    if t_raw.is_empty() || t_raw.len() > 64 || t_raw.contains(&b' ') {
+        return None;
+    }
+    let app = match memchr::memchr(b'[', t_raw) {
+        Some(i) if t_raw.ends_with(b"]") => &t_raw[..i],
+        Some(_) => return None,
+        None => t_raw,
+    };
+    Some(Syslog {
+        time: t,
+        host,
+        app: Some(app),
+        message: &b[colon + 2..],
+    })
+}
+
+fn rfc5424(b: &[u8]) -> Option<Syslog<'_>> {
+    let mut fields = b.splitn(6, |&c| c == b' ');
+    let ts = fields.next()?;
+    let host = fields.next()?;
+    let app = fields.next()?;
+    let _procid = fields.next()?;
+    let _msgid = fields.next()?;
+    let rest = fields.next().unwrap_or(b"");
+    let time = if ts == b"-" {
+        None
+    } else {
+        let (naive, off, used) = time::parse_iso8601(ts)?;
+        if used != ts.len() {
+            return None;
+        }
+        let off = off.unwrap_or(0);
+        Some(HeaderTime::Zoned {
+            ms: naive - off as i64 * 1000,
+            offset_secs: off,
+        })
+    };
+    // Structured data: `-` or one or more `[id k="v" ...]` elements.
+    let message = if let Some(m) = rest.strip_prefix(b"-") {
+        m.strip_prefix(b" ").unwrap_or(m)
+    } else if rest.first() == Some(&b'[') {
+        let end = structured_data_end(rest)?;
+        let m = &rest[end..];
+        m.strip_prefix(b" ").unwrap_or(m)
+    } else {
+        rest
+    };
+    // A UTF-8 byte-order mark may start the message.
+    let message = message.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(message);
+    fn nil(f: &[u8]) -> Option<&[u8]> {
+        if f == b"-" { None } else { Some(f) }
+    }
+    Some(Syslog {
+        time,
+        host: nil(host),
+        app: nil(app),
+        message,
+    })
+}
+
+/// The end of the structured-data elements at the start of `b`.
+fn structured_data_end(b: &[u8]) -> Option<usize> {
+    let mut p = 0;
+    while b.get(p) == Some(&b'[') {
+        let mut in_quotes = false;
+        p += 1;
+        loop {
+            match *b.get(p)? {
+                b'\\' if in_quotes => p += 1,
+                b'"' => in_quotes = !in_quotes,
+                b']' if !in_quotes => break,
+                _ => {}
+            }
+            p += 1;
+        }
+        p += 1;
+    }
+    Some(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3164_with_and_without_priority() {
+        for line in [
+            &b"Feb  6 12:14:14 localhost haproxy[14389]: hello world"[..],
+            b"<134>Feb  6 12:14:14 localhost haproxy[14389]: hello world",
+        ] {
+            let s = split(line);
+            assert_eq!(s.message, b"hello world");
+            assert_eq!(s.app, Some(&b"haproxy"[..]));
+            assert_eq!(s.host, Some(&b"localhost"[..]));
+            assert_eq!(
+                s.time,
+                Some(HeaderTime::MonthDay {
+                    month: 2,
+                    day: 6,
+                    day_ms: 44_054_000
+                })
+            );
+        }
+        // HAProxy's own rfc3164 output has no host.
+        let s = split(b"<134>Feb  6 12:14:14 haproxy[14389]: hello");
+        assert_eq!(
+            (s.app, s.host, s.message),
+            (Some(&b"haproxy"[..]), None, &b"hello"[..])
+        );
+    }
+
+    #[test]
+    fn rfc5424_and_rfc3339() {
+        let s = split(b"<134>1 2024-05-01T12:00:00.123+02:00 lb1 haproxy 1234 - - hello");
+        assert_eq!(s.message, b"hello");
+        assert_eq!(
+            s.time,
+            Some(HeaderTime::Zoned {
+                ms: 1_714_557_600_123,
+                offset_secs: 7200
+            })
+        );
+        let s = split(br#"<134>1 2024-05-01T12:00:00Z lb1 haproxy 1234 - [x@1 a="b]c"] hi"#);
+        assert_eq!(s.message, b"hi");
+        let s = split(b"2024-05-01T12:00:00.123456+00:00 lb1 haproxy[7]: msg");
+        assert_eq!((s.host, s.message), (Some(&b"lb1"[..]), &b"msg"[..]));
+    }
+
+    #[test]
+    fn no_header_is_the_whole_message() {
+        let s = split(b"10.0.0.1:5000 [06/Feb/2009:12:14:14.655] fe be/srv");
+        assert_eq!(s.time, None);
+        assert_eq!(
+            s.message,
+            b"10.0.0.1:5000 [06/Feb/2009:12:14:14.655] fe be/srv"
+        );
+        assert_eq!(split(b"<999999>x").message, b"<999999>x");
+    }
+}

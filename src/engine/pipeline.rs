@@ -1,0 +1,232 @@
+//! The pure chain every line goes through after parsing: match the knowledge base, join access
+//! lines with error lines, count, detect bursts. `scan` and the daemon both drive it.
+
+use crate::engine::detect::{Change, DetectConfig, Detector, Observation};
+use crate::engine::event::{Cause, Event, Kind};
+use crate::engine::join::{Item, JoinConfig, Joiner};
+use crate::engine::kb::{EntryId, Kb};
+use std::sync::Arc;
+
+/// A line once everything about it is known.
+#[derive(Clone, Copy, Debug)]
+pub struct Settled<'a> {
+    pub source: u16,
+    /// 1-based line number in its source.
+    pub line_no: u64,
+    pub line: &'a [u8],
+    pub ev: &'a Event,
+    pub entry: Option<EntryId>,
+    /// The upstream: the line's own, or the one of the error-log line it was joined with.
+    pub upstream: Option<&'a [u8]>,
+    /// An error-log line whose failure was counted through the access-log line it explains.
+    pub consumed: bool,
+    /// An access-log line that took its cause (and perhaps its upstream) from the error log:
+    /// the cause it had on its own.
+    pub joined_from: Option<Cause>,
+}
+
+/// Receives what the pipeline produces.
+pub trait Sink {
+    /// Every parsed line, in arrival order, once settled.
+    fn event(&mut self, settled: &Settled<'_>);
+    /// Every incident that opens or closes.
+    fn change(&mut self, change: Change);
+}
+
+/// Counts per cause of the settled lines; an error-log line consumed by a join is not counted
+/// (its failure is counted once, through the access-log line).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CauseCounts(pub [u64; Cause::COUNT]);
+
+impl CauseCounts {
+    pub fn get(&self, c: Cause) -> u64 {
+        self.0[c.index()]
+    }
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+/// Pipeline settings.
+#[derive(Clone, Debug, Default)]
+pub struct PipelineConfig {
+    pub detect: DetectConfig,
+    /// `None` when no source can take part in a join (no nginx access and error log together).
+    pub join: Option<JoinConfig>,
+}
+
+/// Knowledge-base matching, joining and detection for a set of sources.
+pub struct Pipeline {
+    kb: Arc<Kb>,
+    joiner: Option<Joiner>,
+    state: State,
+}
+
+/// The part of the pipeline that settled lines flow into.
+struct State {
+    detector: Detector,
+    counts: CauseCounts,
+    changes: Vec<Change>,
+    now_ms: i64,
+}
+
+impl State {
+    fn settle(&mut self, s: &Settled<'_>, sink: &mut impl Sink) {
+        // A joined failure counts once: through the access-log line it explains.
+        if !s.consumed {
+            self.counts.0[s.ev.cause.index()] += 1;
+        }
+        sink.event(s);
+        let Some(t) = s.ev.time else { return };
+        if t.ms > self.now_ms {
+            self.now_ms = t.ms;
+            self.detector.advance(t.ms, &mut self.changes);
+        }
+        let request = s.ev.kind == Kind::Request && s.ev.names_upstream;
+        let failure = s.entry.is_some() && !s.consumed;
+        if request || failure {
+            self.detector.observe(
+                &Observation {
+                    time_ms: t.ms,
+                    offset_secs: t.offset_secs,
+                    upstream: s.upstream,
+                    entry: s.entry,
+                    cause: s.ev.cause,
+                    status: s.ev.status,
+                    request,
+                    failure,
+                    line: s.line,
+                    // Only failures are described by host and path.
+                    vhost: if failure { s.ev.vhost(s.line) } else { None },
+                    path: if failure { s.ev.path(s.line) } else { None },
+                    source: s.source,
+                },
+                &mut self.changes,
+            );
+        }
+        for c in self.changes.drain(..) {
+            sink.change(c);
+        }
+    }
+}
+
+impl Pipeline {
+    pub fn new(kb: Arc<Kb>, cfg: PipelineConfig) -> Pipeline {
+        Pipeline {
+            kb,
+            joiner: cfg.join.map(Joiner::new),
+            state: State {
+                detector: Detector::new(cfg.detect),
+                counts: CauseCounts::default(),
+                changes: Vec::new(),
+                now_ms: i64::MIN,
+            },
+        }
+    }
+
+    pub fn kb(&self) -> &Kb {
+        &self.kb
+    }
+
+    pub fn detector_mut(&mut self) -> &mut Detector {
+        &mut self.state.detector
+    }
+
+    pub fn detector(&self) -> &Detector {
+        &self.state.detector
+    }
+
+    pub fn counts(&self) -> CauseCounts {
+        self.state.counts
+    }
+
+    pub fn joiner(&self) -> Option<&Joiner> {
+        self.joiner.as_ref()
+    }
+
+    /// Feeds one parsed line.
+    pub fn push(
+        &mut self,
+        source: u16,
+        line_no: u64,
+        line: &[u8],
+        ev: Event,
+        sink: &mut impl Sink,
+    ) {
+        let entry = match ev.format {
+            Some(format) if ev.cause.is_upstream_failure() => {
+                self.kb.match_event(ev.cause, ev.status, format, line)
+            }
+            _ => None,
+        };
+        let state = &mut self.state;
+        match &mut self.joiner {
+            Some(j) if j.wants(&ev) => {
+                let item = Item {
+                    source,
+                    line_no,
+                    line: line.to_vec(),
+                    ev,
+                    entry,
+                    joined_upstream: None,
+                    consumed: false,
+                    joined_from: None,
+                };
+                j.push(item, &self.kb, &mut |it| state.settle(&settled(&it), sink));
+            }
+            _ => state.settle(
+                &Settled {
+                    source,
+                    line_no,
+                    line,
+                    ev: &ev,
+                    entry,
+                    upstream: ev.upstream(line),
+                    consumed: false,
+                    joined_from: None,
+                },
+                sink,
+            ),
+        }
+    }
+
+    /// Moves event time forward without a line (the daemon calls this as the clock runs).
+    pub fn tick(&mut self, now_ms: i64, sink: &mut impl Sink) {
+        let state = &mut self.state;
+        if let Some(j) = &mut self.joiner {
+            j.advance(now_ms, &mut |it| state.settle(&settled(&it), sink));
+        }
+        if now_ms > state.now_ms {
+            state.now_ms = now_ms;
+        }
+        state.detector.advance(now_ms, &mut state.changes);
+        for c in state.changes.drain(..) {
+            sink.change(c);
+        }
+    }
+
+    /// End of input: settles held lines and closes every open incident.
+    pub fn finish(&mut self, sink: &mut impl Sink) {
+        let state = &mut self.state;
+        if let Some(j) = &mut self.joiner {
+            j.flush(&mut |it| state.settle(&settled(&it), sink));
+        }
+        state.detector.finish(&mut state.changes);
+        for c in state.changes.drain(..) {
+            sink.change(c);
+        }
+    }
+}
+
+fn settled(it: &Item) -> Settled<'_> {
+    Settled {
+        source: it.source,
+        line_no: it.line_no,
+        line: &it.line,
+        ev: &it.ev,
+        entry: it.entry,
+        upstream: it.upstream(),
+        consumed: it.consumed,
+        joined_from: it.joined_from,
+    }
+}

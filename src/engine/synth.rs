@@ -1,0 +1,256 @@
+//! Synthetic proxy traffic: realistic nginx access-log lines (and the error-log lines nginx
+//! writes with them), with an optional burst of unreachable-upstream 502s. Used by the
+//! benchmark's generator, the tests and the demo. Deterministic: the same seed gives the same
+//! bytes.
+
+use crate::engine::time::days_from_civil;
+use std::fmt::Write as _;
+
+/// The nginx `log_format` of the generated access lines (gatewatch's recommended format).
+pub const LOG_FORMAT: &str = crate::engine::parse::nginx_access::GATEWATCH;
+
+/// A burst of unreachable-upstream failures.
+#[derive(Clone, Debug)]
+pub struct Burst {
+    /// Seconds after the start of the traffic.
+    pub start_secs: u32,
+    pub duration_secs: u32,
+    /// Index into [`SynthConfig::upstreams`].
+    pub upstream: usize,
+    /// The share of that upstream's requests that fail during the burst (0.0 ..= 1.0).
+    pub share: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct SynthConfig {
+    pub seed: u64,
+    /// Milliseconds since the epoch of the first line.
+    pub start_ms: i64,
+    pub requests_per_sec: u32,
+    pub upstreams: Vec<String>,
+    pub burst: Option<Burst>,
+    /// Share of requests answered 500 by the application itself (not a gateway failure).
+    pub app_error_share: f64,
+}
+
+impl Default for SynthConfig {
+    fn default() -> SynthConfig {
+        SynthConfig {
+            seed: 0x5eed,
+            // 2024-05-01T12:00:00Z
+            start_ms: 1_714_564_800_000,
+            requests_per_sec: 2_000,
+            upstreams: vec![
+                "10.0.1.5:8080".into(),
+                "10.0.1.6:8080".into(),
+                "10.0.1.7:8080".into(),
+                "10.0.2.10:9000".into(),
+            ],
+            burst: None,
+            app_error_share: 0.001,
+        }
+    }
+}
+
+/// One generated request.
+#[derive(Clone, Debug, Default)]
+pub struct Generated {
+    pub access: String,
+    /// The error-log line nginx writes for a failed connection, if this request had one.
+    pub error: Option<String>,
+    /// True when this request is part of the burst.
+    pub failed: bool,
+}
+
+const PATHS: [&str; 8] = [
+    "/api/v1/orders",
+    "/api/v1/orders/4711",
+    "/api/v1/users/me",
+    "/api/v1/items?page=2",
+    "/api/v1/cart",
+    "/static/app.js",
+    "/health",
+    "/api/v2/search?q=shoes",
+];
+const AGENTS: [&str; 4] = [
+    "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    "curl/8.5.0",
+    "okhttp/4.12.0",
+];
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// The traffic generator.
+pub struct Synth {
+    cfg: SynthConfig,
+    rng: u64,
+    n: u64,
+}
+
+impl Synth {
+    pub fn new(cfg: SynthConfig) -> Synth {
+        Synth {
+            rng: cfg.seed | 1,
+            cfg,
+            n: 0,
+        }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        // xorshift64*
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn pick<'a>(&mut self, items: &'a [&'a str]) -> &'a str {
+        items[(self.next_u64() % items.len() as u64) as usize]
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p && p > 0.0
+    }
+
+    /// The time of the `n`-th request.
+    fn time_ms(&self, n: u64) -> i64 {
+        self.cfg.start_ms + (n * 1000 / self.cfg.requests_per_sec.max(1) as u64) as i64
+    }
+
+    /// The next request.
+    pub fn next_request(&mut self) -> Generated {
+        let n = self.n;
+        self.n += 1;
+        let ms = self.time_ms(n);
+        let secs_in = ((ms - self.cfg.start_ms) / 1000) as u32;
+        let up_index = (self.next_u64() % self.cfg.upstreams.len() as u64) as usize;
+        let upstream = self.cfg.upstreams[up_index].clone();
+        let client = format!("203.0.113.{}", 1 + self.next_u64() % 254);
+        let path = self.pick(&PATHS).to_string();
+        let agent = self.pick(&AGENTS).to_string();
+        let method = if path.contains("cart") { "POST" } else { "GET" };
+        let in_burst = self.cfg.burst.as_ref().is_some_and(|b| {
+            b.upstream == up_index
+                && secs_in >= b.start_secs
+                && secs_in < b.start_secs + b.duration_secs
+        });
+        let failed = in_burst && {
+            let share = self.cfg.burst.as_ref().map_or(0.0, |b| b.share);
+            self.chance(share)
+        };
+        let time_local = clf(ms);
+        let mut access = String::with_capacity(256);
+        let mut error = None;
+        let _ = write!(
+            access,
+            "{client} - - [{time_local}] \"{method} {path} HTTP/1.1\" "
+        );
+        if failed {
+            let _ = write!(
+                access,
+                "502 157 \"-\" \"{agent}\" api.example.com {upstream} 502 - - 0.000 0.001"
+            );
+            error = Some(format!(
+                "{} [error] 2118#2118: *{} connect() failed (111: Connection refused) while connecting to upstream, client: {client}, server: api.example.com, request: \"{method} {path} HTTP/1.1\", upstream: \"http://{upstream}{path}\", host: \"api.example.com\"",
+                error_time(ms),
+                n + 1
+            ));
+        } else if self.chance(self.cfg.app_error_share) {
+            let _ = write!(
+                access,
+                "500 64 \"-\" \"{agent}\" api.example.com {upstream} 500 0.001 0.030 0.030 0.031"
+            );
+        } else {
+            let status = if self.chance(0.02) { 404 } else { 200 };
+            let bytes = 200 + self.next_u64() % 20_000;
+            let rt = 1 + self.next_u64() % 120;
+            let _ = write!(
+                access,
+                "{status} {bytes} \"-\" \"{agent}\" api.example.com {upstream} {status} 0.001 0.{rt:03} 0.{rt:03} 0.{:03}",
+                rt + 1
+            );
+        }
+        Generated {
+            access,
+            error,
+            failed,
+        }
+    }
+}
+
+fn civil(ms: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400) as u32;
+    // Inverse of days_from_civil (Hinnant's civil_from_days).
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = if m <= 2 { y + 1 } else { y };
+    debug_assert_eq!(days_from_civil(y, m, d), days);
+    (y, m, d, rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// `01/May/2024:12:00:00 +0000`
+pub fn clf(ms: i64) -> String {
+    let (y, m, d, h, mi, s) = civil(ms);
+    format!(
+        "{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02} +0000",
+        MONTHS[(m - 1) as usize]
+    )
+}
+
+/// `2024/05/01 12:00:00` (nginx error log; the generator writes UTC).
+pub fn error_time(ms: i64) -> String {
+    let (y, m, d, h, mi, s) = civil(ms);
+    format!("{y}/{m:02}/{d:02} {h:02}:{mi:02}:{s:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::event::Cause;
+    use crate::engine::parse::{LogFormat, Parser, ParserOptions};
+
+    #[test]
+    fn generated_lines_parse_as_intended() {
+        let mut s = Synth::new(SynthConfig {
+            burst: Some(Burst {
+                start_secs: 0,
+                duration_secs: 10,
+                upstream: 0,
+                share: 1.0,
+            }),
+            ..SynthConfig::default()
+        });
+        let opts = ParserOptions {
+            log_format: Some(LogFormat::from_directive(LOG_FORMAT).unwrap()),
+            ..ParserOptions::default()
+        };
+        let mut p = Parser::new(crate::engine::event::Format::NginxAccess, &opts, &[]);
+        let mut failed = 0;
+        for _ in 0..2_000 {
+            let g = s.next_request();
+            let ev = p.parse(g.access.as_bytes()).unwrap();
+            assert_eq!(
+                ev.cause == Cause::UpstreamUnreachable,
+                g.failed,
+                "{}",
+                g.access
+            );
+            failed += g.failed as u32;
+            assert_eq!(g.error.is_some(), g.failed);
+        }
+        assert!(failed > 300, "{failed}");
+        assert_eq!(clf(1_714_564_800_000), "01/May/2024:12:00:00 +0000");
+        assert_eq!(error_time(1_714_564_800_000), "2024/05/01 12:00:00");
+    }
+}

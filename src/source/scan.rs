@@ -1,0 +1,757 @@
+//! `gatewatch scan`: old log files (plain or gzip) through the same pipeline as the daemon.
+//!
+//! Each file's format is recognised from its first lines unless given. Several files are read
+//! together in time order (a merge of their lines by the time written in them), so an access
+//! log and its error log are joined and bursts are placed in time exactly as when following
+//! them live.
+
+use crate::engine::event::{Event, Format, Timestamp, Unparsed};
+use crate::engine::join::JoinStats;
+use crate::engine::kb::Kb;
+use crate::engine::lines::{LineReader, LineRef, Next};
+use crate::engine::parse::{self, Parser, ParserOptions};
+use crate::engine::pipeline::{CauseCounts, Pipeline, PipelineConfig, Sink};
+use anyhow::Context;
+use queue::{Rx as Receiver, Tx as SyncSender};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+/// Lines read from the start of a file to recognise its format.
+const SAMPLE_LINES: usize = 50;
+/// Files scanned together beyond this many are parsed in the scanning thread.
+const MAX_READING_THREADS: usize = 16;
+
+/// Options of a scan.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    /// The format of every file; `None` recognises each file's format.
+    pub format: Option<Format>,
+    pub parser: ParserOptions,
+    pub pipeline: PipelineConfig,
+    /// The longest line read, in bytes; longer lines are counted and skipped.
+    pub max_line: usize,
+    /// With more than one, each file is read and parsed on a thread of its own while the
+    /// scanning thread settles the lines in time order.
+    pub threads: usize,
+}
+
+impl Default for ScanOptions {
+    fn default() -> ScanOptions {
+        ScanOptions {
+            format: None,
+            parser: ParserOptions::default(),
+            pipeline: PipelineConfig::default(),
+            max_line: 64 * 1024,
+            threads: 1,
+        }
+    }
+}
+
+/// What was read from one file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileReport {
+    /// The name as given.
+    pub name: String,
+    /// `nginx_access (combined)`, or `None` when no format was recognised.
+    pub format: Option<String>,
+    pub gzip: bool,
+    pub lines: u64,
+    pub parsed: u64,
+    /// Lines that did not parse (including over-long ones).
+    pub unparsed: u64,
+    pub too_long: u64,
+    /// The first line that did not parse: its number and why.
+    pub first_unparsed: Option<(u64, String)>,
+}
+
+/// What a scan did.
+#[derive(Clone, Debug, Default)]
+pub struct ScanReport {
+    pub files: Vec<FileReport>,
+    pub counts: CauseCounts,
+    pub join: Option<JoinStats>,
+    pub detect: crate::engine::detect::DetectStats,
+}
+
+enum HeadLine {
+    Sample(Vec<u8>),
+    Buffer(LineRef),
+}
+
+struct Head {
+    line_no: u64,
+    line: HeadLine,
+    ev: Event,
+}
+
+/// Reads one file's lines and parses them: in the scanning thread, or on a thread of its own
+/// (see [`Input`]).
+struct Producer {
+    reader: LineReader<Box<dyn Read + Send>>,
+    parser: Option<Parser>,
+    /// The first lines, read to recognise the format (`None` for an over-long line).
+    samples: VecDeque<Option<Vec<u8>>>,
+    line_no: u64,
+    report: FileReport,
+    last_time: Option<Timestamp>,
+    done: bool,
+}
+
+/// Opens a file (or `-` for standard input) and undoes gzip when the content is gzip.
+fn open(name: &str) -> io::Result<(Box<dyn Read + Send>, bool)> {
+    let mut raw: Box<dyn Read + Send> = if name == "-" {
+        Box::new(io::stdin())
+    } else {
+        Box::new(File::open(name)?)
+    };
+    let mut magic = [0u8; 2];
+    let mut got = 0;
+    while got < 2 {
+        let n = raw.read(&mut magic[got..])?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    let head = io::Cursor::new(magic[..got].to_vec());
+    let stream = head.chain(raw);
+    if got == 2 && magic == [0x1f, 0x8b] {
+        Ok((Box::new(flate2::read::MultiGzDecoder::new(stream)), true))
+    } else {
+        Ok((Box::new(stream), false))
+    }
+}
+
+impl Producer {
+    fn open(name: &str, opts: &ScanOptions) -> anyhow::Result<Producer> {
+        let (stream, gzip) = open(name).with_context(|| format!("opening {name}"))?;
+        let mut p = Producer {
+            reader: LineReader::new(stream, opts.max_line),
+            parser: None,
+            samples: VecDeque::new(),
+            line_no: 0,
+            report: FileReport {
+                name: name.to_string(),
+                gzip,
+                ..FileReport::default()
+            },
+            last_time: None,
+            done: false,
+        };
+        // Read the first lines to recognise the format; they are parsed again afterwards.
+        while p.samples.len() < SAMPLE_LINES {
+            match p
+                .reader
+                .next_line()
+                .with_context(|| format!("reading {name}"))?
+            {
+                Next::Line(l) => p.samples.push_back(Some(p.reader.bytes(l).to_vec())),
+                Next::TooLong => p.samples.push_back(None),
+                Next::Eof => break,
+            }
+        }
+        let refs: Vec<&[u8]> = p.samples.iter().flatten().map(Vec::as_slice).collect();
+        p.parser = match opts.format {
+            Some(f) => Some(Parser::new(f, &opts.parser, &refs)),
+            None => parse::detect(&refs, &opts.parser),
+        };
+        p.report.format = p.parser.as_ref().map(Parser::describe);
+        Ok(p)
+    }
+
+    fn bytes<'a>(&'a self, line: &'a HeadLine) -> &'a [u8] {
+        match line {
+            HeadLine::Sample(s) => s,
+            HeadLine::Buffer(l) => self.reader.bytes(*l),
+        }
+    }
+
+    /// Reads lines until one parses (counting the others): that line, or `None` at the end.
+    /// A line in the reader's buffer is valid until the next call.
+    fn next(&mut self) -> anyhow::Result<Option<Head>> {
+        while !self.done {
+            let next = match self.samples.pop_front() {
+                Some(Some(s)) => Some(HeadLine::Sample(s)),
+                Some(None) => None,
+                None => match self
+                    .reader
+                    .next_line()
+                    .with_context(|| format!("reading {}", self.report.name))?
+                {
+                    Next::Line(l) => Some(HeadLine::Buffer(l)),
+                    Next::TooLong => None,
+                    Next::Eof => {
+                        self.done = true;
+                        break;
+                    }
+                },
+            };
+            self.line_no += 1;
+            self.report.lines += 1;
+            let Some(line) = next else {
+                self.count_unparsed(Unparsed::TooLong);
+                continue;
+            };
+            let Some(parser) = &mut self.parser else {
+                self.count_unparsed(Unparsed::Shape);
+                continue;
+            };
+            let bytes: &[u8] = match &line {
+                HeadLine::Sample(s) => s,
+                HeadLine::Buffer(l) => self.reader.bytes(*l),
+            };
+            match parser.parse(bytes) {
+                Ok(mut ev) => {
+                    self.report.parsed += 1;
+                    // Lines without a time of their own (some HAProxy events) take the time of
+                    // the line before, which keeps them in place in the merge.
+                    match ev.time {
+                        Some(t) => self.last_time = Some(t),
+                        None => ev.time = self.last_time,
+                    }
+                    return Ok(Some(Head {
+                        line_no: self.line_no,
+                        line,
+                        ev,
+                    }));
+                }
+                Err(e) => self.count_unparsed(e),
+            }
+        }
+        Ok(None)
+    }
+
+    fn count_unparsed(&mut self, why: Unparsed) {
+        count_unparsed(&mut self.report, self.line_no, why);
+    }
+
+    /// On a thread of its own: reads the file into blocks of whole lines and parses them,
+    /// every other block on a second thread when `helper` is given (parsing needs no order
+    /// for stateless formats; the blocks are taken back in order). Blocks come back through
+    /// `free` for reuse, so memory stays bounded.
+    fn run(
+        mut self,
+        tx: SyncSender<Block>,
+        free: Receiver<Block>,
+        helper: Option<SyncSender<Block>>,
+    ) -> anyhow::Result<()> {
+        let Some(mut parser) = self.parser.take() else {
+            return Ok(());
+        };
+        let mut k = 0usize;
+        loop {
+            let mut block = free.try_recv().unwrap_or_default();
+            block.clear();
+            let more = self.fill(&mut block)?;
+            if block.spans.is_empty() {
+                return Ok(());
+            }
+            let sent = match &helper {
+                Some(h) if !read_thread_parses(k) => h.send(block).is_ok(),
+                _ => {
+                    block.parse(&mut parser);
+                    tx.send(block).is_ok()
+                }
+            };
+            // A failed send: the scan stopped (an error in the scanning thread).
+            if !sent || !more {
+                return Ok(());
+            }
+            k += 1;
+        }
+    }
+
+    /// Fills a block with the next lines; false at the end of the file.
+    fn fill(&mut self, block: &mut Block) -> anyhow::Result<bool> {
+        while block.bytes.len() < BLOCK_BYTES && block.spans.len() < BLOCK_LINES {
+            let line: Option<&[u8]> = match self.samples.pop_front() {
+                Some(Some(s)) => {
+                    block.push(Some(&s));
+                    continue;
+                }
+                Some(None) => None,
+                None => match self
+                    .reader
+                    .next_line()
+                    .with_context(|| format!("reading {}", self.report.name))?
+                {
+                    Next::Line(l) => Some(self.reader.bytes(l)),
+                    Next::TooLong => None,
+                    Next::Eof => return Ok(false),
+                },
+            };
+            block.push(line);
+        }
+        Ok(true)
+    }
+}
+
+/// Lines of one file, read in order and parsed on a reading thread, handed to the scanning
+/// thread.
+#[derive(Default)]
+struct Block {
+    bytes: Vec<u8>,
+    /// Where each line is in `bytes`; `None` for an over-long line (skipped).
+    spans: Vec<Option<(usize, usize)>>,
+    /// What each line parsed into, once parsed.
+    parsed: Vec<Result<Event, Unparsed>>,
+}
+
+impl Block {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.spans.clear();
+        self.parsed.clear();
+    }
+
+    fn push(&mut self, line: Option<&[u8]>) {
+        self.spans.push(line.map(|l| {
+            let start = self.bytes.len();
+            self.bytes.extend_from_slice(l);
+            (start, self.bytes.len())
+        }));
+    }
+
+    fn parse(&mut self, parser: &mut Parser) {
+        let bytes = &self.bytes;
+        self.parsed.extend(self.spans.iter().map(|span| match span {
+            Some((s, e)) => parser.parse(&bytes[*s..*e]),
+            None => Err(Unparsed::TooLong),
+        }));
+    }
+}
+
+/// A block is full at this many bytes of lines or this many lines.
+const BLOCK_BYTES: usize = 256 * 1024;
+const BLOCK_LINES: usize = 2048;
+/// With a parsing thread beside the reading thread, the reading thread parses one block in
+/// this many, the parsing thread the others. (Every other block measured best: giving the
+/// parsing thread more, with longer queues, made runs slower and less steady on two cores.)
+const SPLIT: usize = 2;
+
+fn read_thread_parses(block: usize) -> bool {
+    block.is_multiple_of(SPLIT)
+}
+
+/// Blocks queued between threads, per queue.
+const BLOCKS_QUEUED: usize = 2;
+
+/// The scanning thread's end of a file read on threads of its own.
+struct Reading {
+    /// Blocks parsed by the reading thread, and by its helper (every other block).
+    rx: Receiver<Block>,
+    helper_rx: Option<Receiver<Block>>,
+    /// Blocks taken so far (the next one comes from the helper when odd).
+    taken: usize,
+    free: SyncSender<Block>,
+    block: Option<Block>,
+    /// The line of `block` that is the head.
+    next: usize,
+    threads: Vec<JoinHandle<anyhow::Result<()>>>,
+    line_no: u64,
+    report: FileReport,
+    last_time: Option<Timestamp>,
+}
+
+impl Reading {
+    fn start(mut producer: Producer, split: bool) -> anyhow::Result<Reading> {
+        let (tx, rx) = queue::bounded(BLOCKS_QUEUED);
+        let (free, free_rx) = queue::bounded(2 * BLOCKS_QUEUED + 4);
+        let mut threads = Vec::new();
+        let mut helper_rx = None;
+        let mut helper_tx = None;
+        if split && let Some(parser) = &producer.parser {
+            let (raw_tx, raw_rx) = queue::bounded::<Block>(BLOCKS_QUEUED);
+            let (out_tx, out_rx) = queue::bounded(BLOCKS_QUEUED);
+            let mut parser = parser.clone();
+            threads.push(
+                thread::Builder::new()
+                    .name("gatewatch-parse".into())
+                    .spawn(move || {
+                        while let Ok(mut block) = raw_rx.recv() {
+                            block.parse(&mut parser);
+                            if out_tx.send(block).is_err() {
+                                break;
+                            }
+                        }
+                        Ok(())
+                    })
+                    .context("starting a parsing thread")?,
+            );
+            helper_rx = Some(out_rx);
+            helper_tx = Some(raw_tx);
+        }
+        let report = std::mem::take(&mut producer.report);
+        threads.insert(
+            0,
+            thread::Builder::new()
+                .name("gatewatch-read".into())
+                .spawn(move || producer.run(tx, free_rx, helper_tx))
+                .context("starting a reading thread")?,
+        );
+        Ok(Reading {
+            rx,
+            helper_rx,
+            taken: 0,
+            free,
+            block: None,
+            next: 0,
+            threads,
+            line_no: 0,
+            report,
+            last_time: None,
+        })
+    }
+
+    /// Moves to the next line that parsed, counting the others; false at the end.
+    fn advance(&mut self) -> anyhow::Result<bool> {
+        loop {
+            if let Some(b) = &mut self.block {
+                self.next = self.next.wrapping_add(1);
+                while self.next < b.parsed.len() {
+                    self.line_no += 1;
+                    self.report.lines += 1;
+                    match &mut b.parsed[self.next] {
+                        Ok(ev) => {
+                            self.report.parsed += 1;
+                            match ev.time {
+                                Some(t) => self.last_time = Some(t),
+                                None => ev.time = self.last_time,
+                            }
+                            return Ok(true);
+                        }
+                        Err(e) => {
+                            let e = *e;
+                            count_unparsed(&mut self.report, self.line_no, e);
+                            self.next += 1;
+                        }
+                    }
+                }
+                if let Some(b) = self.block.take() {
+                    let _ = self.free.try_send(b);
+                }
+            }
+            let rx = match &self.helper_rx {
+                Some(h) if !read_thread_parses(self.taken) => h,
+                _ => &self.rx,
+            };
+            match rx.recv() {
+                Ok(b) => {
+                    self.taken += 1;
+                    self.block = Some(b);
+                    // `advance` moves past `next` first.
+                    self.next = usize::MAX;
+                }
+                Err(_) => {
+                    // The reading threads are done: the end of the file, or an error.
+                    for t in self.threads.drain(..) {
+                        t.join()
+                            .map_err(|_| anyhow::anyhow!("a reading thread panicked"))??;
+                    }
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    fn head(&self) -> Option<(u64, &[u8], &Event)> {
+        let b = self.block.as_ref()?;
+        let ev = b.parsed.get(self.next)?.as_ref().ok()?;
+        let (s, e) = b.spans[self.next]?;
+        Some((self.line_no, &b.bytes[s..e], ev))
+    }
+}
+
+fn count_unparsed(report: &mut FileReport, line_no: u64, why: Unparsed) {
+    report.unparsed += 1;
+    if why == Unparsed::TooLong {
+        report.too_long += 1;
+    }
+    if report.first_unparsed.is_none() {
+        report.first_unparsed = Some((line_no, why.to_string()));
+    }
+}
+
+/// One input file being read: parsed in the scanning thread, or on threads of their own that
+/// run ahead (the scanning thread then only settles lines in time order: detection needs
+/// order, parsing does not).
+enum Input {
+    Inline {
+        producer: Box<Producer>,
+        head: Option<Head>,
+    },
+    Threaded(Box<Reading>),
+}
+
+impl Input {
+    /// `threads`: 1 parses in the scanning thread; 2 reads and parses on a thread of its own;
+    /// 3 or more also parses every other block on a second thread (stateless formats only).
+    fn new(producer: Producer, threads: usize) -> anyhow::Result<Input> {
+        let stateless = producer.parser.as_ref().is_some_and(Parser::is_stateless);
+        if threads < 2 || producer.parser.is_none() {
+            return Ok(Input::Inline {
+                producer: Box::new(producer),
+                head: None,
+            });
+        }
+        Ok(Input::Threaded(Box::new(Reading::start(
+            producer,
+            threads > 2 && stateless,
+        )?)))
+    }
+
+    /// Makes the next parsed line available (see `head`); false at the end of the file.
+    fn advance(&mut self) -> anyhow::Result<bool> {
+        match self {
+            Input::Inline { producer, head } => {
+                *head = producer.next()?;
+                Ok(head.is_some())
+            }
+            Input::Threaded(r) => r.advance(),
+        }
+    }
+
+    /// The current line: its number, bytes and event.
+    fn head(&self) -> Option<(u64, &[u8], &Event)> {
+        match self {
+            Input::Inline { producer, head } => head
+                .as_ref()
+                .map(|h| (h.line_no, producer.bytes(&h.line), &h.ev)),
+            Input::Threaded(r) => r.head(),
+        }
+    }
+
+    fn head_time(&self) -> Option<i64> {
+        self.head()
+            .map(|(_, _, ev)| ev.time.map_or(i64::MIN, |t| t.ms))
+    }
+
+    fn into_report(self) -> FileReport {
+        match self {
+            Input::Inline { producer, .. } => producer.report,
+            Input::Threaded(r) => r.report,
+        }
+    }
+}
+
+/// Scans files through the pipeline; events and incident changes go to `sink`.
+pub fn scan(
+    names: &[String],
+    opts: &ScanOptions,
+    kb: Arc<Kb>,
+    sink: &mut impl Sink,
+) -> anyhow::Result<ScanReport> {
+    anyhow::ensure!(
+        names.len() <= u16::MAX as usize,
+        "too many files ({}); scan at most {} at once",
+        names.len(),
+        u16::MAX
+    );
+    let mut producers = Vec::with_capacity(names.len());
+    for name in names {
+        producers.push(Producer::open(name, opts)?);
+    }
+    let formats: Vec<Format> = producers
+        .iter()
+        .filter_map(|p| p.parser.as_ref().map(Parser::format))
+        .collect();
+    let mut cfg = opts.pipeline.clone();
+    let joinable = formats.contains(&Format::NginxAccess) && formats.contains(&Format::NginxError);
+    if !joinable {
+        cfg.join = None;
+    }
+    // Threads per file: a reading thread each, and a second parsing thread for a single file.
+    let threads = match names.len() {
+        1 => opts.threads,
+        n if n <= MAX_READING_THREADS => opts.threads.min(2),
+        _ => 1,
+    };
+    let mut inputs = Vec::with_capacity(names.len());
+    for p in producers {
+        inputs.push(Input::new(p, threads)?);
+    }
+    let mut pipeline = Pipeline::new(kb, cfg);
+    let sources: Vec<u16> = (0..inputs.len() as u16).collect();
+    merge(&mut inputs, &sources, &mut pipeline, sink)?;
+    pipeline.finish(sink);
+    Ok(ScanReport {
+        files: inputs.into_iter().map(Input::into_report).collect(),
+        counts: pipeline.counts(),
+        join: pipeline.joiner().map(|j| j.stats),
+        detect: pipeline.detector().stats,
+    })
+}
+
+/// Reads files together, in the time order of their lines, into an existing pipeline (the
+/// daemon's, for ALB objects); the lines of file `k` count for source `sources[k]`.
+pub fn merge_into(
+    names: &[String],
+    sources: &[u16],
+    opts: &ScanOptions,
+    pipeline: &mut Pipeline,
+    sink: &mut impl Sink,
+) -> anyhow::Result<Vec<FileReport>> {
+    let mut inputs = Vec::with_capacity(names.len());
+    for name in names {
+        inputs.push(Input::new(Producer::open(name, opts)?, 1)?);
+    }
+    merge(&mut inputs, sources, pipeline, sink)?;
+    Ok(inputs.into_iter().map(Input::into_report).collect())
+}
+
+fn merge(
+    inputs: &mut [Input],
+    sources: &[u16],
+    pipeline: &mut Pipeline,
+    sink: &mut impl Sink,
+) -> anyhow::Result<()> {
+    for input in inputs.iter_mut() {
+        input.advance()?;
+    }
+    if let [input] = inputs {
+        // One file: no merge, lines in the order read.
+        while let Some((line_no, line, ev)) = input.head() {
+            pipeline.push(sources[0], line_no, line, *ev, sink);
+            input.advance()?;
+        }
+        return Ok(());
+    }
+    loop {
+        // The input whose next line is the earliest; ties go to the file named first.
+        let mut pick: Option<(i64, usize)> = None;
+        for (i, input) in inputs.iter().enumerate() {
+            if let Some(t) = input.head_time()
+                && pick.is_none_or(|(pt, _)| t < pt)
+            {
+                pick = Some((t, i));
+            }
+        }
+        let Some((_, i)) = pick else { break };
+        let input = &mut inputs[i];
+        let (line_no, line, ev) = input.head().expect("picked input has a line");
+        pipeline.push(sources[i], line_no, line, *ev, sink);
+        input.advance()?;
+    }
+    Ok(())
+}
+
+/// The year of a file's last change, for syslog headers that do not write the year.
+pub fn file_year(name: &str) -> Option<i32> {
+    let modified = Path::new(name).metadata().ok()?.modified().ok()?;
+    let t: chrono::DateTime<chrono::Utc> = modified.into();
+    Some(chrono::Datelike::year(&t))
+}
+
+/// A bounded queue between two threads that parks a waiting thread at once. (`std::sync::mpsc`
+/// spins before it parks; with three threads on two cores the spinning took the CPU the
+/// other threads needed, and the scan's time varied twofold from run to run.)
+mod queue {
+    use std::collections::VecDeque;
+    use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+    struct State<T> {
+        items: VecDeque<T>,
+        tx_gone: bool,
+        rx_gone: bool,
+    }
+
+    struct Shared<T> {
+        state: Mutex<State<T>>,
+        changed: Condvar,
+        cap: usize,
+    }
+
+    impl<T> Shared<T> {
+        fn lock(&self) -> MutexGuard<'_, State<T>> {
+            self.state.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    pub struct Tx<T>(Arc<Shared<T>>);
+    pub struct Rx<T>(Arc<Shared<T>>);
+
+    pub fn bounded<T>(cap: usize) -> (Tx<T>, Rx<T>) {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                items: VecDeque::with_capacity(cap),
+                tx_gone: false,
+                rx_gone: false,
+            }),
+            changed: Condvar::new(),
+            cap: cap.max(1),
+        });
+        (Tx(shared.clone()), Rx(shared))
+    }
+
+    impl<T> Tx<T> {
+        /// Waits for room; gives the item back when the receiver is gone.
+        pub fn send(&self, item: T) -> Result<(), T> {
+            let mut st = self.0.lock();
+            while st.items.len() >= self.0.cap && !st.rx_gone {
+                st = self.0.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+            if st.rx_gone {
+                return Err(item);
+            }
+            st.items.push_back(item);
+            drop(st);
+            self.0.changed.notify_all();
+            Ok(())
+        }
+
+        /// Sends if there is room now.
+        pub fn try_send(&self, item: T) -> Result<(), T> {
+            let mut st = self.0.lock();
+            if st.rx_gone || st.items.len() >= self.0.cap {
+                return Err(item);
+            }
+            st.items.push_back(item);
+            drop(st);
+            self.0.changed.notify_all();
+            Ok(())
+        }
+    }
+
+    impl<T> Rx<T> {
+        /// Waits for an item; `Err` once the sender is gone and nothing is left.
+        pub fn recv(&self) -> Result<T, ()> {
+            let mut st = self.0.lock();
+            loop {
+                if let Some(item) = st.items.pop_front() {
+                    drop(st);
+                    self.0.changed.notify_all();
+                    return Ok(item);
+                }
+                if st.tx_gone {
+                    return Err(());
+                }
+                st = self.0.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+
+        /// An item if one is there now.
+        pub fn try_recv(&self) -> Result<T, ()> {
+            let item = self.0.lock().items.pop_front().ok_or(())?;
+            self.0.changed.notify_all();
+            Ok(item)
+        }
+    }
+
+    impl<T> Drop for Tx<T> {
+        fn drop(&mut self) {
+            self.0.lock().tx_gone = true;
+            self.0.changed.notify_all();
+        }
+    }
+
+    impl<T> Drop for Rx<T> {
+        fn drop(&mut self) {
+            self.0.lock().rx_gone = true;
+            self.0.changed.notify_all();
+        }
+    }
+}
