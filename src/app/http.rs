@@ -2,7 +2,7 @@
 //! or a monitoring check, `/metrics` in Prometheus's text format, the status page `/` and its
 //! JSON `/api/incidents`.
 
-use crate::app::daemon::Status;
+use crate::app::daemon::status::Status;
 use crate::engine::event::Cause;
 use axum::Router;
 use axum::extract::State;

@@ -13,6 +13,7 @@ mod errors;
 mod fuzz_regressions;
 mod golden;
 mod kb;
+mod layers;
 mod props;
 mod real_haproxy;
 mod real_nginx;

@@ -11,7 +11,7 @@ use crate::render::alert::AlertKind;
 mod alb;
 mod files;
 mod round;
-mod status;
+pub mod status;
 mod storage;
 mod syslog;
 
