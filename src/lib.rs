@@ -12,7 +12,8 @@
 //! - [`delivery`] — the sender and its channels (email, webhooks, console).
 //! - [`app`] — the configuration, the daemon, the HTTP endpoint, the command line.
 //!
-//! [`log`] is the daemon's own log, used by every layer but the engine.
+//! [`log`] is the daemon's own log, used by every layer but the engine; [`table`] reads a
+//! table of the configuration file key by key, for the modules that own settings.
 
 pub mod app;
 pub mod delivery;
@@ -21,3 +22,4 @@ pub mod log;
 pub mod render;
 pub mod source;
 pub mod store;
+pub mod table;

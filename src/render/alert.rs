@@ -127,8 +127,15 @@ pub struct AlertView {
     pub incidents: Vec<IncidentView>,
     /// The entries the incidents matched, each once, in the order of the incidents.
     pub entries: Vec<EntryView>,
+    /// Incidents left out of `incidents` to fit a channel's size limit (0: none).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub omitted: usize,
     /// Labels in the message's language.
     pub labels: Labels,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// The fixed words of the messages, per language.
@@ -363,6 +370,7 @@ pub fn compose(kind: AlertKind, host: &str, lang: Lang, id: &str, items: Vec<Ite
         subject: subject(kind, host, &incidents, &l),
         incidents,
         entries,
+        omitted: 0,
         labels: l,
     }
 }
@@ -475,6 +483,8 @@ pub fn truncate(s: String, n: usize) -> String {
 /// is one.
 pub struct Templates {
     env: Environment<'static>,
+    /// The folder whose files replace built-in templates of the same name.
+    dir: Option<std::path::PathBuf>,
 }
 
 impl Templates {
@@ -508,7 +518,24 @@ impl Templates {
             env.add_template_owned(name.to_string(), text)
                 .map_err(|e| anyhow::anyhow!("template {name}: {e:#}"))?;
         }
-        Ok(Templates { env })
+        Ok(Templates {
+            env,
+            dir: dir.map(Path::to_path_buf),
+        })
+    }
+
+    /// Adds a channel's own template: `builtin`, unless the template folder has a file of
+    /// that name.
+    pub fn add(&mut self, name: &'static str, builtin: &'static str) -> anyhow::Result<()> {
+        let text = match self.dir.as_ref().map(|d| d.join(name)) {
+            Some(p) if p.exists() => {
+                std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+            }
+            _ => builtin.to_string(),
+        };
+        self.env
+            .add_template_owned(name.to_string(), text)
+            .map_err(|e| anyhow::anyhow!("template {name}: {e:#}"))
     }
 
     /// Renders a template for a view.
@@ -523,6 +550,45 @@ impl Templates {
 }
 
 impl AlertView {
+    /// The view shortened, step by step, until `fits` says it fits a channel's size limit:
+    /// first the sample lines and paths go, then incidents past ten (counted in `omitted`),
+    /// then the dead ends and all incidents but the first three with their entries. The last
+    /// step is returned if none fits (the channel then cuts its text).
+    pub fn fit(
+        &self,
+        fits: impl Fn(&AlertView) -> anyhow::Result<bool>,
+    ) -> anyhow::Result<AlertView> {
+        let mut v = self.clone();
+        if fits(&v)? {
+            return Ok(v);
+        }
+        for i in &mut v.incidents {
+            i.samples.clear();
+            i.paths.clear();
+        }
+        if fits(&v)? {
+            return Ok(v);
+        }
+        for keep in [10, 3, 1] {
+            if v.incidents.len() > keep {
+                v.omitted += v.incidents.len() - keep;
+                v.incidents.truncate(keep);
+                let wanted: Vec<String> = v.incidents.iter().map(|i| i.entry.clone()).collect();
+                v.entries.retain(|e| wanted.contains(&e.id));
+            }
+            if keep <= 3 {
+                for e in &mut v.entries {
+                    e.dead_ends.clear();
+                    e.docs.truncate(1);
+                }
+            }
+            if fits(&v)? {
+                return Ok(v);
+            }
+        }
+        Ok(v)
+    }
+
     /// The entry an incident matched.
     pub fn entry_of(&self, i: &IncidentView) -> Option<&EntryView> {
         self.entries.iter().find(|e| e.id == i.entry)

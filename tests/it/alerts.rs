@@ -37,7 +37,8 @@ pub fn snapshot(name: &str, got: &str) {
     }
 }
 
-fn sample_view(kb: &Kb, kind: AlertKind, lang: Lang) -> AlertView {
+/// The sample incident (upstream 10.0.1.5:8080 refusing connections) as a message.
+pub fn sample_view(kb: &Kb, kind: AlertKind, lang: Lang) -> AlertView {
     let mut inc = alert::sample(kb).unwrap();
     if kind == AlertKind::Resolved {
         inc.closed_ms = Some(inc.end_ms + 60_000);

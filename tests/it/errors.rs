@@ -124,7 +124,7 @@ const CONFIG_CASES: &[(&str, &str, &str, &str)] = &[
         "unknown channel kind",
         r#"kind = "webhook""#,
         r#"kind = "carrier-pigeon""#,
-        r#"{f}:21: channel.kind: "carrier-pigeon" is not email, webhook or console"#,
+        r#"{f}:21: channel.kind: "carrier-pigeon" is not {kinds}"#,
     ),
     (
         "webhook that is not http",
@@ -215,6 +215,12 @@ const CONFIG_CASES: &[(&str, &str, &str, &str)] = &[
         "kind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"",
         "kind = \"email\"\nserver = \"https://mail.example.com\"\nfrom = \"gw@example.com\"\nto = [\"ops@example.com\"]",
         r#"{f}:22: channel.server: "https://mail.example.com": only smtp:// and smtps:// addresses are mail servers; write host:port, e.g. "smtp.example.com:587""#,
+    ),
+    (
+        "misspelt channel key",
+        "url = \"http://127.0.0.1:9/hook\"",
+        "url = \"http://127.0.0.1:9/hook\"\nformt = \"slack\"",
+        "{f}:23: channel: unknown field `formt`; a webhook channel takes `ca_file`, `format`, `kind`, `lang`, `name`, `secret_env`, `secret_file`, `template_dir`, `timeout`, `url`",
     ),
     (
         "smtps with STARTTLS",
@@ -336,9 +342,14 @@ fn every_bad_config_gets_one_line_naming_file_line_and_field() {
         assert!(base.contains(&from), "{what}: {from}");
         std::fs::write(&file, base.replacen(&from, &to, 1)).unwrap();
         let o = run(&["check", "--config", file.to_str().unwrap()]);
+        let kinds: Vec<&str> = gatewatch::delivery::channel::KINDS
+            .iter()
+            .map(|(k, _)| *k)
+            .collect();
         let expected = expected
             .replace("{f}", file.to_str().unwrap())
-            .replace("{d}", &d);
+            .replace("{d}", &d)
+            .replace("{kinds}", &gatewatch::delivery::channel::one_of(&kinds));
         assert_eq!(the_one_problem(&o), expected, "{what}");
         assert!(!stderr(&o).contains("hunter2"), "a secret was shown");
     }

@@ -4,6 +4,7 @@
 //! with a loud message when the server is not installed, in CI (`CI=true`) that is a failure.
 
 mod alerts;
+mod channels;
 mod cli;
 mod daemon;
 mod delivery;

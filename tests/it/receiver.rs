@@ -13,7 +13,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Clone, Debug)]
 pub struct Request {
+    pub method: String,
     pub path: String,
+    /// The query string, without `?` (empty when none).
+    pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
     /// The status it was answered with.
@@ -51,6 +54,7 @@ pub struct Receiver {
 
 async fn record(
     State(shared): State<Arc<Shared>>,
+    method: axum::http::Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
@@ -62,7 +66,9 @@ async fn record(
         .pop_front()
         .unwrap_or((200, None));
     shared.requests.lock().unwrap().push(Request {
+        method: method.to_string(),
         path: uri.path().to_string(),
+        query: uri.query().unwrap_or("").to_string(),
         headers: headers
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_string()))

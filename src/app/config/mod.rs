@@ -9,7 +9,6 @@ use crate::engine::detect::DetectConfig;
 use crate::engine::error::{FileError, FileErrors};
 use crate::engine::event::Format;
 use crate::engine::join::JoinConfig;
-use crate::engine::kb::Lang;
 use crate::engine::parse::LogFormat;
 pub use crate::engine::policy::{Maintenance, MaintenanceTime};
 use crate::engine::time::Zone;
@@ -192,12 +191,7 @@ impl Config {
         }
         for (i, ch) in self.channels.iter().enumerate() {
             let line = self.lines.channels.get(i);
-            let secret = match &ch.kind {
-                ChannelKind::Email { password, .. } => password.as_ref().map(|s| ("password", s)),
-                ChannelKind::Webhook { secret, .. } => secret.as_ref().map(|s| ("secret", s)),
-                _ => None,
-            };
-            if let Some((what, secret)) = secret {
+            for (what, secret) in ch.kind.secrets() {
                 let relative_credential = matches!(secret, Secret::File(p) if p.is_relative())
                     && std::env::var_os("CREDENTIALS_DIRECTORY").is_none();
                 if !relative_credential && let Err(e) = secret.read() {
@@ -291,7 +285,7 @@ impl Config {
         sections::state_and_http(&mut p, raw.state, raw.http, &mut cfg);
         sections::detect(&mut p, raw.detect, &mut cfg);
         sections::patterns(text, raw.patterns, &mut cfg);
-        let names = channels::channels(&mut p, text, raw.channels, &mut cfg);
+        let names = channels::channels(&mut p, raw.channels, &mut cfg);
         sections::alerts(&mut p, raw.alerts, &mut cfg);
         sections::maintenance(&mut p, raw.maintenance, &mut cfg);
         sections::summary(&mut p, raw.summary, &names, &mut cfg);
@@ -359,13 +353,12 @@ url = "http://127.0.0.1:9000/hook"
         assert_eq!(c.detect.open_failures, 20);
         assert_eq!(c.http_listen, Some("127.0.0.1:9502".parse().unwrap()));
         assert_eq!(c.channels.len(), 2);
-        assert!(matches!(
-            c.channels[0].kind,
-            ChannelKind::Email {
-                password: Some(Secret::File(_)),
-                ..
-            }
-        ));
+        let email = c.channels[0]
+            .kind
+            .as_any()
+            .downcast_ref::<crate::delivery::channel::email::EmailSettings>()
+            .expect("an email channel");
+        assert!(matches!(email.password, Some(Secret::File(_))));
     }
 
     #[test]
@@ -501,7 +494,7 @@ until = "2026-12-01T03:00:00Z"
         assert!(c.sources.is_empty());
     }
 
-    fn email(server: &str, tls: Option<&str>) -> Result<ChannelKind, String> {
+    fn email(server: &str, tls: Option<&str>) -> Result<std::sync::Arc<dyn ChannelKind>, String> {
         let text = format!(
             "[[channel]]\nname = \"m\"\nkind = \"email\"\nserver = {server:?}\n{}from = \"a@example.com\"\nto = [\"b@example.com\"]\n",
             tls.map(|t| format!("tls = {t:?}\n")).unwrap_or_default()
@@ -511,11 +504,12 @@ until = "2026-12-01T03:00:00Z"
             .map_err(|e| e.to_string())
     }
 
-    fn server_and_tls(k: &ChannelKind) -> (&str, SmtpTls) {
-        match k {
-            ChannelKind::Email { server, tls, .. } => (server, *tls),
-            _ => panic!("not email"),
-        }
+    fn server_and_tls(k: &std::sync::Arc<dyn ChannelKind>) -> (&str, SmtpTls) {
+        let e = k
+            .as_any()
+            .downcast_ref::<crate::delivery::channel::email::EmailSettings>()
+            .expect("an email channel");
+        (&e.server, e.tls)
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub(super) struct RawConfig {
     pub(super) state: Option<RawState>,
     pub(super) http: Option<RawHttp>,
     #[serde(default, rename = "channel")]
-    pub(super) channels: Vec<Spanned<RawChannel>>,
+    pub(super) channels: Vec<Spanned<std::collections::BTreeMap<String, Spanned<toml::Value>>>>,
     pub(super) detect: Option<RawDetect>,
     pub(super) patterns: Option<RawPatterns>,
     pub(super) alerts: Option<RawAlerts>,
@@ -102,32 +102,4 @@ pub(super) struct RawDetect {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPatterns {
     pub(super) dirs: Spanned<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawChannel {
-    pub(super) name: Spanned<String>,
-    pub(super) kind: Spanned<String>,
-    pub(super) lang: Option<Spanned<String>>,
-    // email
-    pub(super) server: Option<Spanned<String>>,
-    pub(super) tls: Option<Spanned<String>>,
-    pub(super) from: Option<Spanned<String>>,
-    pub(super) to: Option<Spanned<Vec<String>>>,
-    pub(super) username: Option<String>,
-    pub(super) password_file: Option<String>,
-    pub(super) password_env: Option<String>,
-    /// Refused with an explanation: secrets do not belong in the config file.
-    pub(super) password: Option<Spanned<toml::Value>>,
-    // webhook
-    pub(super) format: Option<Spanned<String>>,
-    pub(super) url: Option<Spanned<String>>,
-    pub(super) secret_file: Option<String>,
-    pub(super) secret_env: Option<String>,
-    pub(super) timeout: Option<Spanned<String>>,
-    /// A PEM file of extra trusted roots (an internal relay or receiver with a private CA).
-    pub(super) ca_file: Option<String>,
-    /// A folder whose templates replace the built-in ones of the same name.
-    pub(super) template_dir: Option<String>,
 }

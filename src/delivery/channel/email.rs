@@ -3,16 +3,22 @@
 //! daily summary carries its chart inline. Every SMTP step has the channel's timeout.
 
 use super::{
-    ChannelKind, Deliver, Forms, SendError, Sending, Thread, permanent, read_ca, transient,
+    ChannelKind, Deliver, Forms, Secret, SendError, Sending, Thread, permanent, read_ca, secret,
+    transient,
 };
 use crate::render::alert::AlertView;
+use crate::render::alert::Templates;
 use crate::render::summary::{self, Report};
+use crate::table::Table;
 use anyhow::Context;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use toml::Spanned;
 
 /// TLS for SMTP.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,6 +26,125 @@ pub enum SmtpTls {
     StartTls,
     Implicit,
     None,
+}
+
+/// An email channel's settings (`kind = "email"`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmailSettings {
+    /// `host:port`.
+    pub server: String,
+    pub tls: SmtpTls,
+    pub from: String,
+    pub to: Vec<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub timeout: Duration,
+}
+
+/// Reads `kind = "email"`: `server`, `tls`, `from`, `to`, `username`, `password_file` /
+/// `password_env`, `timeout`.
+pub fn read(t: &mut Table<'_>) -> Option<Arc<dyn ChannelKind>> {
+    let written = t.required("server", "an email channel", "\"host:port\"")?;
+    let (server, url_tls) = match smtp_server(written.get_ref()) {
+        Ok(v) => v,
+        Err(e) => {
+            t.at(written.span().start, format!("channel.server: {e}"));
+            return None;
+        }
+    };
+    let tls_written = t.string("tls");
+    let tls = match tls_written
+        .as_ref()
+        .map(|v| (v.get_ref().as_str(), v.span().start))
+    {
+        Some((written_tls, off))
+            if url_tls.is_some_and(|u| Some(u) != tls_by_name(written_tls)) =>
+        {
+            t.at(off, format!("channel.tls = {written_tls:?} contradicts the server's {:?}; smtps:// is implicit TLS (leave tls out, or write host:port)", written.get_ref()));
+            SmtpTls::StartTls
+        }
+        None => url_tls.unwrap_or(SmtpTls::StartTls),
+        Some(("starttls", _)) => SmtpTls::StartTls,
+        Some(("implicit", _)) => SmtpTls::Implicit,
+        Some(("none", off)) => {
+            if !is_loopback_host(&server) {
+                t.at(off, "channel.tls = \"none\" is only allowed for a loopback server; mail and passwords would cross the network in clear text");
+            }
+            SmtpTls::None
+        }
+        Some((other, off)) => {
+            t.at(
+                off,
+                format!("channel.tls: {other:?} is not starttls, implicit or none"),
+            );
+            SmtpTls::StartTls
+        }
+    };
+    let from = t.required("from", "an email channel", "\"gatewatch@example.com\"")?;
+    if !from.get_ref().contains('@') {
+        t.at(
+            from.span().start,
+            format!("channel.from: {:?} is not a mail address", from.get_ref()),
+        );
+        return None;
+    }
+    let to = match t.strings("to") {
+        Some(list) if !list.get_ref().is_empty() => {
+            for addr in list.get_ref() {
+                if !addr.contains('@') {
+                    t.at(
+                        list.span().start,
+                        format!("channel.to: {addr:?} is not a mail address"),
+                    );
+                }
+            }
+            list.into_inner()
+        }
+        _ => {
+            t.error("an email channel needs to = [\"oncall@example.com\"]");
+            return None;
+        }
+    };
+    let username = t.string("username").map(Spanned::into_inner);
+    let password = secret(t, "password");
+    if password.is_some() && username.is_none() {
+        t.error("a password needs username = \"…\"");
+    }
+    if password.is_some() && tls == SmtpTls::None {
+        t.error("a password is only sent over TLS (tls = \"starttls\" or \"implicit\")");
+    }
+    let timeout = t.duration("timeout", Duration::from_secs(30));
+    Some(Arc::new(EmailSettings {
+        server,
+        tls,
+        from: from.into_inner(),
+        to,
+        username,
+        password,
+        timeout,
+    }))
+}
+
+impl ChannelKind for EmailSettings {
+    fn name(&self) -> &'static str {
+        "email"
+    }
+
+    fn deliver(&self, ca: Option<&Path>) -> anyhow::Result<Box<dyn Deliver>> {
+        Ok(Box::new(Email::new(self, ca)?))
+    }
+
+    fn check(&self, t: &Templates, v: &AlertView) -> anyhow::Result<()> {
+        t.email(v).map(drop)
+    }
+
+    fn secrets(&self) -> Vec<(&'static str, &Secret)> {
+        self.password.iter().map(|s| ("password", s)).collect()
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 /// An email channel ready to send.
@@ -31,8 +156,8 @@ pub struct Email {
 
 impl Email {
     /// The SMTP client for a channel's settings; `ca`: extra trusted roots.
-    pub fn new(kind: &ChannelKind, ca: Option<&Path>) -> anyhow::Result<Email> {
-        let ChannelKind::Email {
+    pub fn new(settings: &EmailSettings, ca: Option<&Path>) -> anyhow::Result<Email> {
+        let EmailSettings {
             server,
             tls,
             from,
@@ -40,10 +165,7 @@ impl Email {
             username,
             password,
             timeout,
-        } = kind
-        else {
-            anyhow::bail!("not an email channel");
-        };
+        } = settings;
         let (host, port) = server
             .rsplit_once(':')
             .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
@@ -181,4 +303,62 @@ fn mail_domain(host: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
         .collect();
     if d.is_empty() { "gatewatch".into() } else { d }
+}
+
+/// `tls = "…"` by name.
+fn tls_by_name(name: &str) -> Option<SmtpTls> {
+    match name {
+        "starttls" => Some(SmtpTls::StartTls),
+        "implicit" => Some(SmtpTls::Implicit),
+        "none" => Some(SmtpTls::None),
+        _ => None,
+    }
+}
+
+/// An SMTP server as people write it: `host:port`, `[::1]:25`, or the URL forms mail clients
+/// use, `smtp://host[:port]` (port 587 by default; TLS as `tls` says, STARTTLS unless told) and
+/// `smtps://host[:port]` (implicit TLS, port 465 by default). Returns `host:port` and the TLS
+/// the URL implies.
+fn smtp_server(written: &str) -> Result<(String, Option<SmtpTls>), String> {
+    let (rest, tls, default_port) = if let Some(r) = written.strip_prefix("smtp://") {
+        (r, None, Some(587))
+    } else if let Some(r) = written.strip_prefix("smtps://") {
+        (r, Some(SmtpTls::Implicit), Some(465))
+    } else if written.contains("://") {
+        return Err(format!(
+            "{written:?}: only smtp:// and smtps:// addresses are mail servers; write host:port, e.g. \"smtp.example.com:587\""
+        ));
+    } else {
+        (written, None, None)
+    };
+    let rest = rest.trim_end_matches('/');
+    let bad = || {
+        format!(
+            "{written:?} must be host:port, e.g. \"smtp.example.com:587\" (or smtp://host:port, smtps://host:port)"
+        )
+    };
+    if rest.is_empty() || rest.contains(['/', '@', '?', ' ']) {
+        return Err(bad());
+    }
+    // A port is the part after the last colon, unless that colon is inside an IPv6 literal.
+    let port_part = rest
+        .rsplit_once(':')
+        .filter(|(h, _)| !h.contains(':') || h.ends_with(']'));
+    match (port_part, default_port) {
+        (Some((host, port)), _) if !host.is_empty() => match port.parse::<u16>() {
+            Ok(n) if n > 0 => Ok((format!("{host}:{n}"), tls)),
+            _ => Err(bad()),
+        },
+        (None, Some(port)) => Ok((format!("{rest}:{port}"), tls)),
+        _ => Err(bad()),
+    }
+}
+
+pub(crate) fn is_loopback_host(server: &str) -> bool {
+    let host = server.rsplit_once(':').map_or(server, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

@@ -1,11 +1,15 @@
 //! The channels: where messages go. Each kind of channel is a module of its own that owns its
 //! settings, its request or mail, and how its failures are judged ([`Deliver`]); the sender
 //! ([`crate::delivery::sender`]) owns the outbox, the order, the retries and the backoff.
-//! Adding a kind of channel is a new module here, a variant of [`ChannelKind`] and its line in
-//! [`Channel::new`].
+//! Adding a kind of channel is a new module here and its line in [`KINDS`].
 
 pub mod console;
 pub mod email;
+pub mod googlechat;
+pub mod matrix;
+pub mod mattermost;
+pub mod ntfy;
+pub mod telegram;
 pub mod webhook;
 
 pub use email::SmtpTls;
@@ -17,10 +21,12 @@ use crate::engine::kb::{Kb, Lang};
 use crate::log;
 use crate::render::alert::{AlertKind, AlertView, Templates};
 use crate::render::summary::Report;
+use crate::table::Table;
 use anyhow::Context;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where a secret comes from.
@@ -30,34 +36,52 @@ pub enum Secret {
     Env(String),
 }
 
-/// The kinds of channel, each with its settings: one variant per channel module (the
-/// registration of a channel kind, with [`Channel::new`]).
-#[derive(Clone, Debug, PartialEq)]
-pub enum ChannelKind {
-    Console,
-    Email {
-        server: String,
-        tls: SmtpTls,
-        from: String,
-        to: Vec<String>,
-        username: Option<String>,
-        password: Option<Secret>,
-        timeout: Duration,
-    },
-    Webhook {
-        format: WebhookFormat,
-        url: String,
-        /// The HMAC key (for `pagerduty`, the routing key).
-        secret: Option<Secret>,
-        timeout: Duration,
-    },
+/// What a kind of channel is configured with. Each channel module reads its own keys of the
+/// `[[channel]]` table into a type of its own that implements this.
+pub trait ChannelKind: std::fmt::Debug + Send + Sync + 'static {
+    /// Its `kind = "…"`.
+    fn name(&self) -> &'static str;
+    /// The channel ready to send: clients made, secrets read. `ca`: extra trusted roots.
+    fn deliver(&self, ca: Option<&Path>) -> anyhow::Result<Box<dyn Deliver>>;
+    /// Renders a message in every form the channel sends (`gatewatch check`).
+    fn check(&self, t: &Templates, v: &AlertView) -> anyhow::Result<()>;
+    /// Its secrets, by key, for `gatewatch check`'s access check.
+    fn secrets(&self) -> Vec<(&'static str, &Secret)> {
+        Vec::new()
+    }
+    /// Whether it takes daily summaries (alerting systems do not).
+    fn takes_summaries(&self) -> bool {
+        true
+    }
+    /// Templates of its own (name, built-in text), which a `template_dir` may replace.
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+    /// For a look at one kind's settings.
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// How a kind reads its keys; `None` when the table has problems (already reported).
+pub type Read = fn(&mut Table<'_>) -> Option<Arc<dyn ChannelKind>>;
+
+/// The kinds of channel. Adding one is adding its module and its line here.
+pub const KINDS: &[(&str, Read)] = &[
+    ("console", console::read),
+    ("email", email::read),
+    ("webhook", webhook::read),
+    ("telegram", telegram::read),
+    ("ntfy", ntfy::read),
+    ("googlechat", googlechat::read),
+    ("mattermost", mattermost::read),
+    ("matrix", matrix::read),
+];
+
+/// A `[[channel]]`.
+#[derive(Clone, Debug)]
 pub struct ChannelConfig {
     pub name: String,
     pub lang: Lang,
-    pub kind: ChannelKind,
+    pub kind: Arc<dyn ChannelKind>,
     pub ca_file: Option<PathBuf>,
     /// Templates of this channel; else `[alerts] template_dir`; else the built-in ones.
     pub template_dir: Option<PathBuf>,
@@ -69,10 +93,115 @@ impl ChannelConfig {
         ChannelConfig {
             name: "console".into(),
             lang: Lang::En,
-            kind: ChannelKind::Console,
+            kind: Arc::new(console::ConsoleSettings),
             ca_file: None,
             template_dir: None,
         }
+    }
+
+    /// Reads a `[[channel]]` table: `name`, `kind`, `lang`, `ca_file`, `template_dir`, and the
+    /// keys of its kind (read by the kind's module). Problems go to the table's errors.
+    pub fn read(t: &mut Table<'_>) -> Option<ChannelConfig> {
+        let name = t.required("name", "a channel", "\"oncall\"");
+        let kind = t.required("kind", "a channel", "\"email\"");
+        let lang = match t.string("lang") {
+            None => Lang::En,
+            Some(l) => Lang::from_name(l.get_ref()).unwrap_or_else(|| {
+                t.at(
+                    l.span().start,
+                    format!("channel.lang: {:?} is not \"en\" or \"zh\"", l.get_ref()),
+                );
+                Lang::En
+            }),
+        };
+        let ca_file = t.string("ca_file").map(|s| PathBuf::from(s.into_inner()));
+        let template_dir = t
+            .string("template_dir")
+            .map(|s| PathBuf::from(s.into_inner()));
+        let (name, kind) = (name?, kind?);
+        let Some((_, read)) = KINDS.iter().find(|(k, _)| *k == kind.get_ref()) else {
+            let names: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
+            t.at(
+                kind.span().start,
+                format!(
+                    "channel.kind: {:?} is not {}",
+                    kind.get_ref(),
+                    one_of(&names)
+                ),
+            );
+            return None;
+        };
+        // A secret written into the file is refused whatever the kind: they are read from a
+        // file (a systemd credential) or the environment only.
+        for key in SECRET_KEYS {
+            refuse_secret(t, key);
+        }
+        let settings = read(t)?;
+        Some(ChannelConfig {
+            name: name.into_inner(),
+            lang,
+            kind: settings,
+            ca_file,
+            template_dir,
+        })
+    }
+}
+
+/// `a, b or c`.
+pub fn one_of(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// Keys that would hold a secret in the file.
+const SECRET_KEYS: [&str; 5] = ["password", "secret", "token", "access_token", "api_key"];
+
+fn refuse_secret(t: &mut Table<'_>, key: &str) {
+    t.refuse(
+        key,
+        &format!("secrets are not read from the config file; use {key}_file (e.g. a systemd credential) or {key}_env"),
+    );
+}
+
+/// A secret a channel reads from `{key}_file` or `{key}_env`; `{key}` itself in the file is
+/// refused (secrets are never read from the configuration file).
+pub fn secret(t: &mut Table<'_>, key: &str) -> Option<Secret> {
+    refuse_secret(t, key);
+    let file = t.string(&format!("{key}_file"));
+    let env = t.string(&format!("{key}_env"));
+    match (file, env) {
+        (Some(_), Some(_)) => {
+            t.error(format!("give {key}_file or {key}_env, not both"));
+            None
+        }
+        (Some(f), None) => Some(Secret::File(PathBuf::from(f.into_inner()))),
+        (None, Some(e)) => Some(Secret::Env(e.into_inner())),
+        (None, None) => None,
+    }
+}
+
+/// An `http://` or `https://` address a channel must have under `key`.
+pub fn http_url(t: &mut Table<'_>, key: &str, needed_by: &str) -> Option<String> {
+    let u = t.required(key, needed_by, "\"https://…\"")?;
+    checked_url(t, key, u)
+}
+
+/// An address written under `key`, if it is `http://` or `https://`.
+pub fn checked_url(t: &mut Table<'_>, key: &str, u: toml::Spanned<String>) -> Option<String> {
+    if u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://") {
+        Some(u.into_inner())
+    } else {
+        t.at(
+            u.span().start,
+            format!(
+                "channel.{key}: {:?} is not an http:// or https:// address",
+                u.get_ref()
+            ),
+        );
+        None
     }
 }
 
@@ -151,6 +280,140 @@ pub struct Thread {
     pub references: Vec<String>,
 }
 
+/// `s` cut to at most `max` characters, with `…` when cut.
+pub fn cut_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    s.chars().take(max.saturating_sub(1)).collect::<String>() + "…"
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, with `…` when cut.
+pub fn cut_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Text for HTML: `&`, `<`, `>`, `"` escaped.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The characters a reader sees of simple HTML: tags left out, an entity counted once (how
+/// Telegram and Google Chat count their limits).
+pub fn visible_chars(html: &str) -> usize {
+    let (mut n, mut in_tag, mut in_entity) = (0, false, false);
+    for c in html.chars() {
+        match c {
+            '<' if !in_entity => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            _ if in_tag => {}
+            '&' => {
+                in_entity = true;
+                n += 1;
+            }
+            ';' if in_entity => in_entity = false,
+            _ if in_entity && (c.is_ascii_alphanumeric() || c == '#') => {}
+            _ => {
+                in_entity = false;
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// An HTTP client for a channel: the channel's timeout for the whole request (and at most
+/// 10 s to connect), no redirects (a redirect is a mistake in the configuration, and following
+/// it could leak the body elsewhere), extra trusted roots from `ca`.
+pub fn http_client(timeout: Duration, ca: Option<&Path>) -> anyhow::Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("gatewatch/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = ca {
+        let pem = read_ca(ca)?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("ca_file {}", ca.display()))?
+        {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    b.build().context("making the HTTP client")
+}
+
+/// Sends a request to `url`: 2xx is delivered; 408, 429 and 5xx are worth retrying (after the
+/// receiver's `Retry-After`, if it says); anything else is refused for good. Errors name the
+/// receiver's host, never its URL: a URL may hold a token (Slack, Discord, Telegram).
+pub async fn http_send(req: reqwest::RequestBuilder, url: &str) -> Result<(), SendError> {
+    let site = reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(|h| h.to_string()))
+        .unwrap_or_default();
+    let resp = req.send().await.map_err(|e| {
+        let what = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "cannot connect"
+        } else {
+            "request failed"
+        };
+        transient(format!("{site}: {what}: {}", error_chain(&e)))
+    })?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let text = resp.text().await.unwrap_or_default();
+    let excerpt: String = crate::render::report::printable(&text)
+        .chars()
+        .take(200)
+        .collect();
+    let error = format!("{site}: HTTP {status}: {excerpt}");
+    if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
+        Err(SendError::Transient { error, retry_after })
+    } else {
+        Err(SendError::Permanent(error))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = c.source();
+    }
+    s
+}
+
 /// A send in progress (the sender runs every channel on one thread).
 pub type Sending<'a> = Pin<Box<dyn Future<Output = Result<(), SendError>> + 'a>>;
 
@@ -212,13 +475,8 @@ impl Channel {
     /// is wrong with the channel's configuration or its secret.
     pub fn new(cfg: &ChannelConfig, alerts: &AlertsConfig) -> anyhow::Result<Channel> {
         let dir = cfg.template_dir.as_ref().or(alerts.template_dir.as_ref());
-        let templates = Templates::new(dir.map(PathBuf::as_path))?;
-        let ca = cfg.ca_file.as_deref();
-        let deliver: Box<dyn Deliver> = match &cfg.kind {
-            ChannelKind::Console => Box::new(console::Console),
-            ChannelKind::Email { .. } => Box::new(email::Email::new(&cfg.kind, ca)?),
-            ChannelKind::Webhook { .. } => Box::new(webhook::Webhook::new(&cfg.kind, ca)?),
-        };
+        let templates = templates(cfg.kind.as_ref(), dir.map(PathBuf::as_path))?;
+        let deliver = cfg.kind.deliver(cfg.ca_file.as_deref())?;
         Ok(Channel {
             cfg: cfg.clone(),
             host: host_name(alerts),
@@ -250,19 +508,23 @@ impl Channel {
 
     /// Whether the channel takes daily summaries (alerting systems do not).
     pub fn takes_summaries(cfg: &ChannelConfig) -> bool {
-        !matches!(
-            cfg.kind,
-            ChannelKind::Webhook {
-                format: WebhookFormat::Alertmanager | WebhookFormat::Pagerduty,
-                ..
-            }
-        )
+        cfg.kind.takes_summaries()
     }
 
     /// Whether this channel posts to Alertmanager (which wants firing alerts refreshed).
     pub fn is_alertmanager(&self) -> bool {
         self.deliver.refreshes_open_alerts()
     }
+}
+
+/// The templates a channel renders with: the built-in ones and its own, each replaced by a
+/// file of the same name in `dir` if there is one.
+pub fn templates(kind: &dyn ChannelKind, dir: Option<&Path>) -> anyhow::Result<Templates> {
+    let mut t = Templates::new(dir)?;
+    for (name, text) in kind.templates() {
+        t.add(name, text)?;
+    }
+    Ok(t)
 }
 
 /// Renders the sample incident through a channel's templates (built in or overridden): a
@@ -276,7 +538,7 @@ pub fn check(
 ) -> anyhow::Result<()> {
     use crate::render::alert::{compose, item};
     let dir = ch.template_dir.as_ref().or(alerts.template_dir.as_ref());
-    let t = Templates::new(dir.map(|d| d.as_path()))?;
+    let t = templates(ch.kind.as_ref(), dir.map(|d| d.as_path()))?;
     for kind in [AlertKind::Opened, AlertKind::Reminder, AlertKind::Resolved] {
         let mut inc = inc.clone();
         if kind == AlertKind::Resolved {
@@ -284,17 +546,7 @@ pub fn check(
         }
         let items = vec![item(&inc, kb, ch.lang, "check", &[])];
         let v = compose(kind, "check", ch.lang, "gw-check", items);
-        match &ch.kind {
-            ChannelKind::Console => {
-                t.console(&v)?;
-            }
-            ChannelKind::Email { .. } => {
-                t.email(&v)?;
-            }
-            ChannelKind::Webhook { format, .. } => {
-                webhook::bodies(&t, *format, &v, Some("check"), "2024-05-01T12:00:00+00:00")?;
-            }
-        }
+        ch.kind.check(&t, &v)?;
     }
     Ok(())
 }

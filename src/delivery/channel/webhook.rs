@@ -4,13 +4,12 @@
 //! Events v2). No redirects are followed; the connection and the whole request have the
 //! channel's timeout; errors name the receiver's host, never its URL (it may hold a token).
 
-use super::{
-    ChannelKind, Deliver, Forms, SendError, Sending, Thread, permanent, read_ca, transient,
-};
+use super::{ChannelKind, Deliver, Forms, Secret, SendError, Sending, Thread, permanent, secret};
 use crate::render::alert::{self, AlertKind, AlertView, Templates, truncate};
 use crate::render::summary::{self, Report};
-use anyhow::Context;
+use crate::table::Table;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +22,84 @@ pub enum WebhookFormat {
     Pagerduty,
 }
 
+/// A webhook channel's settings (`kind = "webhook"`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WebhookSettings {
+    pub format: WebhookFormat,
+    pub url: String,
+    /// The HMAC key (for `pagerduty`, the routing key).
+    pub secret: Option<Secret>,
+    pub timeout: Duration,
+}
+
+/// Reads `kind = "webhook"`: `format`, `url`, `secret_file` / `secret_env`, `timeout`.
+pub fn read(t: &mut Table<'_>) -> Option<Arc<dyn ChannelKind>> {
+    let format = match t
+        .string("format")
+        .as_ref()
+        .map(|f| (f.get_ref().as_str(), f.span().start))
+    {
+        None | Some(("json", _)) => WebhookFormat::Json,
+        Some(("slack", _)) => WebhookFormat::Slack,
+        Some(("teams", _)) => WebhookFormat::Teams,
+        Some(("discord", _)) => WebhookFormat::Discord,
+        Some(("alertmanager", _)) => WebhookFormat::Alertmanager,
+        Some(("pagerduty", _)) => WebhookFormat::Pagerduty,
+        Some((other, off)) => {
+            t.at(off, format!("channel.format: {other:?} is not json, slack, teams, discord, alertmanager or pagerduty"));
+            WebhookFormat::Json
+        }
+    };
+    let url = super::http_url(t, "url", "a webhook channel")?;
+    let timeout = t.duration("timeout", Duration::from_secs(10));
+    let secret = secret(t, "secret");
+    if format == WebhookFormat::Pagerduty && secret.is_none() {
+        t.error("a pagerduty channel needs its routing key in secret_file or secret_env");
+    }
+    Some(Arc::new(WebhookSettings {
+        format,
+        url,
+        secret,
+        timeout,
+    }))
+}
+
+impl ChannelKind for WebhookSettings {
+    fn name(&self) -> &'static str {
+        "webhook"
+    }
+
+    fn deliver(&self, ca: Option<&Path>) -> anyhow::Result<Box<dyn Deliver>> {
+        Ok(Box::new(Webhook::new(self, ca)?))
+    }
+
+    fn check(&self, t: &Templates, v: &AlertView) -> anyhow::Result<()> {
+        bodies(
+            t,
+            self.format,
+            v,
+            Some("check"),
+            "2024-05-01T12:00:00+00:00",
+        )
+        .map(drop)
+    }
+
+    fn secrets(&self) -> Vec<(&'static str, &Secret)> {
+        self.secret.iter().map(|s| ("secret", s)).collect()
+    }
+
+    fn takes_summaries(&self) -> bool {
+        !matches!(
+            self.format,
+            WebhookFormat::Alertmanager | WebhookFormat::Pagerduty
+        )
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 /// A webhook channel ready to send.
 pub struct Webhook {
     client: reqwest::Client,
@@ -33,33 +110,15 @@ pub struct Webhook {
 
 impl Webhook {
     /// The HTTP client for a channel's settings; `ca`: extra trusted roots.
-    pub fn new(kind: &ChannelKind, ca: Option<&Path>) -> anyhow::Result<Webhook> {
-        let ChannelKind::Webhook {
+    pub fn new(settings: &WebhookSettings, ca: Option<&Path>) -> anyhow::Result<Webhook> {
+        let WebhookSettings {
             format,
             url,
             secret,
             timeout,
-        } = kind
-        else {
-            anyhow::bail!("not a webhook channel");
-        };
-        let mut b = reqwest::Client::builder()
-            .timeout(*timeout)
-            .connect_timeout((*timeout).min(Duration::from_secs(10)))
-            // A webhook URL is where the message goes: a redirect is a mistake in the
-            // configuration, and following it could leak the body elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("gatewatch/", env!("CARGO_PKG_VERSION")));
-        if let Some(ca) = ca {
-            let pem = read_ca(ca)?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .with_context(|| format!("ca_file {}", ca.display()))?
-            {
-                b = b.add_root_certificate(cert);
-            }
-        }
+        } = settings;
         Ok(Webhook {
-            client: b.build().context("making the HTTP client")?,
+            client: super::http_client(*timeout, ca)?,
             url: url.clone(),
             format: *format,
             secret: secret.as_ref().map(|s| s.read()).transpose()?,
@@ -309,8 +368,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     s
 }
 
-/// POSTs one body; 2xx is delivered, 408, 429 and 5xx are worth retrying (after the
-/// receiver's `Retry-After`, if it says), anything else is refused for good.
+/// POSTs one body with the message's delivery id, signed when there is a key.
 async fn post(
     client: &reqwest::Client,
     url: &str,
@@ -325,56 +383,7 @@ async fn post(
     if let Some(k) = hmac_key {
         req = req.header("x-gatewatch-signature-256", signature(k, body.as_bytes()));
     }
-    // The URL may hold a token (Slack, Discord): errors name the host only.
-    let site = reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(|h| h.to_string()))
-        .unwrap_or_default();
-    let resp = req.body(body).send().await.map_err(|e| {
-        let what = if e.is_timeout() {
-            "timed out"
-        } else if e.is_connect() {
-            "cannot connect"
-        } else {
-            "request failed"
-        };
-        transient(format!("{site}: {what}: {}", error_chain(&e)))
-    })?;
-    let status = resp.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let text = resp.text().await.unwrap_or_default();
-    let excerpt: String = crate::render::report::printable(&text)
-        .chars()
-        .take(200)
-        .collect();
-    let error = format!("{site}: HTTP {status}: {excerpt}");
-    if status.as_u16() == 429 || status.as_u16() == 408 || status.is_server_error() {
-        Err(SendError::Transient { error, retry_after })
-    } else {
-        Err(SendError::Permanent(error))
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        src = c.source();
-    }
-    s
+    super::http_send(req.body(body), url).await
 }
 
 #[cfg(test)]
