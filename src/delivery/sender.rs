@@ -404,7 +404,27 @@ async fn channel_loop(
         let ch = channel.as_ref().expect("built above");
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         let kind = rows[0].kind;
-        let id = outbox::message_id(rows[0].id, &name);
+        let id = match &rows[0].message_id {
+            Some(m) => m.clone(),
+            None => {
+                // Its rows are fixed before the first try, so a retry (or a resend after a
+                // restart) carries the same content under the same id.
+                let id = outbox::message_id(rows[0].id, &name);
+                if let Err(e) = outbox::compose(db.conn(), &ids, &id) {
+                    log!(
+                        Error,
+                        "recording a message's rows",
+                        channel = name,
+                        error = e
+                    );
+                    if wait(&mut wake, &mut stop, now + 5_000).await {
+                        return;
+                    }
+                    continue;
+                }
+                id
+            }
+        };
         let result = match outbox::items(&rows) {
             _ if kind == AlertKind::Summary => {
                 match serde_json::from_str::<Report>(&rows[0].item) {
@@ -413,7 +433,10 @@ async fn channel_loop(
                             message_id: id.clone(),
                             references: Vec::new(),
                         };
-                        ch.send_summary(&r, &thread).await
+                        tokio::select! {
+                            r = ch.send_summary(&r, &thread) => r,
+                            _ = stop.changed() => return,
+                        }
                     }
                     Err(e) => Err(SendError::Permanent(format!(
                         "the stored summary cannot be read: {e}"
@@ -435,7 +458,12 @@ async fn channel_loop(
                     message_id: id.clone(),
                     references,
                 };
-                ch.send(&v, &thread).await
+                // Stopping does not wait for a receiver: the message stays in the outbox, as
+                // it was composed, and goes out under the same id after the restart.
+                tokio::select! {
+                    r = ch.send(&v, &thread) => r,
+                    _ = stop.changed() => return,
+                }
             }
         };
         let now = now_ms();

@@ -90,6 +90,9 @@ pub struct Checkpoint {
     pub fingerprint: Fingerprint,
     /// Just after the last complete line delivered.
     pub offset: u64,
+    /// The file's length when the checkpoint was taken (`None`: not known, e.g. saved by an
+    /// older gatewatch). Equal to `offset`: the file had been read to its end.
+    pub size: Option<u64>,
 }
 
 /// What a tailer delivers.
@@ -115,9 +118,12 @@ pub enum Notice {
         continued_in: Option<PathBuf>,
     },
     /// A checkpoint could not be matched to any file: its unread lines are gone.
+    /// `read_to_end`: the file had been read to its end when the checkpoint was taken (a
+    /// rotated file removed while gatewatch was stopped): nothing read was left behind.
     Lost {
         id: FileId,
         offset: u64,
+        read_to_end: bool,
     },
     Closed {
         id: FileId,
@@ -218,6 +224,7 @@ impl Tailer {
                 id: r.id,
                 fingerprint: r.fp,
                 offset: r.offset,
+                size: r.file.metadata().ok().map(|m| m.len()),
             });
         }
         v
@@ -321,6 +328,7 @@ impl Tailer {
                 None => notices.push(Notice::Lost {
                     id: cp.id,
                     offset: cp.offset,
+                    read_to_end: cp.size == Some(cp.offset),
                 }),
             }
             // The file itself, truncated and written again while gatewatch was down, then
@@ -478,6 +486,7 @@ impl Tailer {
             id: r.id,
             fingerprint: r.fp,
             offset: r.offset,
+            size: None,
         };
         let copy = self
             .locate(&old, false)
@@ -624,6 +633,49 @@ mod tests {
             Duration::ZERO,
             &mut Vec::new(),
         )
+    }
+
+    /// The notices of a tailer started from `cps` on a folder where the file is gone.
+    fn notices_after_restart(p: &Path, cps: &[Checkpoint]) -> Vec<Notice> {
+        let mut notices = Vec::new();
+        Tailer::new(
+            p.to_path_buf(),
+            cps,
+            Start::Beginning,
+            100,
+            Duration::ZERO,
+            &mut notices,
+        );
+        notices
+    }
+
+    #[test]
+    fn a_file_read_to_its_end_and_removed_is_not_reported_as_unread_lines_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("access.log");
+        append(&p, "one\ntwo\n");
+        let mut t = tailer(&p, &[], Start::Beginning);
+        assert_eq!(lines(&mut t), ["one", "two"]);
+        let read_whole = t.checkpoints();
+        assert_eq!(read_whole[0].size, Some(read_whole[0].offset));
+        // Written after the checkpoint: the checkpoint knows the file held more.
+        append(&p, "three\n");
+        let behind = t.checkpoints();
+        assert!(behind[0].size > Some(behind[0].offset));
+        drop(t);
+        // Rotated away and removed while gatewatch was stopped.
+        fs::rename(&p, dir.path().join("access.log.1")).unwrap();
+        fs::remove_file(dir.path().join("access.log.1")).unwrap();
+        let lost = |n: &[Notice]| {
+            n.iter()
+                .find_map(|n| match n {
+                    Notice::Lost { read_to_end, .. } => Some(*read_to_end),
+                    _ => None,
+                })
+                .expect("the checkpoint is reported")
+        };
+        assert!(lost(&notices_after_restart(&p, &read_whole)));
+        assert!(!lost(&notices_after_restart(&p, &behind)));
     }
 
     #[test]

@@ -36,8 +36,27 @@ pub fn is_corrupt(e: &anyhow::Error) -> bool {
 /// The state file's name inside the state directory.
 pub const FILE_NAME: &str = "gatewatch.db";
 
+/// Columns added to tables since schema 1 (`CREATE TABLE IF NOT EXISTS` leaves an existing
+/// table as it was): (table, column, its declaration).
+const ADDED_COLUMNS: [(&str, &str, &str); 1] = [("checkpoints", "size", "INTEGER")];
+
+/// Brings the tables of an older state file up to this schema.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    for (table, column, decl) in ADDED_COLUMNS {
+        let has = conn
+            .prepare(&format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+            ))?
+            .exists(params![column])?;
+        if !has {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -49,6 +68,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     fp_hash   INTEGER NOT NULL,   -- FNV-1a of those bytes
     offset    INTEGER NOT NULL,   -- just after the last line read
     updated   TEXT    NOT NULL,
+    size      INTEGER,            -- the file's length then (NULL: unknown)
     PRIMARY KEY (path, dev, ino)
 );
 CREATE TABLE IF NOT EXISTS counters (
@@ -355,6 +375,7 @@ impl State {
         }
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the tables in {}", path.display()))?;
+        migrate(&conn).with_context(|| format!("upgrading the tables in {}", path.display()))?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_ms', ?1)",
@@ -442,7 +463,7 @@ impl State {
     /// Every saved checkpoint.
     pub fn checkpoints(&self) -> anyhow::Result<Vec<Checkpoint>> {
         let mut stmt = self.conn.prepare(
-            "SELECT path, role, dev, ino, fp_len, fp_hash, offset FROM checkpoints ORDER BY path, role",
+            "SELECT path, role, dev, ino, fp_len, fp_hash, offset, size FROM checkpoints ORDER BY path, role",
         )?;
         let rows = stmt.query_map([], |r| {
             let role: String = r.get(1)?;
@@ -462,6 +483,7 @@ impl State {
                     hash: r.get::<_, i64>(5)? as u64,
                 },
                 offset: r.get::<_, i64>(6)? as u64,
+                size: r.get::<_, Option<i64>>(7)?.map(|n| n as u64),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -485,8 +507,8 @@ impl State {
                 del.execute(params![p.to_string_lossy()])?;
             }
             let mut ins = tx.prepare_cached(
-                "INSERT OR REPLACE INTO checkpoints (path, role, dev, ino, fp_len, fp_hash, offset, updated)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT OR REPLACE INTO checkpoints (path, role, dev, ino, fp_len, fp_hash, offset, updated, size)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?;
             for c in checkpoints {
                 ins.execute(params![
@@ -498,6 +520,7 @@ impl State {
                     c.fingerprint.hash as i64,
                     c.offset as i64,
                     now,
+                    c.size.map(|n| n as i64),
                 ])?;
             }
         }
@@ -582,6 +605,7 @@ mod tests {
                 hash: u64::MAX,
             },
             offset: 12_345,
+            size: Some(20_000),
         };
         let mut counters = Counters::default();
         for _ in 0..3 {

@@ -333,6 +333,9 @@ pub struct Pending {
     pub created: i64,
     pub attempts: u32,
     pub next_try: i64,
+    /// The message the row was first tried in: once set, the row goes out in that message,
+    /// with those rows and no others (one delivery id, one content).
+    pub message_id: Option<String>,
 }
 
 /// What a channel should do next.
@@ -366,7 +369,7 @@ pub fn next(
     max: usize,
 ) -> rusqlite::Result<Next> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, incident, kind, item, created, attempts, next_try FROM outbox
+        "SELECT id, incident, kind, item, created, attempts, next_try, message_id FROM outbox
          WHERE channel = ?1 AND state = 'pending' ORDER BY id LIMIT 1000",
     )?;
     let rows: Vec<Pending> = stmt
@@ -379,6 +382,7 @@ pub fn next(
                 created: r.get(4)?,
                 attempts: r.get::<_, i64>(5)? as u32,
                 next_try: r.get(6)?,
+                message_id: r.get(7)?,
             })
         })?
         .collect::<Result<_, _>>()?;
@@ -389,6 +393,15 @@ pub fn next(
     if due > now_ms {
         return Ok(Next::Wait(due));
     }
+    // A message already tried goes out again as it was: the same rows, none added.
+    if let Some(m) = &head.message_id {
+        let same: Vec<Pending> = rows
+            .iter()
+            .filter(|r| r.message_id.as_ref() == Some(m))
+            .cloned()
+            .collect();
+        return Ok(Next::Send(same));
+    }
     let kind = head.kind;
     if kind == AlertKind::Summary {
         // A summary is a message of its own.
@@ -397,6 +410,11 @@ pub fn next(
     let mut blocked: Vec<&str> = Vec::new();
     let mut batch = Vec::new();
     for r in &rows {
+        // Rows of another message already tried are that message's.
+        if r.message_id.is_some() {
+            blocked.push(&r.incident);
+            continue;
+        }
         if r.kind == kind && !blocked.contains(&r.incident.as_str()) {
             if batch.len() < max {
                 batch.push(r.clone());
@@ -409,6 +427,21 @@ pub fn next(
 }
 
 /// Marks rows sent as one message.
+/// Fixes a message's rows before its first try: from now on they go out together under `id`,
+/// and rows added later go into other messages.
+pub fn compose(conn: &Connection, ids: &[i64], id: &str) -> rusqlite::Result<()> {
+    let tx = conn.unchecked_transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "UPDATE outbox SET message_id = ?2 WHERE id = ?1 AND state = 'pending' AND message_id IS NULL",
+        )?;
+        for row in ids {
+            stmt.execute(params![row, id])?;
+        }
+    }
+    tx.commit()
+}
+
 pub fn sent(conn: &Connection, ids: &[i64], message_id: &str, now_ms: i64) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
         "UPDATE outbox SET state = 'sent', message_id = ?2, done = ?3, attempts = attempts + 1, last_error = NULL
@@ -514,6 +547,7 @@ pub fn still_open(conn: &Connection, channel: &str) -> rusqlite::Result<Vec<Pend
             created: r.get(3)?,
             attempts: 0,
             next_try: 0,
+            message_id: None,
         })
     })?
     .collect()

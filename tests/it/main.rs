@@ -8,6 +8,7 @@ mod channels;
 mod cli;
 mod daemon;
 mod delivery;
+mod delivery_faults;
 mod detect;
 mod e2e;
 mod errors;

@@ -43,6 +43,8 @@ struct Shared {
     requests: Mutex<Vec<Request>>,
     /// Statuses to answer with, in order (with a Retry-After in seconds); then 200.
     answers: Mutex<VecDeque<(u16, Option<u64>)>>,
+    /// How long to take over the next requests' answers, in order; then no delay.
+    delays: Mutex<VecDeque<Duration>>,
 }
 
 pub struct Receiver {
@@ -77,6 +79,10 @@ async fn record(
         status,
         received: SystemTime::now(),
     });
+    let delay = shared.delays.lock().unwrap().pop_front();
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
     let mut h = HeaderMap::new();
     if let Some(s) = retry_after {
         h.insert("retry-after", HeaderValue::from(s));
@@ -132,6 +138,16 @@ impl Receiver {
             .lock()
             .unwrap()
             .extend(statuses.iter().copied());
+    }
+
+    /// The next `n` requests are answered only after `d` (a receiver slower than the sender's
+    /// timeout).
+    pub fn slow(&self, n: usize, d: Duration) {
+        self.shared
+            .delays
+            .lock()
+            .unwrap()
+            .extend(std::iter::repeat_n(d, n));
     }
 
     pub fn requests(&self) -> Vec<Request> {

@@ -90,7 +90,22 @@ pub(super) fn report_notices(path: &Path, notices: &[Notice]) {
                     .as_ref()
                     .map_or_else(|| "-".to_string(), |p| p.display().to_string())
             ),
-            Notice::Lost { id, offset } => log!(
+            Notice::Lost {
+                id,
+                offset,
+                read_to_end: true,
+            } => log!(
+                Info,
+                "a file read to its end before gatewatch stopped is gone (rotated and removed meanwhile); lines written to it after the stop, if any, were not read",
+                file = path.display(),
+                inode = id.ino,
+                offset = offset
+            ),
+            Notice::Lost {
+                id,
+                offset,
+                read_to_end: false,
+            } => log!(
                 Warn,
                 "a file read before is gone; its unread lines cannot be read",
                 file = path.display(),

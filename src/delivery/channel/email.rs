@@ -1,6 +1,7 @@
 //! The email channel (lettre): STARTTLS, implicit TLS or plain on loopback, AUTH, a text and
 //! an HTML part; a resolved note threads under its alert (`In-Reply-To`, `References`); the
-//! daily summary carries its chart inline. Every SMTP step has the channel's timeout.
+//! daily summary carries its chart inline. The channel's timeout bounds each SMTP step and the
+//! whole send (a server that goes silent after its banner cannot hold a message).
 
 use super::{
     ChannelKind, Deliver, Forms, Secret, SendError, Sending, Thread, permanent, read_ca, secret,
@@ -140,6 +141,10 @@ impl ChannelKind for EmailSettings {
 
     fn secrets(&self) -> Vec<(&'static str, &Secret)> {
         self.password.iter().map(|s| ("password", s)).collect()
+    }
+
+    fn deadline(&self) -> Duration {
+        self.timeout
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -90,6 +90,10 @@ impl ChannelKind for MatrixSettings {
         TEMPLATES
     }
 
+    fn deadline(&self) -> Duration {
+        self.timeout + Duration::from_secs(5)
+    }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }

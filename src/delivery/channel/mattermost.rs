@@ -65,6 +65,10 @@ impl ChannelKind for MattermostSettings {
         TEMPLATES
     }
 
+    fn deadline(&self) -> Duration {
+        self.timeout + Duration::from_secs(5)
+    }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }

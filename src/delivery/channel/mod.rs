@@ -53,6 +53,11 @@ pub trait ChannelKind: std::fmt::Debug + Send + Sync + 'static {
     fn takes_summaries(&self) -> bool {
         true
     }
+    /// The longest a send may take, every step included; past it the send is abandoned as a
+    /// transient failure and retried later.
+    fn deadline(&self) -> Duration {
+        Duration::from_secs(60)
+    }
     /// Templates of its own (name, built-in text), which a `template_dir` may replace.
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
         &[]
@@ -375,7 +380,8 @@ pub async fn http_send(req: reqwest::RequestBuilder, url: &str) -> Result<(), Se
         } else {
             "request failed"
         };
-        transient(format!("{site}: {what}: {}", error_chain(&e)))
+        // The error's own text would name the URL (and a token in it).
+        transient(format!("{site}: {what}: {}", error_chain(&e.without_url())))
     })?;
     let status = resp.status();
     if status.is_success() {
@@ -452,6 +458,7 @@ pub trait Deliver {
 /// A channel ready to send.
 pub struct Channel {
     pub cfg: ChannelConfig,
+    deadline: Duration,
     /// The host name its messages carry.
     pub host: String,
     templates: Templates,
@@ -478,6 +485,7 @@ impl Channel {
         let templates = templates(cfg.kind.as_ref(), dir.map(PathBuf::as_path))?;
         let deliver = cfg.kind.deliver(cfg.ca_file.as_deref())?;
         Ok(Channel {
+            deadline: cfg.kind.deadline(),
             cfg: cfg.clone(),
             host: host_name(alerts),
             templates,
@@ -494,16 +502,30 @@ impl Channel {
         }
     }
 
-    /// Sends one message.
+    /// Sends one message, within the channel's deadline.
     pub async fn send(&self, v: &AlertView, thread: &Thread) -> Result<(), SendError> {
         let forms = self.forms();
-        self.deliver.alert(&forms, v, thread).await
+        self.within_deadline(self.deliver.alert(&forms, v, thread))
+            .await
     }
 
-    /// Sends a daily summary.
+    /// Sends a daily summary, within the channel's deadline.
     pub async fn send_summary(&self, r: &Report, thread: &Thread) -> Result<(), SendError> {
         let forms = self.forms();
-        self.deliver.summary(&forms, r, thread).await
+        self.within_deadline(self.deliver.summary(&forms, r, thread))
+            .await
+    }
+
+    /// A send that has not finished by the deadline (a server that accepted the connection
+    /// and went silent) is abandoned as a transient failure.
+    async fn within_deadline(&self, send: Sending<'_>) -> Result<(), SendError> {
+        match tokio::time::timeout(self.deadline, send).await {
+            Ok(r) => r,
+            Err(_) => Err(transient(format!(
+                "no answer within {} s (the channel's timeout)",
+                self.deadline.as_secs()
+            ))),
+        }
     }
 
     /// Whether the channel takes daily summaries (alerting systems do not).

@@ -95,6 +95,10 @@ impl ChannelKind for WebhookSettings {
         )
     }
 
+    fn deadline(&self) -> Duration {
+        self.timeout + Duration::from_secs(5)
+    }
+
     fn as_any(&self) -> &dyn std::any::Any {
         self
     }
