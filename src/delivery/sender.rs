@@ -409,7 +409,7 @@ async fn channel_loop(
             None => {
                 // Its rows are fixed before the first try, so a retry (or a resend after a
                 // restart) carries the same content under the same id.
-                let id = outbox::message_id(rows[0].id, &name);
+                let id = outbox::message_id(rows[0].id, rows[0].created, &name);
                 if let Err(e) = outbox::compose(db.conn(), &ids, &id) {
                     log!(
                         Error,
@@ -580,7 +580,7 @@ async fn refresh_alertmanager(ch: &Channel, db: &State) {
     let Ok(items) = outbox::items(&rows) else {
         return;
     };
-    let id = outbox::message_id(rows[0].id, &ch.cfg.name);
+    let id = outbox::message_id(rows[0].id, rows[0].created, &ch.cfg.name);
     let v = alert::compose(AlertKind::Opened, &ch.host, ch.cfg.lang, &id, items);
     if let Err(e) = ch.send(&v, &Thread::default()).await {
         log!(

@@ -55,6 +55,13 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Pages the write-ahead log may hold before SQLite copies it back into the database
+/// (about 1 MiB of 4 KiB pages).
+const WAL_PAGES: i64 = 256;
+/// The size the write-ahead log is cut back to after it was copied back, and past which a
+/// commit copies it back and empties it at once.
+const WAL_LIMIT: u64 = 1 << 20;
+
 /// The schema version this build writes (`PRAGMA user_version`).
 const SCHEMA_VERSION: i64 = 4;
 
@@ -291,6 +298,17 @@ fn finish(
     Ok(())
 }
 
+/// Copies a write-ahead log past [`WAL_LIMIT`] back into the database and empties it (a
+/// reader in the middle of a query can hold that off: then the next commit tries again).
+fn keep_wal_small(conn: &Connection, path: &Path) {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_LIMIT);
+    if big {
+        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    }
+}
+
 /// The open state file.
 pub struct State {
     conn: Connection,
@@ -360,6 +378,11 @@ impl State {
         // Every commit reaches the disk: a checkpoint must never claim lines whose counts were
         // lost.
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // The write-ahead log is kept small (SQLite's default lets it grow to 4 MB before it is
+        // copied back, and keeps the file at its largest): a small state disk must not fill
+        // with it. See also `commit`.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_PAGES)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_LIMIT as i64)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if existed {
             let check: String = conn.pragma_query_value(None, "quick_check", |r| r.get(0))?;
@@ -524,7 +547,9 @@ impl State {
                 ])?;
             }
         }
-        finish(tx, &self.path, counters, sources, alerts)
+        finish(tx, &self.path, counters, sources, alerts)?;
+        keep_wal_small(&self.conn, &self.path);
+        Ok(())
     }
 
     /// Whether an ALB object was processed (or skipped on the first run).
@@ -569,7 +594,9 @@ impl State {
                 ins.execute(params![source, object, *size as i64, lines, now])?;
             }
         }
-        finish(tx, &self.path, counters, sources, alerts)
+        finish(tx, &self.path, counters, sources, alerts)?;
+        keep_wal_small(&self.conn, &self.path);
+        Ok(())
     }
 
     /// Lines counted for a source, per cause (for status and tests).

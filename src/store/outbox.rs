@@ -50,18 +50,24 @@ pub struct MemoryMessage {
     pub next_try: i64,
 }
 
-/// A message's id: stable for its rows, so a retry carries the same one.
-pub fn message_id(first_row: i64, channel: &str) -> String {
-    let ch: String = channel
+/// A channel's name as it goes into an id.
+fn id_part(channel: &str) -> String {
+    channel
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    format!("gw-{first_row}-{ch}")
+        .collect()
+}
+
+/// A message's id: from its first row (the row's id and when it was written), so a retry
+/// carries the same one; the time keeps ids apart across state files (a fallback state, a
+/// fresh one after damage), whose row numbers start over.
+pub fn message_id(first_row: i64, created_ms: i64, channel: &str) -> String {
+    format!("gw-{created_ms}-{first_row}-{}", id_part(channel))
 }
 
 /// The id of a message sent from memory: made at `made` (Unix ms) for `channel`.
 pub fn memory_message_id(made: i64, channel: &str) -> String {
-    message_id(made, &format!("mem-{channel}"))
+    format!("gw-{made}-mem-{}", id_part(channel))
 }
 
 /// The policy's name for a change.

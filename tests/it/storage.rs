@@ -254,6 +254,10 @@ fn a_state_folder_gone_read_only_runs_on_a_fallback_copy_and_keeps_alerting() {
     };
     let hook = Receiver::start(super::upstreams::free_port());
     let cfg = hook_config(dir.path(), &hook);
+    let http = super::upstreams::free_port();
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!("\n[http]\nlisten = \"{http}\"\n"));
+    std::fs::write(&cfg, text).unwrap();
     let run = dir.path().join("run");
     std::fs::create_dir_all(&run).unwrap();
     let env = [("RUNTIME_DIRECTORY", run.to_str().unwrap())];
@@ -289,6 +293,10 @@ fn a_state_folder_gone_read_only_runs_on_a_fallback_copy_and_keeps_alerting() {
         "the copy knows the open incident: {seen:#?}"
     );
     assert!(run.join("gatewatch-fallback-state/gatewatch.db").exists());
+    // /health says so (regression: it said 200 "ok" on a fallback state).
+    let (code, body) = super::daemon::http_get(http, "/health");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.starts_with("degraded: "), "{body}");
     // A new burst alerts; the old incident ends with its resolved note; nothing twice.
     burst(dir.path(), "10.0.9.2:9000", 25);
     let _still_reading = rx;
@@ -319,4 +327,120 @@ fn a_state_folder_gone_read_only_runs_on_a_fallback_copy_and_keeps_alerting() {
     assert_eq!(count("resolved", "10.0.9.1:9000"), 1, "{kinds:?}");
     assert_eq!(count("opened", "10.0.9.2:9000"), 1, "{kinds:?}");
     assert_eq!(count("resolved", "10.0.9.2:9000"), 1, "{kinds:?}");
+
+    // The folder is writable again: the next start takes the fallback back, so nothing it
+    // read is read again and nothing it sent is sent again (regression: 7 POSTs for 4
+    // notifications, under ids reused for other messages).
+    let mut d = _d;
+    let _ = Command::new("kill")
+        .args(["-TERM", &d.0.id().to_string()])
+        .status();
+    d.0.wait().unwrap();
+    let rw = Command::new("mount")
+        .args(["-o", "remount,rw"])
+        .arg(&state)
+        .status()
+        .unwrap();
+    assert!(rw.success());
+    let (_d, rx, seen) = start_seen(&cfg, &env);
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("took back the fallback state")),
+        "{seen:#?}"
+    );
+    assert!(!run.join("gatewatch-fallback-state").exists());
+    assert_eq!(super::daemon::http_get(http, "/health").0, 200);
+    burst(dir.path(), "10.0.9.3:9000", 25);
+    let _still_reading = rx;
+    hook.wait_for_ok(6, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(1500));
+    let reqs: Vec<_> = hook
+        .requests()
+        .into_iter()
+        .filter(|r| r.status < 300)
+        .collect();
+    let mut by_id: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for r in &reqs {
+        by_id
+            .entry(r.header("x-gatewatch-delivery").unwrap().to_string())
+            .or_default()
+            .push(r.body.clone());
+    }
+    for (id, bodies) in &by_id {
+        assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{id}: {bodies:#?}");
+    }
+    let kinds: Vec<(String, String)> = reqs
+        .iter()
+        .map(|r| {
+            let j = r.json();
+            (
+                j["kind"].as_str().unwrap_or("").to_string(),
+                j["incidents"][0]["upstream"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    for u in ["10.0.9.1:9000", "10.0.9.2:9000", "10.0.9.3:9000"] {
+        assert_eq!(count_of(&kinds, "opened", u), 1, "{kinds:?}");
+    }
+    assert_eq!(reqs.len(), 6, "{kinds:?}");
+}
+
+fn count_of(kinds: &[(String, String)], k: &str, u: &str) -> usize {
+    kinds.iter().filter(|(a, b)| a == k && b == u).count()
+}
+
+/// A small state disk (2 MB) and many commits: the write-ahead log stays small (regression:
+/// it grew to SQLite's 4 MB default before being copied back, filled the disk, and filled it
+/// again within seconds of room being made).
+#[test]
+fn a_small_state_disk_does_not_fill_with_the_write_ahead_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let Some(_fs) = Tmpfs::mount(&state, "2m", "small-disk test") else {
+        return;
+    };
+    let hook = Receiver::start(super::upstreams::free_port());
+    let cfg = hook_config(dir.path(), &hook);
+    let (mut d, rx, _) = start_seen(&cfg, &[]);
+    let wal = state.join("gatewatch.db-wal");
+    let mut largest = 0;
+    // About 600 rounds of reading, each committed: lines of 50 upstreams, 20 at a time.
+    for round in 0..600u32 {
+        let text: String = (0..20)
+            .map(|i| {
+                super::daemon::access_line(
+                    i,
+                    200,
+                    &format!("10.0.{}.{}:8080", round % 50, i),
+                    "0.001",
+                )
+            })
+            .collect();
+        super::daemon::append(&dir.path().join("logs/access.log"), &text);
+        std::thread::sleep(Duration::from_millis(15));
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let log: Vec<String> = rx.try_iter().collect();
+    assert!(
+        !log.iter().any(|l| l.contains("cannot save the state")),
+        "{log:#?}"
+    );
+    assert!(
+        largest <= 3 << 19,
+        "the write-ahead log reached {largest} bytes"
+    );
+    let kill = Command::new("kill")
+        .args(["-TERM", &d.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert!(d.0.wait().unwrap().success());
+    let lines: i64 = db(dir.path())
+        .query_row("SELECT SUM(count) FROM counters", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(lines, 12_000, "every line counted once");
 }

@@ -72,12 +72,21 @@ impl Reader {
                 last_ping = Instant::now();
             }
             if stop {
-                self.commit()?;
-                log!(
-                    Info,
-                    "stopped; reading positions saved",
-                    state = self.state.path().display()
-                );
+                match self.commit() {
+                    Ok(()) => log!(
+                        Info,
+                        "stopped; reading positions saved",
+                        state = self.state.path().display()
+                    ),
+                    // Nothing is lost: the positions were not saved either, so the lines
+                    // since the last save are read (and counted) again at the next start.
+                    Err(e) => log!(
+                        Error,
+                        "stopped without saving (the state cannot be written); the lines read since the last save will be read again at the next start",
+                        state = self.state.path().display(),
+                        error = format!("{e:#}")
+                    ),
+                }
                 return Ok(());
             }
         }
@@ -233,6 +242,12 @@ impl Reader {
             st.commit_at = Some(now);
         }
         st.error = self.error.clone();
+        st.degraded = self.fallback.as_ref().map(|(f, _)| {
+            format!(
+                "the state folder cannot be written; running on a fallback state in {} that a restart with a writable state folder takes back",
+                f.display()
+            )
+        });
         if st.kb.as_ref().is_none_or(|k| !Arc::ptr_eq(k, &self.out.kb)) {
             st.kb = Some(self.out.kb.clone());
         }

@@ -25,6 +25,8 @@ pub struct Status {
     pub commit_at: Option<std::time::SystemTime>,
     /// The last error, until a round succeeds again.
     pub error: Option<String>,
+    /// Running, but not as configured: why (a fallback state in use).
+    pub degraded: Option<String>,
     pub upstreams_tracked: usize,
     pub upstreams_evicted: u64,
     /// Lines counted under `(other)`: their hour had too many distinct upstreams.
@@ -45,6 +47,9 @@ impl Status {
     pub fn problem(&self, now: SystemTime) -> Option<String> {
         if let Some(e) = &self.error {
             return Some(format!("reading or saving state fails: {e}"));
+        }
+        if let Some(d) = &self.degraded {
+            return Some(format!("degraded: {d}"));
         }
         match self.round_at {
             None => Some("not started".into()),

@@ -6,11 +6,103 @@ use super::*;
 /// While the state cannot be written, the fault is logged again this often.
 pub(super) const FAULT_LOG_EVERY: Duration = Duration::from_secs(60);
 
-/// Opens the state in the configured folder; when that fails (a read-only or full file system,
-/// no permission), opens a fallback state in `$RUNTIME_DIRECTORY` or the temporary folder,
-/// starting from a copy of the configured state when it can be read, and says so loudly.
-/// `fallback` is the fallback already in use (a reload keeps it). Returns the state, whether it
-/// is new, and the fallback folder if one is used.
+/// The file in a fallback folder that names the state folder it stands in for, and whether it
+/// began as a copy of that state (`copy`) or empty (`fresh`, the state could not be read).
+const ORIGIN: &str = "origin";
+
+/// Where a fallback state lives: `$RUNTIME_DIRECTORY` (systemd's, kept across restarts of the
+/// service, not across reboots) or the temporary folder.
+fn fallback_folder() -> PathBuf {
+    std::env::var_os("RUNTIME_DIRECTORY")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("gatewatch-fallback-state")
+}
+
+/// The fallback folder's origin: (the state folder, began as a copy).
+fn origin(fb: &Path) -> Option<(PathBuf, bool)> {
+    let text = std::fs::read_to_string(fb.join(ORIGIN)).ok()?;
+    let mut lines = text.lines();
+    let dir = PathBuf::from(lines.next()?);
+    Some((dir, lines.next() == Some("copy")))
+}
+
+/// Copies a state file (and its write-ahead log) from one folder to another, replacing what
+/// is there.
+fn copy_state(from: &Path, to: &Path) -> std::io::Result<()> {
+    for ext in ["-wal", "-shm", ""] {
+        let name = format!("{}{ext}", crate::store::FILE_NAME);
+        match std::fs::remove_file(to.join(&name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    for ext in ["", "-wal"] {
+        let name = format!("{}{ext}", crate::store::FILE_NAME);
+        if from.join(&name).exists() {
+            std::fs::copy(from.join(&name), to.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+/// A fallback state left by an earlier run for `dir`, taken back now that `dir` can be
+/// written: it began as a copy of the state and holds everything since, so it replaces it
+/// (else the lines it read would be read again, and its messages sent again). A fallback that
+/// began empty cannot replace the state (the state's history would go): it is moved aside,
+/// loudly.
+fn take_back(dir: &Path) {
+    let fb = fallback_folder();
+    let Some((of, copied)) = origin(&fb) else {
+        return;
+    };
+    if of != dir || !fb.join(crate::store::FILE_NAME).exists() {
+        return;
+    }
+    let probe = dir.join(".gatewatch-write-test");
+    let writable = std::fs::write(&probe, b"").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    if !writable {
+        return;
+    }
+    if copied {
+        match copy_state(&fb, dir) {
+            Ok(()) => {
+                let _ = std::fs::remove_dir_all(&fb);
+                log!(
+                    Warn,
+                    "the state folder can be written again; took back the fallback state",
+                    state = dir.display(),
+                    fallback = fb.display()
+                );
+            }
+            Err(e) => log!(
+                Error,
+                "the fallback state could not be taken back; it stays where it is",
+                fallback = fb.display(),
+                error = e
+            ),
+        }
+    } else {
+        let aside = fb.with_file_name(format!(
+            "gatewatch-fallback-state.left-{}",
+            chrono::Utc::now().timestamp_millis()
+        ));
+        let _ = std::fs::rename(&fb, &aside);
+        log!(
+            Warn,
+            "a fallback state begun empty (the state could not be read then) is left aside; lines it read may be read again",
+            left = aside.display()
+        );
+    }
+}
+
+/// Opens the state in the configured folder (taking back a fallback state an earlier run left,
+/// see [`take_back`]); when that fails (a read-only or full file system, no permission), runs
+/// on a fallback state in `$RUNTIME_DIRECTORY` or the temporary folder — the one an earlier
+/// run left for this folder, else a copy of the configured state when it can be read — and
+/// says so loudly. `fallback` is the fallback already in use (a reload keeps it). Returns the
+/// state, whether it is new, and the fallback folder if one is used.
 pub(super) fn open_state(
     dir: &Path,
     fallback: Option<&Path>,
@@ -19,27 +111,36 @@ pub(super) fn open_state(
         let (state, new) = State::open(f)?;
         return Ok((state, new, Some(f.to_path_buf())));
     }
+    take_back(dir);
     let e = match State::open(dir) {
         Ok((state, new)) => return Ok((state, new, None)),
         Err(e) => e,
     };
-    let base = std::env::var_os("RUNTIME_DIRECTORY")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let fb = base.join("gatewatch-fallback-state");
-    std::fs::create_dir_all(&fb).with_context(|| {
-        format!(
-            "{e:#}; and the fallback folder {} cannot be made",
-            fb.display()
+    let fb = fallback_folder();
+    let reuse =
+        origin(&fb).is_some_and(|(of, _)| of == dir) && fb.join(crate::store::FILE_NAME).exists();
+    if !reuse {
+        std::fs::create_dir_all(&fb).with_context(|| {
+            format!(
+                "{e:#}; and the fallback folder {} cannot be made",
+                fb.display()
+            )
+        })?;
+        let copied = dir.join(crate::store::FILE_NAME).exists() && copy_state(dir, &fb).is_ok();
+        std::fs::write(
+            fb.join(ORIGIN),
+            format!(
+                "{}\n{}\n",
+                dir.display(),
+                if copied { "copy" } else { "fresh" }
+            ),
         )
-    })?;
-    for ext in ["", "-wal", "-shm"] {
-        let name = format!("{}{ext}", crate::store::FILE_NAME);
-        let _ = std::fs::remove_file(fb.join(&name));
-        let from = dir.join(&name);
-        if ext != "-shm" && from.exists() {
-            let _ = std::fs::copy(&from, fb.join(&name));
-        }
+        .with_context(|| {
+            format!(
+                "{e:#}; and the fallback folder {} cannot be written",
+                fb.display()
+            )
+        })?;
     }
     let (state, new) = State::open(&fb).with_context(|| {
         format!(
@@ -49,7 +150,11 @@ pub(super) fn open_state(
     })?;
     log!(
         Error,
-        "the state folder cannot be used; running on a fallback state (a copy, if the state could be read) that a restart with a writable state folder leaves behind",
+        if reuse {
+            "the state folder cannot be used; running on the fallback state an earlier run left, which a restart with a writable state folder takes back"
+        } else {
+            "the state folder cannot be used; running on a fallback state (a copy, if the state could be read), which a restart with a writable state folder takes back"
+        },
         state = dir.display(),
         fallback = fb.display(),
         error = format!("{e:#}")
