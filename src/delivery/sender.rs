@@ -16,6 +16,7 @@ use crate::log;
 use crate::render::alert::{self, AlertKind};
 use crate::render::summary::{self, Report};
 use crate::store::State;
+use crate::store::journal;
 use crate::store::outbox::{self, Next};
 use anyhow::Context;
 use std::path::PathBuf;
@@ -40,6 +41,8 @@ const ALERTMANAGER_REFRESH: Duration = Duration::from_secs(60);
 pub struct Settings {
     /// Where the state (and so the outbox) is.
     pub state_dir: PathBuf,
+    /// The delivery journal's files (see [`crate::store::journal::files`]).
+    pub journal: Vec<PathBuf>,
     /// The channels alerts go to (the console where none is configured).
     pub channels: Vec<ChannelConfig>,
     pub alerts: AlertsConfig,
@@ -102,6 +105,7 @@ impl Sender {
         let wake_summary = wake.clone();
         let (stop, stop_rx) = watch::channel(false);
         let state_dir = cfg.state_dir.clone();
+        let journal_files = cfg.journal.clone();
         let channels = cfg.channels.clone();
         let alerts = cfg.alerts.clone();
         let wake_rx = wake.subscribe();
@@ -176,6 +180,7 @@ impl Sender {
                             wake_rx.clone(),
                             stop_rx.clone(),
                             tally.clone(),
+                            journal_files.clone(),
                         )));
                     }
                     for t in tasks {
@@ -260,6 +265,7 @@ async fn send_from_memory(
     alerts: &AlertsConfig,
     memory: &outbox::MemoryQueue,
     tally: &Mutex<Tally>,
+    journal_dirs: &[PathBuf],
     mut m: outbox::MemoryMessage,
 ) {
     let name = &cfg.name;
@@ -272,6 +278,20 @@ async fn send_from_memory(
     let now = now_ms();
     match ch.send(&v, &thread).await {
         Ok(()) => {
+            if !journal::append(
+                journal_dirs,
+                now,
+                name,
+                m.kind.as_str(),
+                &thread.message_id,
+                &m.keys,
+            ) {
+                log!(
+                    Warn,
+                    "the delivery journal cannot be written",
+                    channel = name
+                );
+            }
             log!(
                 Info,
                 "alert sent from memory",
@@ -328,8 +348,10 @@ async fn channel_loop(
     mut wake: watch::Receiver<u64>,
     mut stop: watch::Receiver<bool>,
     tally: Arc<Mutex<Tally>>,
+    journal_files: Vec<PathBuf>,
 ) {
     let name = cfg.name.clone();
+    let journal_dirs = journal_files.clone();
     bump(&tally, &name, 0, 0, outbox::depth(db.conn()).ok());
     let mut channel: Option<Channel> = None;
     let mut build_error: Option<String> = None;
@@ -365,7 +387,8 @@ async fn channel_loop(
                     Ok(m) => {
                         if build(&mut channel, &mut build_error, &cfg, &alerts) {
                             let ch = channel.as_ref().expect("built");
-                            send_from_memory(ch, &cfg, &alerts, &memory, &tally, m).await;
+                            send_from_memory(ch, &cfg, &alerts, &memory, &tally, &journal_dirs, m)
+                                .await;
                             continue;
                         }
                         memory
@@ -481,6 +504,16 @@ async fn channel_loop(
                     incidents = ids.len(),
                     attempt = attempts + 1
                 );
+                let keys: Vec<String> = rows.iter().map(|r| r.incident.clone()).collect();
+                if kind != AlertKind::Summary
+                    && !journal::append(&journal_dirs, now, &name, kind.as_str(), &id, &keys)
+                {
+                    log!(
+                        Warn,
+                        "the delivery journal cannot be written",
+                        channel = name
+                    );
+                }
                 outbox::sent(db.conn(), &ids, &id, now)
             }
             Err(SendError::Transient { error, retry_after }) if retrying => {

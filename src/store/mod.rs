@@ -5,6 +5,7 @@
 //! committed.
 
 pub mod history;
+pub mod journal;
 pub mod outbox;
 
 use crate::engine::event::Cause;
@@ -452,6 +453,24 @@ impl State {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Checks the file on disk for damage with a connection of its own (this one's page cache
+    /// would hide damage done under it): `None` when whole, else what SQLite found.
+    pub fn damage(&self) -> Option<String> {
+        let conn = match Connection::open_with_flags(
+            &self.path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        ) {
+            Ok(c) => c,
+            Err(e) => return Some(e.to_string()),
+        };
+        let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
+        match conn.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)) {
+            Ok(s) if s == "ok" => None,
+            Ok(s) => Some(s),
+            Err(e) => Some(e.to_string()),
+        }
     }
 
     /// A state that lives in memory only (`scan --summary`).

@@ -142,6 +142,8 @@ pub struct Alerting<'a> {
     /// Wall-clock time (Unix ms): when messages are created, and what silences are checked
     /// against.
     pub now_ms: i64,
+    /// What the delivery journal says was delivered already (a state lost since).
+    pub delivered: &'a super::journal::Delivered,
 }
 
 /// The silence or maintenance window covering an incident now, if any.
@@ -265,7 +267,18 @@ pub fn record(tx: &Transaction<'_>, a: &Alerting<'_>, notices: &[Notice]) -> any
         for (channel, lang) in a.channels {
             let item = alert::item(inc, a.kb, *lang, a.host, a.sources);
             let item = serde_json::to_string(&item)?;
-            if let Some(made) = n.delivered {
+            let journaled =
+                a.delivered
+                    .get(&(channel.clone(), n.kind.as_str().to_string(), key.clone()));
+            if let Some(id) = journaled.filter(|_| n.delivered.is_none()) {
+                // Delivered before this state knew of it (the state was damaged or replaced):
+                // history under the id it went out with, not a message to send again.
+                tx.prepare_cached(
+                    "INSERT INTO outbox (channel, incident, kind, item, created, state, attempts, next_try, last_error, message_id, done)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'sent', 1, ?5, 'delivered before the state was lost (delivery journal)', ?6, ?5)",
+                )?
+                .execute(params![channel, key, n.kind.as_str(), item, a.now_ms, id])?;
+            } else if let Some(made) = n.delivered {
                 // Sent from memory while the state could not be written: history, not a
                 // message to send (its id lets a later message refer to it).
                 tx.prepare_cached(

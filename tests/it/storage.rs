@@ -90,11 +90,29 @@ fn a_state_file_with_damaged_pages_is_moved_aside_at_the_next_start() {
         "{seen:#?}"
     );
     assert_eq!(moved_aside(dir.path()).len(), 1);
-    // The fresh state reads the log again from the beginning (start_at = "beginning"): the
-    // incident is found and alerted again, since the state that knew of it is gone.
+    // The fresh state reads the log again from the beginning (start_at = "beginning") and
+    // finds the incident again; the delivery journal beside the state says its alert went out,
+    // so it is recorded as sent under that id, not announced again (regression: it was). The
+    // resolved note, never sent, follows.
     let _still_reading = rx;
-    let got = hook.wait_for_ok(2, Duration::from_secs(10));
-    assert_eq!(got[1].json()["kind"], "opened");
+    let got = hook.wait_for_ok(2, Duration::from_secs(15));
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|r| r.json()["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["opened", "resolved"], "{got:#?}");
+    let first_id = got[0].header("x-gatewatch-delivery").unwrap().to_string();
+    let (state, id, why): (String, String, String) = db(dir.path())
+        .query_row(
+            "SELECT state, message_id, last_error FROM outbox WHERE kind = 'opened'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((state.as_str(), id.as_str()), ("sent", first_id.as_str()));
+    assert!(why.contains("delivery journal"), "{why}");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(hook.requests().len(), 2, "{:#?}", hook.requests());
     // The fresh state is whole.
     let check: String = db(dir.path())
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
@@ -443,4 +461,131 @@ fn a_small_state_disk_does_not_fill_with_the_write_ahead_log() {
         .query_row("SELECT SUM(count) FROM counters", [], |r| r.get(0))
         .unwrap();
     assert_eq!(lines, 12_000, "every line counted once");
+}
+
+/// Killed while the disk is full, right after an alert went out from memory: after the restart
+/// the lines are read again and the incident found again, but its alert is not sent a second
+/// time — the delivery journal (in the runtime folder, the state's disk being full) says it
+/// went out, under which id (regression: it was sent again under a new id).
+#[test]
+fn killed_with_the_disk_full_an_alert_sent_from_memory_is_not_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_fs) = Tmpfs::mount(&dir.path().join("state"), "4m", "full-disk kill test") else {
+        return;
+    };
+    let hook = Receiver::start(super::upstreams::free_port());
+    let cfg = hook_config(dir.path(), &hook);
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let env = [("RUNTIME_DIRECTORY", run.to_str().unwrap())];
+    let (mut d, rx, _) = start_seen(&cfg, &env);
+    let filler = dir.path().join("state/filler");
+    fill(&filler);
+    burst(dir.path(), "10.0.9.8:9000", 25);
+    wait_for(&rx, "alert sent from memory", Duration::from_secs(15));
+    let first = hook.wait_for_ok(1, Duration::from_secs(5));
+    assert_eq!(first[0].json()["kind"], "opened");
+    let _ = Command::new("kill")
+        .args(["-KILL", &d.0.id().to_string()])
+        .status();
+    d.0.wait().unwrap();
+    std::fs::remove_file(&filler).unwrap();
+    let (_d, rx, _) = start_seen(&cfg, &env);
+    let _still_reading = rx;
+    hook.wait_for_ok(2, Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(1000));
+    let got: Vec<String> = hook
+        .requests()
+        .iter()
+        .filter(|r| r.status < 300)
+        .map(|r| r.json()["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, ["opened", "resolved"], "{got:?}");
+    let id = first[0].header("x-gatewatch-delivery").unwrap().to_string();
+    let (state, recorded): (String, String) = db(dir.path())
+        .query_row(
+            "SELECT state, message_id FROM outbox WHERE kind = 'opened'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((state.as_str(), recorded.as_str()), ("sent", id.as_str()));
+}
+
+/// The state file damaged while gatewatch runs: found within `[state] check_every` and said on
+/// `/health` (regression: unnoticed until the next start).
+#[test]
+fn damage_to_the_state_while_running_is_said_on_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start(super::upstreams::free_port());
+    let cfg = hook_config(dir.path(), &hook);
+    let http = super::upstreams::free_port();
+    let text = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "[state]\n",
+        "[state]\ncheck_every = \"1s\"\n",
+        1,
+    );
+    assert!(text.contains("check_every"), "{text}");
+    std::fs::write(&cfg, format!("{text}\n[http]\nlisten = \"{http}\"\n")).unwrap();
+    let (mut d, rx, _) = start_seen(&cfg, &[]);
+    burst(dir.path(), "10.0.9.7:9000", 25);
+    wait_for(&rx, "incident opened", Duration::from_secs(10));
+    hook.wait_for_ok(1, Duration::from_secs(10));
+    assert_eq!(super::daemon::http_get(http, "/health").0, 200);
+    // Enough lines that the write-ahead log is copied back into the file (past 1 MiB).
+    let path = dir.path().join("state/gatewatch.db");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut round = 0u32;
+    while std::fs::metadata(&path).unwrap().len() < 64 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the state file stays small"
+        );
+        let text: String = (0..500)
+            .map(|i| {
+                super::daemon::access_line(
+                    i,
+                    200,
+                    &format!("10.{}.{}.{}:80", round % 200, i / 250, i % 250),
+                    "0.001",
+                )
+            })
+            .collect();
+        super::daemon::append(&dir.path().join("logs/access.log"), &text);
+        round += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Every line read and the incident over (its resolved note sent): nothing left to commit.
+    hook.wait_for_ok(2, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(2000));
+    // Something writes into the file: every page but the first.
+    let len = std::fs::metadata(&path).unwrap().len() as usize;
+    assert!(len >= 4 * 4096, "{len} bytes");
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.seek(SeekFrom::Start(4096)).unwrap();
+        let noise: Vec<u8> = (0..len - 4096)
+            .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1])
+            .collect();
+        f.write_all(&noise).unwrap();
+        f.sync_all().unwrap();
+    }
+    // Nothing is written any more, so no commit finds the damage: the check must.
+    let seen = wait_for(
+        &rx,
+        "the state file is damaged; restart gatewatch",
+        Duration::from_secs(10),
+    );
+    assert!(
+        !seen.iter().any(|l| l.contains("cannot save the state")),
+        "{seen:#?}"
+    );
+    let (code, body) = super::daemon::http_get(http, "/health");
+    assert_eq!(code, 503, "{body} {seen:#?}");
+    assert!(body.contains("the state file is damaged"), "{body}");
+    let _ = Command::new("kill")
+        .args(["-KILL", &d.0.id().to_string()])
+        .status();
+    d.0.wait().unwrap();
 }

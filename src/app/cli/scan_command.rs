@@ -212,6 +212,7 @@ pub(super) fn scan_summary<W: Write>(
         maintenance: &[],
         open: &[],
         now_ms: now,
+        delivered: &Default::default(),
     };
     let mut counters = sink.counters.take().unwrap_or_default();
     state.commit(

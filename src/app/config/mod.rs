@@ -34,6 +34,8 @@ pub struct Config {
     pub file: Option<PathBuf>,
     pub sources: Vec<SourceConfig>,
     pub state_dir: PathBuf,
+    /// How often the state file is checked for damage while running.
+    pub state_check: Duration,
     pub http_listen: Option<SocketAddr>,
     pub channels: Vec<ChannelConfig>,
     pub detect: DetectConfig,
@@ -62,6 +64,7 @@ impl Config {
     pub fn delivery(&self) -> Settings {
         Settings {
             state_dir: self.state_dir.clone(),
+            journal: crate::store::journal::files(&self.state_dir, None),
             channels: self.alert_channels(),
             alerts: self.alerts.clone(),
             summary: self.summary.clone(),
@@ -84,6 +87,7 @@ impl Default for Config {
             file: None,
             sources: Vec::new(),
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+            state_check: Duration::from_secs(600),
             http_listen: None,
             channels: Vec::new(),
             detect: DetectConfig::default(),

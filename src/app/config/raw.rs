@@ -74,7 +74,9 @@ pub(super) struct RawSource {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawState {
-    pub(super) dir: String,
+    pub(super) dir: Option<String>,
+    /// How often the state file is checked for damage while running.
+    pub(super) check_every: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -11,7 +11,17 @@ pub(super) fn state_and_http(
     cfg: &mut Config,
 ) {
     if let Some(state) = state {
-        cfg.state_dir = PathBuf::from(state.dir);
+        if let Some(d) = state.dir {
+            cfg.state_dir = PathBuf::from(d);
+        }
+        if let Some(v) = &state.check_every
+            && let Some(d) = duration(p, v, "state.check_every")
+        {
+            if d < Duration::from_secs(1) {
+                p.at(v.span().start, "state.check_every must be at least 1s");
+            }
+            cfg.state_check = d;
+        }
     }
     if let Some(http) = http {
         match http.listen.get_ref().parse::<SocketAddr>() {

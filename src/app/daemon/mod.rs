@@ -76,6 +76,8 @@ struct Outputs {
     /// Incidents opened while the state could not be written (key → silenced), until their
     /// rows are written.
     silenced_in_memory: std::collections::HashMap<String, bool>,
+    /// What the delivery journal says was delivered (read at start).
+    delivered: crate::store::journal::Delivered,
 }
 
 impl Outputs {
@@ -105,6 +107,7 @@ fn alerting<'a>(
         maintenance: &out.maintenance,
         open,
         now_ms: now_ms(),
+        delivered: &out.delivered,
     }
 }
 
@@ -205,6 +208,11 @@ struct Reader {
     error: Option<String>,
     /// When the state last failed to be written and when that was last logged.
     failing_since: Option<(Instant, Instant)>,
+    /// How often the state file is checked for damage; when it was last, and what was found
+    /// (with when that was last logged).
+    check_every: Duration,
+    checked: Instant,
+    damaged: Option<(String, Instant)>,
     /// The sender thread, restarted with the channels of a new configuration.
     sender: Option<crate::delivery::sender::Sender>,
     /// How many sources have their format recorded in the state.
@@ -222,6 +230,12 @@ impl Reader {
         fallback: Option<&Path>,
     ) -> anyhow::Result<Reader> {
         let (state, first_run, fallback) = open_state(&cfg.state_dir, fallback)?;
+        // The delivery journal: beside the state in use, the configured one, and in the
+        // runtime folder.
+        let delivered = crate::store::journal::load(
+            &crate::store::journal::files(&cfg.state_dir, state.path().parent()),
+            now_ms() - crate::store::outbox::KEEP_MS,
+        );
         let mut plans = Vec::new();
         let mut alb_dirs: Vec<(String, AlbLocation, bool)> = Vec::new();
         let mut syslog_listens: Vec<(String, crate::engine::time::Zone)> = Vec::new();
@@ -360,6 +374,7 @@ impl Reader {
                 sender: None,
                 memory: Default::default(),
                 silenced_in_memory: Default::default(),
+                delivered,
             },
             watched_dirs: Vec::new(),
             status: Arc::new(std::sync::Mutex::new(Status {
@@ -368,6 +383,9 @@ impl Reader {
             })),
             error: None,
             failing_since: None,
+            check_every: cfg.state_check,
+            checked: Instant::now(),
+            damaged: None,
             sender: None,
             registered: 0,
             fallback: fallback.map(|f| (f, Instant::now())),
@@ -478,7 +496,7 @@ impl Daemon {
         // The sender starts once what the logs already hold is read (and its alerts are in the
         // outbox): a summary due now covers the lines written while gatewatch was down.
         reader.sender = Some(crate::delivery::sender::Sender::start(
-            &reader.sender_config(cfg).delivery(),
+            &reader.sender_config(cfg),
             reader.out.kb.clone(),
             reader.delivery(),
             waker,

@@ -39,6 +39,7 @@ impl Reader {
             self.tick();
             self.remind(now_ms());
             self.remind_fallback();
+            self.check_state();
             // Incidents closed by the clock, and reminders, are written now, not with the next
             // lines (there may be none for a long time).
             let result = match result {
@@ -88,6 +89,32 @@ impl Reader {
                     ),
                 }
                 return Ok(());
+            }
+        }
+    }
+
+    /// Looks for damage to the state file every `[state] check_every` (a disk error, something
+    /// writing into it): said on `/health` and logged once a minute until a restart moves the
+    /// file aside.
+    fn check_state(&mut self) {
+        if self.checked.elapsed() < self.check_every {
+            return;
+        }
+        self.checked = Instant::now();
+        match (self.state.damage(), &mut self.damaged) {
+            (None, _) => self.damaged = None,
+            (Some(what), Some((_, said))) if said.elapsed() < FAULT_LOG_EVERY => {
+                let said = *said;
+                self.damaged = Some((what, said));
+            }
+            (Some(what), _) => {
+                log!(
+                    Error,
+                    "the state file is damaged; restart gatewatch to move it aside and begin a fresh one",
+                    state = self.state.path().display(),
+                    found = what
+                );
+                self.damaged = Some((what, Instant::now()));
             }
         }
     }
@@ -241,7 +268,13 @@ impl Reader {
         if committed {
             st.commit_at = Some(now);
         }
-        st.error = self.error.clone();
+        st.error = self.error.clone().or_else(|| {
+            self.damaged.as_ref().map(|(what, _)| {
+                format!(
+                    "the state file is damaged ({what}); restart gatewatch: it moves the file aside and begins a fresh one (the delivery journal keeps what was sent from being sent again)"
+                )
+            })
+        });
         st.degraded = self.fallback.as_ref().map(|(f, _)| {
             format!(
                 "the state folder cannot be written; running on a fallback state in {} that a restart with a writable state folder takes back",
@@ -303,7 +336,7 @@ impl Reader {
                 drop(self.sender.take());
                 if let Some(waker) = &r.out.sender {
                     match crate::delivery::sender::Sender::start(
-                        &r.sender_config(cfg).delivery(),
+                        &r.sender_config(cfg),
                         r.out.kb.clone(),
                         r.delivery(),
                         waker.clone(),

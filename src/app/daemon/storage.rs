@@ -212,12 +212,13 @@ impl Reader {
     }
 
     /// The config the sender works with: the state folder actually in use.
-    pub(super) fn sender_config(&self, cfg: &Config) -> Config {
-        let mut c = cfg.clone();
+    pub(super) fn sender_config(&self, cfg: &Config) -> crate::delivery::sender::Settings {
+        let mut s = cfg.delivery();
         if let Some((f, _)) = &self.fallback {
-            c.state_dir = f.clone();
+            s.state_dir = f.clone();
+            s.journal = crate::store::journal::files(&cfg.state_dir, Some(f));
         }
-        c
+        s
     }
 
     /// Says again, once a minute, that a fallback state is in use.
@@ -305,6 +306,14 @@ impl Reader {
                 group = Some((n.kind, stamp));
                 made.push((i, stamp));
                 for (channel, lang) in a.channels {
+                    // Delivered before this state knew of it: not again.
+                    if a.delivered.contains_key(&(
+                        channel.clone(),
+                        n.kind.as_str().to_string(),
+                        key.clone(),
+                    )) {
+                        continue;
+                    }
                     let item =
                         crate::render::alert::item(&n.incident, a.kb, *lang, a.host, a.sources);
                     match messages
