@@ -9,6 +9,7 @@ mod cli;
 mod daemon;
 mod delivery;
 mod delivery_faults;
+mod delivery_model;
 mod detect;
 mod e2e;
 mod errors;

@@ -121,12 +121,12 @@ fn a_state_file_with_damaged_pages_is_moved_aside_at_the_next_start() {
 }
 
 /// A small tmpfs mounted for the test, unmounted however the test ends.
-struct Tmpfs(PathBuf);
+pub struct Tmpfs(PathBuf);
 
 impl Tmpfs {
     /// Mounts a tmpfs of `size` at `at` for `test`; `None` (after saying exactly what is
     /// missing: root, or a `mount` that may mount, and failing in CI) when it cannot.
-    fn mount(at: &Path, size: &str, test: &str) -> Option<Tmpfs> {
+    pub fn mount(at: &Path, size: &str, test: &str) -> Option<Tmpfs> {
         use std::os::unix::fs::MetadataExt;
         let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
         if !root {
@@ -166,7 +166,7 @@ impl Drop for Tmpfs {
 }
 
 /// Fills a file system: writes until it is full.
-fn fill(path: &Path) {
+pub fn fill(path: &Path) {
     use std::io::Write;
     let mut f = std::fs::File::create(path).unwrap();
     let block = vec![0x55u8; 64 * 1024];
