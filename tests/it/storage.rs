@@ -589,3 +589,32 @@ fn damage_to_the_state_while_running_is_said_on_health() {
         .status();
     d.0.wait().unwrap();
 }
+
+/// SIGTERM while the state's disk is full: gatewatch stops at once and cleanly, saying that
+/// the lines since the last save will be read again (regression: it exited with "database or
+/// disk is full").
+#[test]
+fn stopped_with_the_disk_full_it_exits_cleanly_and_says_what_happens_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_fs) = Tmpfs::mount(&dir.path().join("state"), "4m", "full-disk stop test") else {
+        return;
+    };
+    let hook = Receiver::start(super::upstreams::free_port());
+    let cfg = hook_config(dir.path(), &hook);
+    let (mut d, rx, _) = start_seen(&cfg, &[]);
+    fill(&dir.path().join("state/filler"));
+    burst(dir.path(), "10.0.9.6:9000", 25);
+    wait_for(&rx, "cannot save the state", Duration::from_secs(15));
+    let kill = Command::new("kill")
+        .args(["-TERM", &d.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = d.0.wait().unwrap();
+    let log: Vec<String> = rx.iter().collect();
+    assert!(status.success(), "{status:?} {log:#?}");
+    assert!(
+        log.iter().any(|l| l.contains("stopped without saving")),
+        "{log:#?}"
+    );
+}

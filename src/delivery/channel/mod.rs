@@ -203,7 +203,7 @@ pub fn checked_url(t: &mut Table<'_>, key: &str, u: toml::Spanned<String>) -> Op
             u.span().start,
             format!(
                 "channel.{key}: {:?} is not an http:// or https:// address",
-                u.get_ref()
+                redact_url(u.get_ref())
             ),
         );
         None
@@ -283,6 +283,27 @@ pub fn host_name(cfg: &AlertsConfig) -> String {
 pub struct Thread {
     pub message_id: String,
     pub references: Vec<String>,
+}
+
+/// A URL as gatewatch shows it anywhere: its scheme, host and the start of its path, never
+/// the rest (webhook URLs hold tokens in their paths and queries).
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (format!("{s}://"), r),
+        None => (String::new(), url),
+    };
+    let (host, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    // user:password@host keeps the host only.
+    let host = host.rsplit('@').next().unwrap_or(host);
+    let hint: String = path.chars().take(6).collect();
+    if path.chars().count() > 6 {
+        format!("{scheme}{host}{hint}…")
+    } else {
+        format!("{scheme}{host}{hint}")
+    }
 }
 
 /// `s` cut to at most `max` characters, with `…` when cut.
@@ -571,4 +592,31 @@ pub fn check(
         ch.kind.check(&t, &v)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_tokens() {
+        for (url, shown) in [
+            (
+                "https://hooks.slack.com/services/T000/B000/XXXX",
+                "https://hooks.slack.com/servi…",
+            ),
+            (
+                "https://chat.googleapis.com/v1/spaces/A/messages?key=K&token=T",
+                "https://chat.googleapis.com/v1/sp…",
+            ),
+            ("https://user:pw@example.com/x", "https://example.com/x"),
+            (
+                "hooks.slack.com/services/T000/B000/XXXX",
+                "hooks.slack.com/servi…",
+            ),
+            ("http://127.0.0.1:9000/hook", "http://127.0.0.1:9000/hook"),
+        ] {
+            assert_eq!(redact_url(url), shown);
+        }
+    }
 }
