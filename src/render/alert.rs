@@ -424,21 +424,26 @@ fn slack_escape(s: String) -> String {
         .replace('>', "&gt;")
 }
 
+/// Text for HTML (also inside attribute values): `&`, `<`, `>`, `"`, `'` escaped.
+pub fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Knowledge-base text for HTML: escaped, with its `code spans` shown as `<code>` (the text
 /// is written with Markdown backticks; an unpaired backtick stays as it is).
 pub fn html_code_spans(s: &str) -> minijinja::Value {
-    fn escape(out: &mut String, s: &str) {
-        for c in s.chars() {
-            match c {
-                '&' => out.push_str("&amp;"),
-                '<' => out.push_str("&lt;"),
-                '>' => out.push_str("&gt;"),
-                '"' => out.push_str("&quot;"),
-                '\'' => out.push_str("&#39;"),
-                c => out.push(c),
-            }
-        }
-    }
+    let escape = |out: &mut String, s: &str| out.push_str(&html_escape(s));
     let mut out = String::with_capacity(s.len() + 32);
     let mut rest = s;
     while let Some(open) = rest.find('`') {

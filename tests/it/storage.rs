@@ -320,21 +320,7 @@ fn a_state_folder_gone_read_only_runs_on_a_fallback_copy_and_keeps_alerting() {
     let _still_reading = rx;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let kinds = loop {
-        let got: Vec<(String, String)> = hook
-            .requests()
-            .iter()
-            .filter(|r| r.status < 300)
-            .map(|r| {
-                let j = r.json();
-                (
-                    j["kind"].as_str().unwrap_or("").to_string(),
-                    j["incidents"][0]["upstream"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
-                )
-            })
-            .collect();
+        let got = delivered_kinds(&hook.requests());
         if got.len() >= 4 || std::time::Instant::now() > deadline {
             break got;
         }
@@ -387,8 +373,17 @@ fn a_state_folder_gone_read_only_runs_on_a_fallback_copy_and_keeps_alerting() {
     for (id, bodies) in &by_id {
         assert!(bodies.windows(2).all(|w| w[0] == w[1]), "{id}: {bodies:#?}");
     }
-    let kinds: Vec<(String, String)> = reqs
-        .iter()
+    let kinds = delivered_kinds(&reqs);
+    for u in ["10.0.9.1:9000", "10.0.9.2:9000", "10.0.9.3:9000"] {
+        assert_eq!(count_of(&kinds, "opened", u), 1, "{kinds:?}");
+    }
+    assert_eq!(reqs.len(), 6, "{kinds:?}");
+}
+
+/// (kind, first upstream) of every accepted request.
+fn delivered_kinds(reqs: &[super::receiver::Request]) -> Vec<(String, String)> {
+    reqs.iter()
+        .filter(|r| r.status < 300)
         .map(|r| {
             let j = r.json();
             (
@@ -399,11 +394,7 @@ fn a_state_folder_gone_read_only_runs_on_a_fallback_copy_and_keeps_alerting() {
                     .to_string(),
             )
         })
-        .collect();
-    for u in ["10.0.9.1:9000", "10.0.9.2:9000", "10.0.9.3:9000"] {
-        assert_eq!(count_of(&kinds, "opened", u), 1, "{kinds:?}");
-    }
-    assert_eq!(reqs.len(), 6, "{kinds:?}");
+        .collect()
 }
 
 fn count_of(kinds: &[(String, String)], k: &str, u: &str) -> usize {

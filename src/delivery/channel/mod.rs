@@ -12,6 +12,7 @@ pub mod ntfy;
 pub mod telegram;
 pub mod webhook;
 
+pub use crate::render::alert::html_escape;
 pub use email::SmtpTls;
 pub use webhook::WebhookFormat;
 
@@ -324,21 +325,6 @@ pub fn cut_bytes(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
-}
-
-/// Text for HTML: `&`, `<`, `>`, `"` escaped.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The characters a reader sees of simple HTML: tags left out, an entity counted once (how
