@@ -37,6 +37,9 @@ pub struct ScanOptions {
     /// With more than one, each file is read and parsed on a thread of its own while the
     /// scanning thread settles the lines in time order.
     pub threads: usize,
+    /// How many lines that did not parse each file's report keeps, with why (`scan
+    /// --unparsed`); the others are counted only.
+    pub keep_unparsed: usize,
 }
 
 impl Default for ScanOptions {
@@ -47,6 +50,7 @@ impl Default for ScanOptions {
             pipeline: PipelineConfig::default(),
             max_line: 64 * 1024,
             threads: 1,
+            keep_unparsed: 0,
         }
     }
 }
@@ -66,6 +70,11 @@ pub struct FileReport {
     pub too_long: u64,
     /// The first line that did not parse: its number and why.
     pub first_unparsed: Option<(u64, String)>,
+    /// Lines that did not parse, up to `ScanOptions::keep_unparsed`: number, why, the line (its
+    /// first 400 bytes, as they are: escape them to show them).
+    pub rejected: Vec<(u64, String, String)>,
+    /// How many `rejected` may hold.
+    pub keep: usize,
 }
 
 /// What a scan did.
@@ -137,6 +146,7 @@ impl Producer {
             report: FileReport {
                 name: name.to_string(),
                 gzip,
+                keep: opts.keep_unparsed,
                 ..FileReport::default()
             },
             last_time: None,
@@ -219,14 +229,14 @@ impl Producer {
                         ev,
                     }));
                 }
-                Err(e) => self.count_unparsed(e),
+                Err(e) => count_unparsed(&mut self.report, self.line_no, e, Some(bytes)),
             }
         }
         Ok(None)
     }
 
     fn count_unparsed(&mut self, why: Unparsed) {
-        count_unparsed(&mut self.report, self.line_no, why);
+        count_unparsed(&mut self.report, self.line_no, why, None);
     }
 
     /// On a thread of its own: reads the file into blocks of whole lines and parses them,
@@ -426,7 +436,8 @@ impl Reading {
                         }
                         Err(e) => {
                             let e = *e;
-                            count_unparsed(&mut self.report, self.line_no, e);
+                            let line = b.spans[self.next].map(|(s, end)| &b.bytes[s..end]);
+                            count_unparsed(&mut self.report, self.line_no, e, line);
                             self.next += 1;
                         }
                     }
@@ -466,13 +477,19 @@ impl Reading {
     }
 }
 
-fn count_unparsed(report: &mut FileReport, line_no: u64, why: Unparsed) {
+fn count_unparsed(report: &mut FileReport, line_no: u64, why: Unparsed, line: Option<&[u8]>) {
     report.unparsed += 1;
     if why == Unparsed::TooLong {
         report.too_long += 1;
     }
     if report.first_unparsed.is_none() {
         report.first_unparsed = Some((line_no, why.to_string()));
+    }
+    if report.rejected.len() < report.keep {
+        let text = line.map_or_else(String::new, |l| {
+            String::from_utf8_lossy(&l[..l.len().min(400)]).into_owned()
+        });
+        report.rejected.push((line_no, why.to_string(), text));
     }
 }
 

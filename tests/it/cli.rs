@@ -542,3 +542,49 @@ fn patterns_list_has_column_headers() {
         "{out}"
     );
 }
+
+/// `scan --unparsed` shows each line that did not parse, with its number and why (control
+/// characters escaped), the same whatever the threads; a format named with `--format` that
+/// fits no line is a failure, not an empty answer.
+#[test]
+fn scan_shows_rejected_lines_and_a_wrong_forced_format_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mixed.log");
+    std::fs::write(
+        &log,
+        "hello world\n10.0.0.1 - - [01/May/2024:12:00:00 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"x\"\n\u{1b}[31mgarbage\n",
+    )
+    .unwrap();
+    let l = log.to_str().unwrap();
+    for threads in ["1", "3"] {
+        let o = run(&[
+            "scan",
+            "--timezone",
+            "UTC",
+            "--unparsed",
+            "--threads",
+            threads,
+            l,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!(
+                "{l}:1: the line does not have the shape of the format: hello world"
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("{l}:3: ")) && err.contains("\\x1b[31mgarbage"),
+            "{err}"
+        );
+        assert!(!err.contains(&format!("{l}:2: ")), "{err}");
+    }
+    let o = run(&["scan", "--timezone", "UTC", "--format", "haproxy", l]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no line parsed as haproxy"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -215,6 +215,10 @@ struct ScanArgs {
     /// Print one line per parsed log line instead of the incidents.
     #[arg(long)]
     events: bool,
+    /// Also print, on standard error, the lines that did not parse (`file:line: why: line`;
+    /// the first 1,000 of each file).
+    #[arg(long)]
+    unparsed: bool,
     /// Print JSON (one object per line).
     #[arg(long)]
     json: bool,

@@ -107,6 +107,7 @@ pub(super) fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
             None if std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2) => 3,
             None => 1,
         },
+        keep_unparsed: if args.unparsed { 1000 } else { 0 },
         ..ScanOptions::default()
     };
     let stdout = io::stdout().lock();
@@ -166,6 +167,21 @@ pub(super) fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     if report.files.iter().all(|f| f.format.is_none()) {
         eprintln!(
             "gatewatch: no file was recognised as nginx, HAProxy or ALB logs; name the format with --format (and --log-format for a custom nginx access log)"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    // A format named on the command line that fits no line is a wrong answer, not an empty one.
+    if let Some(format) = &args.format
+        && report.files.iter().all(|f| f.parsed == 0)
+        && report.files.iter().any(|f| f.lines > 0)
+    {
+        eprintln!(
+            "gatewatch: no line parsed as {format}; leave --format out to have the format recognised{}",
+            if args.log_format.is_none() && format == "nginx_access" {
+                ", or give the log_format with --log-format"
+            } else {
+                ""
+            }
         );
         return Ok(ExitCode::FAILURE);
     }
@@ -258,6 +274,14 @@ pub(super) fn print_summary(report: &ScanReport, incidents: usize) {
             line.push_str(&format!("; first unparsed: line {n}: {why}"));
         }
         let _ = writeln!(err, "{line}");
+        for (n, why, text) in &f.rejected {
+            let _ = writeln!(
+                err,
+                "{}:{n}: {why}: {}",
+                f.name,
+                crate::render::report::printable(text)
+            );
+        }
     }
     let causes: Vec<String> = crate::engine::event::Cause::ALL
         .iter()
