@@ -68,11 +68,6 @@ impl<'a> Table<'a> {
         self.errors.push(e);
     }
 
-    /// Where the table starts (a byte offset of the file).
-    pub fn start(&self) -> usize {
-        self.at
-    }
-
     /// A problem with a key's value, at its line: `table.key: message`.
     pub fn error_at(&mut self, key: &str, value: &Spanned<Value>, message: impl std::fmt::Display) {
         let e = FileError::at(

@@ -13,10 +13,7 @@ const ORIGIN: &str = "origin";
 /// Where a fallback state lives: `$RUNTIME_DIRECTORY` (systemd's, kept across restarts of the
 /// service, not across reboots) or the temporary folder.
 fn fallback_folder() -> PathBuf {
-    std::env::var_os("RUNTIME_DIRECTORY")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir)
-        .join("gatewatch-fallback-state")
+    crate::store::journal::runtime_dir().join("gatewatch-fallback-state")
 }
 
 /// The fallback folder's origin: (the state folder, began as a copy).
