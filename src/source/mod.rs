@@ -3,7 +3,9 @@
 //! logs found on a machine without a config ([`discover`]). These modules own the file and
 //! socket IO; what they read goes into the [`crate::engine`] unchanged.
 
+pub mod alb;
 pub mod discover;
+pub mod file;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod scan;
@@ -61,4 +63,163 @@ impl SourceKind {
             _ => false,
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The reader's view of a source.
+
+/// Where a source stands, saved by the store in the transaction that saves the counts of the
+/// lines read up to it, and handed back when the source is opened again. The store does not
+/// look inside: `kind` and `version` say who wrote `data` and how, so a source can read what an
+/// older gatewatch saved (and refuse, with a message, what a newer one did).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub kind: String,
+    pub version: u32,
+    pub data: Vec<u8>,
+}
+
+/// An item a source read whole (an ALB object), recorded in the store's ledger with the commit
+/// that saves the counts of its lines: read once, or (after a crash) not yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Done {
+    pub item: String,
+    pub size: u64,
+    /// Lines read; -1: there before the first run, not read.
+    pub lines: i64,
+}
+
+/// What the store knows of the items a source finished (implemented by the store).
+pub trait Ledger {
+    fn is_done(&self, source: &str, item: &str) -> anyhow::Result<bool>;
+    /// The last item finished more than an hour ago: a listing in key order may start after it
+    /// (items can arrive late, so the last hour is listed again).
+    fn resume_after(&self, source: &str) -> anyhow::Result<Option<String>>;
+}
+
+/// A ledger that knows nothing (tests, and sources read without a state).
+pub struct NoLedger;
+
+impl Ledger for NoLedger {
+    fn is_done(&self, _: &str, _: &str) -> anyhow::Result<bool> {
+        Ok(false)
+    }
+    fn resume_after(&self, _: &str) -> anyhow::Result<Option<String>> {
+        Ok(None)
+    }
+}
+
+/// Takes each line that parsed, in order: its number in its file, the line, its event.
+pub type Emit<'a> = dyn FnMut(u64, &[u8], crate::engine::event::Event) + 'a;
+
+/// What one call of [`Source::read`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Round {
+    /// Lines read (parsed or not).
+    pub lines: u64,
+    /// More is already waiting: read again before sleeping.
+    pub more: bool,
+}
+
+/// Which event clock a source's lines move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clock {
+    /// The shared one: lines arrive as they are written (files, datagrams), and an nginx access
+    /// log joins its error log.
+    Shared,
+    /// A pipeline and clock of the source's own, which move only with its lines — unless none
+    /// have come for `quiet`, when incidents may close on the wall clock (ALB objects arrive
+    /// five minutes late).
+    Own { quiet: std::time::Duration },
+}
+
+/// What the status page and `/metrics` show of a source.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceStatus {
+    pub format: String,
+    pub lines: u64,
+    pub unparsed: u64,
+    pub too_long: u64,
+    pub lag_bytes: u64,
+}
+
+/// One input: a followed file, a folder or bucket of ALB objects, a syslog listener. It reads,
+/// parses (it knows its format) and says where it stands; the reader counts the lines, feeds
+/// them to the pipeline and commits what every source says in one transaction.
+pub trait Source: Send {
+    /// Its name in counters, alerts and the status: the path, the folder, the address.
+    fn name(&self) -> &str;
+    fn format(&self) -> Format;
+    /// Reads what is new — about a megabyte, or one batch — handing every line that parsed to
+    /// `emit` in order.
+    fn read(&mut self, ledger: &dyn Ledger, emit: &mut Emit<'_>) -> anyhow::Result<Round>;
+    /// Where reading stands now (`None`: nothing to save, e.g. datagrams are received once).
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        None
+    }
+    /// Items finished since the last commit, for the ledger.
+    fn done(&self) -> &[Done] {
+        &[]
+    }
+    /// The checkpoint and the finished items are in the state.
+    fn committed(&mut self) {}
+    fn clock(&self) -> Clock {
+        Clock::Shared
+    }
+    fn status(&self) -> SourceStatus;
+    /// A reload kept the source (its plan [`Plan::keeps`] the new config): takes the new
+    /// config's settings that need no reopening (a listener's time zone).
+    fn reconfigure(&mut self, cfg: &SourceConfig) {
+        let _ = cfg;
+    }
+}
+
+/// What the sources of one `[[source]]` need to open.
+#[derive(Clone)]
+pub struct Context {
+    /// The state was created by this run: `start_at = "end"` applies.
+    pub first_run: bool,
+    /// A folder for downloads (S3 objects), beside the state.
+    pub scratch: std::path::PathBuf,
+    /// Wakes the reader (a listener received lines).
+    pub wake: std::sync::Arc<dyn Fn() + Send + Sync>,
+}
+
+/// What a `[[source]]` becomes: it opens the sources it names (a glob names more files as they
+/// appear), and keeps its listeners across a reload that leaves it as it was.
+pub trait Plan: Send {
+    /// The sources it names that it has not opened yet. `saved` gives the checkpoint the state
+    /// holds for a name.
+    fn open(
+        &mut self,
+        saved: &dyn Fn(&str) -> anyhow::Result<Option<Checkpoint>>,
+    ) -> anyhow::Result<Vec<Box<dyn Source>>>;
+    /// Folders whose changes should wake the reader.
+    fn folders(&self) -> Vec<std::path::PathBuf> {
+        Vec::new()
+    }
+    /// Whether a reload to `cfg` may keep this plan and its sources (a listener keeps its
+    /// socket and counters; see [`Source::reconfigure`]).
+    fn keeps(&self, cfg: &SourceConfig) -> bool {
+        let _ = cfg;
+        false
+    }
+}
+
+/// The plan of a configured source: the one place that knows every kind of source.
+pub fn plan(cfg: &SourceConfig, ctx: &Context) -> anyhow::Result<Box<dyn Plan>> {
+    Ok(match &cfg.kind {
+        SourceKind::Log {
+            path,
+            format: Format::Alb,
+        } => Box::new(alb::AlbPlan::new(path, cfg, ctx)?),
+        SourceKind::Log { .. } => Box::new(file::FilePlan::new(cfg, ctx)),
+        SourceKind::Syslog { .. } => Box::new(syslog::SyslogPlan::new(cfg, ctx)?),
+    })
+}
+
+/// Whether the sources of a config are followed files (read after the others, so the others
+/// keep the first source numbers, which incidents saved before a restart refer to).
+pub fn is_file(cfg: &SourceConfig) -> bool {
+    matches!(&cfg.kind, SourceKind::Log { format, .. } if *format != Format::Alb)
 }

@@ -592,8 +592,9 @@ pub fn scan(
         inputs.push(Input::new(p, threads)?);
     }
     let mut pipeline = Pipeline::new(kb, cfg);
-    let sources: Vec<u16> = (0..inputs.len() as u16).collect();
-    merge(&mut inputs, &sources, &mut pipeline, sink)?;
+    merge(&mut inputs, |i, line_no, line, ev| {
+        pipeline.push(i as u16, line_no, line, ev, sink)
+    })?;
     pipeline.finish(sink);
     Ok(ScanReport {
         files: inputs.into_iter().map(Input::into_report).collect(),
@@ -603,28 +604,26 @@ pub fn scan(
     })
 }
 
-/// Reads files together, in the time order of their lines, into an existing pipeline (the
-/// daemon's, for ALB objects); the lines of file `k` count for source `sources[k]`.
-pub fn merge_into(
+/// Reads files together, in the time order of their lines, handing every line that parsed to
+/// `emit` (the daemon's ALB objects).
+pub fn read_merged(
     names: &[String],
-    sources: &[u16],
     opts: &ScanOptions,
-    pipeline: &mut Pipeline,
-    sink: &mut impl Sink,
+    emit: &mut super::Emit<'_>,
 ) -> anyhow::Result<Vec<FileReport>> {
     let mut inputs = Vec::with_capacity(names.len());
     for name in names {
         inputs.push(Input::new(Producer::open(name, opts)?, 1)?);
     }
-    merge(&mut inputs, sources, pipeline, sink)?;
+    merge(&mut inputs, |_, line_no, line, ev| emit(line_no, line, ev))?;
     Ok(inputs.into_iter().map(Input::into_report).collect())
 }
 
+/// Hands the lines of `inputs` to `emit` in time order (ties to the input named first), with
+/// the index of their input.
 fn merge(
     inputs: &mut [Input],
-    sources: &[u16],
-    pipeline: &mut Pipeline,
-    sink: &mut impl Sink,
+    mut emit: impl FnMut(usize, u64, &[u8], Event),
 ) -> anyhow::Result<()> {
     for input in inputs.iter_mut() {
         input.advance()?;
@@ -632,7 +631,7 @@ fn merge(
     if let [input] = inputs {
         // One file: no merge, lines in the order read.
         while let Some((line_no, line, ev)) = input.head() {
-            pipeline.push(sources[0], line_no, line, *ev, sink);
+            emit(0, line_no, line, *ev);
             input.advance()?;
         }
         return Ok(());
@@ -650,7 +649,7 @@ fn merge(
         let Some((_, i)) = pick else { break };
         let input = &mut inputs[i];
         let (line_no, line, ev) = input.head().expect("picked input has a line");
-        pipeline.push(sources[i], line_no, line, *ev, sink);
+        emit(i, line_no, line, *ev);
         input.advance()?;
     }
     Ok(())

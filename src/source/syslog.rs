@@ -130,3 +130,156 @@ fn push_lines(datagram: &[u8], out: &mut Vec<Vec<u8>>) {
         }
     }
 }
+
+/// A syslog `[[source]]`: its socket is bound when the plan is made (a taken port is an error
+/// at start), and kept across reloads that leave the listener as it was.
+pub struct SyslogPlan {
+    listen: String,
+    source: Option<SyslogSource>,
+}
+
+impl SyslogPlan {
+    pub fn new(cfg: &super::SourceConfig, ctx: &super::Context) -> anyhow::Result<SyslogPlan> {
+        let listen = cfg.kind.input().to_string();
+        let socket = Socket::bind(&listen)?;
+        crate::log!(Info, "listening for syslog", listen = listen);
+        let counts = Arc::new(Counts::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = {
+            let (counts, stop, wake) = (counts.clone(), stop.clone(), ctx.wake.clone());
+            std::thread::Builder::new()
+                .name("gatewatch-syslog".into())
+                .spawn(move || {
+                    serve(socket, stop, counts, |lines| {
+                        let ok = tx.send(lines).is_ok();
+                        wake();
+                        ok
+                    })
+                })
+                .context("starting a syslog listener")?
+        };
+        Ok(SyslogPlan {
+            source: Some(SyslogSource {
+                listen: listen.clone(),
+                parser: parser(cfg),
+                lines: 0,
+                unparsed: 0,
+                counts,
+                rx,
+                stop,
+                thread: Some(thread),
+            }),
+            listen,
+        })
+    }
+}
+
+impl super::Plan for SyslogPlan {
+    fn open(
+        &mut self,
+        _: &dyn Fn(&str) -> anyhow::Result<Option<super::Checkpoint>>,
+    ) -> anyhow::Result<Vec<Box<dyn super::Source>>> {
+        Ok(self
+            .source
+            .take()
+            .map(|s| Box::new(s) as Box<dyn super::Source>)
+            .into_iter()
+            .collect())
+    }
+
+    fn keeps(&self, cfg: &super::SourceConfig) -> bool {
+        cfg.kind.same_input(&super::SourceKind::Syslog {
+            listen: self.listen.clone(),
+        })
+    }
+}
+
+/// The lines a listener received: parsed, counted and fed to the pipeline like lines read from
+/// a file (there is no position to save: a datagram is received once).
+pub struct SyslogSource {
+    listen: String,
+    parser: crate::engine::parse::Parser,
+    lines: u64,
+    unparsed: u64,
+    counts: Arc<Counts>,
+    rx: std::sync::mpsc::Receiver<Vec<Vec<u8>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The parser of a listener's lines (HAProxy's, after the syslog header).
+fn parser(cfg: &super::SourceConfig) -> crate::engine::parse::Parser {
+    crate::engine::parse::Parser::new(
+        crate::engine::event::Format::Haproxy,
+        &crate::engine::parse::ParserOptions {
+            zone: cfg.timezone.clone(),
+            year: chrono::Datelike::year(&chrono::Utc::now()),
+            log_format: None,
+        },
+        &[],
+    )
+}
+
+/// Lines taken from the listener per read at most (the rest are taken in the next).
+const TAKE: usize = 8192;
+
+impl super::Source for SyslogSource {
+    fn name(&self) -> &str {
+        &self.listen
+    }
+
+    fn format(&self) -> crate::engine::event::Format {
+        crate::engine::event::Format::Haproxy
+    }
+
+    fn read(
+        &mut self,
+        _: &dyn super::Ledger,
+        emit: &mut super::Emit<'_>,
+    ) -> anyhow::Result<super::Round> {
+        let mut round = super::Round::default();
+        while round.lines < TAKE as u64 {
+            let Ok(batch) = self.rx.try_recv() else {
+                return Ok(round);
+            };
+            self.counts.queued.fetch_sub(batch.len(), Ordering::Relaxed);
+            for line in batch {
+                self.lines += 1;
+                round.lines += 1;
+                match self.parser.parse(&line) {
+                    Ok(ev) => emit(self.lines, &line, ev),
+                    Err(_) => self.unparsed += 1,
+                }
+            }
+        }
+        round.more = self.counts.queued.load(Ordering::Relaxed) > 0;
+        Ok(round)
+    }
+
+    fn status(&self) -> super::SourceStatus {
+        super::SourceStatus {
+            format: format!(
+                "syslog listener ({} dropped)",
+                self.counts.dropped.load(Ordering::Relaxed)
+            ),
+            lines: self.lines,
+            unparsed: self.unparsed,
+            too_long: 0,
+            lag_bytes: 0,
+        }
+    }
+
+    fn reconfigure(&mut self, cfg: &super::SourceConfig) {
+        self.parser = parser(cfg);
+    }
+}
+
+impl Drop for SyslogSource {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! The daemon's state: one SQLite file (`gatewatch.db` in the state directory) that a user can
-//! open with `sqlite3`. It holds where reading stopped in every file and the counters the lines
-//! added; both are written in one transaction, so after a crash or `kill -9` every line counts
-//! exactly once: lines read after the last commit are read again, and their counts were never
+//! open with `sqlite3`. It holds where reading stands in every source (an opaque, versioned
+//! checkpoint each, and the ledger of items read whole) and the counters the lines added; they
+//! are written in one transaction, so after a crash or `kill -9` every line counts exactly
+//! once: lines read after the last commit are read again, and their counts were never
 //! committed.
 
 pub mod history;
@@ -9,7 +10,7 @@ pub mod journal;
 pub mod outbox;
 
 use crate::engine::event::Cause;
-use crate::source::tail::{Checkpoint, FileId, Fingerprint, Role};
+use crate::source::{Checkpoint, Done};
 use anyhow::Context;
 use outbox::{Alerting, Notice};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -41,19 +42,83 @@ pub const FILE_NAME: &str = "gatewatch.db";
 /// table as it was): (table, column, its declaration).
 const ADDED_COLUMNS: [(&str, &str, &str); 1] = [("checkpoints", "size", "INTEGER")];
 
-/// Brings the tables of an older state file up to this schema.
-fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+fn has_table(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+        .exists(params![table])
+}
+
+/// Brings the tables of an older state file up to this schema, in one transaction.
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
     for (table, column, decl) in ADDED_COLUMNS {
-        let has = conn
+        if !has_table(&tx, table)? {
+            continue;
+        }
+        let has = tx
             .prepare(&format!(
                 "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
             ))?
             .exists(params![column])?;
         if !has {
-            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+            tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
         }
     }
-    Ok(())
+    // Schema 4 and before: a row per followed file in `checkpoints` becomes the file source's
+    // checkpoint; `alb_objects` becomes the ledger.
+    if has_table(&tx, "checkpoints")? {
+        let mut files: std::collections::BTreeMap<String, Vec<crate::source::tail::Checkpoint>> =
+            Default::default();
+        {
+            use crate::source::tail::{Checkpoint as Tail, FileId, Fingerprint, Role};
+            let mut stmt = tx.prepare(
+                "SELECT path, role, dev, ino, fp_len, fp_hash, offset, size FROM checkpoints ORDER BY path, role",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(Tail {
+                    path: PathBuf::from(r.get::<_, String>(0)?),
+                    role: if r.get::<_, String>(1)? == "current" {
+                        Role::Current
+                    } else {
+                        Role::Draining
+                    },
+                    id: FileId {
+                        dev: r.get::<_, i64>(2)? as u64,
+                        ino: r.get::<_, i64>(3)? as u64,
+                    },
+                    fingerprint: Fingerprint {
+                        len: r.get::<_, i64>(4)? as u32,
+                        hash: r.get::<_, i64>(5)? as u64,
+                    },
+                    offset: r.get::<_, i64>(6)? as u64,
+                    size: r.get::<_, Option<i64>>(7)?.map(|n| n as u64),
+                })
+            })?;
+            for c in rows {
+                let c = c?;
+                files
+                    .entry(c.path.to_string_lossy().into_owned())
+                    .or_default()
+                    .push(c);
+            }
+        }
+        let now = chrono::Utc::now().to_rfc3339();
+        for (path, cps) in files {
+            let c = crate::source::file::encode(&cps);
+            tx.execute(
+                "INSERT OR IGNORE INTO source_checkpoints (source, kind, version, data, updated) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![path, c.kind, c.version, c.data, now],
+            )?;
+        }
+        tx.execute_batch("DROP TABLE checkpoints")?;
+    }
+    if has_table(&tx, "alb_objects")? {
+        tx.execute_batch(
+            "INSERT OR IGNORE INTO source_items (source, item, size, lines, processed)
+                 SELECT source, object, size, lines, processed FROM alb_objects;
+             DROP TABLE alb_objects;",
+        )?;
+    }
+    tx.commit()
 }
 
 /// Pages the write-ahead log may hold before SQLite copies it back into the database
@@ -64,20 +129,17 @@ const WAL_PAGES: i64 = 256;
 const WAL_LIMIT: u64 = 1 << 20;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS checkpoints (
-    path      TEXT    NOT NULL,   -- the configured path being followed
-    role      TEXT    NOT NULL,   -- 'current', or 'draining' for a rotated-away file
-    dev       INTEGER NOT NULL,
-    ino       INTEGER NOT NULL,
-    fp_len    INTEGER NOT NULL,   -- bytes of the file's start that identify it
-    fp_hash   INTEGER NOT NULL,   -- FNV-1a of those bytes
-    offset    INTEGER NOT NULL,   -- just after the last line read
-    updated   TEXT    NOT NULL,
-    size      INTEGER,            -- the file's length then (NULL: unknown)
-    PRIMARY KEY (path, dev, ino)
+-- Where reading stands in every source, as the source wrote it (a followed file: JSON, one
+-- object per open file with its inode, fingerprint and offset).
+CREATE TABLE IF NOT EXISTS source_checkpoints (
+    source    TEXT    PRIMARY KEY, -- the path, folder or address
+    kind      TEXT    NOT NULL,    -- who wrote data: file, ...
+    version   INTEGER NOT NULL,    -- and how
+    data      BLOB    NOT NULL,
+    updated   TEXT    NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (
     day       TEXT    NOT NULL,   -- YYYY-MM-DD of the line's own time (UTC)
@@ -88,13 +150,14 @@ CREATE TABLE IF NOT EXISTS counters (
     count     INTEGER NOT NULL,
     PRIMARY KEY (day, hour, source, upstream, cause)
 );
-CREATE TABLE IF NOT EXISTS alb_objects (
+-- Items sources read whole (ALB objects), each once.
+CREATE TABLE IF NOT EXISTS source_items (
     source    TEXT    NOT NULL,   -- the configured folder (or bucket)
-    object    TEXT    NOT NULL,   -- the object's path below it
+    item      TEXT    NOT NULL,   -- the object's path below it
     size      INTEGER NOT NULL,
     lines     INTEGER NOT NULL,   -- -1: there before the first run, not read
     processed TEXT    NOT NULL,
-    PRIMARY KEY (source, object)
+    PRIMARY KEY (source, item)
 );
 -- Every incident, open or closed, alerted or silenced. Times are the logs' own (Unix ms).
 CREATE TABLE IF NOT EXISTS incidents (
@@ -316,13 +379,6 @@ pub struct State {
     path: PathBuf,
 }
 
-fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Current => "current",
-        Role::Draining => "draining",
-    }
-}
-
 fn day_name(day: i64) -> String {
     chrono::DateTime::from_timestamp(day * 86_400, 0)
         .map(|t| t.format("%Y-%m-%d").to_string())
@@ -372,7 +428,7 @@ impl State {
     fn open_file(path: &Path) -> anyhow::Result<(State, bool)> {
         let path = path.to_path_buf();
         let existed = path.exists();
-        let conn = Connection::open(&path)
+        let mut conn = Connection::open(&path)
             .with_context(|| format!("opening the state file {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -399,7 +455,8 @@ impl State {
         }
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the tables in {}", path.display()))?;
-        migrate(&conn).with_context(|| format!("upgrading the tables in {}", path.display()))?;
+        migrate(&mut conn)
+            .with_context(|| format!("upgrading the tables in {}", path.display()))?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_ms', ?1)",
@@ -410,7 +467,7 @@ impl State {
         let mut new = !existed;
         if existed {
             new = true;
-            for table in ["checkpoints", "counters", "alb_objects"] {
+            for table in ["source_checkpoints", "counters", "source_items"] {
                 let any = conn
                     .query_row(&format!("SELECT 1 FROM {table} LIMIT 1"), [], |_| Ok(()))
                     .optional()?
@@ -502,103 +559,46 @@ impl State {
         &self.conn
     }
 
-    /// Every saved checkpoint.
-    pub fn checkpoints(&self) -> anyhow::Result<Vec<Checkpoint>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT path, role, dev, ino, fp_len, fp_hash, offset, size FROM checkpoints ORDER BY path, role",
-        )?;
+    /// Every saved checkpoint, by source.
+    pub fn checkpoints(&self) -> anyhow::Result<std::collections::HashMap<String, Checkpoint>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT source, kind, version, data FROM source_checkpoints")?;
         let rows = stmt.query_map([], |r| {
-            let role: String = r.get(1)?;
-            Ok(Checkpoint {
-                path: PathBuf::from(r.get::<_, String>(0)?),
-                role: if role == "current" {
-                    Role::Current
-                } else {
-                    Role::Draining
+            Ok((
+                r.get::<_, String>(0)?,
+                Checkpoint {
+                    kind: r.get(1)?,
+                    version: r.get(2)?,
+                    data: r.get(3)?,
                 },
-                id: FileId {
-                    dev: r.get::<_, i64>(2)? as u64,
-                    ino: r.get::<_, i64>(3)? as u64,
-                },
-                fingerprint: Fingerprint {
-                    len: r.get::<_, i64>(4)? as u32,
-                    hash: r.get::<_, i64>(5)? as u64,
-                },
-                offset: r.get::<_, i64>(6)? as u64,
-                size: r.get::<_, Option<i64>>(7)?.map(|n| n as u64),
-            })
+            ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Records, in one transaction, where reading stands for the given paths (replacing what
-    /// was saved for them) and the counts of the lines read since the last commit.
+    /// The checkpoint saved for a source.
+    pub fn checkpoint(&self, source: &str) -> anyhow::Result<Option<Checkpoint>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT kind, version, data FROM source_checkpoints WHERE source = ?1")?
+            .query_row(params![source], |r| {
+                Ok(Checkpoint {
+                    kind: r.get(0)?,
+                    version: r.get(1)?,
+                    data: r.get(2)?,
+                })
+            })
+            .optional()?)
+    }
+
+    /// Records, in one transaction, where reading stands in the given sources (replacing what
+    /// was saved for them), the items they finished, the counts of the lines read since the
+    /// last commit, and the incident changes.
     pub fn commit(
         &mut self,
-        paths: &[&Path],
-        checkpoints: &[Checkpoint],
-        counters: &mut Counters,
-        sources: &[String],
-        alerts: Option<(&Alerting<'_>, &[Notice])>,
-    ) -> anyhow::Result<()> {
-        let now = chrono::Utc::now().to_rfc3339();
-        let tx = self.conn.transaction()?;
-        {
-            let mut del = tx.prepare_cached("DELETE FROM checkpoints WHERE path = ?1")?;
-            for p in paths {
-                del.execute(params![p.to_string_lossy()])?;
-            }
-            let mut ins = tx.prepare_cached(
-                "INSERT OR REPLACE INTO checkpoints (path, role, dev, ino, fp_len, fp_hash, offset, updated, size)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for c in checkpoints {
-                ins.execute(params![
-                    c.path.to_string_lossy(),
-                    role_name(c.role),
-                    c.id.dev as i64,
-                    c.id.ino as i64,
-                    c.fingerprint.len as i64,
-                    c.fingerprint.hash as i64,
-                    c.offset as i64,
-                    now,
-                    c.size.map(|n| n as i64),
-                ])?;
-            }
-        }
-        finish(tx, &self.path, counters, sources, alerts)?;
-        keep_wal_small(&self.conn, &self.path);
-        Ok(())
-    }
-
-    /// Whether an ALB object was processed (or skipped on the first run).
-    pub fn alb_seen(&self, source: &str, object: &str) -> anyhow::Result<bool> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT 1 FROM alb_objects WHERE source = ?1 AND object = ?2")?
-            .query_row(params![source, object], |_| Ok(()))
-            .optional()?
-            .is_some())
-    }
-
-    /// Where listing a bucket may start: the last object processed more than an hour ago (S3
-    /// lists in key order; objects can arrive late, so the last hour is listed again).
-    pub fn alb_offset(&self, source: &str) -> anyhow::Result<Option<String>> {
-        let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
-        Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT MAX(object) FROM alb_objects WHERE source = ?1 AND processed < ?2",
-            )?
-            .query_row(params![source, hour_ago], |r| r.get::<_, Option<String>>(0))?)
-    }
-
-    /// Records ALB objects as processed together with the counts their lines added, in one
-    /// transaction: an object is counted once, or (after a crash) not yet.
-    pub fn commit_alb(
-        &mut self,
-        source: &str,
-        objects: &[(String, u64, i64)],
+        checkpoints: &[(&str, Checkpoint)],
+        done: &[(&str, &[Done])],
         counters: &mut Counters,
         sources: &[String],
         alerts: Option<(&Alerting<'_>, &[Notice])>,
@@ -607,10 +607,19 @@ impl State {
         let tx = self.conn.transaction()?;
         {
             let mut ins = tx.prepare_cached(
-                "INSERT OR REPLACE INTO alb_objects (source, object, size, lines, processed) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT OR REPLACE INTO source_checkpoints (source, kind, version, data, updated)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            for (object, size, lines) in objects {
-                ins.execute(params![source, object, *size as i64, lines, now])?;
+            for (source, c) in checkpoints {
+                ins.execute(params![source, c.kind, c.version, c.data, now])?;
+            }
+            let mut ins = tx.prepare_cached(
+                "INSERT OR REPLACE INTO source_items (source, item, size, lines, processed) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (source, items) in done {
+                for d in *items {
+                    ins.execute(params![source, d.item, d.size as i64, d.lines, now])?;
+                }
             }
         }
         finish(tx, &self.path, counters, sources, alerts)?;
@@ -630,16 +639,32 @@ impl State {
     }
 }
 
+impl crate::source::Ledger for State {
+    fn is_done(&self, source: &str, item: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM source_items WHERE source = ?1 AND item = ?2")?
+            .exists(params![source, item])?)
+    }
+
+    fn resume_after(&self, source: &str) -> anyhow::Result<Option<String>> {
+        let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT MAX(item) FROM source_items WHERE source = ?1 AND processed < ?2",
+            )?
+            .query_row(params![source, hour_ago], |r| r.get::<_, Option<String>>(0))?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn checkpoints_and_counters_survive_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut s, new) = State::open(dir.path()).unwrap();
-        assert!(new);
-        let cp = Checkpoint {
+    fn file_checkpoint() -> crate::source::tail::Checkpoint {
+        use crate::source::tail::{Checkpoint as Tail, FileId, Fingerprint, Role};
+        Tail {
             path: PathBuf::from("/var/log/nginx/access.log"),
             role: Role::Current,
             id: FileId {
@@ -652,7 +677,17 @@ mod tests {
             },
             offset: 12_345,
             size: Some(20_000),
-        };
+        }
+    }
+
+    #[test]
+    fn checkpoints_items_and_counters_survive_a_reopen() {
+        use crate::source::Ledger;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, new) = State::open(dir.path()).unwrap();
+        assert!(new);
+        let cp = crate::source::file::encode(&[file_checkpoint()]);
+        let path = "/var/log/nginx/access.log";
         let mut counters = Counters::default();
         for _ in 0..3 {
             counters.add(
@@ -664,9 +699,14 @@ mod tests {
         }
         counters.add(1_714_564_800_000, 0, None, Cause::Ok);
         let sources = vec!["access".to_string()];
+        let items = [Done {
+            item: "x_20240501T1205Z_y.log.gz".into(),
+            size: 10,
+            lines: 3,
+        }];
         s.commit(
-            &[&cp.path],
-            std::slice::from_ref(&cp),
+            &[(path, cp.clone())],
+            &[("alb", &items)],
             &mut counters,
             &sources,
             None,
@@ -679,18 +719,15 @@ mod tests {
             Some(b"10.0.1.5:8080"),
             Cause::UpstreamUnreachable,
         );
-        s.commit(
-            &[&cp.path],
-            std::slice::from_ref(&cp),
-            &mut counters,
-            &sources,
-            None,
-        )
-        .unwrap();
+        s.commit(&[(path, cp.clone())], &[], &mut counters, &sources, None)
+            .unwrap();
         drop(s);
         let (s, new) = State::open(dir.path()).unwrap();
         assert!(!new);
-        assert_eq!(s.checkpoints().unwrap(), vec![cp]);
+        assert_eq!(s.checkpoints().unwrap().get(path), Some(&cp));
+        assert!(s.is_done("alb", "x_20240501T1205Z_y.log.gz").unwrap());
+        assert!(!s.is_done("alb", "other.log.gz").unwrap());
+        assert!(!s.is_done("other", "x_20240501T1205Z_y.log.gz").unwrap());
         assert_eq!(
             s.counts_by_cause("access").unwrap(),
             [
@@ -698,6 +735,60 @@ mod tests {
                 ("upstream_unreachable".to_string(), 4)
             ]
         );
+    }
+
+    /// A state written by gatewatch 0.x with schema 1 (no `size`) or 4: its file checkpoints
+    /// become file sources' checkpoints, its ALB objects the ledger; nothing is read again.
+    #[test]
+    fn an_older_state_is_upgraded_without_losing_positions() {
+        use crate::source::Ledger;
+        for with_size in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let c = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+            c.execute_batch(&format!(
+                "CREATE TABLE checkpoints (path TEXT NOT NULL, role TEXT NOT NULL, dev INTEGER NOT NULL, ino INTEGER NOT NULL,
+                     fp_len INTEGER NOT NULL, fp_hash INTEGER NOT NULL, offset INTEGER NOT NULL, updated TEXT NOT NULL{},
+                     PRIMARY KEY (path, dev, ino));
+                 CREATE TABLE alb_objects (source TEXT NOT NULL, object TEXT NOT NULL, size INTEGER NOT NULL,
+                     lines INTEGER NOT NULL, processed TEXT NOT NULL, PRIMARY KEY (source, object));
+                 INSERT INTO alb_objects VALUES ('/alb', 'a_20240501T1205Z_b.log.gz', 5, 7, '2024-05-01T12:10:00Z');
+                 PRAGMA user_version = {};",
+                if with_size { ", size INTEGER" } else { "" },
+                if with_size { 4 } else { 1 }
+            ))
+            .unwrap();
+            let cp = file_checkpoint();
+            c.execute(
+                "INSERT INTO checkpoints (path, role, dev, ino, fp_len, fp_hash, offset, updated) VALUES (?1, 'current', ?2, ?3, ?4, ?5, ?6, 'then')",
+                params![
+                    cp.path.to_string_lossy(),
+                    cp.id.dev as i64,
+                    cp.id.ino as i64,
+                    cp.fingerprint.len as i64,
+                    cp.fingerprint.hash as i64,
+                    cp.offset as i64
+                ],
+            )
+            .unwrap();
+            drop(c);
+            let (s, new) = State::open(dir.path()).unwrap();
+            assert!(!new, "an upgraded state is not a first run");
+            let saved = s.checkpoints().unwrap();
+            let back =
+                crate::source::file::decode(&cp.path, &saved[&*cp.path.to_string_lossy()]).unwrap();
+            assert_eq!(
+                back,
+                vec![crate::source::tail::Checkpoint { size: None, ..cp }]
+            );
+            assert!(s.is_done("/alb", "a_20240501T1205Z_b.log.gz").unwrap());
+            assert!(!has_table(s.conn(), "checkpoints").unwrap());
+            assert!(!has_table(s.conn(), "alb_objects").unwrap());
+            let v: i64 = s
+                .conn()
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap();
+            assert_eq!(v, SCHEMA_VERSION);
+        }
     }
 
     #[test]

@@ -444,7 +444,7 @@ fn alb_objects_in_a_folder_are_read_once_each_merged_by_time() {
         "each line of the new slot once; the old object not at all"
     );
     let objects: Vec<(String, i64)> = db
-        .prepare("SELECT object, lines FROM alb_objects ORDER BY object")
+        .prepare("SELECT item, lines FROM source_items ORDER BY item")
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
@@ -454,4 +454,97 @@ fn alb_objects_in_a_folder_are_read_once_each_merged_by_time() {
         objects.iter().map(|o| o.1).collect::<Vec<_>>(),
         [-1, 120, 120]
     );
+}
+
+/// A reload keeps a syslog listener that the new configuration still names (its socket stays
+/// bound, its count carries on, its new time zone applies) and starts the listener it adds; a
+/// reload that is refused (a port taken by another program) leaves the old listener working.
+#[test]
+fn a_reload_keeps_a_syslog_listener_and_starts_the_one_it_adds() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept = super::upstreams::free_port();
+    let added = super::upstreams::free_port();
+    let cfg = |listeners: &[(std::net::SocketAddr, &str)]| {
+        let mut text = String::new();
+        for (addr, zone) in listeners {
+            text.push_str(&format!(
+                "[[source]]\nformat = \"syslog\"\nlisten = \"udp://{addr}\"\ntimezone = \"{zone}\"\n\n"
+            ));
+        }
+        text.push_str(&format!(
+            "[state]\ndir = \"{}/state\"\n",
+            dir.path().display()
+        ));
+        gatewatch::app::config::Config::parse("gw.toml", &text).unwrap()
+    };
+    let kb = std::sync::Arc::new(gatewatch::app::patterns::load_kb(&[]).unwrap());
+    super::quiet_in_process_logs();
+    let daemon =
+        gatewatch::app::daemon::Daemon::start(&cfg(&[(kept, "UTC")]), kb.clone(), vec![]).unwrap();
+    let status = daemon.status();
+    let send = |to: std::net::SocketAddr, n: usize| {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..n {
+            let line = format!(
+                "<134>Feb  6 12:14:33 haproxy[14389]: 10.0.0.8:{} [06/Feb/2009:12:14:33.200] fe be/web1 0/0/1/2/3 200 217 - - ---- 1/1/0/0/0 0/0 \"GET /r{i} HTTP/1.1\"",
+                30000 + i
+            );
+            s.send_to(line.as_bytes(), to).unwrap();
+        }
+    };
+    // Lines counted per listener, as the status shows them.
+    let lines = |addr: std::net::SocketAddr| {
+        status
+            .lock()
+            .unwrap()
+            .files
+            .iter()
+            .find(|f| f.path == format!("udp://{addr}"))
+            .map(|f| (f.lines, f.unparsed))
+    };
+    let wait_for = |addr, want: u64| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lines(addr).is_none_or(|(n, _)| n < want) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(lines(addr), Some((want, 0)), "listener {addr}");
+    };
+    send(kept, 5);
+    wait_for(kept, 5);
+
+    daemon.reload(cfg(&[(kept, "Europe/Paris"), (added, "UTC")]), kb.clone());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lines(added).is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    send(kept, 3);
+    send(added, 2);
+    wait_for(kept, 8);
+    wait_for(added, 2);
+
+    // A port another program holds: the reload is refused, the listeners go on.
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap();
+    daemon.reload(
+        cfg(&[(kept, "UTC"), (added, "UTC"), (taken_addr, "UTC")]),
+        kb.clone(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(lines(taken_addr).is_none());
+    send(kept, 1);
+    send(added, 1);
+    wait_for(kept, 9);
+    wait_for(added, 3);
+    daemon.stop().unwrap();
+
+    let (state, _) = gatewatch::store::State::open(&dir.path().join("state")).unwrap();
+    for (addr, want) in [(kept, 9), (added, 3)] {
+        let counted: u64 = state
+            .counts_by_cause(&format!("udp://{addr}"))
+            .unwrap()
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(counted, want, "lines of {addr} in the state");
+    }
 }

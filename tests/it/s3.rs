@@ -170,7 +170,7 @@ fn alb_objects_are_read_from_a_bucket_once_each() {
 
     let db = rusqlite::Connection::open(dir.path().join("state/gatewatch.db")).unwrap();
     let lines: Vec<i64> = db
-        .prepare("SELECT lines FROM alb_objects ORDER BY object")
+        .prepare("SELECT lines FROM source_items ORDER BY item")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()

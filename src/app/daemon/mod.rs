@@ -8,27 +8,21 @@
 //! added to the counters — so a crash or `kill -9` neither loses nor repeats a line.
 
 use crate::render::alert::AlertKind;
-mod alb;
-mod files;
+mod read;
 mod round;
 pub mod status;
 mod storage;
-mod syslog;
 
-use alb::*;
-use files::*;
+use read::*;
 use storage::*;
-use syslog::*;
 
-use crate::app::config::{Config, SourceKind, StartAt};
+use crate::app::config::Config;
 use crate::engine::detect::Change;
 use crate::engine::event::Format;
 use crate::engine::kb::{Kb, Lang};
-use crate::engine::parse::{Parser, ParserOptions};
 use crate::engine::pipeline::{Pipeline, PipelineConfig, Settled, Sink};
 use crate::log;
 use crate::render::page::FileStatus;
-use crate::source::tail::{Delivery, Notice, Start, Tailer};
 use crate::store::outbox::Alerting;
 use crate::store::{Counters, State};
 use anyhow::Context;
@@ -43,15 +37,10 @@ pub const RECHECK: Duration = Duration::from_secs(1);
 
 /// Messages to the reader thread.
 enum Wake {
-    /// A watched folder changed.
-    Fs,
+    /// Something to read: a watched folder changed, a listener received lines.
+    Input,
     Reload(Box<Config>, Arc<Kb>),
     Stop,
-    /// Lines received by a syslog listener.
-    Datagrams {
-        listen: Arc<str>,
-        lines: Vec<Vec<u8>>,
-    },
 }
 
 /// What the reader needs to record incident changes, and to tell observers.
@@ -120,23 +109,11 @@ fn now_ms() -> i64 {
 struct ReaderSink<'a> {
     counters: &'a mut Counters,
     out: &'a mut Outputs,
-    /// The latest event time seen, and when it was seen (the event clock).
-    clock: &'a mut Option<(i64, Instant)>,
-    /// Count lines as they settle (ALB objects, read whole); followed files count them as
-    /// they are read, so the count is committed with the reading position.
-    count_settled: bool,
 }
 
 impl Sink for ReaderSink<'_> {
     fn event(&mut self, s: &Settled<'_>) {
         let Some(t) = s.ev.time else { return };
-        if self.count_settled {
-            self.counters.add(t.ms, s.source, s.upstream, s.ev.cause);
-            if self.clock.is_none_or(|(last, _)| t.ms > last) {
-                *self.clock = Some((t.ms, Instant::now()));
-            }
-            return;
-        }
         // Lines were counted as read; a join moves an access-log line to the cause (and
         // upstream) the error log gave it.
         if let Some(before) = s.joined_from {
@@ -194,16 +171,20 @@ impl Sink for ReaderSink<'_> {
 struct Reader {
     state: State,
     first_run: bool,
-    plans: Vec<SourcePlan>,
-    files: Vec<Followed>,
-    albs: Vec<AlbFolder>,
-    syslogs: Vec<SyslogSource>,
+    /// What every `[[source]]` became, and the sources they opened (a glob opens more as
+    /// files appear).
+    plans: Vec<Box<dyn crate::source::Plan>>,
+    slots: Vec<Slot>,
+    /// Lane 0 is shared (and joins nginx's access and error logs); sources whose lines come
+    /// late have lanes of their own.
+    lanes: Vec<Lane>,
+    /// The sources' names, by their number.
     names: Vec<String>,
-    pipeline: Pipeline,
+    detect: crate::engine::detect::DetectConfig,
     counters: Counters,
-    clock: Option<(i64, Instant)>,
     out: Outputs,
-    watched_dirs: Vec<PathBuf>,
+    /// Wakes this reader.
+    wake: Sender<Wake>,
     status: Arc<std::sync::Mutex<Status>>,
     error: Option<String>,
     /// When the state last failed to be written and when that was last logged.
@@ -223,11 +204,15 @@ struct Reader {
 }
 
 impl Reader {
+    /// A reader for `cfg`. `kept` are the plans (and sources) of the reader this one replaces:
+    /// those a source of `cfg` keeps (a listener as it was) are taken, the rest stay.
     fn new(
         cfg: &Config,
         kb: Arc<Kb>,
         observers: Vec<Sender<Change>>,
         fallback: Option<&Path>,
+        wake: Sender<Wake>,
+        kept: &mut Vec<Kept>,
     ) -> anyhow::Result<Reader> {
         let (state, first_run, fallback) = open_state(&cfg.state_dir, fallback)?;
         // The delivery journal: beside the state in use, the configured one, and in the
@@ -236,126 +221,69 @@ impl Reader {
             &crate::store::journal::files(&cfg.state_dir, state.path().parent()),
             now_ms() - crate::store::outbox::KEEP_MS,
         );
-        let mut plans = Vec::new();
-        let mut alb_dirs: Vec<(String, AlbLocation, bool)> = Vec::new();
-        let mut syslog_listens: Vec<(String, crate::engine::time::Zone)> = Vec::new();
-        for s in &cfg.sources {
-            match &s.kind {
-                SourceKind::Log {
-                    path,
-                    format: Format::Alb,
-                } => {
-                    let location = if path.starts_with("s3://") {
-                        #[cfg(feature = "s3")]
-                        {
-                            AlbLocation::S3(Box::new(crate::source::s3::Bucket::open(
-                                path,
-                                s.endpoint.as_deref(),
-                                s.region.as_deref(),
-                            )?))
-                        }
-                        #[cfg(not(feature = "s3"))]
-                        anyhow::bail!(
-                            "source {path}: this gatewatch was built without S3 support (cargo feature s3); sync the bucket to a folder and follow the folder"
-                        )
-                    } else {
-                        AlbLocation::Dir(PathBuf::from(path))
-                    };
-                    alb_dirs.push((
-                        path.clone(),
-                        location,
-                        s.start_at == StartAt::End && first_run,
-                    ));
-                }
-                SourceKind::Log { path, format } => plans.push(SourcePlan {
-                    pattern: PathBuf::from(path),
-                    format: *format,
-                    opts: ParserOptions {
-                        zone: s.timezone.clone(),
-                        year: chrono::Datelike::year(&chrono::Utc::now()),
-                        log_format: s.log_format.clone(),
-                    },
-                    start: match s.start_at {
-                        StartAt::End if first_run => Start::End,
-                        _ => Start::Beginning,
-                    },
-                }),
-                SourceKind::Syslog { listen } => {
-                    syslog_listens.push((listen.clone(), s.timezone.clone()))
-                }
-            }
-        }
         anyhow::ensure!(
-            !plans.is_empty() || !alb_dirs.is_empty() || !syslog_listens.is_empty(),
+            !cfg.sources.is_empty(),
             "no log to follow: the configuration names no [[source]]"
         );
-        // Joining needs an access log and an error log of nginx.
-        let has = |f: Format| plans.iter().any(|p| p.format == f);
-        let year = chrono::Datelike::year(&chrono::Utc::now());
-        let pipeline = Pipeline::new(
-            kb.clone(),
-            PipelineConfig {
-                detect: cfg.detect.clone(),
-                join: (has(Format::NginxAccess) && has(Format::NginxError)).then_some(cfg.join),
+        let ctx = crate::source::Context {
+            first_run,
+            scratch: state.path().with_file_name("alb-download"),
+            wake: {
+                let wake = std::sync::Mutex::new(wake.clone());
+                Arc::new(move || {
+                    let _ = wake
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .send(Wake::Input);
+                })
             },
-        );
-        let mut names = Vec::new();
-        let albs = alb_dirs
-            .into_iter()
-            .map(|(name, location, skip_existing)| {
-                names.push(name);
-                AlbFolder {
-                    source: (names.len() - 1) as u16,
-                    location,
-                    skip_existing,
-                    pipeline: Pipeline::new(
-                        kb.clone(),
-                        PipelineConfig {
-                            detect: cfg.detect.clone(),
-                            join: None,
-                        },
-                    ),
-                    clock: None,
-                    last_scan: None,
-                    objects: 0,
-                    lines: 0,
-                    unparsed: 0,
+        };
+        // Sources other than files first: they keep the first numbers, which incidents saved
+        // before a restart refer to.
+        let mut configs: Vec<&crate::source::SourceConfig> = cfg.sources.iter().collect();
+        configs.sort_by_key(|s| crate::source::is_file(s));
+        // A plan made new, or one of `kept` taken over.
+        enum Made<'c> {
+            New(Box<dyn crate::source::Plan>),
+            Kept(usize, &'c crate::source::SourceConfig),
+        }
+        let mut made = Vec::with_capacity(configs.len());
+        let mut used = vec![false; kept.len()];
+        for s in &configs {
+            match (0..kept.len()).find(|&i| !used[i] && kept[i].plan.keeps(s)) {
+                Some(i) => {
+                    used[i] = true;
+                    made.push(Made::Kept(i, s));
                 }
+                None => made.push(Made::New(crate::source::plan(s, &ctx)?)),
+            }
+        }
+        // Joining needs an access log and an error log of nginx.
+        let has = |f: Format| {
+            cfg.sources.iter().any(|s| {
+                matches!(&s.kind, crate::source::SourceKind::Log { format, .. } if *format == f)
             })
-            .collect();
-        let syslogs = syslog_listens
-            .into_iter()
-            .map(|(listen, zone)| {
-                names.push(listen.clone());
-                SyslogSource {
-                    source: (names.len() - 1) as u16,
-                    listen: Arc::from(listen.as_str()),
-                    parser: Parser::new(
-                        Format::Haproxy,
-                        &ParserOptions {
-                            zone,
-                            year,
-                            log_format: None,
-                        },
-                        &[],
-                    ),
-                    lines: 0,
-                    unparsed: 0,
-                    counts: Arc::default(),
-                }
-            })
-            .collect();
+        };
+        let shared = Lane {
+            pipeline: Pipeline::new(
+                kb.clone(),
+                PipelineConfig {
+                    detect: cfg.detect.clone(),
+                    join: (has(Format::NginxAccess) && has(Format::NginxError)).then_some(cfg.join),
+                },
+            ),
+            clock: None,
+            quiet: None,
+        };
         let mut r = Reader {
             state,
             first_run,
-            plans,
-            files: Vec::new(),
-            albs,
-            syslogs,
-            names,
-            pipeline,
+            plans: Vec::new(),
+            slots: Vec::new(),
+            lanes: vec![shared],
+            names: Vec::new(),
+            detect: cfg.detect.clone(),
             counters: Counters::new(cfg.detect.max_upstreams),
-            clock: None,
             out: Outputs {
                 kb,
                 observers,
@@ -376,7 +304,7 @@ impl Reader {
                 silenced_in_memory: Default::default(),
                 delivered,
             },
-            watched_dirs: Vec::new(),
+            wake,
             status: Arc::new(std::sync::Mutex::new(Status {
                 started_at: Some(std::time::SystemTime::now()),
                 ..Status::default()
@@ -390,27 +318,45 @@ impl Reader {
             registered: 0,
             fallback: fallback.map(|f| (f, Instant::now())),
         };
-        r.restore_incidents()?;
+        // Nothing can fail from here to the end of taking over: what is not taken stays with
+        // the caller.
+        let mut taken: Vec<Option<Kept>> = std::mem::take(kept).into_iter().map(Some).collect();
+        for m in made {
+            let p = r.plans.len();
+            match m {
+                Made::New(plan) => r.plans.push(plan),
+                Made::Kept(i, cfg) => {
+                    let k = taken[i].take().expect("each kept plan is taken once");
+                    r.plans.push(k.plan);
+                    for mut s in k.slots {
+                        s.src.reconfigure(cfg);
+                        r.add(s.src, p, s.saved)?;
+                    }
+                }
+            }
+        }
+        kept.extend(taken.into_iter().flatten());
         r.discover()?;
+        r.restore_incidents()?;
         Ok(r)
     }
 
     /// Takes back the incidents that were open when the daemon stopped: each goes to the
-    /// detector of its source (an ALB folder's own, or the main one).
+    /// lane of its source (an ALB folder's own, or the shared one).
     fn restore_incidents(&mut self) -> anyhow::Result<()> {
         let open = crate::store::outbox::open_incidents(self.state.conn(), &self.out.kb)?;
         for (inc, notified) in open {
-            let alb = self
-                .albs
-                .iter_mut()
-                .find(|a| inc.sources.contains(&a.source));
+            let lane = self
+                .slots
+                .iter()
+                .find(|s| s.lane != 0 && inc.sources.contains(&s.id))
+                .map_or(0, |s| s.lane);
+            let Lane {
+                pipeline, clock, ..
+            } = &mut self.lanes[lane];
+            pipeline.detector_mut().restore(&inc);
             // The event clock starts at the incident's last failure, so that without new
             // lines it still closes after the quiet period.
-            let (detector, clock) = match alb {
-                Some(a) => (a.pipeline.detector_mut(), &mut a.clock),
-                None => (self.pipeline.detector_mut(), &mut self.clock),
-            };
-            detector.restore(&inc);
             if clock.is_none_or(|(t, _)| t < inc.end_ms) {
                 *clock = Some((inc.end_ms, Instant::now()));
             }
@@ -427,13 +373,12 @@ impl Reader {
         Ok(())
     }
 
-    /// The open incidents of every pipeline.
+    /// The open incidents of every lane.
     fn open_incidents(&self) -> Vec<crate::engine::detect::Incident> {
-        let mut v = self.pipeline.detector().open_incidents();
-        for a in &self.albs {
-            v.extend(a.pipeline.detector().open_incidents());
-        }
-        v
+        self.lanes
+            .iter()
+            .flat_map(|l| l.pipeline.detector().open_incidents())
+            .collect()
     }
 }
 
@@ -442,8 +387,6 @@ pub struct Daemon {
     wake: Sender<Wake>,
     thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
     status: Arc<std::sync::Mutex<Status>>,
-    listeners: Vec<std::thread::JoinHandle<()>>,
-    stop_listeners: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Daemon {
@@ -455,37 +398,10 @@ impl Daemon {
         kb: Arc<Kb>,
         observers: Vec<Sender<Change>>,
     ) -> anyhow::Result<Daemon> {
-        let mut reader = Reader::new(cfg, kb, observers, None)?;
+        let (wake, rx) = mpsc::channel();
+        let mut reader = Reader::new(cfg, kb, observers, None, wake.clone(), &mut Vec::new())?;
         let waker = Arc::new(tokio::sync::watch::channel(0u64).0);
         reader.out.sender = Some(waker.clone());
-        let (wake, rx) = mpsc::channel();
-        // Syslog listeners: bound now, so a taken port is an error at start.
-        let stop_listeners = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut listeners = Vec::new();
-        for src in &reader.syslogs {
-            let socket = crate::source::syslog::Socket::bind(&src.listen)?;
-            log!(Info, "listening for syslog", listen = src.listen);
-            let (wake, listen, stop, counts) = (
-                wake.clone(),
-                src.listen.clone(),
-                stop_listeners.clone(),
-                src.counts.clone(),
-            );
-            listeners.push(
-                std::thread::Builder::new()
-                    .name("gatewatch-syslog".into())
-                    .spawn(move || {
-                        crate::source::syslog::serve(socket, stop, counts, |lines| {
-                            wake.send(Wake::Datagrams {
-                                listen: listen.clone(),
-                                lines,
-                            })
-                            .is_ok()
-                        })
-                    })
-                    .context("starting a syslog listener")?,
-            );
-        }
         let watcher = watch(&reader.dirs(), wake.clone());
         if let Err(e) = reader.read_all() {
             // Not fatal: the state cannot be written now (disk full, read-only); the reader
@@ -503,7 +419,6 @@ impl Daemon {
             reader.out.memory.clone(),
         )?);
         reader.publish(true);
-        reader.watched_dirs = reader.dirs();
         let status = reader.status.clone();
         if reader.first_run {
             log!(
@@ -523,8 +438,6 @@ impl Daemon {
             wake,
             thread: Some(thread),
             status,
-            listeners,
-            stop_listeners,
         })
     }
 
@@ -541,11 +454,6 @@ impl Daemon {
 
     /// Reads what is left, records where reading stands, and stops.
     pub fn stop(mut self) -> anyhow::Result<()> {
-        self.stop_listeners
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        for l in self.listeners.drain(..) {
-            let _ = l.join();
-        }
         let _ = self.wake.send(Wake::Stop);
         match self.thread.take().map(|t| t.join()) {
             Some(Ok(r)) => r,
@@ -557,8 +465,6 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        self.stop_listeners
-            .store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = self.wake.send(Wake::Stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -585,7 +491,7 @@ fn watch(dirs: &[PathBuf], wake: Sender<Wake>) -> Option<notify::RecommendedWatc
             Err(_) => true,
         };
         if relevant {
-            let _ = wake.send(Wake::Fs);
+            let _ = wake.send(Wake::Input);
         }
     };
     let mut w = match notify::recommended_watcher(handler) {
@@ -611,8 +517,6 @@ fn watch(dirs: &[PathBuf], wake: Sender<Wake>) -> Option<notify::RecommendedWatc
     }
     Some(w)
 }
-
-impl Reader {}
 
 /// A configuration and knowledge base to reload with, or why the new files were refused.
 pub type Reload = anyhow::Result<(Config, Arc<Kb>)>;
@@ -691,26 +595,4 @@ pub async fn run(
     tokio::task::spawn_blocking(move || daemon.stop())
         .await
         .context("stopping the daemon")?
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globs_match_names_and_skip_rotated_files() {
-        assert!(crate::engine::glob::matches(b"*.log", b"access.log"));
-        assert!(crate::engine::glob::matches(b"access?.log", b"access2.log"));
-        assert!(!crate::engine::glob::matches(b"*.log", b"access.log.1"));
-        assert!(crate::engine::glob::matches(
-            b"*access*",
-            b"my_access.log.1"
-        ));
-        for rotated in ["access.log.1", "access.log.2.gz", "access.log-20240501"] {
-            assert!(looks_rotated(rotated), "{rotated}");
-        }
-        for live in ["access.log", "api.example.com.log", "error.log"] {
-            assert!(!looks_rotated(live), "{live}");
-        }
-    }
 }

@@ -22,8 +22,7 @@ impl Reader {
                 match m {
                     Wake::Stop => stop = true,
                     Wake::Reload(c, k) => reload = Some((c, k)),
-                    Wake::Fs => {}
-                    Wake::Datagrams { listen, lines } => self.take_datagrams(&listen, lines),
+                    Wake::Input => {}
                 }
             }
             if let Some((cfg, kb)) = reload {
@@ -119,15 +118,14 @@ impl Reader {
         }
     }
 
-    /// Reads everything new in every file (in rounds of about a megabyte per file), committing
-    /// after each round. Returns the number of lines read.
+    /// Reads everything new in every source (in rounds: about a megabyte per file, a slot of
+    /// ALB objects), committing after each round. Returns the number of lines read.
     pub(super) fn read_all(&mut self) -> anyhow::Result<u64> {
-        self.read_albs()?;
         let mut total = 0;
         loop {
             let (lines, more) = self.read_round();
             total += lines;
-            if lines > 0 || !self.counters.is_empty() {
+            if lines > 0 || !self.counters.is_empty() || self.items_done() {
                 self.commit()?;
             }
             if !more {
@@ -163,100 +161,33 @@ impl Reader {
         }
     }
 
-    /// Moves event time on by the wall-clock time since the last event, so bursts close and
-    /// held lines settle when the logs go quiet — without trusting that the proxy's clock (or
-    /// the configured zone of its lines) agrees with ours.
-    pub(super) fn tick(&mut self) {
-        let Reader {
-            pipeline,
-            albs,
-            counters,
-            out,
-            clock,
-            ..
-        } = self;
-        if let Some((last, at)) = *clock {
-            let now = last + at.elapsed().as_millis() as i64;
-            let mut sink = ReaderSink {
-                counters,
-                out,
-                clock,
-                count_settled: false,
-            };
-            pipeline.tick(now, &mut sink);
-        }
-        // ALB objects arrive every five minutes: their clock moves only with their lines,
-        // unless none have come for a quarter of an hour (the balancer has no traffic, or
-        // logging stopped), when incidents are allowed to close.
-        for a in albs.iter_mut() {
-            if let Some((last, at)) = a.clock
-                && at.elapsed() > ALB_SILENCE
-            {
-                let now = last + (at.elapsed() - ALB_SILENCE).as_millis() as i64;
-                let mut sink = ReaderSink {
-                    counters,
-                    out,
-                    clock: &mut a.clock,
-                    count_settled: true,
-                };
-                a.pipeline.tick(now, &mut sink);
-            }
-        }
-    }
-
     /// Publishes what the daemon is doing.
     pub(super) fn publish(&self, committed: bool) {
-        let det = self.pipeline.detector();
+        let det = self.lanes[0].pipeline.detector();
         let mut st = self.status.lock().unwrap_or_else(|e| e.into_inner());
         st.files = self
-            .files
+            .slots
             .iter()
-            .map(|f| FileStatus {
-                path: f.tailer.path().display().to_string(),
-                format: f
-                    .parser
-                    .as_ref()
-                    .map_or_else(|| f.format.to_string(), Parser::describe),
-                lines: f.lines,
-                unparsed: f.unparsed,
-                too_long: f.too_long,
-                lag_bytes: f.tailer.lag_bytes(),
+            .map(|s| {
+                let f = s.src.status();
+                FileStatus {
+                    path: s.src.name().to_string(),
+                    format: f.format,
+                    lines: f.lines,
+                    unparsed: f.unparsed,
+                    too_long: f.too_long,
+                    lag_bytes: f.lag_bytes,
+                }
             })
             .collect();
-        for a in &self.albs {
-            st.files.push(FileStatus {
-                path: self.names[a.source as usize].clone(),
-                format: format!("alb ({} objects)", a.objects),
-                lines: a.lines,
-                unparsed: a.unparsed,
-                too_long: 0,
-                lag_bytes: 0,
-            });
-        }
-        for l in &self.syslogs {
-            st.files.push(FileStatus {
-                path: l.listen.to_string(),
-                format: format!(
-                    "syslog listener ({} dropped)",
-                    l.counts.dropped.load(std::sync::atomic::Ordering::Relaxed)
-                ),
-                lines: l.lines,
-                unparsed: l.unparsed,
-                too_long: 0,
-                lag_bytes: 0,
-            });
-        }
-        st.causes = self.pipeline.counts().0;
-        for a in &self.albs {
-            for (total, n) in st.causes.iter_mut().zip(a.pipeline.counts().0) {
+        let mut causes = self.lanes[0].pipeline.counts().0;
+        for lane in &self.lanes[1..] {
+            for (total, n) in causes.iter_mut().zip(lane.pipeline.counts().0) {
                 *total += n;
             }
         }
-        st.open_incidents = det.open_incidents();
-        for a in &self.albs {
-            st.open_incidents
-                .extend(a.pipeline.detector().open_incidents());
-        }
+        st.causes = causes;
+        st.open_incidents = self.open_incidents();
         st.incidents_opened = self.out.opened;
         st.incidents_closed = self.out.closed;
         st.upstreams_tracked = det.tracked();
@@ -294,18 +225,7 @@ impl Reader {
 
     /// The folders to watch for file-system events.
     pub(super) fn dirs(&self) -> Vec<PathBuf> {
-        let mut d: Vec<PathBuf> = self
-            .plans
-            .iter()
-            .filter_map(|p| p.pattern.parent().map(Path::to_path_buf))
-            .map(|p| {
-                if p.as_os_str().is_empty() {
-                    PathBuf::from(".")
-                } else {
-                    p
-                }
-            })
-            .collect();
+        let mut d: Vec<PathBuf> = self.plans.iter().flat_map(|p| p.folders()).collect();
         d.sort();
         d.dedup();
         d
@@ -320,9 +240,19 @@ impl Reader {
             );
             return Ok(());
         }
-        let observers = std::mem::take(&mut self.out.observers);
+        let observers = self.out.observers.clone();
         let fallback = self.fallback.as_ref().map(|(f, _)| f.clone());
-        let fresh = Reader::new(cfg, kb, observers, fallback.as_deref());
+        // The new reader takes over the plans it keeps (a listener as it was, with its socket);
+        // the others are dropped with the old reader, or put back if the reload is refused.
+        let mut kept = self.take_plans();
+        let fresh = Reader::new(
+            cfg,
+            kb,
+            observers,
+            fallback.as_deref(),
+            self.wake.clone(),
+            &mut kept,
+        );
         match fresh {
             Ok(mut r) => {
                 r.first_run = false;
@@ -346,16 +276,11 @@ impl Reader {
                         Err(e) => log!(Error, "restarting the sender", error = format!("{e:#}")),
                     }
                 }
-                // The listeners stay as they were started: their counters carry on.
-                for s in &mut r.syslogs {
-                    if let Some(old) = self.syslogs.iter().find(|o| o.listen == s.listen) {
-                        s.counts = old.counts.clone();
-                    }
-                }
                 *self = r;
                 log!(Info, "configuration reloaded", sources = self.plans.len());
             }
             Err(e) => {
+                self.put_back(kept);
                 log!(
                     Error,
                     "reload refused; the old configuration keeps running",

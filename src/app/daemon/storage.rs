@@ -160,51 +160,57 @@ pub(super) fn open_state(
 }
 
 impl Reader {
+    /// Writes, in one transaction, where every source stands (the checkpoints that changed),
+    /// the items they finished, the counts, and the incident changes as outbox rows.
     pub(super) fn commit(&mut self) -> anyhow::Result<()> {
-        let paths: Vec<PathBuf> = self
-            .files
+        let checkpoints: Vec<(usize, crate::source::Checkpoint)> = self
+            .slots
             .iter()
-            .map(|f| f.tailer.path().to_path_buf())
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let c = s.src.checkpoint()?;
+                (s.saved.as_ref() != Some(&c)).then_some((i, c))
+            })
             .collect();
-        let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
-        let checkpoints: Vec<_> = self
-            .files
+        let named: Vec<(&str, crate::source::Checkpoint)> = checkpoints
             .iter()
-            .flat_map(|f| f.tailer.checkpoints())
+            .map(|(i, c)| (self.slots[*i].src.name(), c.clone()))
+            .collect();
+        let done: Vec<(&str, &[crate::source::Done])> = self
+            .slots
+            .iter()
+            .filter(|s| !s.src.done().is_empty())
+            .map(|s| (s.src.name(), s.src.done()))
             .collect();
         let open = if self.out.announced.is_empty() {
             Vec::new()
         } else {
             self.open_incidents()
         };
-        if self.registered < self.names.len() {
-            let mut formats: Vec<(String, Format)> = Vec::new();
-            let mut add = |source: u16, format: Format| {
-                if let Some(n) = self.names.get(source as usize) {
-                    formats.push((n.clone(), format));
-                }
-            };
-            for f in &self.files {
-                add(f.source, f.format);
-            }
-            for a in &self.albs {
-                add(a.source, Format::Alb);
-            }
-            for s in &self.syslogs {
-                add(s.source, Format::Haproxy);
-            }
+        if self.registered < self.slots.len() {
+            let formats: Vec<(String, Format)> = self.slots[self.registered..]
+                .iter()
+                .map(|s| (s.src.name().to_string(), s.src.format()))
+                .collect();
             self.state.register_sources(&formats)?;
-            self.registered = self.names.len();
+            self.registered = self.slots.len();
         }
         let a = alerting(&self.out, &self.names, &open);
         self.state.commit(
-            &refs,
-            &checkpoints,
+            &named,
+            &done,
             &mut self.counters,
             &self.names,
             Some((&a, &self.out.notices)),
         )?;
+        drop(named);
         self.out.committed();
+        for s in &mut self.slots {
+            s.src.committed();
+        }
+        for (i, c) in checkpoints {
+            self.slots[i].saved = Some(c);
+        }
         Ok(())
     }
 

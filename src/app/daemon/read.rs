@@ -1,0 +1,200 @@
+//! Reading, for every kind of source alike: the plans open sources, every source is read in
+//! rounds, and its lines are counted and fed to the pipeline of its lane (the shared one, or
+//! its own for sources whose lines come late).
+
+use super::*;
+use crate::source::{Clock, Plan, Source};
+
+/// A source being read.
+pub(super) struct Slot {
+    pub(super) src: Box<dyn Source>,
+    /// Its number in counters and incidents (an index into the reader's names).
+    pub(super) id: u16,
+    /// The lane its lines go to.
+    pub(super) lane: usize,
+    /// The plan that opened it.
+    pub(super) plan: usize,
+    /// The checkpoint last committed (an unchanged one is not written again).
+    pub(super) saved: Option<crate::source::Checkpoint>,
+}
+
+/// A pipeline and the event clock its lines move.
+pub(super) struct Lane {
+    pub(super) pipeline: Pipeline,
+    /// The latest event time seen, and when it was seen.
+    pub(super) clock: Option<(i64, Instant)>,
+    /// `None`: the clock moves on with the wall clock; `Some(quiet)`: only once no line has
+    /// come for `quiet`.
+    pub(super) quiet: Option<Duration>,
+}
+
+/// A plan and its sources, carried from one reader to the next by a reload.
+pub(super) struct Kept {
+    pub(super) plan: Box<dyn Plan>,
+    pub(super) slots: Vec<Slot>,
+}
+
+impl Reader {
+    /// Opens what the plans name that is not open yet (a glob's new files).
+    pub(super) fn discover(&mut self) -> anyhow::Result<()> {
+        let mut opened = Vec::new();
+        for (p, plan) in self.plans.iter_mut().enumerate() {
+            let state = &self.state;
+            for src in plan.open(&|name| state.checkpoint(name))? {
+                opened.push((p, src));
+            }
+        }
+        for (p, src) in opened {
+            self.add(src, p, None)?;
+        }
+        Ok(())
+    }
+
+    /// Starts reading a source.
+    pub(super) fn add(
+        &mut self,
+        src: Box<dyn Source>,
+        plan: usize,
+        saved: Option<crate::source::Checkpoint>,
+    ) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.names.len() < u16::MAX as usize,
+            "too many sources to read"
+        );
+        let lane = match src.clock() {
+            Clock::Shared => 0,
+            Clock::Own { quiet } => {
+                self.lanes.push(Lane {
+                    pipeline: Pipeline::new(
+                        self.out.kb.clone(),
+                        PipelineConfig {
+                            detect: self.detect.clone(),
+                            join: None,
+                        },
+                    ),
+                    clock: None,
+                    quiet: Some(quiet),
+                });
+                self.lanes.len() - 1
+            }
+        };
+        self.names.push(src.name().to_string());
+        self.slots.push(Slot {
+            src,
+            id: (self.names.len() - 1) as u16,
+            lane,
+            plan,
+            saved,
+        });
+        Ok(())
+    }
+
+    /// Reads every source once (about a megabyte per file, a slot of ALB objects, what a
+    /// listener received). Returns the lines read, and whether more is waiting.
+    pub(super) fn read_round(&mut self) -> (u64, bool) {
+        let Reader {
+            slots,
+            lanes,
+            counters,
+            out,
+            state,
+            ..
+        } = self;
+        let mut lines = 0;
+        let mut more = false;
+        for slot in slots.iter_mut() {
+            let Lane {
+                pipeline, clock, ..
+            } = &mut lanes[slot.lane];
+            let id = slot.id;
+            let mut sink = ReaderSink { counters, out };
+            let mut emit = |line_no: u64, line: &[u8], mut ev: crate::engine::event::Event| {
+                if ev.time.is_none() {
+                    ev.time = clock.map(|(t, _)| crate::engine::event::Timestamp::new(t, 0));
+                }
+                if let Some(t) = ev.time {
+                    // Counted as read, so the count is committed with the position; a join
+                    // later moves it to the cause the error log gave (see `ReaderSink`).
+                    sink.counters.add(t.ms, id, ev.upstream(line), ev.cause);
+                    // The event clock moves with every line read, also with lines the
+                    // joiner holds back.
+                    if clock.is_none_or(|(last, _)| t.ms > last) {
+                        *clock = Some((t.ms, Instant::now()));
+                    }
+                }
+                pipeline.push(id, line_no, line, ev, &mut sink);
+            };
+            match slot.src.read(&*state, &mut emit) {
+                Ok(r) => {
+                    lines += r.lines;
+                    more |= r.more;
+                }
+                Err(e) => log!(
+                    Error,
+                    "reading a source",
+                    source = slot.src.name(),
+                    error = format!("{e:#}")
+                ),
+            }
+        }
+        (lines, more)
+    }
+
+    /// Whether a source finished items not committed yet.
+    pub(super) fn items_done(&self) -> bool {
+        self.slots.iter().any(|s| !s.src.done().is_empty())
+    }
+
+    /// Moves event time on by the wall-clock time since the last event, so bursts close and
+    /// held lines settle when the logs go quiet — without trusting that the proxy's clock (or
+    /// the configured zone of its lines) agrees with ours. A lane whose lines come late (ALB
+    /// objects, every five minutes) moves only once none have come for its quiet period (the
+    /// balancer has no traffic, or logging stopped), when incidents are allowed to close.
+    pub(super) fn tick(&mut self) {
+        let Reader {
+            lanes,
+            counters,
+            out,
+            ..
+        } = self;
+        for lane in lanes.iter_mut() {
+            let Some((last, at)) = lane.clock else {
+                continue;
+            };
+            let now = match lane.quiet {
+                None => last + at.elapsed().as_millis() as i64,
+                Some(q) if at.elapsed() > q => last + (at.elapsed() - q).as_millis() as i64,
+                Some(_) => continue,
+            };
+            lane.pipeline.tick(now, &mut ReaderSink { counters, out });
+        }
+    }
+
+    /// The plans and their sources, for the next reader (see [`Reader::reload`]).
+    pub(super) fn take_plans(&mut self) -> Vec<Kept> {
+        let mut kept: Vec<Kept> = std::mem::take(&mut self.plans)
+            .into_iter()
+            .map(|plan| Kept {
+                plan,
+                slots: Vec::new(),
+            })
+            .collect();
+        for s in std::mem::take(&mut self.slots) {
+            kept[s.plan].slots.push(s);
+        }
+        kept
+    }
+
+    /// Puts back what [`take_plans`] took (a reload was refused).
+    pub(super) fn put_back(&mut self, kept: Vec<Kept>) {
+        for k in kept {
+            let p = self.plans.len();
+            self.plans.push(k.plan);
+            for mut s in k.slots {
+                s.plan = p;
+                self.slots.push(s);
+            }
+        }
+        self.slots.sort_by_key(|s| s.id);
+    }
+}
