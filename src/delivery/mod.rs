@@ -3,5 +3,6 @@
 //! deadlines, retries and backoff.
 
 pub mod channel;
+pub mod queue;
 pub mod sender;
 pub mod settings;

@@ -10,6 +10,7 @@
 //! fix (a 4xx other than 408 and 429, a refused address) is recorded and not retried.
 
 use crate::delivery::channel::{Channel, ChannelConfig, SendError, Thread, host_name};
+use crate::delivery::queue::{self, Content, Queue, Take};
 pub use crate::delivery::settings::{AlertsConfig, SummaryConfig};
 use crate::engine::kb::{Kb, Lang};
 use crate::log;
@@ -17,16 +18,13 @@ use crate::render::alert::{self, AlertKind};
 use crate::render::summary::{self, Report};
 use crate::store::State;
 use crate::store::journal;
-use crate::store::outbox::{self, Next};
+use crate::store::outbox;
 use anyhow::Context;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// The most incidents in one message.
-const MAX_BATCH: usize = 100;
 
 /// How often a channel looks at the outbox without being woken (other processes, such as
 /// `gatewatch test-alert`, do not wake it; and it is the correctness baseline).
@@ -243,102 +241,10 @@ fn bump(tally: &Mutex<Tally>, channel: &str, sent: u64, failed: u64, depth: Opti
     }
 }
 
-/// The first message held in memory for a channel, if it is due (per channel, in order).
-fn take_memory(
-    memory: &outbox::MemoryQueue,
-    channel: &str,
-    now: i64,
-) -> Result<outbox::MemoryMessage, Option<i64>> {
-    let mut q = memory.lock().unwrap_or_else(|e| e.into_inner());
-    match q.iter().position(|m| m.channel == channel) {
-        Some(i) if q[i].next_try <= now => Ok(q.remove(i).expect("found")),
-        Some(i) => Err(Some(q[i].next_try)),
-        None => Err(None),
-    }
-}
-
-/// Sends a message held in memory (the state could not be written when it was made); a
-/// transient failure puts it back, first in its channel's line, to be tried again later.
-async fn send_from_memory(
-    ch: &Channel,
-    cfg: &ChannelConfig,
-    alerts: &AlertsConfig,
-    memory: &outbox::MemoryQueue,
-    tally: &Mutex<Tally>,
-    journal_dirs: &[PathBuf],
-    mut m: outbox::MemoryMessage,
-) {
-    let name = &cfg.name;
-    let id = outbox::memory_message_id(m.created, name);
-    let v = alert::compose(m.kind, &ch.host, cfg.lang, &id, m.items.clone());
-    let thread = Thread {
-        message_id: id,
-        references: Vec::new(),
-    };
-    let now = now_ms();
-    match ch.send(&v, &thread).await {
-        Ok(()) => {
-            if !journal::append(
-                journal_dirs,
-                now,
-                name,
-                m.kind.as_str(),
-                &thread.message_id,
-                &m.keys,
-            ) {
-                log!(
-                    Warn,
-                    "the delivery journal cannot be written",
-                    channel = name
-                );
-            }
-            log!(
-                Info,
-                "alert sent from memory",
-                channel = name,
-                kind = m.kind.as_str(),
-                incidents = m.keys.len(),
-                attempt = m.attempts + 1
-            );
-            bump(tally, name, 1, 0, None);
-        }
-        Err(SendError::Transient { error, retry_after })
-            if now - m.created < alerts.give_up_after.as_millis() as i64 =>
-        {
-            let delay = backoff(
-                m.attempts,
-                (alerts.retry_min, alerts.retry_max),
-                retry_after,
-                random(),
-            );
-            log!(
-                Warn,
-                "alert from memory not delivered; retrying",
-                channel = name,
-                error = error,
-                attempt = m.attempts + 1,
-                retry_in_s = delay.as_secs()
-            );
-            m.attempts += 1;
-            m.next_try = now + delay.as_millis() as i64;
-            memory
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push_front(m);
-        }
-        Err(e) => {
-            log!(
-                Error,
-                "alert from memory failed; not retried",
-                channel = name,
-                kind = m.kind.as_str(),
-                error = e
-            );
-            bump(tally, name, 0, 1, None);
-        }
-    }
-}
-
+/// Sends one channel's messages: from the outbox, and while the state cannot be written from
+/// the memory queue, one at a time in order; retries with backoff, gives up after
+/// `give_up_after` or on a permanent failure. Stopping never waits for a receiver: an unsent
+/// message stays where it was, composed, and goes out under the same id later.
 #[allow(clippy::too_many_arguments)]
 async fn channel_loop(
     cfg: ChannelConfig,
@@ -348,141 +254,70 @@ async fn channel_loop(
     mut wake: watch::Receiver<u64>,
     mut stop: watch::Receiver<bool>,
     tally: Arc<Mutex<Tally>>,
-    journal_files: Vec<PathBuf>,
+    journal_dirs: Vec<PathBuf>,
 ) {
     let name = cfg.name.clone();
-    let journal_dirs = journal_files.clone();
     bump(&tally, &name, 0, 0, outbox::depth(db.conn()).ok());
     let mut channel: Option<Channel> = None;
     let mut build_error: Option<String> = None;
     let group_wait = alerts.group_wait.as_millis() as i64;
     let mut refreshed = std::time::Instant::now();
-    // Messages delivered whose delivery the outbox could not record (disk full): recorded as
-    // soon as it can be, never sent again meanwhile.
-    let mut unrecorded: Vec<(Vec<i64>, String, i64)> = Vec::new();
+    // The outbox first; what the reader handed over in memory when the outbox has nothing due.
+    let mut queues: [Box<dyn Queue>; 2] = [
+        Box::new(queue::Outbox::new(db.clone(), &name, group_wait)),
+        Box::new(queue::Memory::new(memory, &name)),
+    ];
     loop {
         if *stop.borrow() {
             return;
         }
         let now = now_ms();
-        unrecorded.retain(|(ids, id, at)| outbox::sent(db.conn(), ids, id, *at).is_err());
-        let next = match outbox::next(db.conn(), &name, now, group_wait, MAX_BATCH) {
-            Ok(Next::Send(rows))
-                if rows
-                    .iter()
-                    .any(|r| unrecorded.iter().any(|(ids, _, _)| ids.contains(&r.id))) =>
+        let mut until = now + RECHECK.as_millis() as i64;
+        let mut taken = None;
+        for (i, q) in queues.iter_mut().enumerate() {
+            match q.take(now) {
+                Take::Send(m) => {
+                    taken = Some((i, m));
+                    break;
+                }
+                Take::Wait(Some(t)) => until = until.min(t),
+                Take::Wait(None) => {}
+            }
+        }
+        let Some((q, m)) = taken else {
+            if let Some(ch) = &channel
+                && ch.is_alertmanager()
+                && refreshed.elapsed() >= ALERTMANAGER_REFRESH
             {
-                Next::Wait(now + 5_000)
+                refreshed = std::time::Instant::now();
+                refresh_alertmanager(ch, &db).await;
             }
-            Ok(n) => n,
-            Err(e) => {
-                log!(Error, "reading the outbox", channel = name, error = e);
-                Next::Wait(now + 5_000)
+            if wait(&mut wake, &mut stop, until).await {
+                return;
             }
+            continue;
         };
-        let rows = match next {
-            Next::Idle | Next::Wait(_) => {
-                // Nothing to send from the outbox: what the reader handed over in memory.
-                let memory_next = match take_memory(&memory, &name, now) {
-                    Ok(m) => {
-                        if build(&mut channel, &mut build_error, &cfg, &alerts) {
-                            let ch = channel.as_ref().expect("built");
-                            send_from_memory(ch, &cfg, &alerts, &memory, &tally, &journal_dirs, m)
-                                .await;
-                            continue;
-                        }
-                        memory
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push_front(m);
-                        Some(now + 60_000)
-                    }
-                    Err(at) => at,
-                };
-                if let Some(ch) = &channel
-                    && ch.is_alertmanager()
-                    && refreshed.elapsed() >= ALERTMANAGER_REFRESH
-                {
-                    refreshed = std::time::Instant::now();
-                    refresh_alertmanager(ch, &db).await;
-                }
-                let until = match next {
-                    Next::Wait(t) => t,
-                    _ => now + RECHECK.as_millis() as i64,
-                };
-                let until = memory_next.map_or(until, |m| m.min(until));
-                if wait(&mut wake, &mut stop, until).await {
-                    return;
-                }
-                continue;
-            }
-            Next::Send(rows) => rows,
-        };
+        let queue = &mut queues[q];
         if !build(&mut channel, &mut build_error, &cfg, &alerts) {
+            queue.give_back(m);
             if wait(&mut wake, &mut stop, now + 60_000).await {
                 return;
             }
             continue;
         }
         let ch = channel.as_ref().expect("built above");
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let kind = rows[0].kind;
-        let id = match &rows[0].message_id {
-            Some(m) => m.clone(),
-            None => {
-                // Its rows are fixed before the first try, so a retry (or a resend after a
-                // restart) carries the same content under the same id.
-                let id = outbox::message_id(rows[0].id, rows[0].created, &name);
-                if let Err(e) = outbox::compose(db.conn(), &ids, &id) {
-                    log!(
-                        Error,
-                        "recording a message's rows",
-                        channel = name,
-                        error = e
-                    );
-                    if wait(&mut wake, &mut stop, now + 5_000).await {
-                        return;
-                    }
-                    continue;
-                }
-                id
-            }
+        let thread = Thread {
+            message_id: m.id.clone(),
+            references: m.references.clone(),
         };
-        let result = match outbox::items(&rows) {
-            _ if kind == AlertKind::Summary => {
-                match serde_json::from_str::<Report>(&rows[0].item) {
-                    Ok(r) => {
-                        let thread = Thread {
-                            message_id: id.clone(),
-                            references: Vec::new(),
-                        };
-                        tokio::select! {
-                            r = ch.send_summary(&r, &thread) => r,
-                            _ = stop.changed() => return,
-                        }
-                    }
-                    Err(e) => Err(SendError::Permanent(format!(
-                        "the stored summary cannot be read: {e}"
-                    ))),
-                }
-            }
-            Err(e) => Err(SendError::Permanent(format!(
-                "the stored message cannot be read: {e}"
-            ))),
-            Ok(items) => {
-                let keys: Vec<&str> = rows.iter().map(|r| r.incident.as_str()).collect();
-                let references = if kind == AlertKind::Opened {
-                    Vec::new()
-                } else {
-                    outbox::opened_message_ids(db.conn(), &name, &keys).unwrap_or_default()
-                };
-                let v = alert::compose(kind, &ch.host, cfg.lang, &id, items);
-                let thread = Thread {
-                    message_id: id.clone(),
-                    references,
-                };
-                // Stopping does not wait for a receiver: the message stays in the outbox, as
-                // it was composed, and goes out under the same id after the restart.
+        let result = match &m.content {
+            Content::Unreadable(e) => Err(SendError::Permanent(e.clone())),
+            Content::Summary(r) => tokio::select! {
+                r = ch.send_summary(r, &thread) => r,
+                _ = stop.changed() => return,
+            },
+            Content::Items(items) => {
+                let v = alert::compose(m.kind, &ch.host, cfg.lang, &m.id, items.clone());
                 tokio::select! {
                     r = ch.send(&v, &thread) => r,
                     _ = stop.changed() => return,
@@ -490,23 +325,26 @@ async fn channel_loop(
             }
         };
         let now = now_ms();
-        let oldest = rows.iter().map(|r| r.created).min().unwrap_or(now);
-        let attempts = rows.iter().map(|r| r.attempts).max().unwrap_or(0);
+        let from_memory = queue.in_memory();
+        let (kind, incidents, attempt) = (m.kind, m.keys.len(), m.attempts + 1);
         let retrying = matches!(&result, Err(SendError::Transient { .. }))
-            && now - oldest < alerts.give_up_after.as_millis() as i64;
+            && now - m.oldest < alerts.give_up_after.as_millis() as i64;
         let write = match &result {
             Ok(()) => {
                 log!(
                     Info,
-                    "alert sent",
+                    if from_memory {
+                        "alert sent from memory"
+                    } else {
+                        "alert sent"
+                    },
                     channel = name,
                     kind = kind.as_str(),
-                    incidents = ids.len(),
-                    attempt = attempts + 1
+                    incidents = incidents,
+                    attempt = attempt
                 );
-                let keys: Vec<String> = rows.iter().map(|r| r.incident.clone()).collect();
                 if kind != AlertKind::Summary
-                    && !journal::append(&journal_dirs, now, &name, kind.as_str(), &id, &keys)
+                    && !journal::append(&journal_dirs, now, &name, kind.as_str(), &m.id, &m.keys)
                 {
                     log!(
                         Warn,
@@ -514,57 +352,67 @@ async fn channel_loop(
                         channel = name
                     );
                 }
-                outbox::sent(db.conn(), &ids, &id, now)
+                queue.sent(m, now)
             }
             Err(SendError::Transient { error, retry_after }) if retrying => {
                 let delay = backoff(
-                    attempts,
+                    m.attempts,
                     (alerts.retry_min, alerts.retry_max),
                     *retry_after,
                     random(),
                 );
                 log!(
                     Warn,
-                    "alert not delivered; retrying",
+                    if from_memory {
+                        "alert from memory not delivered; retrying"
+                    } else {
+                        "alert not delivered; retrying"
+                    },
                     channel = name,
                     error = error,
-                    attempt = attempts + 1,
+                    attempt = attempt,
                     retry_in_s = delay.as_secs()
                 );
-                outbox::retry(db.conn(), &ids, now + delay.as_millis() as i64, error)
+                queue.retry(m, now + delay.as_millis() as i64, error)
             }
             Err(e) => {
                 log!(
                     Error,
-                    "alert failed; not retried",
+                    if from_memory {
+                        "alert from memory failed; not retried"
+                    } else {
+                        "alert failed; not retried"
+                    },
                     channel = name,
                     kind = kind.as_str(),
-                    incidents = ids.len(),
+                    incidents = incidents,
                     error = e
                 );
-                outbox::failed(db.conn(), &ids, &e.to_string(), now)
+                queue.failed(m, &e.to_string(), now)
             }
         };
         if let Err(e) = write {
             // The outbox could not be updated (disk full). A delivered message is remembered
-            // here and recorded later, never sent again; a retry or failure is simply tried
-            // again.
-            log!(Error, "recording a delivery", channel = name, error = e);
-            if result.is_ok() {
-                unrecorded.push((ids, id, now));
-            }
+            // by the outbox and recorded later, never sent again; a retry or failure is simply
+            // tried again.
+            log!(
+                Error,
+                "recording a delivery",
+                channel = name,
+                error = format!("{e:#}")
+            );
             if wait(&mut wake, &mut stop, now + 5_000).await {
                 return;
             }
         }
-        // The counters and the depth change together, once the outbox has recorded the result:
+        // The counters and the depth change together, once the queue has recorded the result:
         // `/metrics` never shows a message as both sent and still waiting.
         let (sent, failed) = match &result {
             Ok(()) => (1, 0),
             Err(_) if retrying => (0, 0),
             Err(_) => (0, 1),
         };
-        bump(&tally, &name, sent, failed, outbox::depth(db.conn()).ok());
+        bump(&tally, &name, sent, failed, queue.depth());
     }
 }
 
