@@ -126,7 +126,7 @@ pub fn run(kb: Arc<Kb>, dir: Option<PathBuf>) -> anyhow::Result<()> {
 /// healthy until stopped.
 fn write_traffic(access: &Path, error: &Path, stop: &AtomicBool) -> anyhow::Result<()> {
     let mut synth = Synth::new(SynthConfig {
-        start_ms: chrono::Utc::now().timestamp_millis(),
+        start_ms: crate::clock::now_ms(),
         requests_per_sec: RATE,
         burst: Some(Burst {
             start_secs: HEALTHY_SECS,

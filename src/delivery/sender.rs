@@ -9,6 +9,7 @@
 //! Failures are retried with exponential backoff and jitter; a failure that retrying cannot
 //! fix (a 4xx other than 408 and 429, a refused address) is recorded and not retried.
 
+use crate::clock::now_ms;
 use crate::delivery::channel::{Channel, ChannelConfig, SendError, Thread, host_name};
 use crate::delivery::queue::{self, Content, Queue, Take};
 pub use crate::delivery::settings::{AlertsConfig, SummaryConfig};
@@ -68,10 +69,6 @@ pub fn backoff(
 fn random() -> u64 {
     use std::hash::BuildHasher;
     std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// What the sender has done, for `/metrics` and the status page (shared with the daemon).

@@ -7,7 +7,7 @@ use crate::engine::detect::Incident;
 use crate::engine::kb::{Kb, Lang};
 use crate::engine::time::Zone;
 use crate::render::alert::{self, Item};
-use crate::render::summary::{self, CauseCount, History, Hour};
+use crate::render::summary::{self, CauseCount, History, Hour, IncidentRow};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -21,20 +21,6 @@ pub struct FileStatus {
     pub too_long: u64,
     /// Bytes written but not read yet.
     pub lag_bytes: u64,
-}
-
-/// An incident of the last 24 hours that has ended.
-#[derive(Clone, Debug, Serialize)]
-pub struct Ended {
-    pub upstream: String,
-    pub entry: String,
-    pub title: String,
-    pub cause: String,
-    pub start: String,
-    pub end: String,
-    pub duration: String,
-    pub failures: u64,
-    pub silenced: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -54,7 +40,8 @@ pub struct Page {
     pub problem: Option<String>,
     /// Open incidents: the alert's content (entry, workarounds, dead ends) as it stands.
     pub open: Vec<Item>,
-    pub ended: Vec<Ended>,
+    /// Incidents of the last 24 hours that have ended.
+    pub ended: Vec<IncidentRow>,
     pub hours: Vec<Hour>,
     pub causes: Vec<CauseCount>,
     pub sources: Vec<FileStatus>,
@@ -87,25 +74,18 @@ fn ended(
     history: &impl History,
     kb: Option<&Kb>,
     now_ms: i64,
-) -> anyhow::Result<(Vec<Ended>, Vec<Hour>, Vec<CauseCount>)> {
+) -> anyhow::Result<(Vec<IncidentRow>, Vec<Hour>, Vec<CauseCount>)> {
     let ended = history
         .ended_since(now_ms - 24 * 3_600_000, 50)?
         .into_iter()
-        .map(|i| Ended {
-            title: kb
+        .map(|i| {
+            let title = kb
                 .and_then(|k| {
                     k.find(&i.entry)
                         .map(|e| k.get(e).title.get(Lang::En).to_string())
                 })
-                .unwrap_or_else(|| i.entry.clone()),
-            upstream: i.upstream,
-            entry: i.entry,
-            cause: i.cause.as_str().to_string(),
-            start: local(i.start_ms),
-            end: local(i.end_ms),
-            duration: crate::render::report::human_duration(i.end_ms - i.start_ms),
-            failures: i.failures,
-            silenced: i.silenced,
+                .unwrap_or_else(|| i.entry.clone());
+            IncidentRow::new(&i, title, &local, &crate::render::report::human_duration)
         })
         .collect();
     let (hours, causes) = summary::recent_hours(history, &Zone::Local, now_ms, 24)?;

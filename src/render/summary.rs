@@ -273,6 +273,38 @@ pub struct IncidentRow {
     pub ended: String,
 }
 
+impl IncidentRow {
+    /// The one view of a recorded incident (the summary's table, the status page's list):
+    /// its title, and times and duration as `time` and `duration` write them.
+    pub fn new(
+        i: &Inc,
+        title: String,
+        time: &dyn Fn(i64) -> String,
+        duration: &dyn Fn(i64) -> String,
+    ) -> IncidentRow {
+        IncidentRow {
+            key: i.key.clone(),
+            upstream: i.upstream.clone(),
+            entry: i.entry.clone(),
+            title,
+            cause: i.cause.as_str().to_string(),
+            start: time(i.start_ms),
+            end: time(i.end_ms),
+            duration: duration(i.end_ms - i.start_ms),
+            failures: i.failures,
+            requests: i.requests,
+            peak: i.peak,
+            silenced: i.silenced,
+            ended: if i.closed_ms.is_some() {
+                "resolved"
+            } else {
+                "open"
+            }
+            .to_string(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EntryRow {
     pub id: String,
@@ -542,26 +574,7 @@ pub fn build(history: &impl History, kb: &Kb, o: &Options) -> anyhow::Result<Rep
     };
     let incidents_out: Vec<IncidentRow> = incs
         .iter()
-        .map(|i| IncidentRow {
-            key: i.key.clone(),
-            upstream: i.upstream.clone(),
-            entry: i.entry.clone(),
-            title: title(&i.entry),
-            cause: i.cause.as_str().to_string(),
-            start: time(i.start_ms),
-            end: time(i.end_ms),
-            duration: duration(i.end_ms - i.start_ms),
-            failures: i.failures,
-            requests: i.requests,
-            peak: i.peak,
-            silenced: i.silenced,
-            ended: if i.closed_ms.is_some() {
-                "resolved"
-            } else {
-                "open"
-            }
-            .to_string(),
-        })
+        .map(|i| IncidentRow::new(i, title(&i.entry), &time, &duration))
         .collect();
 
     let mut entries: Vec<EntryRow> = Vec::new();

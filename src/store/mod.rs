@@ -460,7 +460,7 @@ impl State {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('created_ms', ?1)",
-            params![chrono::Utc::now().timestamp_millis().to_string()],
+            params![crate::clock::now_ms().to_string()],
         )?;
         // New: nothing was ever recorded (a first run killed before its first commit counts
         // as new too).

@@ -219,7 +219,7 @@ pub(super) fn scan_summary<W: Write>(
             inc.clone(),
         ));
     }
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = crate::clock::now_ms();
     let alerting = Alerting {
         kb,
         host: &host,

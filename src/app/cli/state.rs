@@ -66,7 +66,7 @@ pub(super) fn run_summary(
     } else {
         crate::store::State::open_read_only(&dir)?.ok_or_else(no_state)?
     };
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = crate::clock::now_ms();
     let date = match date {
         Some(d) => d,
         None => crate::render::summary::local_date(&zone, now)
@@ -128,7 +128,7 @@ pub(super) fn run_silence(
         SilenceAction::Add { .. } => None,
         _ => crate::store::State::open_read_only(&dir)?,
     };
-    let now = chrono::Utc::now().timestamp_millis();
+    let now = crate::clock::now_ms();
     let time = |ms: i64| {
         chrono::DateTime::from_timestamp_millis(ms)
             .map(|t| {

@@ -17,6 +17,7 @@ use read::*;
 use storage::*;
 
 use crate::app::config::Config;
+use crate::clock::now_ms;
 use crate::engine::detect::Change;
 use crate::engine::event::Format;
 use crate::engine::kb::{Kb, Lang};
@@ -98,11 +99,6 @@ fn alerting<'a>(
         now_ms: now_ms(),
         delivered: &out.delivered,
     }
-}
-
-/// The wall clock, in Unix milliseconds.
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// Where settled lines and incident changes go while reading.

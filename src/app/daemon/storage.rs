@@ -83,7 +83,7 @@ fn take_back(dir: &Path) {
     } else {
         let aside = fb.with_file_name(format!(
             "gatewatch-fallback-state.left-{}",
-            chrono::Utc::now().timestamp_millis()
+            crate::clock::now_ms()
         ));
         let _ = std::fs::rename(&fb, &aside);
         log!(
