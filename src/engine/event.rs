@@ -280,6 +280,8 @@ pub enum Unparsed {
     Status,
     #[error("the line is longer than the line limit")]
     TooLong,
+    #[error("the line is not in the container framing (CRI or docker json-file)")]
+    Framing,
 }
 
 #[cfg(test)]

@@ -351,7 +351,7 @@ http {
                     *format,
                     f.source.log_format.as_ref().map(|l| l.name().to_string()),
                 ),
-                SourceKind::Syslog { .. } => unreachable!(),
+                SourceKind::Syslog { .. } | SourceKind::Container { .. } => unreachable!(),
             })
             .collect();
         assert_eq!(

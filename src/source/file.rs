@@ -35,6 +35,128 @@ pub fn looks_rotated(name: &str) -> bool {
     !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Most paths a glob expands to (a glob over a huge tree is cut, not followed forever).
+const MAX_EXPANDED: usize = 10_000;
+
+/// The files a path or glob names now. `*` and `?` may stand in folder names too
+/// (`/var/log/pods/*/*/*.log`); rotated and compressed names are left out of what a wildcard
+/// in the file name matches (they would be read twice).
+pub fn expand(pattern: &Path) -> Vec<PathBuf> {
+    let wild = |s: &std::ffi::OsStr| s.to_string_lossy().contains(['*', '?']);
+    if !wild(pattern.as_os_str()) {
+        return vec![pattern.to_path_buf()];
+    }
+    let parts: Vec<_> = pattern.components().collect();
+    let mut current = vec![PathBuf::new()];
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let name = part.as_os_str();
+        if !wild(name) {
+            for p in &mut current {
+                p.push(name);
+            }
+            continue;
+        }
+        let glob = name.to_string_lossy().into_owned();
+        let mut next = Vec::new();
+        for dir in &current {
+            let at = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir.as_path()
+            };
+            let Ok(entries) = std::fs::read_dir(at) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if !crate::engine::glob::matches(glob.as_bytes(), n.as_bytes()) {
+                    continue;
+                }
+                // Follows links (`/var/log/containers/*.log` are links to the pods' logs).
+                let Ok(m) = std::fs::metadata(e.path()) else {
+                    continue;
+                };
+                let keep = if last {
+                    m.is_file() && !looks_rotated(&n)
+                } else {
+                    m.is_dir()
+                };
+                if keep && next.len() < MAX_EXPANDED {
+                    next.push(dir.join(&n));
+                }
+            }
+        }
+        next.sort();
+        current = next;
+    }
+    current.retain(|p| p.exists());
+    current
+}
+
+/// The folders whose changes should wake the reader for a path or glob: its folder, if that is
+/// not a glob itself (folders inside a glob are looked at every second).
+pub fn folders(pattern: &Path) -> Vec<PathBuf> {
+    let dir = pattern.parent().unwrap_or(Path::new(""));
+    if dir.to_string_lossy().contains(['*', '?']) {
+        return Vec::new();
+    }
+    vec![if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir.to_path_buf()
+    }]
+}
+
+/// A tailer for a path, from the checkpoint the state holds for it (`kind`: the checkpoint's
+/// kind for this source) or from `start`.
+pub fn open_tailer(
+    path: &Path,
+    saved: &dyn Fn(&str) -> anyhow::Result<Option<Checkpoint>>,
+    kind: &str,
+    start: Start,
+    what: &dyn std::fmt::Display,
+) -> anyhow::Result<Tailer> {
+    let name = path.display().to_string();
+    let mine = match saved(&name)? {
+        Some(c) => decode(path, kind, &c)?,
+        None => Vec::new(),
+    };
+    let mut notices = Vec::new();
+    let tailer = Tailer::new(
+        path.to_path_buf(),
+        &mine,
+        start,
+        MAX_LINE,
+        ROTATE_WAIT,
+        &mut notices,
+    );
+    report_notices(path, &notices);
+    log!(
+        Info,
+        "following",
+        file = path.display(),
+        format = what,
+        resumed = !mine.is_empty()
+    );
+    Ok(tailer)
+}
+
+/// Logs the over-long lines skipped since it was last said, at most once a minute.
+pub fn say_too_long(path: &Path, unlogged: &mut u64, logged: &mut Option<Instant>) {
+    if *unlogged > 0 && logged.is_none_or(|t| t.elapsed() >= TOO_LONG_LOG_EVERY) {
+        log!(
+            Warn,
+            "lines longer than the limit skipped",
+            file = path.display(),
+            lines = *unlogged,
+            limit_bytes = MAX_LINE
+        );
+        *unlogged = 0;
+        *logged = Some(Instant::now());
+    }
+}
+
 /// A configured path or glob, and the files it has opened.
 pub struct FilePlan {
     pattern: PathBuf,
@@ -50,7 +172,9 @@ impl FilePlan {
             pattern: PathBuf::from(cfg.kind.input()),
             format: match &cfg.kind {
                 super::SourceKind::Log { format, .. } => *format,
-                super::SourceKind::Syslog { .. } => Format::Haproxy,
+                super::SourceKind::Container { .. } | super::SourceKind::Syslog { .. } => {
+                    Format::NginxAccess
+                }
             },
             opts: ParserOptions {
                 zone: cfg.timezone.clone(),
@@ -64,32 +188,6 @@ impl FilePlan {
             opened: Default::default(),
         }
     }
-
-    /// The files the pattern names now.
-    fn files(&self) -> Vec<PathBuf> {
-        let name = self
-            .pattern
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if !name.contains(['*', '?']) {
-            return vec![self.pattern.clone()];
-        }
-        let dir = self.pattern.parent().unwrap_or(Path::new("."));
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Vec::new();
-        };
-        let mut v: Vec<PathBuf> = entries
-            .flatten()
-            .filter(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                crate::engine::glob::matches(name.as_bytes(), n.as_bytes()) && !looks_rotated(&n)
-            })
-            .map(|e| e.path())
-            .collect();
-        v.sort();
-        v
-    }
 }
 
 impl Plan for FilePlan {
@@ -98,32 +196,12 @@ impl Plan for FilePlan {
         saved: &dyn Fn(&str) -> anyhow::Result<Option<Checkpoint>>,
     ) -> anyhow::Result<Vec<Box<dyn Source>>> {
         let mut out: Vec<Box<dyn Source>> = Vec::new();
-        for path in self.files() {
+        for path in expand(&self.pattern) {
             if self.opened.contains(&path) {
                 continue;
             }
             let name = path.display().to_string();
-            let mine = match saved(&name)? {
-                Some(c) => decode(&path, &c)?,
-                None => Vec::new(),
-            };
-            let mut notices = Vec::new();
-            let tailer = Tailer::new(
-                path.clone(),
-                &mine,
-                self.start,
-                MAX_LINE,
-                ROTATE_WAIT,
-                &mut notices,
-            );
-            report_notices(&path, &notices);
-            log!(
-                Info,
-                "following",
-                file = path.display(),
-                format = self.format,
-                resumed = !mine.is_empty()
-            );
+            let tailer = open_tailer(&path, saved, KIND, self.start, &self.format)?;
             self.opened.insert(path);
             out.push(Box::new(FileSource {
                 name,
@@ -142,12 +220,7 @@ impl Plan for FilePlan {
     }
 
     fn folders(&self) -> Vec<PathBuf> {
-        let dir = self.pattern.parent().unwrap_or(Path::new(""));
-        vec![if dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            dir.to_path_buf()
-        }]
+        folders(&self.pattern)
     }
 }
 
@@ -179,7 +252,7 @@ fn handle(
 ) {
     *number += 1;
     match parser.parse(line) {
-        Ok(ev) => emit(*number, line, ev),
+        Ok(ev) => emit(0, *number, line, ev),
         Err(_) => *unparsed += 1,
     }
 }
@@ -243,27 +316,17 @@ impl Source for FileSource {
         self.unparsed += too_long;
         self.too_long += too_long;
         self.too_long_unlogged += too_long;
-        if self.too_long_unlogged > 0
-            && self
-                .too_long_logged
-                .is_none_or(|t| t.elapsed() >= TOO_LONG_LOG_EVERY)
-        {
-            log!(
-                Warn,
-                "lines longer than the limit skipped",
-                file = self.tailer.path().display(),
-                lines = self.too_long_unlogged,
-                limit_bytes = MAX_LINE
-            );
-            self.too_long_unlogged = 0;
-            self.too_long_logged = Some(Instant::now());
-        }
+        say_too_long(
+            self.tailer.path(),
+            &mut self.too_long_unlogged,
+            &mut self.too_long_logged,
+        );
         report_notices(self.tailer.path(), &notices);
         Ok(Round { lines, more })
     }
 
     fn checkpoint(&self) -> Option<Checkpoint> {
-        Some(encode(&self.tailer.checkpoints()))
+        Some(encode(KIND, &self.tailer.checkpoints()))
     }
 
     fn status(&self) -> SourceStatus {
@@ -293,8 +356,9 @@ struct Saved {
     size: Option<u64>,
 }
 
-/// The checkpoint of a file's tailer.
-pub fn encode(checkpoints: &[tail::Checkpoint]) -> Checkpoint {
+/// The checkpoint of a tailer (`kind`: the source's kind of checkpoint, `file` or
+/// `container`).
+pub fn encode(kind: &str, checkpoints: &[tail::Checkpoint]) -> Checkpoint {
     let saved: Vec<Saved> = checkpoints
         .iter()
         .map(|c| Saved {
@@ -312,16 +376,16 @@ pub fn encode(checkpoints: &[tail::Checkpoint]) -> Checkpoint {
         })
         .collect();
     Checkpoint {
-        kind: KIND.to_string(),
+        kind: kind.to_string(),
         version: VERSION,
         data: serde_json::to_vec(&saved).unwrap_or_default(),
     }
 }
 
-/// The tailer's checkpoints from a saved one.
-pub fn decode(path: &Path, c: &Checkpoint) -> anyhow::Result<Vec<tail::Checkpoint>> {
+/// The tailer's checkpoints from a saved one of the given kind.
+pub fn decode(path: &Path, kind: &str, c: &Checkpoint) -> anyhow::Result<Vec<tail::Checkpoint>> {
     anyhow::ensure!(
-        c.kind == KIND && c.version <= VERSION,
+        c.kind == kind && c.version <= VERSION,
         "the state holds a checkpoint for {} of kind {} version {}, which this gatewatch cannot read (written by a newer one, or for another kind of source); remove that source's checkpoint or use the newer gatewatch",
         path.display(),
         c.kind,
@@ -357,7 +421,7 @@ pub fn decode(path: &Path, c: &Checkpoint) -> anyhow::Result<Vec<tail::Checkpoin
 }
 
 /// Logs what the tailer noticed.
-fn report_notices(path: &Path, notices: &[Notice]) {
+pub fn report_notices(path: &Path, notices: &[Notice]) {
     for n in notices {
         match n {
             Notice::Opened { file, offset } => {
@@ -453,22 +517,26 @@ mod tests {
                 size: None,
             },
         ];
-        let c = encode(&cps);
+        let c = encode(KIND, &cps);
         assert_eq!(
-            decode(Path::new("/var/log/nginx/access.log"), &c).unwrap(),
+            decode(Path::new("/var/log/nginx/access.log"), KIND, &c).unwrap(),
             cps
         );
         let newer = Checkpoint {
             version: VERSION + 1,
             ..c.clone()
         };
-        let e = decode(Path::new("/x"), &newer).unwrap_err().to_string();
+        let e = decode(Path::new("/x"), KIND, &newer)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("newer"), "{e}");
         let damaged = Checkpoint {
             data: b"{".to_vec(),
             ..c
         };
-        let e = decode(Path::new("/x"), &damaged).unwrap_err().to_string();
+        let e = decode(Path::new("/x"), KIND, &damaged)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("damaged"), "{e}");
     }
 }

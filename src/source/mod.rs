@@ -4,6 +4,7 @@
 //! socket IO; what they read goes into the [`crate::engine`] unchanged.
 
 pub mod alb;
+pub mod container;
 pub mod discover;
 pub mod file;
 #[cfg(feature = "s3")]
@@ -23,6 +24,27 @@ pub enum SourceKind {
     Log { path: String, format: Format },
     /// gatewatch's own syslog listener (`udp://127.0.0.1:5514`, `unix:///run/gatewatch/log`).
     Syslog { listen: String },
+    /// A container's output as its runtime writes it (CRI or docker `json-file` framing): a file
+    /// or glob (`/var/log/pods/*/*/*.log`).
+    Container { path: String, proxy: Proxy },
+}
+
+/// The proxy whose output a container log holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proxy {
+    /// Access lines on stdout, error-log lines on stderr (the official image, ingress-nginx).
+    Nginx,
+    /// HTTP log lines (`log stdout format raw`) on either.
+    Haproxy,
+}
+
+impl std::fmt::Display for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Proxy::Nginx => "nginx",
+            Proxy::Haproxy => "haproxy",
+        })
+    }
 }
 
 /// Where reading starts in a file seen for the first time.
@@ -48,7 +70,7 @@ impl SourceKind {
     /// What the source reads: its path, or its listener's address.
     pub fn input(&self) -> &str {
         match self {
-            SourceKind::Log { path, .. } => path,
+            SourceKind::Log { path, .. } | SourceKind::Container { path, .. } => path,
             SourceKind::Syslog { listen } => listen,
         }
     }
@@ -56,7 +78,10 @@ impl SourceKind {
     /// Whether two sources read the same input (the same path, or the same listener).
     pub fn same_input(&self, other: &SourceKind) -> bool {
         match (self, other) {
-            (SourceKind::Log { path: a, .. }, SourceKind::Log { path: b, .. }) => a == b,
+            (
+                SourceKind::Log { path: a, .. } | SourceKind::Container { path: a, .. },
+                SourceKind::Log { path: b, .. } | SourceKind::Container { path: b, .. },
+            ) => a == b,
             (SourceKind::Syslog { listen: a }, SourceKind::Syslog { listen: b }) => {
                 a.strip_prefix("udp://").unwrap_or(a) == b.strip_prefix("udp://").unwrap_or(b)
             }
@@ -109,8 +134,9 @@ impl Ledger for NoLedger {
     }
 }
 
-/// Takes each line that parsed, in order: its number in its file, the line, its event.
-pub type Emit<'a> = dyn FnMut(u64, &[u8], crate::engine::event::Event) + 'a;
+/// Takes each line that parsed, in order: the stream it belongs to (an index into
+/// [`Source::streams`]), its number in its file, the line, its event.
+pub type Emit<'a> = dyn FnMut(usize, u64, &[u8], crate::engine::event::Event) + 'a;
 
 /// What one call of [`Source::read`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -147,9 +173,16 @@ pub struct SourceStatus {
 /// parses (it knows its format) and says where it stands; the reader counts the lines, feeds
 /// them to the pipeline and commits what every source says in one transaction.
 pub trait Source: Send {
-    /// Its name in counters, alerts and the status: the path, the folder, the address.
+    /// Its name in the state (its checkpoint) and the status: the path, the folder, the
+    /// address.
     fn name(&self) -> &str;
     fn format(&self) -> Format;
+    /// The streams its lines count for, by the names counters and alerts show, and their
+    /// formats: one for most; a container's output has the proxy's access lines (stdout) and
+    /// its error lines (stderr).
+    fn streams(&self) -> Vec<(String, Format)> {
+        vec![(self.name().to_string(), self.format())]
+    }
     /// Reads what is new — about a megabyte, or one batch — handing every line that parsed to
     /// `emit` in order.
     fn read(&mut self, ledger: &dyn Ledger, emit: &mut Emit<'_>) -> anyhow::Result<Round>;
@@ -215,11 +248,16 @@ pub fn plan(cfg: &SourceConfig, ctx: &Context) -> anyhow::Result<Box<dyn Plan>> 
         } => Box::new(alb::AlbPlan::new(path, cfg, ctx)?),
         SourceKind::Log { .. } => Box::new(file::FilePlan::new(cfg, ctx)),
         SourceKind::Syslog { .. } => Box::new(syslog::SyslogPlan::new(cfg, ctx)?),
+        SourceKind::Container { .. } => Box::new(container::ContainerPlan::new(cfg, ctx)),
     })
 }
 
 /// Whether the sources of a config are followed files (read after the others, so the others
 /// keep the first source numbers, which incidents saved before a restart refer to).
 pub fn is_file(cfg: &SourceConfig) -> bool {
-    matches!(&cfg.kind, SourceKind::Log { format, .. } if *format != Format::Alb)
+    match &cfg.kind {
+        SourceKind::Log { format, .. } => *format != Format::Alb,
+        SourceKind::Container { .. } => true,
+        SourceKind::Syslog { .. } => false,
+    }
 }

@@ -111,7 +111,7 @@ struct Producer {
 }
 
 /// Opens a file (or `-` for standard input) and undoes gzip when the content is gzip.
-fn open(name: &str) -> io::Result<(Box<dyn Read + Send>, bool)> {
+pub fn open(name: &str) -> io::Result<(Box<dyn Read + Send>, bool)> {
     let mut raw: Box<dyn Read + Send> = if name == "-" {
         Box::new(io::stdin())
     } else {
@@ -615,7 +615,9 @@ pub fn read_merged(
     for name in names {
         inputs.push(Input::new(Producer::open(name, opts)?, 1)?);
     }
-    merge(&mut inputs, |_, line_no, line, ev| emit(line_no, line, ev))?;
+    merge(&mut inputs, |_, line_no, line, ev| {
+        emit(0, line_no, line, ev)
+    })?;
     Ok(inputs.into_iter().map(Input::into_report).collect())
 }
 

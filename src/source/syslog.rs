@@ -248,7 +248,7 @@ impl super::Source for SyslogSource {
                 self.lines += 1;
                 round.lines += 1;
                 match self.parser.parse(&line) {
-                    Ok(ev) => emit(self.lines, &line, ev),
+                    Ok(ev) => emit(0, self.lines, &line, ev),
                     Err(_) => self.unparsed += 1,
                 }
             }

@@ -103,7 +103,7 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         }
         let now = chrono::Utc::now().to_rfc3339();
         for (path, cps) in files {
-            let c = crate::source::file::encode(&cps);
+            let c = crate::source::file::encode(crate::source::file::KIND, &cps);
             tx.execute(
                 "INSERT OR IGNORE INTO source_checkpoints (source, kind, version, data, updated) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![path, c.kind, c.version, c.data, now],
@@ -686,7 +686,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut s, new) = State::open(dir.path()).unwrap();
         assert!(new);
-        let cp = crate::source::file::encode(&[file_checkpoint()]);
+        let cp = crate::source::file::encode(crate::source::file::KIND, &[file_checkpoint()]);
         let path = "/var/log/nginx/access.log";
         let mut counters = Counters::default();
         for _ in 0..3 {
@@ -774,8 +774,12 @@ mod tests {
             let (s, new) = State::open(dir.path()).unwrap();
             assert!(!new, "an upgraded state is not a first run");
             let saved = s.checkpoints().unwrap();
-            let back =
-                crate::source::file::decode(&cp.path, &saved[&*cp.path.to_string_lossy()]).unwrap();
+            let back = crate::source::file::decode(
+                &cp.path,
+                crate::source::file::KIND,
+                &saved[&*cp.path.to_string_lossy()],
+            )
+            .unwrap();
             assert_eq!(
                 back,
                 vec![crate::source::tail::Checkpoint { size: None, ..cp }]

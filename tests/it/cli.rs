@@ -588,3 +588,37 @@ fn scan_shows_rejected_lines_and_a_wrong_forced_format_fails() {
         stderr(&o)
     );
 }
+
+/// The Kubernetes example (`deploy/kubernetes/gatewatch.yaml`): the config in its ConfigMap is
+/// one `gatewatch check` accepts, it follows kubelet's pod logs as container logs, and the
+/// DaemonSet mounts them read-only without privileges.
+#[test]
+fn the_kubernetes_example_is_a_config_check_accepts() {
+    let yaml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/gatewatch.yaml"),
+    )
+    .unwrap();
+    // The ConfigMap's `gatewatch.toml: |` block, unindented.
+    let start = yaml.find("gatewatch.toml: |\n").unwrap() + "gatewatch.toml: |\n".len();
+    let toml: String = yaml[start..]
+        .lines()
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    assert!(toml.contains("format = \"container\""), "{toml}");
+    assert!(toml.contains("/var/log/pods/"), "{toml}");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gatewatch.toml");
+    std::fs::write(&cfg, &toml).unwrap();
+    let o = run(&["check", "--no-access", "--config", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    for want in [
+        "readOnly: true }",
+        "allowPrivilegeEscalation: false",
+        "drop: [\"ALL\"]",
+        "readOnlyRootFilesystem: true",
+        "automountServiceAccountToken: false",
+    ] {
+        assert!(yaml.contains(want), "{want} missing from the DaemonSet");
+    }
+}

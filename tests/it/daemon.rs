@@ -548,3 +548,126 @@ fn a_reload_keeps_a_syslog_listener_and_starts_the_one_it_adds() {
         assert_eq!(counted, want, "lines of {addr} in the state");
     }
 }
+
+/// Issue 15: an nginx container's docker json-file log (the link kubelet keeps in
+/// `/var/log/containers`): access lines on stdout in the official image's `main` format, which
+/// names no upstream, errors on stderr, a long line split in parts. The daemon joins them: the
+/// incident names the upstream from the error line and the pod; every line counts once.
+#[test]
+fn a_docker_json_file_container_log_is_unwrapped_joined_and_named_by_its_pod() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("containers");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join(format!("web-5f7c9_shop_nginx-{}.log", "0a".repeat(32)));
+    std::fs::write(&log, "").unwrap();
+    let text = format!(
+        "[[source]]\npath = \"{}/*.log\"\nformat = \"container\"\ntimezone = \"UTC\"\n\n[state]\ndir = \"{}/state\"\n",
+        logs.display(),
+        dir.path().display()
+    );
+    let cfg = gatewatch::app::config::Config::parse("gw.toml", &text).unwrap();
+    let kb = std::sync::Arc::new(gatewatch::app::patterns::load_kb(&[]).unwrap());
+    let (tx, rx) = mpsc::channel();
+    super::quiet_in_process_logs();
+    let daemon = gatewatch::app::daemon::Daemon::start(&cfg, kb, vec![tx]).unwrap();
+    let docker = |stream: &str, text: &str| {
+        serde_json::json!({"log": text, "stream": stream, "time": "2026-12-06T05:00:00.1Z"})
+            .to_string()
+            + "\n"
+    };
+    let now = chrono::Utc::now();
+    let mut out = String::new();
+    let mut physical = 0;
+    for i in 0..20 {
+        let client = format!("10.0.0.{i}");
+        let error = format!(
+            "{} [error] 31#31: *{i} connect() failed (111: Connection refused) while connecting to upstream, client: {client}, server: _, request: \"GET /api/orders HTTP/1.1\", upstream: \"http://10.0.1.5:8080/api/orders\", host: \"shop.example\"\n",
+            now.format("%Y/%m/%d %H:%M:%S")
+        );
+        let access = format!(
+            "{client} - - [{}] \"GET /api/orders HTTP/1.1\" 502 157 \"-\" \"curl/8.5.0\" \"-\"\n",
+            now.format("%d/%b/%Y:%H:%M:%S +0000")
+        );
+        out += &docker("stderr", &error);
+        physical += 1;
+        if i == 7 {
+            // A long line comes in parts: no newline but in the last.
+            out += &docker("stdout", &access[..15]);
+            out += &docker("stdout", &access[15..]);
+            physical += 2;
+        } else {
+            out += &docker("stdout", &access);
+            physical += 1;
+        }
+    }
+    append(&log, &out);
+    let change = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("an incident");
+    let Change::Opened(inc) = change else {
+        panic!("{change:?}")
+    };
+    assert_eq!(inc.upstream, "10.0.1.5:8080");
+    assert_eq!(
+        inc.cause,
+        gatewatch::engine::event::Cause::UpstreamUnreachable
+    );
+    let status = daemon.status();
+    daemon.stop().unwrap();
+    let st = status.lock().unwrap();
+    let f = st
+        .files
+        .iter()
+        .find(|f| f.path == log.display().to_string())
+        .unwrap();
+    assert_eq!((f.lines, f.unparsed), (physical, 0), "{f:?}");
+    assert!(
+        f.format
+            .starts_with("container docker: nginx_access (main)"),
+        "{f:?}"
+    );
+    drop(st);
+    // Counted once each, under the pod's name: the access lines (joined to their causes) and
+    // the error lines (consumed by the join) on their own stream.
+    let (state, _) = gatewatch::store::State::open(&dir.path().join("state")).unwrap();
+    let counts = state.counts_by_cause("pod shop/web-5f7c9/nginx").unwrap();
+    assert_eq!(counts, [("upstream_unreachable".to_string(), 20)]);
+    let errors: u64 = state
+        .counts_by_cause("pod shop/web-5f7c9/nginx (stderr)")
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(errors, 20);
+}
+
+/// A log that is not a container's, followed as `format = "container"`: its lines are
+/// unparsed, never read as something else, and the status says why.
+#[test]
+fn a_plain_log_followed_as_a_container_log_is_refused_line_by_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let log = dir.path().join("logs/access.log");
+    let mut text = String::new();
+    for i in 0..30 {
+        text += &access_line(i, 502, "10.0.1.5:8080", "-");
+    }
+    std::fs::write(&log, &text).unwrap();
+    let cfg = format!(
+        "[[source]]\npath = \"{}\"\nformat = \"container\"\nstart_at = \"beginning\"\n\n[state]\ndir = \"{}/state\"\n",
+        log.display(),
+        dir.path().display()
+    );
+    let cfg = gatewatch::app::config::Config::parse("gw.toml", &cfg).unwrap();
+    let kb = std::sync::Arc::new(gatewatch::app::patterns::load_kb(&[]).unwrap());
+    let (tx, rx) = mpsc::channel();
+    super::quiet_in_process_logs();
+    let daemon = gatewatch::app::daemon::Daemon::start(&cfg, kb, vec![tx]).unwrap();
+    let status = daemon.status();
+    daemon.stop().unwrap();
+    assert!(rx.try_recv().is_err(), "no incident from lines not read");
+    let st = status.lock().unwrap();
+    let f = &st.files[0];
+    assert_eq!((f.lines, f.unparsed), (30, 30), "{f:?}");
+    assert!(f.format.starts_with("container no framing"), "{f:?}");
+}

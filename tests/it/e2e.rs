@@ -38,6 +38,21 @@ struct Nginx {
 impl Nginx {
     /// `/svcN/` goes to `services[N]`, the other locations to the faulty upstreams.
     fn start(bin: &Path, dir: &Path, u: &Upstreams, services: &[SocketAddr]) -> Nginx {
+        Nginx::start_logging(bin, dir, u, services, false).0
+    }
+
+    /// With `stdio`, as in a container (the official image, ingress-nginx): access lines in the
+    /// `main` format on standard output, errors on standard error; returns both.
+    fn start_logging(
+        bin: &Path,
+        dir: &Path,
+        u: &Upstreams,
+        services: &[SocketAddr],
+        stdio: bool,
+    ) -> (
+        Nginx,
+        Option<(std::process::ChildStdout, std::process::ChildStderr)>,
+    ) {
         // Started as root, nginx's worker runs as `nobody`: it must reach the folder.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -57,12 +72,13 @@ daemon off;
 master_process on;
 worker_processes 1;
 pid {d}/nginx.pid;
-error_log {d}/error.log error;
+{error_log}
 events {{ worker_connections 256; }}
 http {{
 {temp_paths}
     log_format gatewatch '{format}';
-    access_log {d}/access.log gatewatch;
+    log_format main '{main}';
+    {access_log}
     proxy_connect_timeout 2s;
     proxy_read_timeout 500ms;
     upstream dead_pool {{
@@ -84,6 +100,17 @@ http {{
 "#,
                 temp_paths = super::real_nginx::temp_paths(dir),
                 format = gatewatch::engine::parse::nginx_access::GATEWATCH,
+                main = gatewatch::engine::parse::nginx_access::MAIN,
+                error_log = if stdio {
+                    "error_log stderr error;".to_string()
+                } else {
+                    format!("error_log {d}/error.log error;")
+                },
+                access_log = if stdio {
+                    "access_log /dev/stdout main;".to_string()
+                } else {
+                    format!("access_log {d}/access.log gatewatch;")
+                },
                 p0 = upstreams::closed_port(),
                 p1 = upstreams::closed_port(),
                 refused = u.refused[0],
@@ -94,12 +121,14 @@ http {{
             ),
         )
         .unwrap();
-        let child = Command::new(bin)
+        let pipe = || if stdio { Stdio::piped() } else { Stdio::null() };
+        let mut child = Command::new(bin)
             .args(Nginx::args(dir))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(pipe())
+            .stderr(pipe())
             .spawn()
             .expect("nginx starts");
+        let out = stdio.then(|| (child.stdout.take().unwrap(), child.stderr.take().unwrap()));
         let nginx = Nginx {
             bin: bin.to_path_buf(),
             dir: dir.to_path_buf(),
@@ -110,7 +139,7 @@ http {{
             upstreams::wait_for_port(listen),
             "nginx did not start listening on {listen}"
         );
-        nginx
+        (nginx, out)
     }
 
     fn args(dir: &Path) -> Vec<String> {
@@ -1001,4 +1030,153 @@ fn mail_arrival(mail: &Smtp, upstream: &str) -> Option<SystemTime> {
             .contains(&format!("upstream {upstream} "))
             .then(|| std::fs::metadata(&p).ok()?.modified().ok())?
     })
+}
+
+/// Kubelet's part, as it does it: each line a container writes is framed as CRI (`TIME STREAM F
+/// LINE`) into `pods/NS_POD_UID/CONTAINER/0.log`; `rotate` renames it to `0.log.TIMESTAMP` and
+/// starts a new `0.log`, and gzips the one rotated before (kubelet keeps the newest rotated
+/// file plain).
+struct Kubelet {
+    log: Arc<Mutex<(PathBuf, std::fs::File)>>,
+    rotated: Mutex<Vec<PathBuf>>,
+    lines: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Kubelet {
+    fn start(
+        dir: &Path,
+        out: std::process::ChildStdout,
+        err: std::process::ChildStderr,
+    ) -> Kubelet {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join("0.log");
+        let file = std::fs::File::create(&path).unwrap();
+        let log = Arc::new(Mutex::new((path, file)));
+        let lines = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        fn pump(
+            from: impl std::io::Read + Send + 'static,
+            stream: &'static str,
+            log: Arc<Mutex<(PathBuf, std::fs::File)>>,
+            lines: Arc<std::sync::atomic::AtomicU64>,
+        ) {
+            std::thread::spawn(move || {
+                use std::io::{BufRead, Write};
+                let mut r = std::io::BufReader::new(from);
+                let mut line = Vec::new();
+                while r.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                    let text = line.strip_suffix(b"\n").unwrap_or(&line);
+                    let time = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.9fZ");
+                    let mut framed = format!("{time} {stream} F ").into_bytes();
+                    framed.extend_from_slice(text);
+                    framed.push(b'\n');
+                    let mut l = log.lock().unwrap();
+                    l.1.write_all(&framed).unwrap();
+                    lines.fetch_add(1, Ordering::SeqCst);
+                    line.clear();
+                }
+            });
+        }
+        pump(out, "stdout", log.clone(), lines.clone());
+        pump(err, "stderr", log.clone(), lines.clone());
+        Kubelet {
+            log,
+            rotated: Mutex::new(Vec::new()),
+            lines,
+        }
+    }
+
+    fn rotate(&self) {
+        let mut l = self.log.lock().unwrap();
+        let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S%.3f");
+        let to = l.0.with_file_name(format!("0.log.{stamp}"));
+        std::fs::rename(&l.0, &to).unwrap();
+        l.1 = std::fs::File::create(&l.0).unwrap();
+        drop(l);
+        let mut rotated = self.rotated.lock().unwrap();
+        if let Some(older) = rotated.last() {
+            let data = std::fs::read(older).unwrap();
+            let gz = std::fs::File::create(format!("{}.gz", older.display())).unwrap();
+            let mut e = flate2::write::GzEncoder::new(gz, flate2::Compression::fast());
+            std::io::Write::write_all(&mut e, &data).unwrap();
+            e.finish().unwrap();
+            std::fs::remove_file(older).unwrap();
+        }
+        rotated.push(to);
+    }
+}
+
+/// Issue 15: nginx in a pod. Real nginx writes its access lines (the official image's `main`
+/// format, which names no upstream) to standard output and its errors to standard error; the
+/// runtime frames both into one CRI log that kubelet rotates. gatewatch follows
+/// `pods/*/*/*.log` as a container log: the upstream killed under traffic gets one alert that
+/// names it (from the error line joined to the access line) and the pod; through two
+/// rotations every line is read once.
+#[test]
+fn nginx_in_a_pod_cri_log_through_kubelet_rotation_alerts_once_with_the_pod() {
+    let Some(bin) = require("nginx") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let u = upstreams::start();
+    let mut api = Killable::start();
+    let (nginx, out) = Nginx::start_logging(&bin, dir.path(), &u, &[api.addr], true);
+    let (stdout, stderr) = out.unwrap();
+    let pod_dir = dir
+        .path()
+        .join("pods/shop_web-5f7c9_0b6f6c3e-1c2d-4e5f-8a9b-0c1d2e3f4a5b/nginx");
+    let kubelet = Kubelet::start(&pod_dir, stdout, stderr);
+    let hook = Receiver::start(upstreams::free_port());
+    let http = upstreams::free_port();
+    let sources = format!(
+        "[[source]]\npath = \"{}/pods/*/*/*.log\"\nformat = \"container\"\nstart_at = \"beginning\"\n",
+        dir.path().display()
+    );
+    let cfg = write_config(dir.path(), &sources, http, &webhook(&hook), QUICK_CLOSE);
+    let (_gw, _log) = start_gatewatch(&cfg);
+    let mut traffic = nginx.traffic(&["/svc0/v1/orders"], 1, Duration::from_millis(20));
+    std::thread::sleep(Duration::from_secs(2));
+    kubelet.rotate();
+    std::thread::sleep(Duration::from_secs(1));
+    let healthy = traffic.hits();
+    assert!(healthy.iter().all(|h| h.status == 200), "{healthy:?}");
+    assert!(hook.requests().is_empty(), "{:#?}", hook.requests());
+
+    api.kill();
+    traffic.wait_for(healthy.len(), 502, Duration::from_secs(5));
+    let opened = wait_for_kind(&hook, "opened", Duration::from_secs(10));
+    let upstream = api.addr.to_string();
+    assert_eq!(
+        incidents_in(&opened, "opened"),
+        [(upstream.clone(), UNREACHABLE.to_string())]
+    );
+    let incident = &opened[0]["incidents"][0];
+    assert_eq!(incident["cause"], "upstream_unreachable");
+    let sources: Vec<&str> = incident["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(
+        sources
+            .iter()
+            .any(|s| s.starts_with("pod shop/web-5f7c9/nginx")),
+        "the alert names the pod: {sources:?}"
+    );
+    kubelet.rotate();
+    api.restart();
+    let before = traffic.hits().len();
+    traffic.wait_for(before, 200, Duration::from_secs(5));
+    wait_for_kind(&hook, "resolved", Duration::from_secs(20));
+    traffic.stop();
+    std::thread::sleep(Duration::from_secs(1));
+    kubelet.rotate();
+    let all = accepted(&hook);
+    assert_eq!(all.len(), 2, "one alert and one resolved note: {all:#?}");
+    // Every line the container wrote was read once, through the rotations (one of the
+    // rotated files gzipped meanwhile).
+    let written = kubelet.lines.load(Ordering::SeqCst);
+    let file = pod_dir.join("0.log");
+    let read = wait_lines(http, &file, written);
+    assert_eq!(read, written, "lines read of {written} written");
 }

@@ -88,7 +88,19 @@ const CONFIG_CASES: &[(&str, &str, &str, &str)] = &[
         "unknown log format",
         r#"format = "nginx_access""#,
         r#"format = "apache""#,
-        r#"{f}:3: source.format: "apache" is not one of nginx_access, nginx_error, haproxy, alb, syslog"#,
+        r#"{f}:3: source.format: "apache" is not one of nginx_access, nginx_error, haproxy, alb, container, syslog"#,
+    ),
+    (
+        "proxy on a source that is not a container log",
+        r#"format = "nginx_access""#,
+        "format = \"nginx_access\"\nproxy = \"nginx\"",
+        r#"{f}:4: source.proxy is only for format = "container""#,
+    ),
+    (
+        "a container of an unknown proxy",
+        r#"format = "nginx_access""#,
+        "format = \"container\"\nproxy = \"envoy\"",
+        r#"{f}:4: source.proxy: "envoy" is not "nginx" or "haproxy""#,
     ),
     (
         "log_format whose fields run together",

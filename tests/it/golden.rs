@@ -200,3 +200,96 @@ fn combined_access_log_takes_cause_and_upstream_from_the_error_log() {
         ]
     );
 }
+
+/// Issue 15: the same real nginx logs as a container runtime writes them — access lines on
+/// stdout and error lines on stderr in one log, in the order written, one line split in parts
+/// — in CRI framing and in docker's json-file: `scan` unwraps them and names the same cause,
+/// status, upstream and entry for every line as for the two plain files.
+#[test]
+fn container_logs_scan_like_the_plain_logs_they_carry() {
+    let log_format = std::fs::read_to_string(data("nginx_access_up.log_format")).unwrap();
+    let access = std::fs::read_to_string(data("nginx_access_up.log")).unwrap();
+    let error = std::fs::read_to_string(data("nginx_error_up.log")).unwrap();
+    // (time key, stream, line): an access line's `[24/Nov/2026:01:56:02 +0000]`, an error
+    // line's `2026/11/24 01:55:57`, both as `2026-11-24 01:56:02`.
+    let mut lines: Vec<(String, &str, &str)> = Vec::new();
+    for l in access.lines() {
+        let t = &l[l.find('[').unwrap() + 1..][..20];
+        let key = chrono::NaiveDateTime::parse_from_str(t, "%d/%b/%Y:%H:%M:%S")
+            .unwrap()
+            .to_string();
+        lines.push((key, "stdout", l));
+    }
+    for l in error.lines() {
+        let key = chrono::NaiveDateTime::parse_from_str(&l[..19], "%Y/%m/%d %H:%M:%S")
+            .unwrap()
+            .to_string();
+        lines.push((key, "stderr", l));
+    }
+    lines.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut cri = String::new();
+    let mut docker = String::new();
+    for (i, (_, stream, l)) in lines.iter().enumerate() {
+        let time = "2026-11-24T01:56:02.123456789Z";
+        // Every tenth line comes in three parts (as a runtime splits lines over 16 KiB).
+        let parts: Vec<&str> = if i % 10 == 3 && l.len() > 30 {
+            vec![&l[..10], &l[10..20], &l[20..]]
+        } else {
+            vec![l]
+        };
+        for (n, p) in parts.iter().enumerate() {
+            let last = n + 1 == parts.len();
+            cri += &format!("{time} {stream} {} {p}\n", if last { "F" } else { "P" });
+            let text = if last {
+                format!("{p}\n")
+            } else {
+                p.to_string()
+            };
+            docker += &serde_json::json!({"log": text, "stream": stream, "time": time}).to_string();
+            docker.push('\n');
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plain = events(
+        &[&data("nginx_access_up.log"), &data("nginx_error_up.log")],
+        &["--log-format", &log_format],
+    );
+    // (format, line's own time, status, cause, upstream, entry), in a stable order.
+    let answers = |evs: &[serde_json::Value]| {
+        let mut v: Vec<String> = evs
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {} {} {} {} {}",
+                    e["format"], e["time"], e["status"], e["cause"], e["upstream"], e["entry"]
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let want = answers(&plain);
+    assert!(
+        want.iter().any(|a| a.contains("upstream_unreachable")),
+        "{want:#?}"
+    );
+    for (name, text) in [("0.log", &cri), ("docker-json.log", &docker)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let got = events(&[&path], &["--log-format", &log_format]);
+        assert_eq!(answers(&got), want, "{name}");
+        let files: std::collections::BTreeSet<&str> =
+            got.iter().map(|e| e["file"].as_str().unwrap()).collect();
+        assert_eq!(
+            files,
+            [
+                format!("{} (stderr)", path.display()),
+                format!("{} (stdout)", path.display())
+            ]
+            .iter()
+            .map(String::as_str)
+            .collect(),
+            "{name}"
+        );
+    }
+}

@@ -206,8 +206,9 @@ enum PatternsAction {
 
 #[derive(Args, Debug)]
 struct ScanArgs {
-    /// The format of every file [default: recognised from each file's first lines]
-    #[arg(long, value_parser = ["nginx_access", "nginx_error", "haproxy", "alb"])]
+    /// The format of every file [default: recognised from each file's first lines; a container
+    /// log (CRI or docker json-file framing) is unwrapped into its stdout and stderr lines]
+    #[arg(long, value_parser = ["nginx_access", "nginx_error", "haproxy", "alb", "container"])]
     format: Option<String>,
     /// An nginx log_format, exactly as written in nginx.conf, for the nginx access logs.
     #[arg(long, value_name = "LOG_FORMAT")]

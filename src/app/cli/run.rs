@@ -96,8 +96,20 @@ pub(super) fn run_daemon(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         );
     }
     for s in &cfg.sources {
-        if let crate::app::config::SourceKind::Log { path, format } = &s.kind {
-            crate::log!(Info, "source", path = path, format = format);
+        match &s.kind {
+            crate::app::config::SourceKind::Log { path, format } => {
+                crate::log!(Info, "source", path = path, format = format)
+            }
+            crate::app::config::SourceKind::Container { path, proxy } => {
+                crate::log!(
+                    Info,
+                    "source",
+                    path = path,
+                    format = "container",
+                    proxy = proxy
+                )
+            }
+            crate::app::config::SourceKind::Syslog { .. } => {}
         }
     }
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -61,6 +61,15 @@ impl<W: Write> Sink for ScanSink<'_, W> {
     }
 }
 
+/// A folder removed when `scan` ends.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub(super) fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     let cfg = match &args.config {
         Some(p) => load_config(Some(p))?,
@@ -85,6 +94,48 @@ pub(super) fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     // With --log-format alone, each file's format is still recognised: the access log is read
     // with that log_format, an error log given beside it as an error log.
     let format = args.format.as_deref().and_then(Format::from_name);
+    // Container logs are unwrapped first: their stdout and stderr lines are scanned as two
+    // files (the proxy's access and error logs), shown as `FILE (stdout)` and `FILE (stderr)`.
+    let scratch = Scratch(std::env::temp_dir().join(format!(
+        "gatewatch-scan-{}-{}",
+        std::process::id(),
+        crate::clock::now_ms()
+    )));
+    let mut files: Vec<String> = Vec::new();
+    let mut shown: Vec<String> = Vec::new();
+    for name in &args.files {
+        let unwrapped = if format.is_none() && name != "-" {
+            crate::source::container::unwrap_file(name, &scratch.0)?
+        } else {
+            None
+        };
+        match unwrapped {
+            Some(u) => {
+                eprintln!(
+                    "{name}: a container log ({} framing): its stdout and stderr lines are read as two logs{}",
+                    u.framing.as_str(),
+                    if u.unframed > 0 {
+                        format!("; {} lines without the framing left out", u.unframed)
+                    } else {
+                        String::new()
+                    }
+                );
+                for (file, stream) in u.files.iter().zip(["stdout", "stderr"]) {
+                    files.push(file.display().to_string());
+                    shown.push(format!("{name} ({stream})"));
+                }
+            }
+            None if args.format.as_deref() == Some("container") => {
+                return Err(usage(format!(
+                    "{name} is not a container log (no CRI or docker json-file framing in its first lines); leave --format out to have its format recognised"
+                )));
+            }
+            None => {
+                files.push(name.clone());
+                shown.push(name.clone());
+            }
+        }
+    }
     let year = args
         .files
         .iter()
@@ -116,7 +167,7 @@ pub(super) fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         buf: Vec::with_capacity(128 * 1024),
         events: args.events,
         json: args.json,
-        names: &args.files,
+        names: &shown,
         kb: kb.clone(),
         incidents: Vec::new(),
         error: None,
@@ -124,7 +175,10 @@ pub(super) fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         last_ms: i64::MIN,
     };
     let zone = opts.parser.zone.clone();
-    let report = scan::scan(&args.files, &opts, kb.clone(), &mut sink)?;
+    let mut report = scan::scan(&files, &opts, kb.clone(), &mut sink)?;
+    for (f, name) in report.files.iter_mut().zip(&shown) {
+        f.name = name.clone();
+    }
     sink.flush_buf();
     if let Some(format) = &args.summary {
         print_summary(&report, sink.incidents.len());
@@ -137,12 +191,12 @@ pub(super) fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         incidents.sort_by_key(|i| (i.start_ms, i.seq));
         for inc in &incidents {
             if args.json {
-                let v = report::incident_json(inc, &kb, window_ms, &args.files);
+                let v = report::incident_json(inc, &kb, window_ms, &shown);
                 sink.buf.extend_from_slice(v.to_string().as_bytes());
                 sink.buf.push(b'\n');
             } else {
                 sink.buf.extend_from_slice(
-                    report::incident_text(inc, &kb, window_ms, &args.files, lang).as_bytes(),
+                    report::incident_text(inc, &kb, window_ms, &shown, lang).as_bytes(),
                 );
                 sink.buf.push(b'\n');
             }
@@ -220,24 +274,20 @@ pub(super) fn scan_summary<W: Write>(
         ));
     }
     let now = crate::clock::now_ms();
+    // The sources as scanned (a container log is two).
+    let names = sink.names;
     let alerting = Alerting {
         kb,
         host: &host,
         channels: &[],
-        sources: &args.files,
+        sources: names,
         maintenance: &[],
         open: &[],
         now_ms: now,
         delivered: &Default::default(),
     };
     let mut counters = sink.counters.take().unwrap_or_default();
-    state.commit(
-        &[],
-        &[],
-        &mut counters,
-        &args.files,
-        Some((&alerting, &notices)),
-    )?;
+    state.commit(&[], &[], &mut counters, names, Some((&alerting, &notices)))?;
     let date = match &args.date {
         Some(d) => parse_date(d)?,
         None if sink.last_ms > i64::MIN => crate::render::summary::local_date(&zone, sink.last_ms),

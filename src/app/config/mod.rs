@@ -12,7 +12,7 @@ use crate::engine::join::JoinConfig;
 use crate::engine::parse::LogFormat;
 pub use crate::engine::policy::{Maintenance, MaintenanceTime};
 use crate::engine::time::Zone;
-pub use crate::source::{SourceConfig, SourceKind, StartAt};
+pub use crate::source::{Proxy, SourceConfig, SourceKind, StartAt};
 mod channels;
 mod raw;
 mod sections;
@@ -157,7 +157,8 @@ impl Config {
             out.push(FileError::new(&file, line.copied().unwrap_or(0), msg));
         };
         for (i, s) in self.sources.iter().enumerate() {
-            let SourceKind::Log { path, .. } = &s.kind else {
+            let (SourceKind::Log { path, .. } | SourceKind::Container { path, .. }) = &s.kind
+            else {
                 continue;
             };
             if path.starts_with("s3://") {
@@ -165,6 +166,25 @@ impl Config {
             }
             let line = self.lines.sources.get(i);
             let p = Path::new(path);
+            // A glob over folders (`/var/log/pods/*/*/*.log`): its fixed start must exist.
+            if let Some(parent) = p.parent()
+                && parent.to_string_lossy().contains(['*', '?'])
+            {
+                let fixed: PathBuf = parent
+                    .components()
+                    .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?']))
+                    .collect();
+                if !fixed.is_dir() {
+                    err(
+                        line,
+                        format!(
+                            "source.path: {path}: the folder {} does not exist",
+                            fixed.display()
+                        ),
+                    );
+                }
+                continue;
+            }
             match std::fs::File::open(p) {
                 Ok(_) if p.is_dir() => err(
                     line,

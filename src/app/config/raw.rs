@@ -63,6 +63,8 @@ pub(super) struct RawSource {
     /// A syslog listener on an address other machines can reach (off by default).
     pub(super) allow_remote: Option<bool>,
     pub(super) format: Spanned<String>,
+    /// For `container`: the proxy whose output it is (nginx, haproxy).
+    pub(super) proxy: Option<Spanned<String>>,
     pub(super) log_format: Option<Spanned<String>>,
     pub(super) timezone: Option<Spanned<String>>,
     pub(super) start_at: Option<Spanned<String>>,

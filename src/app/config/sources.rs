@@ -27,6 +27,27 @@ pub(super) fn sources(
                 p.at(at, "source: a syslog source needs listen = \"udp://127.0.0.1:5514\" (or unix:///path)");
                 continue;
             }
+            ("container", Some(path), None) => {
+                let proxy = match s
+                    .proxy
+                    .as_ref()
+                    .map(|v| (v.get_ref().as_str(), v.span().start))
+                {
+                    None | Some(("nginx", _)) => Proxy::Nginx,
+                    Some(("haproxy", _)) => Proxy::Haproxy,
+                    Some((other, at)) => {
+                        p.at(
+                            at,
+                            format!("source.proxy: {other:?} is not \"nginx\" or \"haproxy\""),
+                        );
+                        continue;
+                    }
+                };
+                SourceKind::Container {
+                    path: path.get_ref().clone(),
+                    proxy,
+                }
+            }
             (_, Some(path), None) => match Format::from_name(fmt_name) {
                 Some(format) => SourceKind::Log {
                     path: path.get_ref().clone(),
@@ -35,7 +56,7 @@ pub(super) fn sources(
                 None => {
                     p.at(
                         s.format.span().start,
-                        format!("source.format: {fmt_name:?} is not one of nginx_access, nginx_error, haproxy, alb, syslog"),
+                        format!("source.format: {fmt_name:?} is not one of nginx_access, nginx_error, haproxy, alb, container, syslog"),
                     );
                     continue;
                 }
@@ -52,11 +73,27 @@ pub(super) fn sources(
                 continue;
             }
         };
+        if let Some(v) = &s.proxy
+            && fmt_name != "container"
+        {
+            p.at(
+                v.span().start,
+                "source.proxy is only for format = \"container\"",
+            );
+        }
+        let nginx = fmt_name == "nginx_access"
+            || matches!(
+                kind,
+                SourceKind::Container {
+                    proxy: Proxy::Nginx,
+                    ..
+                }
+            );
         let log_format = match &s.log_format {
-            Some(lf) if fmt_name != "nginx_access" => {
+            Some(lf) if !nginx => {
                 p.at(
                     lf.span().start,
-                    "source.log_format is only for format = \"nginx_access\"",
+                    "source.log_format is only for format = \"nginx_access\" (or \"container\" with proxy = \"nginx\")",
                 );
                 None
             }

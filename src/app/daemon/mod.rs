@@ -174,8 +174,9 @@ struct Reader {
     /// Lane 0 is shared (and joins nginx's access and error logs); sources whose lines come
     /// late have lanes of their own.
     lanes: Vec<Lane>,
-    /// The sources' names, by their number.
+    /// The sources' streams' names and formats, by their number.
     names: Vec<String>,
+    formats: Vec<Format>,
     detect: crate::engine::detect::DetectConfig,
     counters: Counters,
     out: Outputs,
@@ -256,8 +257,13 @@ impl Reader {
         }
         // Joining needs an access log and an error log of nginx.
         let has = |f: Format| {
-            cfg.sources.iter().any(|s| {
-                matches!(&s.kind, crate::source::SourceKind::Log { format, .. } if *format == f)
+            cfg.sources.iter().any(|s| match &s.kind {
+                crate::source::SourceKind::Log { format, .. } => *format == f,
+                // An nginx container's output holds both.
+                crate::source::SourceKind::Container { proxy, .. } => {
+                    *proxy == crate::source::Proxy::Nginx
+                }
+                crate::source::SourceKind::Syslog { .. } => false,
             })
         };
         let shared = Lane {
@@ -278,6 +284,7 @@ impl Reader {
             slots: Vec::new(),
             lanes: vec![shared],
             names: Vec::new(),
+            formats: Vec::new(),
             detect: cfg.detect.clone(),
             counters: Counters::new(cfg.detect.max_upstreams),
             out: Outputs {

@@ -8,7 +8,8 @@ use crate::source::{Clock, Plan, Source};
 /// A source being read.
 pub(super) struct Slot {
     pub(super) src: Box<dyn Source>,
-    /// Its number in counters and incidents (an index into the reader's names).
+    /// Its number in counters and incidents (an index into the reader's names); its streams
+    /// have the numbers after it.
     pub(super) id: u16,
     /// The lane its lines go to.
     pub(super) lane: usize,
@@ -57,10 +58,6 @@ impl Reader {
         plan: usize,
         saved: Option<crate::source::Checkpoint>,
     ) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.names.len() < u16::MAX as usize,
-            "too many sources to read"
-        );
         let lane = match src.clock() {
             Clock::Shared => 0,
             Clock::Own { quiet } => {
@@ -78,10 +75,19 @@ impl Reader {
                 self.lanes.len() - 1
             }
         };
-        self.names.push(src.name().to_string());
+        let id = self.names.len() as u16;
+        let streams = src.streams();
+        anyhow::ensure!(
+            self.names.len() + streams.len() <= u16::MAX as usize,
+            "too many sources to read"
+        );
+        for (name, format) in streams {
+            self.names.push(name);
+            self.formats.push(format);
+        }
         self.slots.push(Slot {
             src,
-            id: (self.names.len() - 1) as u16,
+            id,
             lane,
             plan,
             saved,
@@ -108,22 +114,24 @@ impl Reader {
             } = &mut lanes[slot.lane];
             let id = slot.id;
             let mut sink = ReaderSink { counters, out };
-            let mut emit = |line_no: u64, line: &[u8], mut ev: crate::engine::event::Event| {
-                if ev.time.is_none() {
-                    ev.time = clock.map(|(t, _)| crate::engine::event::Timestamp::new(t, 0));
-                }
-                if let Some(t) = ev.time {
-                    // Counted as read, so the count is committed with the position; a join
-                    // later moves it to the cause the error log gave (see `ReaderSink`).
-                    sink.counters.add(t.ms, id, ev.upstream(line), ev.cause);
-                    // The event clock moves with every line read, also with lines the
-                    // joiner holds back.
-                    if clock.is_none_or(|(last, _)| t.ms > last) {
-                        *clock = Some((t.ms, Instant::now()));
+            let mut emit =
+                |stream: usize, line_no: u64, line: &[u8], mut ev: crate::engine::event::Event| {
+                    let id = id + stream as u16;
+                    if ev.time.is_none() {
+                        ev.time = clock.map(|(t, _)| crate::engine::event::Timestamp::new(t, 0));
                     }
-                }
-                pipeline.push(id, line_no, line, ev, &mut sink);
-            };
+                    if let Some(t) = ev.time {
+                        // Counted as read, so the count is committed with the position; a join
+                        // later moves it to the cause the error log gave (see `ReaderSink`).
+                        sink.counters.add(t.ms, id, ev.upstream(line), ev.cause);
+                        // The event clock moves with every line read, also with lines the
+                        // joiner holds back.
+                        if clock.is_none_or(|(last, _)| t.ms > last) {
+                            *clock = Some((t.ms, Instant::now()));
+                        }
+                    }
+                    pipeline.push(id, line_no, line, ev, &mut sink);
+                };
             match slot.src.read(&*state, &mut emit) {
                 Ok(r) => {
                     lines += r.lines;

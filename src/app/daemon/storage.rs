@@ -187,13 +187,14 @@ impl Reader {
         } else {
             self.open_incidents()
         };
-        if self.registered < self.slots.len() {
-            let formats: Vec<(String, Format)> = self.slots[self.registered..]
+        if self.registered < self.names.len() {
+            let formats: Vec<(String, Format)> = self.names[self.registered..]
                 .iter()
-                .map(|s| (s.src.name().to_string(), s.src.format()))
+                .cloned()
+                .zip(self.formats[self.registered..].iter().copied())
                 .collect();
             self.state.register_sources(&formats)?;
-            self.registered = self.slots.len();
+            self.registered = self.names.len();
         }
         let a = alerting(&self.out, &self.names, &open);
         self.state.commit(

@@ -2,6 +2,7 @@
 
 pub mod alb;
 pub mod bytes;
+pub mod container;
 pub mod haproxy;
 pub mod nginx_access;
 pub mod nginx_error;

@@ -53,6 +53,8 @@ enum Var {
     UpstreamAddr,
     UpstreamStatus,
     UpstreamConnectTime,
+    /// `$upstream_header_time`, `$upstream_response_time`, `$upstream_queue_time`: numbers.
+    UpstreamTime,
     /// Another `$upstream_*` variable: a list, measured like the others, not read.
     UpstreamOther,
     Host,
@@ -71,6 +73,9 @@ impl Var {
             "upstream_addr" => Var::UpstreamAddr,
             "upstream_status" => Var::UpstreamStatus,
             "upstream_connect_time" => Var::UpstreamConnectTime,
+            "upstream_header_time" | "upstream_response_time" | "upstream_queue_time" => {
+                Var::UpstreamTime
+            }
             "host" | "http_host" | "server_name" => Var::Host,
             n if n.starts_with("upstream_") && n != "upstream_cache_status" => Var::UpstreamOther,
             _ => Var::Other,
@@ -80,8 +85,36 @@ impl Var {
     fn is_list(self) -> bool {
         matches!(
             self,
-            Var::UpstreamAddr | Var::UpstreamStatus | Var::UpstreamConnectTime | Var::UpstreamOther
+            Var::UpstreamAddr
+                | Var::UpstreamStatus
+                | Var::UpstreamConnectTime
+                | Var::UpstreamTime
+                | Var::UpstreamOther
         )
+    }
+
+    /// Whether a value can be what nginx writes for this variable. A field of another
+    /// format's line read in its place fails here, so that format is not taken for this one
+    /// (ingress-nginx's `$request_time` where `$upstream_addr` would be, a `[name]` where
+    /// `$upstream_status` would be).
+    fn plausible(self, v: &[u8]) -> bool {
+        let list_of = |extra: &[u8]| {
+            v.iter()
+                .all(|b| b.is_ascii_digit() || extra.contains(b) || b" ,:-".contains(b))
+        };
+        match self {
+            Var::RemoteAddr => !v.contains(&b' '),
+            Var::Status => v == b"-" || (!v.is_empty() && v.iter().all(u8::is_ascii_digit)),
+            Var::UpstreamStatus => list_of(b""),
+            Var::UpstreamConnectTime | Var::UpstreamTime => list_of(b"."),
+            // A number with one dot is a time, never an address (`10.0.1.5:8080`, `unix:…`, an
+            // upstream group's name).
+            Var::UpstreamAddr => {
+                !(v.iter().filter(|&&b| b == b'.').count() == 1
+                    && v.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
+            }
+            _ => true,
+        }
     }
 }
 
@@ -267,6 +300,11 @@ impl LogFormat {
                 return Err(Unparsed::Shape);
             }
             let span = Span::new(pos, pos + len);
+            // A value nginx cannot have written for the variable: the line is another format
+            // (a container runtime's framing before it, another layout), never half-read.
+            if !f.var.plausible(&rest[..len]) {
+                return Err(Unparsed::Shape);
+            }
             match f.var {
                 Var::RemoteAddr => out.client = span,
                 Var::TimeLocal | Var::TimeIso8601 | Var::Msec => out.time = span,
@@ -300,7 +338,7 @@ impl LogFormat {
                         out.host = span
                     }
                 }
-                Var::UpstreamOther | Var::Other => {}
+                Var::UpstreamTime | Var::UpstreamOther | Var::Other => {}
             }
             pos += len + f.after.len();
             i += 1;
@@ -776,7 +814,11 @@ pub fn recognise(samples: &[&[u8]], zone: &ZoneClock) -> Option<AccessParser> {
         let mut parsed = 0;
         let mut exact = 0;
         for line in samples {
-            if let Ok((_, whole)) = p.parse_exact(line) {
+            // A line without a status is not an access line of this layout (docker's and
+            // Traefik's JSON lines are JSON objects too).
+            if let Ok((ev, whole)) = p.parse_exact(line)
+                && ev.status.is_some()
+            {
                 parsed += 1;
                 exact += whole as usize;
             }
