@@ -313,6 +313,17 @@ fn logical(
     };
     match parser.parse(line) {
         Ok(ev) => emit(stream, number, line, ev),
+        // ingress-nginx's controller logs to nginx's stderr: its lines are about the
+        // controller, not requests; counted as read, not as unparsed.
+        Err(_) if stream == 1 && container::is_klog(line) => emit(
+            stream,
+            number,
+            line,
+            crate::engine::event::Event {
+                format: Some(Format::NginxError),
+                ..Default::default()
+            },
+        ),
         Err(_) => *unparsed += 1,
     }
 }

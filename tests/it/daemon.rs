@@ -551,8 +551,9 @@ fn a_reload_keeps_a_syslog_listener_and_starts_the_one_it_adds() {
 
 /// Issue 15: an nginx container's docker json-file log (the link kubelet keeps in
 /// `/var/log/containers`): access lines on stdout in the official image's `main` format, which
-/// names no upstream, errors on stderr, a long line split in parts. The daemon joins them: the
-/// incident names the upstream from the error line and the pod; every line counts once.
+/// names no upstream, errors on stderr (with a line of ingress-nginx's controller), a long line
+/// split in parts. The daemon joins them: the incident names the upstream from the error line
+/// and the pod; every line counts once, none is unparsed.
 #[test]
 fn a_docker_json_file_container_log_is_unwrapped_joined_and_named_by_its_pod() {
     let dir = tempfile::tempdir().unwrap();
@@ -579,6 +580,15 @@ fn a_docker_json_file_container_log_is_unwrapped_joined_and_named_by_its_pod() {
     let mut out = String::new();
     let mut physical = 0;
     for i in 0..20 {
+        if i == 3 {
+            // ingress-nginx's controller writes its own (klog) lines to the same stderr; it
+            // takes the time of the lines before it.
+            out += &docker(
+                "stderr",
+                "I1206 05:00:00.123456       7 controller.go:190] \"Configuration changes detected, backend reload required\"\n",
+            );
+            physical += 1;
+        }
         let client = format!("10.0.0.{i}");
         let error = format!(
             "{} [error] 31#31: *{i} connect() failed (111: Connection refused) while connecting to upstream, client: {client}, server: _, request: \"GET /api/orders HTTP/1.1\", upstream: \"http://10.0.1.5:8080/api/orders\", host: \"shop.example\"\n",
@@ -638,7 +648,7 @@ fn a_docker_json_file_container_log_is_unwrapped_joined_and_named_by_its_pod() {
         .iter()
         .map(|(_, n)| n)
         .sum();
-    assert_eq!(errors, 20);
+    assert_eq!(errors, 21, "20 error lines and the controller's line");
 }
 
 /// A log that is not a container's, followed as `format = "container"`: its lines are

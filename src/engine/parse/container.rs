@@ -104,6 +104,27 @@ pub fn decode<'a>(
     }
 }
 
+/// Whether a line is a Kubernetes component's own log line (klog: `I1206 05:00:00.123456 7
+/// controller.go:190] …`), as ingress-nginx's controller writes to the same stderr as nginx's
+/// error log: not an error-log line, not garbage either.
+pub fn is_klog(line: &[u8]) -> bool {
+    let d = |r: std::ops::Range<usize>| {
+        line.get(r)
+            .is_some_and(|b| b.iter().all(u8::is_ascii_digit))
+    };
+    line.len() > 22
+        && matches!(line[0], b'I' | b'W' | b'E' | b'F')
+        && d(1..5)
+        && line[5] == b' '
+        && d(6..8)
+        && line[8] == b':'
+        && d(9..11)
+        && line[11] == b':'
+        && d(12..14)
+        && line[14] == b'.'
+        && d(15..21)
+}
+
 /// `TIME STREAM TAG LINE`; TIME is RFC 3339 (checked for shape), TAG `F` or `P` (tags are
 /// `:`-separated; the first is the one that matters).
 fn cri(line: &[u8]) -> Result<Frame<'_>, Unparsed> {
@@ -329,6 +350,18 @@ mod tests {
             assert_eq!(framing(other.as_bytes()), None, "{other}");
             assert!(dec(Framing::Docker, other).is_err(), "{other}");
         }
+    }
+
+    #[test]
+    fn klog_lines_are_told_apart() {
+        assert!(is_klog(
+            br#"I1206 05:00:00.123456       7 controller.go:190] "Configuration changes detected, backend reload required""#
+        ));
+        assert!(is_klog(b"W0501 12:00:00.000001 1 queue.go:130] requeuing"));
+        assert!(!is_klog(
+            b"2024/05/01 12:00:00 [error] 31#31: *5 connect() failed (111: Connection refused)"
+        ));
+        assert!(!is_klog(b"I1206 05:00"));
     }
 
     #[test]

@@ -23,10 +23,25 @@ pub const GATEWATCH: &str = r#"$remote_addr - $remote_user [$time_local] "$reque
 /// ingress-nginx's default `upstreaminfo` format.
 pub const UPSTREAMINFO: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] [$proxy_alternative_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status $req_id"#;
 
-/// The formats tried, in this order, when a file's format is recognised automatically.
-pub const KNOWN: [(&str, &str); 4] = [
+/// ingress-nginx's `upstreaminfo` of 0.20 and 0.21 (the client written twice, `$req_id` last).
+pub const UPSTREAMINFO_0_20: &str = r#"$the_real_ip - [$the_real_ip] - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status $req_id"#;
+
+/// ingress-nginx's `upstreaminfo` before `$req_id` (0.10 to 0.19).
+pub const UPSTREAMINFO_0_10: &str = r#"$the_real_ip - [$the_real_ip] - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status"#;
+
+/// ingress-nginx's first `upstreaminfo` (0.9).
+pub const UPSTREAMINFO_0_9: &str = r#"[$the_real_ip] - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status"#;
+
+/// The formats tried when a file's format is recognised automatically (the one that reads the
+/// most sample lines wins; on a tie, the first). Sources: nginx's documentation (`combined`),
+/// Debian's and the nginx image's `nginx.conf` (`main`), ingress-nginx's
+/// `internal/ingress/controller/config/config.go` across its releases (`upstreaminfo`).
+pub const KNOWN: [(&str, &str); 7] = [
     ("gatewatch", GATEWATCH),
     ("upstreaminfo", UPSTREAMINFO),
+    ("upstreaminfo-0.20", UPSTREAMINFO_0_20),
+    ("upstreaminfo-0.10", UPSTREAMINFO_0_10),
+    ("upstreaminfo-0.9", UPSTREAMINFO_0_9),
     ("main", MAIN),
     ("combined", COMBINED),
 ];
@@ -64,7 +79,7 @@ enum Var {
 impl Var {
     fn from_name(name: &str) -> Var {
         match name {
-            "remote_addr" | "realip_remote_addr" => Var::RemoteAddr,
+            "remote_addr" | "realip_remote_addr" | "the_real_ip" => Var::RemoteAddr,
             "time_local" => Var::TimeLocal,
             "time_iso8601" => Var::TimeIso8601,
             "msec" => Var::Msec,
@@ -991,5 +1006,61 @@ mod tests {
         let line = br#"10.0.0.1 - - [01/May/2024:12:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua""#;
         assert_eq!(recognise(&[line], &zone).unwrap().layout_name(), "combined");
         assert!(recognise(&[b"garbage"], &zone).is_none());
+    }
+
+    /// Every generation of ingress-nginx's `upstreaminfo` is recognised as itself, never as
+    /// gatewatch's format (whose fields its values fill wrongly: `$request_time` where
+    /// `$upstream_addr` is), and its upstream is read. The first line is elastic/beats'
+    /// `filebeat/module/nginx/ingress_controller/test/test.log`; the older ones are it in the
+    /// older layouts.
+    #[test]
+    fn every_generation_of_ingress_nginx_upstreaminfo_is_recognised() {
+        let zone = ZoneClock::new(Zone::Utc);
+        let head = r#"2a02:cf40::4e36 - - [24/Aug/2022:18:05:41 +0000] "GET /favicon.ico HTTP/2.0" 502 552 "https://localhost:8080/" "Mozilla/5.0" 27 0.000"#;
+        let cases = [
+            (
+                format!(
+                    "{head} [localhost-8080] [] [2a02:cf40::7]:5000, [2a02:cf40::4e36]:5000 0, 0 0.000, 0.000 502, 502 3db73c6c673c4256ade033a6ce08c2ab"
+                ),
+                "upstreaminfo",
+            ),
+            (
+                format!(
+                    "10.0.0.7 - [10.0.0.7] - - [24/Aug/2022:18:05:41 +0000] \"GET / HTTP/1.1\" 504 160 \"-\" \"curl/7.54.0\" 77 60.001 [default-web-8080] 172.17.0.5:8080 0 60.000 504 0be411044cb1cb67580e115413b2da60"
+                ),
+                "upstreaminfo-0.20",
+            ),
+            (
+                format!(
+                    "10.0.0.7 - [10.0.0.7] - - [24/Aug/2022:18:05:41 +0000] \"GET / HTTP/1.1\" 504 160 \"-\" \"curl/7.54.0\" 77 60.001 [default-web-8080] 172.17.0.5:8080 0 60.000 504"
+                ),
+                "upstreaminfo-0.10",
+            ),
+            (
+                format!(
+                    "[10.0.0.7] - - [24/Aug/2022:18:05:41 +0000] \"GET / HTTP/1.1\" 504 160 \"-\" \"curl/7.54.0\" 77 60.001 [default-web-8080] 172.17.0.5:8080 0 60.000 504"
+                ),
+                "upstreaminfo-0.9",
+            ),
+        ];
+        for (line, want) in &cases {
+            let mut p = recognise(&[line.as_bytes()], &zone).unwrap();
+            assert_eq!(p.layout_name(), *want, "{line}");
+            let ev = p.parse(line.as_bytes()).unwrap();
+            let up = ev
+                .upstream(line.as_bytes())
+                .map(|u| String::from_utf8_lossy(u).into_owned());
+            assert!(
+                matches!(
+                    up.as_deref(),
+                    Some("[2a02:cf40::4e36]:5000" | "172.17.0.5:8080")
+                ),
+                "{want}: {up:?}"
+            );
+            assert!(ev.client(line.as_bytes()).is_some(), "{want}");
+        }
+        // gatewatch's own format does not read an upstreaminfo line.
+        let mut g = parser(GATEWATCH);
+        assert!(g.parse_exact(cases[0].0.as_bytes()).is_err());
     }
 }
