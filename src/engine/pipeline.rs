@@ -62,9 +62,17 @@ pub struct Pipeline {
     state: State,
 }
 
+/// The knowledge base's safety net: the entry of 5xx bursts that no other entry explains.
+pub const UNKNOWN_ENTRY: &str = "unknown/5xx-burst";
+
+/// What a request is counted under when its line names no upstream and no virtual host.
+pub const UNNAMED: &[u8] = b"(not named in the log)";
+
 /// The part of the pipeline that settled lines flow into.
 struct State {
     detector: Detector,
+    /// [`UNKNOWN_ENTRY`], if the knowledge base has it.
+    unknown: Option<crate::engine::kb::EntryId>,
     counts: CauseCounts,
     changes: Vec<Change>,
     now_ms: i64,
@@ -82,15 +90,29 @@ impl State {
             self.now_ms = t.ms;
             self.detector.advance(t.ms, &mut self.changes);
         }
-        let request = s.ev.kind == Kind::Request && s.ev.names_upstream;
-        let failure = s.entry.is_some() && !s.consumed;
+        let is_request = s.ev.kind == Kind::Request;
+        // A 5xx request that no entry explains is a failure of the safety net's entry: a
+        // burst of them opens an incident of its own (events keep no entry: it explains
+        // nothing).
+        let entry = s.entry.or(self
+            .unknown
+            .filter(|_| is_request && s.ev.status.is_some_and(|st| st >= 500)));
+        // A request whose line names no upstream counts under its virtual host, or under
+        // "not named": the share of a burst there is taken over those requests.
+        let upstream = match s.upstream {
+            Some(u) => Some(u),
+            None if is_request => Some(s.ev.vhost(s.line).unwrap_or(UNNAMED)),
+            None => None,
+        };
+        let request = is_request && (s.ev.names_upstream || s.upstream.is_none());
+        let failure = entry.is_some() && !s.consumed;
         if request || failure {
             self.detector.observe(
                 &Observation {
                     time_ms: t.ms,
                     offset_secs: t.offset_secs,
-                    upstream: s.upstream,
-                    entry: s.entry,
+                    upstream,
+                    entry,
                     cause: s.ev.cause,
                     status: s.ev.status,
                     request,
@@ -112,10 +134,12 @@ impl State {
 
 impl Pipeline {
     pub fn new(kb: Arc<Kb>, cfg: PipelineConfig) -> Pipeline {
+        let unknown = kb.find(UNKNOWN_ENTRY);
         Pipeline {
             kb,
             joiner: cfg.join.map(Joiner::new),
             state: State {
+                unknown,
                 detector: Detector::new(cfg.detect),
                 counts: CauseCounts::default(),
                 changes: Vec::new(),

@@ -161,6 +161,8 @@ pub fn headline_in(inc: &Incident, kb: &Kb, lang: Lang) -> String {
         .map_or_else(|| "5xx".to_string(), |s| format!("{s:03}"));
     // The burst so far: from its first failure to its last (at least a second).
     let span = human_duration((inc.end_ms - inc.start_ms).max(1000));
+    // The safety net's incidents say that nothing is known of them.
+    let unknown = kb.get(inc.entry).id == crate::engine::pipeline::UNKNOWN_ENTRY;
     if lang == Lang::Zh {
         let span = human_duration_zh((inc.end_ms - inc.start_ms).max(1000));
         let counts = match inc.requests {
@@ -169,6 +171,9 @@ pub fn headline_in(inc: &Incident, kb: &Kb, lang: Lang) -> String {
             }
             _ => format!("{span} 内 {} 次失败", inc.failures),
         };
+        if unknown {
+            return format!("{status} 突发:{} 原因未知 — {counts}", inc.upstream);
+        }
         return format!(
             "{status} 突发:上游 {} {} — {counts}",
             inc.upstream,
@@ -179,6 +184,12 @@ pub fn headline_in(inc: &Incident, kb: &Kb, lang: Lang) -> String {
         Some(r) if r >= inc.failures => format!("{} of {r} requests in {span}", inc.failures),
         _ => format!("{} failures in {span}", inc.failures),
     };
+    if unknown {
+        return format!(
+            "{status} burst on {} with no known cause — {counts}",
+            inc.upstream
+        );
+    }
     format!(
         "{status} burst: upstream {} {} — {counts}",
         inc.upstream,

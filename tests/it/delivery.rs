@@ -864,3 +864,65 @@ fn secrets_stay_out_of_logs_metrics_pages_and_alerts() {
     assert!(!seen.contains(secret), "the webhook secret leaked");
     assert!(!seen.contains(password), "the mail password leaked");
 }
+
+/// Issue 15, the safety net: a burst of 500s that no entry explains (the application failing
+/// behind a healthy proxy) alerts through the channels like any incident, as
+/// `unknown/5xx-burst`, saying that no cause is known, and resolves; the same failures as a
+/// trickle among many good requests (below the share) alert nobody, and `scan --events` keeps
+/// their entry empty (the safety net explains nothing).
+#[test]
+fn a_burst_of_5xx_no_entry_explains_alerts_as_unknown_and_a_trickle_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start(super::upstreams::free_port());
+    let cfg = write(
+        dir.path(),
+        "gatewatch.toml",
+        &daemon_config(dir.path(), &hook_channel(&hook)),
+    );
+    let (_d, _rx) = start(&cfg, &[]);
+    let text: String = (0..25)
+        .map(|i| access_line(i, 500, "10.0.3.3:8080", "0.001"))
+        .collect();
+    append(&dir.path().join("logs/access.log"), &text);
+    hook.wait_for_ok(2, Duration::from_secs(30));
+    let reqs = hook.requests();
+    let opened = reqs[0].json();
+    assert_eq!(opened["kind"], "opened", "{opened:#}");
+    let inc = &opened["incidents"][0];
+    assert_eq!(inc["entry"], "unknown/5xx-burst");
+    assert_eq!(inc["upstream"], "10.0.3.3:8080");
+    let headline = inc["headline"].as_str().unwrap();
+    assert!(
+        headline.starts_with("500 burst on 10.0.3.3:8080 with no known cause"),
+        "{headline}"
+    );
+    let title = opened["entries"][0]["title"].as_str().unwrap();
+    assert!(title.contains("no workaround known yet"), "{title}");
+    assert_eq!(reqs[1].json()["kind"], "resolved");
+
+    // A trickle: one 500 among every twenty requests, over a minute of log time.
+    let start = chrono::Utc::now() - chrono::Duration::minutes(5);
+    let mut trickle = String::new();
+    for i in 0..1200u32 {
+        let t = (start + chrono::Duration::milliseconds(i as i64 * 50))
+            .format("%d/%b/%Y:%H:%M:%S +0000")
+            .to_string();
+        let status = if i % 20 == 0 { 500 } else { 200 };
+        trickle += &format!(
+            "10.0.0.{} - - [{t}] \"GET /api HTTP/1.1\" {status} 5 \"-\" \"curl\"\n",
+            i % 200
+        );
+    }
+    let log = write(dir.path(), "trickle.log", &trickle);
+    let o = run(&["scan", "--json", "--timezone", "UTC", log.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "", "no incident from a trickle");
+    let evs = events(&[&log], &[]);
+    let fivexx: Vec<_> = evs.iter().filter(|e| e["status"] == 500).collect();
+    assert_eq!(fivexx.len(), 60);
+    assert!(
+        fivexx
+            .iter()
+            .all(|e| e["cause"] == "other_5xx" && e["entry"].is_null())
+    );
+}
