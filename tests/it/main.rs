@@ -6,6 +6,7 @@
 mod alerts;
 mod channels;
 mod cli;
+mod corpus;
 mod daemon;
 mod delivery;
 mod delivery_faults;

@@ -206,7 +206,10 @@ fn errno_cause(n: u32, connecting: bool) -> Cause {
 /// messages without an `upstream:` context, such as resolver failures).
 fn classify(message: &[u8]) -> (Cause, Option<&[u8]>) {
     let phase = memmem::find(message, b" while ").map(|i| &message[i + 7..]);
-    let about_upstream = phase.is_some_and(|p| memmem::find(p, b"upstream").is_some());
+    // The phase says it, or the message does: "upstream prematurely closed connection while
+    // sending to client" (the body was under way: the client got a truncated answer).
+    let about_upstream = phase.is_some_and(|p| memmem::find(p, b"upstream").is_some())
+        || message.starts_with(b"upstream prematurely closed");
 
     if let Some(rest) = message.strip_prefix(b"host not found in upstream \"") {
         let end = memchr::memchr(b'"', rest).unwrap_or(rest.len());
@@ -286,6 +289,11 @@ mod tests {
             (
                 "connect() failed (113: No route to host) while connecting to upstream",
                 UpstreamUnreachable,
+            ),
+            // grok_exporter's issue #33 (real): the body was being sent to the client.
+            (
+                "upstream prematurely closed connection while sending to client",
+                UpstreamReset,
             ),
             (
                 "connect() failed (113: Host is unreachable) while connecting to upstream",
