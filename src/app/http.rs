@@ -120,6 +120,20 @@ pub fn metrics_text(st: &Status) -> String {
     }
     head(
         &mut out,
+        "gatewatch_format_drift",
+        "gauge",
+        "1 while most of a file's latest lines do not parse (the format-drift alarm is open).",
+    );
+    for f in &st.files {
+        let _ = writeln!(
+            out,
+            "gatewatch_format_drift{{file=\"{}\"}} {}",
+            label(&f.path),
+            u8::from(f.drift)
+        );
+    }
+    head(
+        &mut out,
         "gatewatch_read_lag_bytes",
         "gauge",
         "Bytes written to a file but not read yet.",

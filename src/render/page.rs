@@ -21,6 +21,8 @@ pub struct FileStatus {
     pub too_long: u64,
     /// Bytes written but not read yet.
     pub lag_bytes: u64,
+    /// Its latest lines do not parse (the format-drift alarm is open).
+    pub drift: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]

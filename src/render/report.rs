@@ -161,6 +161,20 @@ pub fn headline_in(inc: &Incident, kb: &Kb, lang: Lang) -> String {
         .map_or_else(|| "5xx".to_string(), |s| format!("{s:03}"));
     // The burst so far: from its first failure to its last (at least a second).
     let span = human_duration((inc.end_ms - inc.start_ms).max(1000));
+    // gatewatch's own alarm (format drift) counts lines, not requests.
+    if kb.get(inc.entry).category == crate::engine::kb::SELF_ALARMS {
+        let lines = inc.requests.unwrap_or(inc.failures);
+        return match lang {
+            Lang::Zh => format!(
+                "格式漂移:{} 最近 {lines} 行中有 {} 行无法解析",
+                inc.upstream, inc.failures
+            ),
+            Lang::En => format!(
+                "Format drift: {} of the last {lines} lines of {} did not parse",
+                inc.failures, inc.upstream
+            ),
+        };
+    }
     // The safety net's incidents say that nothing is known of them.
     let unknown = kb.get(inc.entry).id == crate::engine::pipeline::UNKNOWN_ENTRY;
     if lang == Lang::Zh {

@@ -339,6 +339,7 @@ impl Source for AlbSource {
             unparsed: self.unparsed,
             too_long: self.too_long,
             lag_bytes: 0,
+            ..Default::default()
         }
     }
 }

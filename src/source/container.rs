@@ -434,6 +434,7 @@ impl Source for ContainerSource {
             unparsed: u.unparsed,
             too_long: u.too_long,
             lag_bytes: self.tailer.lag_bytes(),
+            ..Default::default()
         }
     }
 }

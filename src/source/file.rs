@@ -214,6 +214,7 @@ impl Plan for FilePlan {
                 too_long: 0,
                 too_long_unlogged: 0,
                 too_long_logged: None,
+                recent: Default::default(),
             }));
         }
         Ok(out)
@@ -240,20 +241,25 @@ pub struct FileSource {
     too_long: u64,
     too_long_unlogged: u64,
     too_long_logged: Option<Instant>,
+    recent: super::Recent,
 }
 
-/// Parses one line; a line that parses goes to `emit`.
+/// Parses one line; a line that parses goes to `emit`, one that does not is counted and kept
+/// among the recent ones.
 fn handle(
     line: &[u8],
     parser: &mut Parser,
     number: &mut u64,
-    unparsed: &mut u64,
+    (unparsed, recent): (&mut u64, &mut super::Recent),
     emit: &mut Emit<'_>,
 ) {
     *number += 1;
     match parser.parse(line) {
         Ok(ev) => emit(0, *number, line, ev),
-        Err(_) => *unparsed += 1,
+        Err(_) => {
+            *unparsed += 1;
+            recent.push(line);
+        }
     }
 }
 
@@ -274,6 +280,7 @@ impl Source for FileSource {
             parser,
             lines: number,
             unparsed,
+            recent,
             ..
         } = self;
         let mut lines = 0;
@@ -281,7 +288,9 @@ impl Source for FileSource {
         let more = tailer.poll(&mut notices, &mut |d| {
             lines += 1;
             match (d, parser.as_mut()) {
-                (Delivery::Line(line), Some(p)) => handle(line, p, number, unparsed, emit),
+                (Delivery::Line(line), Some(p)) => {
+                    handle(line, p, number, (unparsed, recent), emit)
+                }
                 // The format is recognised from the first lines of the file.
                 (Delivery::Line(line), None) => pending.push(Some(line.to_vec())),
                 (Delivery::TooLong, Some(_)) => {
@@ -305,7 +314,7 @@ impl Source for FileSource {
             );
             for line in &pending {
                 match line {
-                    Some(line) => handle(line, p, number, unparsed, emit),
+                    Some(line) => handle(line, p, number, (unparsed, recent), emit),
                     None => *number += 1,
                 }
             }
@@ -339,6 +348,7 @@ impl Source for FileSource {
             unparsed: self.unparsed,
             too_long: self.too_long,
             lag_bytes: self.tailer.lag_bytes(),
+            recent_unparsed: self.recent.list(),
         }
     }
 }

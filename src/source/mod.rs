@@ -167,6 +167,41 @@ pub struct SourceStatus {
     pub unparsed: u64,
     pub too_long: u64,
     pub lag_bytes: u64,
+    /// The last lines that did not parse (for the format-drift alarm's samples).
+    pub recent_unparsed: Vec<String>,
+}
+
+/// The last few lines that did not parse, kept in buffers that are reused (no allocation per
+/// line once they have grown).
+#[derive(Clone, Debug, Default)]
+pub struct Recent {
+    lines: [Vec<u8>; 3],
+    next: usize,
+    len: usize,
+}
+
+impl Recent {
+    /// The most kept of a line.
+    const KEEP: usize = 400;
+
+    pub fn push(&mut self, line: &[u8]) {
+        let slot = &mut self.lines[self.next];
+        slot.clear();
+        slot.extend_from_slice(&line[..line.len().min(Recent::KEEP)]);
+        self.next = (self.next + 1) % self.lines.len();
+        self.len = (self.len + 1).min(self.lines.len());
+    }
+
+    /// Oldest first.
+    pub fn list(&self) -> Vec<String> {
+        let n = self.lines.len();
+        (0..self.len)
+            .map(|i| {
+                String::from_utf8_lossy(&self.lines[(self.next + n - self.len + i) % n])
+                    .into_owned()
+            })
+            .collect()
+    }
 }
 
 /// One input: a followed file, a folder or bucket of ALB objects, a syslog listener. It reads,

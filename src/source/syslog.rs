@@ -267,6 +267,7 @@ impl super::Source for SyslogSource {
             unparsed: self.unparsed,
             too_long: 0,
             lag_bytes: 0,
+            ..Default::default()
         }
     }
 

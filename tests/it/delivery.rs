@@ -926,3 +926,74 @@ fn a_burst_of_5xx_no_entry_explains_alerts_as_unknown_and_a_trickle_does_not() {
             .all(|e| e["cause"] == "other_5xx" && e["entry"].is_null())
     );
 }
+
+/// Issue 15, never silently wrong: the access log's format changes under gatewatch (a new
+/// log_format after a proxy upgrade). Once a fifth of its latest lines do not parse, the
+/// format-drift alarm goes out through the channels, naming the file and showing lines that
+/// do not parse, and `/metrics` and the status page say so; when the lines parse again it
+/// resolves.
+#[test]
+fn a_log_whose_lines_stop_parsing_raises_the_format_drift_alarm_and_it_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = Receiver::start(super::upstreams::free_port());
+    let http = super::upstreams::free_port();
+    let cfg = write(
+        dir.path(),
+        "gatewatch.toml",
+        &format!(
+            "{}\n[http]\nlisten = \"{http}\"\n",
+            daemon_config(dir.path(), &hook_channel(&hook))
+        ),
+    );
+    let (_d, _rx) = start(&cfg, &[]);
+    let log = dir.path().join("logs/access.log");
+    let good = |n: u32| -> String {
+        (0..n)
+            .map(|i| access_line(i, 200, "10.0.1.5:8080", "0.001"))
+            .collect()
+    };
+    append(&log, &good(50));
+    // The new format: JSON lines that the configured log_format does not read.
+    let new: String = (0..200)
+        .map(|i| {
+            format!(
+                "{{\"time\":\"{}\",\"status\":200,\"n\":{i}}}\n",
+                chrono::Utc::now().to_rfc3339()
+            )
+        })
+        .collect();
+    append(&log, &new);
+    hook.wait_for_ok(1, Duration::from_secs(15));
+    let opened = hook.requests()[0].json();
+    assert_eq!(opened["kind"], "opened", "{opened:#}");
+    let inc = &opened["incidents"][0];
+    assert_eq!(inc["entry"], "gatewatch/format-drift");
+    let headline = inc["headline"].as_str().unwrap();
+    assert!(
+        headline.starts_with("Format drift: ")
+            && headline.ends_with(&format!("lines of {} did not parse", log.display())),
+        "{headline}"
+    );
+    let samples = inc["samples"].to_string();
+    assert!(samples.contains("\\\"status\\\":200"), "{samples}");
+    let file = log.display().to_string();
+    let (_, metrics) = super::daemon::http_get(http, "/metrics");
+    assert!(
+        metrics.contains(&format!("gatewatch_format_drift{{file=\"{file}\"}} 1")),
+        "{metrics}"
+    );
+    let (_, page) = super::daemon::http_get(http, "/");
+    assert!(page.contains("format drift"), "{page}");
+
+    // The old format again: the alarm resolves.
+    append(&log, &good(300));
+    hook.wait_for_ok(2, Duration::from_secs(15));
+    let resolved = hook.requests()[1].json();
+    assert_eq!(resolved["kind"], "resolved", "{resolved:#}");
+    assert_eq!(resolved["incidents"][0]["entry"], "gatewatch/format-drift");
+    let (_, metrics) = super::daemon::http_get(http, "/metrics");
+    assert!(
+        metrics.contains(&format!("gatewatch_format_drift{{file=\"{file}\"}} 0")),
+        "{metrics}"
+    );
+}

@@ -8,6 +8,7 @@
 //! added to the counters — so a crash or `kill -9` neither loses nor repeats a line.
 
 use crate::render::alert::AlertKind;
+mod drift;
 mod read;
 mod round;
 pub mod status;
@@ -349,6 +350,25 @@ impl Reader {
     fn restore_incidents(&mut self) -> anyhow::Result<()> {
         let open = crate::store::outbox::open_incidents(self.state.conn(), &self.out.kb)?;
         for (inc, notified) in open {
+            if self.out.kb.get(inc.entry).id == drift::ENTRY {
+                match self.slots.iter_mut().find(|s| s.src.name() == inc.upstream) {
+                    Some(s) => {
+                        self.out
+                            .announced
+                            .push((inc.upstream.clone(), inc.entry, notified));
+                        s.drift.open = Some(inc);
+                    }
+                    // The source is no longer read: its alarm is over.
+                    None => {
+                        let mut inc = inc;
+                        inc.closed_ms = Some(now_ms());
+                        self.out
+                            .notices
+                            .push(crate::store::outbox::Notice::new(AlertKind::Resolved, inc));
+                    }
+                }
+                continue;
+            }
             let lane = self
                 .slots
                 .iter()
@@ -376,11 +396,12 @@ impl Reader {
         Ok(())
     }
 
-    /// The open incidents of every lane.
+    /// The open incidents of every lane, and the open format-drift alarms.
     fn open_incidents(&self) -> Vec<crate::engine::detect::Incident> {
         self.lanes
             .iter()
             .flat_map(|l| l.pipeline.detector().open_incidents())
+            .chain(self.slots.iter().filter_map(|s| s.drift.open.clone()))
             .collect()
     }
 }

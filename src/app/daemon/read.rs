@@ -17,6 +17,8 @@ pub(super) struct Slot {
     pub(super) plan: usize,
     /// The checkpoint last committed (an unchanged one is not written again).
     pub(super) saved: Option<crate::source::Checkpoint>,
+    /// Its recent parsing, for the format-drift alarm.
+    pub(super) drift: super::drift::Drift,
 }
 
 /// A pipeline and the event clock its lines move.
@@ -91,6 +93,7 @@ impl Reader {
             lane,
             plan,
             saved,
+            drift: Default::default(),
         });
         Ok(())
     }

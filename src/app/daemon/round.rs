@@ -36,6 +36,7 @@ impl Reader {
             // and incident changes go to the sender from memory.
             let result = self.read_all().map(|_| ());
             self.tick();
+            self.check_drift();
             self.remind(now_ms());
             self.remind_fallback();
             self.check_state();
@@ -177,6 +178,7 @@ impl Reader {
                     unparsed: f.unparsed,
                     too_long: f.too_long,
                     lag_bytes: f.lag_bytes,
+                    drift: s.drift.open.is_some(),
                 }
             })
             .collect();

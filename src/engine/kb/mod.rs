@@ -7,7 +7,7 @@
 
 mod load;
 
-pub use load::{KbError, Source};
+pub use load::{KbError, SELF_ALARMS, Source};
 
 use crate::engine::event::{Cause, Format};
 use regex::bytes::Regex;

@@ -23,9 +23,14 @@ mod field {
     pub const TARGET_GROUP: usize = 16;
     pub const DOMAIN: usize = 18;
     pub const ERROR_REASON: usize = 24;
-    /// The fields up to `error_reason` are required; later ones (`target:port_list`,
-    /// `classification`, `conn_trace_id`, transforms, …) are optional.
-    pub const REQUIRED: usize = 25;
+    /// The fields up to `trace_id` are required: the first generation (2016) ended there or
+    /// with `domain_name` and `chosen_cert_arn`, and AWS appended `matched_rule_priority`,
+    /// `request_creation_time`, `actions_executed`, `redirect_url`, `error_reason` (2018) and
+    /// more since; fields a line does not have are read as empty.
+    pub const REQUIRED: usize = 18;
+    /// The fields read (up to `error_reason`); later ones (`target:port_list`,
+    /// `classification`, `conn_trace_id`, transforms, …) are ignored.
+    pub const READ: usize = 25;
 }
 
 const TYPES: [&[u8]; 6] = [b"http", b"https", b"h2", b"grpcs", b"ws", b"wss"];
@@ -42,12 +47,12 @@ impl AlbParser {
     }
 
     pub fn parse(&mut self, line: &[u8]) -> Result<Event, Unparsed> {
-        let mut spans = [Span::NONE; field::REQUIRED];
+        let mut spans = [Span::NONE; field::READ];
         let mut count = 0;
         for tok in Tokens::new(line) {
             spans[count] = tok?;
             count += 1;
-            if count == field::REQUIRED {
+            if count == field::READ {
                 break;
             }
         }
@@ -281,6 +286,21 @@ mod tests {
         let short = OK.split(" TID_").next().unwrap();
         assert_eq!(parse(short).1, Cause::Ok);
         assert_eq!(parse(&format!("{OK} \"future\" 42")).1, Cause::Ok);
+        // Every older generation: 2016's (up to trace_id, then with domain_name and
+        // chosen_cert_arn), 2017's with matched_rule_priority.
+        let trace =
+            OK.find(" \"Root=").unwrap() + " \"Root=1-58337364-23a8c76965a2ef7629b185e3\"".len();
+        for old in [
+            OK[..trace].to_string(),
+            format!("{} - -", &OK[..trace]),
+            format!("{} \"-\" \"-\" 3", &OK[..trace]),
+        ] {
+            assert_eq!(
+                parse(&old),
+                (Some(200), Cause::Ok, Some("10.0.0.1:80".into())),
+                "{old}"
+            );
+        }
     }
 
     #[test]

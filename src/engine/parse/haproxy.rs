@@ -40,8 +40,11 @@ impl HaproxyParser {
             _ => None,
         };
         let message = strip_stderr_prefix(s.message);
-        let first = message.first().copied().unwrap_or(0);
-        if (first.is_ascii_hexdigit() || first == b':' || first == b'[' || first == b'u')
+        // A request line starts with its client, `address:port` (also `[::1]:port`,
+        // `unix:…`, a redacted `X.X.X.54:64539`, `-:-` for HAProxy's internal requests such
+        // as OCSP updates) or `abns@…`; event lines start with words (`Server …`).
+        let client = message.split(|&b| b == b' ').next().unwrap_or(b"");
+        if memchr::memchr2(b':', b'@', client).is_some()
             && let Ok(ev) = self.request_line(line, message, header_offset)
         {
             return Ok(ev);
@@ -189,8 +192,9 @@ fn classify(
     if http && status.is_some_and(|s| s < 500) {
         return Cause::Ok;
     }
-    if nosrv && (status == Some(503) || !http) {
-        // No server of the backend could take the request.
+    if nosrv && (status == Some(503) || (!http && tsc[0] == b'S')) {
+        // No server of the backend could take the request (a TCP session ended on the server
+        // side without one; one the proxy itself refused, `PR`, is not about the servers).
         return Cause::NoLiveUpstreams;
     }
     let never_connected = connect_ms.is_none_or(|t| t == b"-1");
@@ -477,6 +481,36 @@ mod tests {
         assert!(
             p.parse(b"10.0.1.2:33317 [06/Feb/2009:12:14:14.655] fe")
                 .is_err()
+        );
+    }
+
+    /// Parser gaps found on real lines (tests/data/corpus): clients that are not addresses,
+    /// structured data that is not bracketed, a TCP session the proxy refused without a server.
+    #[test]
+    fn clients_that_are_not_addresses_and_custom_structured_data() {
+        // HAProxy's own HTTP client (OCSP update), from HAProxy 2.8's manual.
+        let ocsp = r#"<134>Mar  6 11:18:55 haproxy[14872]: -:- [06/Mar/2023:11:18:52.200] <OCSP-UPDATE> -/- 2/0/-1/-1/3009 503 217 - - SC-- 0/0/0/0/3 0/0 {} "GET http://127.0.0.1:12345/MEMwQTA HTTP/1.1""#;
+        assert_eq!(
+            parse(ocsp),
+            (Some(503), Cause::UpstreamUnreachable, Some("-/-".into()))
+        );
+        // A redacted client address, in a tcplog line ended by the server (`SD`).
+        let redacted = "Jul 12 10:13:31 localhost haproxy[30046]: X.X.X.63:57618 [12/Jul/2018:10:13:30.616] fe be/web2 1/1/1116 5939 SD 375/375/375/132/0 0/0";
+        assert_eq!(
+            parse(redacted),
+            (None, Cause::UpstreamReset, Some("be/web2".into()))
+        );
+        // A log profile's custom structured data (HAProxy 3.1's manual).
+        let sd = r#"<134>1 2024-06-12T10:09:11.823428+02:00 - custom-tag 224482 - custom-sd 127.0.0.1:53594 [12/Jun/2024:10:09:11.814] myproxy myproxy/<NOSRV> 0/-1/-1/-1/0 200 49 - - LR-- 1/1/0/0/0 0/0 "GET / HTTP/1.1""#;
+        assert_eq!(parse(sd), (Some(200), Cause::Ok, Some("myproxy".into())));
+        // A TCP session the proxy refused (`PR`) before choosing a server is not about the
+        // servers; one ended on the server side without a server is.
+        let refused = "<30>Apr 19 11:07:09 haproxy[25274]: 10.0.2.32:42174 [19/Apr/2020:11:07:09.283] fe_tls be_tls/<NOSRV> -1/-1/140 187 PR 3/1/0/0/3 0/0";
+        assert_eq!(parse(refused), (None, Cause::Ok, Some("be_tls".into())));
+        let none = "Sep 20 15:44:23 127.0.0.1 haproxy[25457]: 127.0.0.1:40962 [20/Sep/2018:15:44:23.285] main app/<NOSRV> -1/-1/1 212 SC 1/1/0/0/0 0/0";
+        assert_eq!(
+            parse(none),
+            (None, Cause::NoLiveUpstreams, Some("app".into()))
         );
     }
 }

@@ -137,7 +137,12 @@ fn rfc5424(b: &[u8]) -> Option<Syslog<'_>> {
         let m = &rest[end..];
         m.strip_prefix(b" ").unwrap_or(m)
     } else {
-        rest
+        // HAProxy's log profiles may write any text as the structured data (`sd custom-sd`):
+        // it is one token before the message.
+        match memchr::memchr(b' ', rest) {
+            Some(sp) => &rest[sp + 1..],
+            None => rest,
+        }
     };
     // A UTF-8 byte-order mark may start the message.
     let message = message.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(message);
