@@ -694,8 +694,11 @@ fn classify(
     }
     let never_connected = connect_time.is_some_and(upstream::all_dash);
     let last_status = upstream_status.map(upstream::last_item);
-    if upstream::is_pool_name(addr) && matches!(status, 502 | 503) {
-        // `$upstream_addr` holds the pool's name only when no server of it was live.
+    let placeholder = addr.split(|&b| b == b':').next()
+        == Some(crate::engine::parse::nginx_error::PLACEHOLDER_PEER);
+    if (upstream::is_pool_name(addr) || placeholder) && matches!(status, 502 | 503) {
+        // `$upstream_addr` holds the pool's name only when no server of it was live;
+        // ingress-nginx's placeholder peer when a service has no endpoints.
         return Cause::NoLiveUpstreams;
     }
     match status {
@@ -1053,6 +1056,16 @@ mod tests {
             );
             assert!(ev.client(line.as_bytes()).is_some(), "{want}");
         }
+        // A service without endpoints: ingress-nginx's placeholder peer.
+        let none = format!(
+            "{head} [default-web-8080] [] 0.0.0.1:80 0 0.000 503 3db73c6c673c4256ade033a6ce08c2ab"
+        )
+        .replacen(" 502 552 ", " 503 190 ", 1);
+        let mut p = recognise(&[none.as_bytes()], &zone).unwrap();
+        assert_eq!(
+            p.parse(none.as_bytes()).unwrap().cause,
+            Cause::NoLiveUpstreams
+        );
         // gatewatch's own format does not read an upstreaminfo line.
         let mut g = parser(GATEWATCH);
         assert!(g.parse_exact(cases[0].0.as_bytes()).is_err());

@@ -16,7 +16,7 @@ pub struct ErrorParser {
 }
 
 /// The context nginx appends to messages about a request (`ngx_http_log_error`).
-const CONTEXT_KEYS: [&[u8]; 7] = [
+const CONTEXT_KEYS: [&[u8]; 9] = [
     b"client: ",
     b"server: ",
     b"request: ",
@@ -24,7 +24,14 @@ const CONTEXT_KEYS: [&[u8]; 7] = [
     b"upstream: ",
     b"host: ",
     b"referrer: ",
+    // The stream module's context after the upstream.
+    b"bytes from/to client:",
+    b"bytes from/to upstream:",
 ];
+
+/// ingress-nginx's placeholder peer: its balancer sends a request there when a service has no
+/// endpoints, so a failure to reach it means no live upstream.
+pub const PLACEHOLDER_PEER: &[u8] = b"0.0.0.1";
 
 impl ErrorParser {
     pub fn new(zone: ZoneClock) -> ErrorParser {
@@ -83,6 +90,15 @@ impl ErrorParser {
         // Lines longer than nginx's 2 KiB limit lose their context; `connect() to PEER failed`
         // still names the upstream.
         let named = named.or_else(|| peer_in_connect(message));
+        let placeholder = |u: &[u8]| u.split(|&b| b == b':').next() == Some(PLACEHOLDER_PEER);
+        let cause = match cause {
+            Cause::UpstreamUnreachable
+                if ev.upstream.get(line).or(named).is_some_and(placeholder) =>
+            {
+                Cause::NoLiveUpstreams
+            }
+            c => c,
+        };
         ev.cause = cause;
         if cause.is_upstream_failure() {
             ev.kind = Kind::UpstreamReport;
@@ -215,8 +231,20 @@ fn classify(message: &[u8]) -> (Cause, Option<&[u8]>) {
         let end = memchr::memchr(b'"', rest).unwrap_or(rest.len());
         return (Cause::DnsFailure, Some(&rest[..end]));
     }
-    if let Some(i) = memmem::find(message, b" could not be resolved (") {
+    // The mail proxy resolving its client's address is not about an upstream.
+    if let Some(i) = memmem::find(message, b" could not be resolved (")
+        && memmem::find(message, b"resolving client address").is_none()
+    {
         return (Cause::DnsFailure, Some(&message[..i]));
+    }
+    // ingress-nginx's Lua balancer: no endpoint could be chosen, or set.
+    if let Some(i) = memmem::find(message, b"error while setting current upstream peer ") {
+        let rest = &message[i + 42..];
+        let peer = memmem::find(rest, b": ").map(|e| &rest[..e]);
+        return (Cause::NoLiveUpstreams, peer.filter(|p| !p.is_empty()));
+    }
+    if memmem::find(message, b"no peer was returned, balancer").is_some() {
+        return (Cause::NoLiveUpstreams, None);
     }
     if let Some(name) = message.strip_prefix(b"no resolver defined to resolve ") {
         let end = memchr::memchr(b',', name).unwrap_or(name.len());
@@ -454,5 +482,45 @@ mod tests {
         let mut p = ErrorParser::new(ZoneClock::new(Zone::Utc));
         assert!(p.parse(b"2024/05/01 12:00:00 error").is_err());
         assert!(p.parse(b"hello").is_err());
+    }
+
+    /// Classes of lines found misread on real logs (issue 15).
+    #[test]
+    fn stream_module_mail_proxy_and_ingress_nginx_lines() {
+        let parse = |line: &str| {
+            let ev = ErrorParser::new(ZoneClock::new(Zone::Utc))
+                .parse(line.as_bytes())
+                .unwrap();
+            let up = ev
+                .upstream(line.as_bytes())
+                .map(|u| String::from_utf8_lossy(u).into_owned());
+            (ev.cause, up)
+        };
+        // The stream module writes its byte counts after the upstream: not part of it.
+        assert_eq!(
+            parse(
+                r#"2024/05/01 12:00:00 [error] 31#31: *7 connect() failed (111: Connection refused) while connecting to upstream, client: 10.0.0.1, server: 0.0.0.0:3306, upstream: "10.0.1.5:3306", bytes from/to client:0/0, bytes from/to upstream:0/0"#
+            ),
+            (Cause::UpstreamUnreachable, Some("10.0.1.5:3306".into()))
+        );
+        // The mail proxy resolving its client's address is not an upstream's DNS failure.
+        assert_eq!(
+            parse("2024/05/01 12:00:00 [error] 31#31: *9 mail.example.com could not be resolved (3: Host not found) while in resolving client address, client: 10.0.0.1, server: 0.0.0.0:25").0,
+            Cause::NotApplicable
+        );
+        // ingress-nginx's Lua balancer (the message of its balancer.lua) and its placeholder
+        // peer 0.0.0.1 for a service without endpoints.
+        assert_eq!(
+            parse(
+                r#"2024/05/01 12:00:00 [error] 31#31: *5 [lua] balancer.lua:348: balance(): error while setting current upstream peer 10.244.0.5:8080: no host allowed while connecting to upstream, client: 10.0.0.1, server: a.example, request: "GET / HTTP/1.1", host: "a.example""#
+            ),
+            (Cause::NoLiveUpstreams, Some("10.244.0.5:8080".into()))
+        );
+        assert_eq!(
+            parse(
+                r#"2024/05/01 12:00:00 [error] 31#31: *6 connect() failed (111: Connection refused) while connecting to upstream, client: 10.0.0.1, server: a.example, request: "GET / HTTP/1.1", upstream: "http://0.0.0.1:80/", host: "a.example""#
+            ),
+            (Cause::NoLiveUpstreams, Some("0.0.0.1:80".into()))
+        );
     }
 }
