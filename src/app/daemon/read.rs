@@ -120,8 +120,13 @@ impl Reader {
             let mut emit =
                 |stream: usize, line_no: u64, line: &[u8], mut ev: crate::engine::event::Event| {
                     let id = id + stream as u16;
+                    // A line without a time of its own (HAProxy's server events on standard
+                    // output) happened now: the event clock's present, not the last line's.
                     if ev.time.is_none() {
-                        ev.time = clock.map(|(t, _)| crate::engine::event::Timestamp::new(t, 0));
+                        ev.time = clock.map(|(t, at)| {
+                            let now = t + at.elapsed().as_millis() as i64;
+                            crate::engine::event::Timestamp::new(now, 0)
+                        });
                     }
                     if let Some(t) = ev.time {
                         // Counted as read, so the count is committed with the position; a join
