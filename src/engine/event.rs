@@ -282,6 +282,10 @@ pub enum Unparsed {
     TooLong,
     #[error("the line is not in the container framing (CRI or docker json-file)")]
     Framing,
+    #[error(
+        "the lines fit several known formats that read them differently; name the log_format (log_format in the [[source]], or scan --log-format)"
+    )]
+    Ambiguous,
 }
 
 #[cfg(test)]

@@ -181,6 +181,11 @@ fn every_entry_speaks_both_languages_and_ranks_its_workarounds() {
             }
         }
         assert!(e.docs.iter().all(|d| d.starts_with("https://")), "{}", e.id);
+        if e.category == gatewatch::engine::kb::SELF_ALARMS {
+            // gatewatch's own alarms (format drift) explain no log line.
+            assert!(e.causes.is_empty() && e.examples.is_empty(), "{}", e.id);
+            continue;
+        }
         assert!(
             !e.examples.is_empty() && !e.near_misses.is_empty(),
             "{}",

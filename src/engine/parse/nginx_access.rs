@@ -547,6 +547,9 @@ enum Layout {
     Format(LogFormat),
     /// One JSON object per line, fields found by their usual names.
     Json,
+    /// Several known formats read the sample lines alike but give them different meanings:
+    /// none is chosen (their names), and every line is refused until the format is named.
+    Ambiguous(String),
 }
 
 /// Parser for one nginx access log.
@@ -583,6 +586,7 @@ impl AccessParser {
         match &self.layout {
             Layout::Format(f) => f.name(),
             Layout::Json => "json",
+            Layout::Ambiguous(names) => names,
         }
     }
 
@@ -597,6 +601,7 @@ impl AccessParser {
         let end = match &self.layout {
             Layout::Format(format) => format.extract(line, &mut f, whole)?,
             Layout::Json => extract_json(line, &mut f)?,
+            Layout::Ambiguous(_) => return Err(Unparsed::Ambiguous),
         };
         let time_raw = f.time.get(line).ok_or(Unparsed::Time)?;
         let time = self
@@ -819,39 +824,75 @@ fn skip_nested(b: &[u8], mut p: usize) -> Option<usize> {
 }
 
 /// Recognises which known layout fits sample lines best: the JSON layout, or the known
-/// `log_format` that parses the most lines, preferring one that explains whole lines.
+/// `log_format` that parses the most lines, preferring one that explains whole lines. When two
+/// fit equally well but read the lines differently (another status, upstream, time or cause),
+/// it refuses to choose: the parser it returns refuses every line, naming both.
 pub fn recognise(samples: &[&[u8]], zone: &ZoneClock) -> Option<AccessParser> {
-    let mut best: Option<(usize, usize, AccessParser)> = None;
     let mut candidates: Vec<AccessParser> = vec![AccessParser::json(zone.clone())];
     for (name, text) in KNOWN {
         let format =
             LogFormat::compile(name, Escape::Default, text).expect("built-in formats compile");
         candidates.push(AccessParser::new(format, zone.clone()));
     }
+    recognise_among(samples, candidates)
+}
+
+/// What a candidate made of the samples: how many it parsed, how many whole, and its reading
+/// of each (status, upstream, time, cause), for telling real ties from harmless ones.
+type Reading = (
+    usize,
+    usize,
+    Vec<Option<(Option<u16>, Option<Vec<u8>>, Option<i64>, Cause)>>,
+);
+
+fn recognise_among(samples: &[&[u8]], candidates: Vec<AccessParser>) -> Option<AccessParser> {
+    let mut scored: Vec<(Reading, AccessParser)> = Vec::new();
     for mut p in candidates {
         let mut parsed = 0;
         let mut exact = 0;
+        let mut readings = Vec::with_capacity(samples.len());
         for line in samples {
             // A line without a status is not an access line of this layout (docker's and
             // Traefik's JSON lines are JSON objects too).
-            if let Ok((ev, whole)) = p.parse_exact(line)
-                && ev.status.is_some()
-            {
-                parsed += 1;
-                exact += whole as usize;
+            match p.parse_exact(line) {
+                Ok((ev, whole)) if ev.status.is_some() => {
+                    parsed += 1;
+                    exact += whole as usize;
+                    readings.push(Some((
+                        ev.status,
+                        ev.upstream(line).map(<[u8]>::to_vec),
+                        ev.time.map(|t| t.ms),
+                        ev.cause,
+                    )));
+                }
+                _ => readings.push(None),
             }
         }
-        if parsed == 0 {
-            continue;
-        }
-        if best
-            .as_ref()
-            .is_none_or(|(bp, be, _)| (parsed, exact) > (*bp, *be))
-        {
-            best = Some((parsed, exact, p));
+        if parsed > 0 {
+            scored.push(((parsed, exact, readings), p));
         }
     }
-    best.map(|(_, _, p)| p)
+    let best = scored.iter().map(|((p, e, _), _)| (*p, *e)).max()?;
+    let mut top = scored.into_iter().filter(|((p, e, _), _)| (*p, *e) == best);
+    let (first_reading, first) = top.next()?;
+    let rivals: Vec<String> = top
+        .filter(|(r, _)| r.2 != first_reading.2)
+        .map(|(_, p)| p.layout_name().to_string())
+        .collect();
+    if rivals.is_empty() {
+        return Some(first);
+    }
+    let names = format!(
+        "ambiguous: {} or {}",
+        first.layout_name(),
+        rivals.join(" or ")
+    );
+    Some(AccessParser {
+        layout: Layout::Ambiguous(names),
+        names_upstream: false,
+        time: TimeCache::new(),
+        zone: first.zone,
+    })
 }
 
 #[cfg(test)]
@@ -1069,5 +1110,45 @@ mod tests {
         // gatewatch's own format does not read an upstreaminfo line.
         let mut g = parser(GATEWATCH);
         assert!(g.parse_exact(cases[0].0.as_bytes()).is_err());
+    }
+
+    /// Two layouts that fit the same lines equally well but read them differently: neither is
+    /// chosen, every line is refused with the reason, and the names say which to choose from.
+    #[test]
+    fn an_ambiguous_choice_is_refused_with_the_candidates() {
+        let zone = ZoneClock::new(Zone::Utc);
+        let a = LogFormat::compile(
+            "a",
+            Escape::Default,
+            "$remote_addr [$time_local] $status $body_bytes_sent",
+        )
+        .unwrap();
+        let b = LogFormat::compile(
+            "b",
+            Escape::Default,
+            "$remote_addr [$time_local] $body_bytes_sent $status",
+        )
+        .unwrap();
+        let line: &[u8] = b"10.0.0.1 [01/May/2024:12:00:00 +0000] 200 502";
+        let mut p = recognise_among(
+            &[line],
+            vec![
+                AccessParser::new(a.clone(), zone.clone()),
+                AccessParser::new(b, zone.clone()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(p.layout_name(), "ambiguous: a or b");
+        assert_eq!(p.parse(line).unwrap_err(), Unparsed::Ambiguous);
+        // Alike in meaning (the same layout twice): no ambiguity.
+        let p = recognise_among(
+            &[line],
+            vec![
+                AccessParser::new(a.clone(), zone.clone()),
+                AccessParser::new(a, zone),
+            ],
+        )
+        .unwrap();
+        assert_eq!(p.layout_name(), "a");
     }
 }
