@@ -32,16 +32,29 @@ pub const UPSTREAMINFO_0_10: &str = r#"$the_real_ip - [$the_real_ip] - $remote_u
 /// ingress-nginx's first `upstreaminfo` (0.9).
 pub const UPSTREAMINFO_0_9: &str = r#"[$the_real_ip] - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status"#;
 
-/// The formats tried when a file's format is recognised automatically (the one that reads the
-/// most sample lines wins; on a tie, the first). Sources: nginx's documentation (`combined`),
-/// Debian's and the nginx image's `nginx.conf` (`main`), ingress-nginx's
-/// `internal/ingress/controller/config/config.go` across its releases (`upstreaminfo`).
-pub const KNOWN: [(&str, &str); 7] = [
+/// Nginx Proxy Manager's `proxy` format (its `conf.d/include/log-proxy.conf`), which its proxy
+/// hosts write to `proxy-host-N_access.log`; `$server` is the host NPM forwards to.
+pub const NPM_PROXY: &str = r#"[$time_local] $upstream_cache_status $upstream_status $status - $request_method $scheme $host "$request_uri" [Client $remote_addr] [Length $body_bytes_sent] [Gzip $gzip_ratio] [Sent-to $server] "$http_user_agent" "$http_referer""#;
+
+/// Nginx Proxy Manager's `standard` format, for its redirection and 404 hosts.
+pub const NPM_STANDARD: &str = r#"[$time_local] $status - $request_method $scheme $host "$request_uri" [Client $remote_addr] [Length $body_bytes_sent] [Gzip $gzip_ratio] "$http_user_agent" "$http_referer""#;
+
+/// The formats people ship, by name: `log_format = "npm"` in a `[[source]]` (or `scan
+/// --log-format npm`) takes one, and they are tried, in this order, when a file's format is
+/// recognised automatically (the one that reads the most sample lines wins; two that read them
+/// alike but differently are refused). Sources: nginx's documentation (`combined`), Debian's
+/// and the nginx image's `nginx.conf` (`main`), ingress-nginx's
+/// `internal/ingress/controller/config/config.go` across its releases (`upstreaminfo`), Nginx
+/// Proxy Manager's `docker/rootfs/etc/nginx/conf.d/include/log-proxy.conf` (`npm`,
+/// `npm-standard`), this README (`gatewatch`).
+pub const KNOWN: [(&str, &str); 9] = [
     ("gatewatch", GATEWATCH),
     ("upstreaminfo", UPSTREAMINFO),
     ("upstreaminfo-0.20", UPSTREAMINFO_0_20),
     ("upstreaminfo-0.10", UPSTREAMINFO_0_10),
     ("upstreaminfo-0.9", UPSTREAMINFO_0_9),
+    ("npm", NPM_PROXY),
+    ("npm-standard", NPM_STANDARD),
     ("main", MAIN),
     ("combined", COMBINED),
 ];
@@ -70,6 +83,9 @@ enum Var {
     UpstreamConnectTime,
     /// `$upstream_header_time`, `$upstream_response_time`, `$upstream_queue_time`: numbers.
     UpstreamTime,
+    /// The host a request is forwarded to, without the tries of `$upstream_addr`: Nginx Proxy
+    /// Manager's `$server` (not a variable of nginx's own).
+    UpstreamHost,
     /// Another `$upstream_*` variable: a list, measured like the others, not read.
     UpstreamOther,
     Host,
@@ -91,6 +107,7 @@ impl Var {
             "upstream_header_time" | "upstream_response_time" | "upstream_queue_time" => {
                 Var::UpstreamTime
             }
+            "server" => Var::UpstreamHost,
             "host" | "http_host" | "server_name" => Var::Host,
             n if n.starts_with("upstream_") && n != "upstream_cache_status" => Var::UpstreamOther,
             _ => Var::Other,
@@ -168,6 +185,20 @@ impl LogFormat {
     /// (`$remote_addr - ...`), one or more quoted strings (`'$remote_addr ' '"$request"'`), or
     /// the whole directive (`log_format main escape=json '{...}';`).
     pub fn from_directive(text: &str) -> Result<LogFormat, FormatError> {
+        let t = text.trim();
+        // A known format by its name (`npm`, `upstreaminfo`, `main`, …).
+        if !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+        {
+            return match KNOWN.iter().find(|(n, _)| *n == t) {
+                Some((name, format)) => LogFormat::compile(name, Escape::Default, format),
+                None => Err(FormatError(format!(
+                    "{t:?} is not a known format; the known ones are {}, or give the log_format as written in nginx.conf",
+                    KNOWN.map(|(n, _)| n).join(", ")
+                ))),
+            };
+        }
         let (name, escape, format) = split_directive(text)?;
         LogFormat::compile(&name, escape, &format)
     }
@@ -346,6 +377,7 @@ impl LogFormat {
                     }
                 }
                 Var::UpstreamAddr => out.upstream_addr = span,
+                Var::UpstreamHost => out.upstream_host = span,
                 Var::UpstreamStatus => out.upstream_status = span,
                 Var::UpstreamConnectTime => out.connect_time = span,
                 Var::Host => {
@@ -488,6 +520,7 @@ struct Fields {
     request: Span,
     host: Span,
     upstream_addr: Span,
+    upstream_host: Span,
     upstream_status: Span,
     connect_time: Span,
 }
@@ -564,7 +597,7 @@ pub struct AccessParser {
 impl AccessParser {
     pub fn new(format: LogFormat, zone: ZoneClock) -> AccessParser {
         AccessParser {
-            names_upstream: format.has(Var::UpstreamAddr),
+            names_upstream: format.has(Var::UpstreamAddr) || format.has(Var::UpstreamHost),
             layout: Layout::Format(format),
             time: TimeCache::new(),
             zone,
@@ -609,7 +642,8 @@ impl AccessParser {
             .get(time_raw, &mut self.zone)
             .ok_or(Unparsed::Time)?;
         let status = parse_status(f.status.get(line))?;
-        let names_upstream = self.names_upstream && !f.upstream_addr.is_none();
+        let names_upstream =
+            self.names_upstream && !(f.upstream_addr.is_none() && f.upstream_host.is_none());
         let addr_field = f.upstream_addr.get(line).filter(|a| *a != b"-");
         let mut ev = Event {
             format: Some(Format::NginxAccess),
@@ -636,6 +670,15 @@ impl AccessParser {
                 ev.upstream = Span::of(line, l);
             }
             last = Some(l);
+        }
+        if ev.upstream.is_none()
+            && let Some(h) = f
+                .upstream_host
+                .get(line)
+                .filter(|h| !h.is_empty() && *h != b"-")
+        {
+            ev.upstream = Span::of(line, h);
+            ev.upstreams = ev.upstream;
         }
         ev.cause = classify(
             status,
@@ -1150,5 +1193,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.layout_name(), "a");
+    }
+
+    /// Nginx Proxy Manager's formats are recognised, and every known format can be named in
+    /// place of its text; `$server` (NPM's forward host) is the upstream.
+    #[test]
+    fn named_formats_and_nginx_proxy_manager() {
+        let zone = ZoneClock::new(Zone::Utc);
+        let npm = br#"[24/Apr/2026:10:05:35 +0800] - 502 502 - GET https app.example.com "/api/orders" [Client 203.0.113.10] [Length 166] [Gzip -] [Sent-to 10.0.0.2] "curl/8.5.0" "-""#;
+        let mut p = recognise(&[npm], &zone).unwrap();
+        assert_eq!(p.layout_name(), "npm");
+        let ev = p.parse(npm).unwrap();
+        assert_eq!(ev.status, Some(502));
+        assert_eq!(ev.upstream(npm), Some(&b"10.0.0.2"[..]));
+        assert_eq!(ev.client(npm), Some(&b"203.0.113.10"[..]));
+        assert_eq!(ev.time.unwrap().to_rfc3339(), "2026-04-24T10:05:35+08:00");
+        let standard = br#"[24/Apr/2026:10:05:35 +0800] 404 - GET https app.example.com "/x" [Client 203.0.113.10] [Length 0] [Gzip -] "curl/8.5.0" "-""#;
+        assert_eq!(
+            recognise(&[standard], &zone).unwrap().layout_name(),
+            "npm-standard"
+        );
+        for (name, _) in KNOWN {
+            assert_eq!(LogFormat::from_directive(name).unwrap().name(), name);
+        }
+        let e = LogFormat::from_directive("apache").unwrap_err().to_string();
+        assert!(e.contains("not a known format") && e.contains("npm"), "{e}");
     }
 }
