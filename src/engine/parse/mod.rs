@@ -6,6 +6,7 @@ pub mod container;
 pub mod haproxy;
 pub mod nginx_access;
 pub mod nginx_error;
+pub mod nginx_formats;
 pub mod syslog;
 pub mod upstream;
 

@@ -10,54 +10,7 @@ use super::upstream;
 use crate::engine::event::{Cause, Event, Format, Kind, Span, Timestamp, Unparsed};
 use crate::engine::time::{self, ZoneClock};
 
-/// nginx's predefined `combined` format.
-pub const COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
-
-/// Debian's and the nginx docs' customary `main` format: `combined` plus X-Forwarded-For.
-pub const MAIN: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for""#;
-
-/// The format the README recommends: `combined` plus the virtual host and every upstream field
-/// gatewatch uses to name a cause without the error log.
-pub const GATEWATCH: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $host $upstream_addr $upstream_status $upstream_connect_time $upstream_header_time $upstream_response_time $request_time"#;
-
-/// ingress-nginx's default `upstreaminfo` format.
-pub const UPSTREAMINFO: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] [$proxy_alternative_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status $req_id"#;
-
-/// ingress-nginx's `upstreaminfo` of 0.20 and 0.21 (the client written twice, `$req_id` last).
-pub const UPSTREAMINFO_0_20: &str = r#"$the_real_ip - [$the_real_ip] - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status $req_id"#;
-
-/// ingress-nginx's `upstreaminfo` before `$req_id` (0.10 to 0.19).
-pub const UPSTREAMINFO_0_10: &str = r#"$the_real_ip - [$the_real_ip] - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status"#;
-
-/// ingress-nginx's first `upstreaminfo` (0.9).
-pub const UPSTREAMINFO_0_9: &str = r#"[$the_real_ip] - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status"#;
-
-/// Nginx Proxy Manager's `proxy` format (its `conf.d/include/log-proxy.conf`), which its proxy
-/// hosts write to `proxy-host-N_access.log`; `$server` is the host NPM forwards to.
-pub const NPM_PROXY: &str = r#"[$time_local] $upstream_cache_status $upstream_status $status - $request_method $scheme $host "$request_uri" [Client $remote_addr] [Length $body_bytes_sent] [Gzip $gzip_ratio] [Sent-to $server] "$http_user_agent" "$http_referer""#;
-
-/// Nginx Proxy Manager's `standard` format, for its redirection and 404 hosts.
-pub const NPM_STANDARD: &str = r#"[$time_local] $status - $request_method $scheme $host "$request_uri" [Client $remote_addr] [Length $body_bytes_sent] [Gzip $gzip_ratio] "$http_user_agent" "$http_referer""#;
-
-/// The formats people ship, by name: `log_format = "npm"` in a `[[source]]` (or `scan
-/// --log-format npm`) takes one, and they are tried, in this order, when a file's format is
-/// recognised automatically (the one that reads the most sample lines wins; two that read them
-/// alike but differently are refused). Sources: nginx's documentation (`combined`), Debian's
-/// and the nginx image's `nginx.conf` (`main`), ingress-nginx's
-/// `internal/ingress/controller/config/config.go` across its releases (`upstreaminfo`), Nginx
-/// Proxy Manager's `docker/rootfs/etc/nginx/conf.d/include/log-proxy.conf` (`npm`,
-/// `npm-standard`), this README (`gatewatch`).
-pub const KNOWN: [(&str, &str); 9] = [
-    ("gatewatch", GATEWATCH),
-    ("upstreaminfo", UPSTREAMINFO),
-    ("upstreaminfo-0.20", UPSTREAMINFO_0_20),
-    ("upstreaminfo-0.10", UPSTREAMINFO_0_10),
-    ("upstreaminfo-0.9", UPSTREAMINFO_0_9),
-    ("npm", NPM_PROXY),
-    ("npm-standard", NPM_STANDARD),
-    ("main", MAIN),
-    ("combined", COMBINED),
-];
+pub use super::nginx_formats::*;
 
 /// How string values are escaped (`log_format ... escape=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +39,9 @@ enum Var {
     /// The host a request is forwarded to, without the tries of `$upstream_addr`: Nginx Proxy
     /// Manager's `$server` (not a variable of nginx's own).
     UpstreamHost,
+    /// ingress-nginx's `$proxy_upstream_name` (`namespace-service-port`): the service, whose
+    /// pods come and go; it names the upstream, the pod addresses are the detail.
+    ProxyUpstreamName,
     /// Another `$upstream_*` variable: a list, measured like the others, not read.
     UpstreamOther,
     Host,
@@ -108,6 +64,7 @@ impl Var {
                 Var::UpstreamTime
             }
             "server" => Var::UpstreamHost,
+            "proxy_upstream_name" => Var::ProxyUpstreamName,
             "host" | "http_host" | "server_name" => Var::Host,
             n if n.starts_with("upstream_") && n != "upstream_cache_status" => Var::UpstreamOther,
             _ => Var::Other,
@@ -378,6 +335,7 @@ impl LogFormat {
                 }
                 Var::UpstreamAddr => out.upstream_addr = span,
                 Var::UpstreamHost => out.upstream_host = span,
+                Var::ProxyUpstreamName => out.service = span,
                 Var::UpstreamStatus => out.upstream_status = span,
                 Var::UpstreamConnectTime => out.connect_time = span,
                 Var::Host => {
@@ -521,6 +479,7 @@ struct Fields {
     host: Span,
     upstream_addr: Span,
     upstream_host: Span,
+    service: Span,
     upstream_status: Span,
     connect_time: Span,
 }
@@ -686,6 +645,13 @@ impl AccessParser {
             f.upstream_status.get(line),
             f.connect_time.get(line),
         );
+        // ingress-nginx: the service is the upstream (`upstreams` keeps the pods tried, by
+        // which the error log's lines are joined), once the pods' addresses named the cause.
+        if let Some(svc) = f.service.get(line).filter(|s| !s.is_empty() && *s != b"-")
+            && !ev.upstream.is_none()
+        {
+            ev.upstream = Span::of(line, svc);
+        }
         let exact = !whole || line[end..].iter().all(|b| b.is_ascii_whitespace());
         Ok((ev, exact))
     }
@@ -1131,12 +1097,18 @@ mod tests {
             let up = ev
                 .upstream(line.as_bytes())
                 .map(|u| String::from_utf8_lossy(u).into_owned());
+            // The service is the upstream; the pods tried are the detail.
             assert!(
-                matches!(
-                    up.as_deref(),
-                    Some("[2a02:cf40::4e36]:5000" | "172.17.0.5:8080")
-                ),
+                matches!(up.as_deref(), Some("localhost-8080" | "default-web-8080")),
                 "{want}: {up:?}"
+            );
+            let pods = ev
+                .upstreams
+                .get(line.as_bytes())
+                .map(|u| String::from_utf8_lossy(u).into_owned());
+            assert!(
+                pods.is_some_and(|p| p.contains(":5000") || p.contains(":8080")),
+                "{want}"
             );
             assert!(ev.client(line.as_bytes()).is_some(), "{want}");
         }

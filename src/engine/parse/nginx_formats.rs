@@ -1,0 +1,51 @@
+//! The nginx access-log formats people ship, by name: the built-in `log_format`s gatewatch
+//! recognises, each with where it comes from.
+
+/// nginx's predefined `combined` format.
+pub const COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
+
+/// Debian's and the nginx docs' customary `main` format: `combined` plus X-Forwarded-For.
+pub const MAIN: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" "$http_x_forwarded_for""#;
+
+/// The format the README recommends: `combined` plus the virtual host and every upstream field
+/// gatewatch uses to name a cause without the error log.
+pub const GATEWATCH: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $host $upstream_addr $upstream_status $upstream_connect_time $upstream_header_time $upstream_response_time $request_time"#;
+
+/// ingress-nginx's default `upstreaminfo` format.
+pub const UPSTREAMINFO: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] [$proxy_alternative_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status $req_id"#;
+
+/// ingress-nginx's `upstreaminfo` of 0.20 and 0.21 (the client written twice, `$req_id` last).
+pub const UPSTREAMINFO_0_20: &str = r#"$the_real_ip - [$the_real_ip] - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status $req_id"#;
+
+/// ingress-nginx's `upstreaminfo` before `$req_id` (0.10 to 0.19).
+pub const UPSTREAMINFO_0_10: &str = r#"$the_real_ip - [$the_real_ip] - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status"#;
+
+/// ingress-nginx's first `upstreaminfo` (0.9).
+pub const UPSTREAMINFO_0_9: &str = r#"[$the_real_ip] - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $request_length $request_time [$proxy_upstream_name] $upstream_addr $upstream_response_length $upstream_response_time $upstream_status"#;
+
+/// Nginx Proxy Manager's `proxy` format (its `conf.d/include/log-proxy.conf`), which its proxy
+/// hosts write to `proxy-host-N_access.log`; `$server` is the host NPM forwards to.
+pub const NPM_PROXY: &str = r#"[$time_local] $upstream_cache_status $upstream_status $status - $request_method $scheme $host "$request_uri" [Client $remote_addr] [Length $body_bytes_sent] [Gzip $gzip_ratio] [Sent-to $server] "$http_user_agent" "$http_referer""#;
+
+/// Nginx Proxy Manager's `standard` format, for its redirection and 404 hosts.
+pub const NPM_STANDARD: &str = r#"[$time_local] $status - $request_method $scheme $host "$request_uri" [Client $remote_addr] [Length $body_bytes_sent] [Gzip $gzip_ratio] "$http_user_agent" "$http_referer""#;
+
+/// The formats people ship, by name: `log_format = "npm"` in a `[[source]]` (or `scan
+/// --log-format npm`) takes one, and they are tried, in this order, when a file's format is
+/// recognised automatically (the one that reads the most sample lines wins; two that read them
+/// alike but differently are refused). Sources: nginx's documentation (`combined`), Debian's
+/// and the nginx image's `nginx.conf` (`main`), ingress-nginx's
+/// `internal/ingress/controller/config/config.go` across its releases (`upstreaminfo`), Nginx
+/// Proxy Manager's `docker/rootfs/etc/nginx/conf.d/include/log-proxy.conf` (`npm`,
+/// `npm-standard`), this README (`gatewatch`).
+pub const KNOWN: [(&str, &str); 9] = [
+    ("gatewatch", GATEWATCH),
+    ("upstreaminfo", UPSTREAMINFO),
+    ("upstreaminfo-0.20", UPSTREAMINFO_0_20),
+    ("upstreaminfo-0.10", UPSTREAMINFO_0_10),
+    ("upstreaminfo-0.9", UPSTREAMINFO_0_9),
+    ("npm", NPM_PROXY),
+    ("npm-standard", NPM_STANDARD),
+    ("main", MAIN),
+    ("combined", COMBINED),
+];
