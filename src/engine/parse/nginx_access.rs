@@ -86,21 +86,25 @@ impl Var {
     /// format's line read in its place fails here, so that format is not taken for this one
     /// (ingress-nginx's `$request_time` where `$upstream_addr` would be, a `[name]` where
     /// `$upstream_status` would be).
+    #[inline]
     fn plausible(self, v: &[u8]) -> bool {
-        let list_of = |extra: &[u8]| {
-            v.iter()
-                .all(|b| b.is_ascii_digit() || extra.contains(b) || b" ,:-".contains(b))
+        // Cheap checks, on the fields read for every line (`$status` is checked when it is
+        // read as a number).
+        let numbers = |v: &[u8], dot: bool| {
+            v.iter().all(|&b| {
+                b.is_ascii_digit() || matches!(b, b' ' | b',' | b':' | b'-') || (dot && b == b'.')
+            })
         };
         match self {
-            Var::RemoteAddr => !v.contains(&b' '),
-            Var::Status => v == b"-" || (!v.is_empty() && v.iter().all(u8::is_ascii_digit)),
-            Var::UpstreamStatus => list_of(b""),
-            Var::UpstreamConnectTime | Var::UpstreamTime => list_of(b"."),
+            Var::RemoteAddr => memchr::memchr(b' ', v).is_none(),
+            Var::UpstreamStatus => numbers(v, false),
+            Var::UpstreamConnectTime | Var::UpstreamTime => numbers(v, true),
             // A number with one dot is a time, never an address (`10.0.1.5:8080`, `unix:…`, an
-            // upstream group's name).
+            // upstream group's name); an address with a port is decided by its colon.
             Var::UpstreamAddr => {
-                !(v.iter().filter(|&&b| b == b'.').count() == 1
-                    && v.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
+                memchr::memchr(b':', v).is_some()
+                    || !(v.iter().filter(|&&b| b == b'.').count() == 1
+                        && v.iter().all(|b| b.is_ascii_digit() || *b == b'.'))
             }
             _ => true,
         }
@@ -283,6 +287,10 @@ impl LogFormat {
         }
         let mut pos = self.lead.len();
         let mut stop = usize::MAX;
+        // Values are checked (see `Var::plausible`) when recognising a format and, once the
+        // status says the line is a failure, on the fields its cause and upstream come from: a
+        // request that did not fail is read as fast as before.
+        let mut strict = whole;
         let mut i = 0;
         while i < self.fields.len() && i <= stop {
             let f = &self.fields[i];
@@ -305,7 +313,7 @@ impl LogFormat {
             let span = Span::new(pos, pos + len);
             // A value nginx cannot have written for the variable: the line is another format
             // (a container runtime's framing before it, another layout), never half-read.
-            if !f.var.plausible(&rest[..len]) {
+            if strict && !f.var.plausible(&rest[..len]) {
                 return Err(Unparsed::Shape);
             }
             match f.var {
@@ -315,7 +323,18 @@ impl LogFormat {
                 Var::Status => {
                     out.status = span;
                     let v = &line[pos..pos + len];
-                    if !(whole || v.first() == Some(&b'5') || v == b"009") {
+                    let failed = v.first() == Some(&b'5') || v == b"009";
+                    if failed && !strict {
+                        strict = true;
+                        if out
+                            .client
+                            .get(line)
+                            .is_some_and(|c| !Var::RemoteAddr.plausible(c))
+                        {
+                            return Err(Unparsed::Shape);
+                        }
+                    }
+                    if !(whole || failed) {
                         stop = self.ok_last;
                         if let Some((j, tail)) = self.jump
                             && j > i
