@@ -75,6 +75,88 @@ pub struct JoinStats {
     pub joined: u64,
     pub released_unjoined: u64,
     pub overflow: u64,
+    /// How far the error log's times are ahead of the access log's, in milliseconds, once
+    /// [`OFFSET_VOTES`] pairs of lines that missed each other agreed on it (a zone-less error
+    /// log read in the wrong zone: its lines never join).
+    pub error_offset_ms: Option<i64>,
+}
+
+/// Unjoined failures remembered, per log, to find pairs that missed each other by a zone.
+const REMEMBERED: usize = 512;
+/// Pairs that must agree on an offset before it is believed.
+pub const OFFSET_VOTES: u32 = 3;
+/// Zone offsets are whole quarter hours.
+const QUARTER_HOUR_MS: i64 = 15 * 60 * 1000;
+
+/// Failures released unjoined, to find access and error lines of the same request whose times
+/// differ by a whole zone offset.
+#[derive(Clone, Debug, Default)]
+struct Missed {
+    /// (hash of client and request line, time) of access-log and error-log failures.
+    access: VecDeque<(u64, i64)>,
+    error: VecDeque<(u64, i64)>,
+    /// The offset the last pairs agreed on, and how many did.
+    vote: Option<(i64, u32)>,
+}
+
+/// What [`Missed`] remembers of a line: its request key, time, and whether it is the access
+/// log's.
+fn seen_as(it: &Item) -> Option<(u64, i64, bool)> {
+    Some((
+        request_key(it)?,
+        time_ms(&it.ev),
+        is_joinable_access(&it.ev),
+    ))
+}
+
+/// The client and request line of an event, hashed (FNV-1a), or `None` without a client.
+fn request_key(it: &Item) -> Option<u64> {
+    let client = it.ev.client(&it.line)?;
+    let request = it.ev.request(&it.line).unwrap_or(b"");
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in client.iter().chain(b"\n").chain(request) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    Some(h)
+}
+
+impl Missed {
+    /// A failure released unjoined: if a line of the other log with the same client and
+    /// request was released a whole number of quarter hours away (up to 26 h, within the join
+    /// window), that offset gets a vote. Returns the offset once it has enough.
+    fn note(&mut self, (key, t, access): (u64, i64, bool), cfg: &JoinConfig) -> Option<i64> {
+        let (mine, other) = if access {
+            (&mut self.access, &self.error)
+        } else {
+            (&mut self.error, &self.access)
+        };
+        let found = other.iter().rev().find_map(|&(k, o)| {
+            if k != key {
+                return None;
+            }
+            // error time minus access time
+            let delta = if access { o - t } else { t - o };
+            let zone = (delta as f64 / QUARTER_HOUR_MS as f64).round() as i64 * QUARTER_HOUR_MS;
+            let rest = delta - zone;
+            (zone != 0
+                && zone.abs() <= 26 * 3_600_000
+                && rest >= -cfg.after_ms
+                && rest <= cfg.before_ms)
+                .then_some(zone)
+        });
+        if mine.len() == REMEMBERED {
+            mine.pop_front();
+        }
+        mine.push_back((key, t));
+        let zone = found?;
+        let votes = match self.vote {
+            Some((z, n)) if z == zone => n + 1,
+            _ => 1,
+        };
+        self.vote = Some((zone, votes));
+        (votes >= OFFSET_VOTES).then_some(zone)
+    }
 }
 
 /// Pairs access-log 5xx lines with error-log upstream failures.
@@ -85,6 +167,7 @@ pub struct Joiner {
     /// Bytes of the lines in `queue`.
     held_bytes: usize,
     now_ms: i64,
+    missed: Missed,
     pub stats: JoinStats,
 }
 
@@ -113,6 +196,7 @@ impl Joiner {
             queue: VecDeque::new(),
             held_bytes: 0,
             now_ms: i64::MIN,
+            missed: Missed::default(),
             stats: JoinStats::default(),
         }
     }
@@ -161,7 +245,7 @@ impl Joiner {
             self.stats.overflow += 1;
             let mut h = self.pop().expect("non-empty");
             if h.waiting_until.is_some() {
-                self.stats.released_unjoined += 1;
+                self.unjoined(seen_as(&h.item));
             }
             h.waiting_until = None;
             emit(h.item);
@@ -175,10 +259,11 @@ impl Joiner {
             self.now_ms = now_ms;
         }
         let now = self.now_ms;
-        for h in self.queue.iter_mut() {
-            if h.waiting_until.is_some_and(|until| until < now) {
-                h.waiting_until = None;
-                self.stats.released_unjoined += 1;
+        for i in 0..self.queue.len() {
+            if self.queue[i].waiting_until.is_some_and(|until| until < now) {
+                self.queue[i].waiting_until = None;
+                let seen = seen_as(&self.queue[i].item);
+                self.unjoined(seen);
             }
         }
         while self
@@ -194,9 +279,26 @@ impl Joiner {
     pub fn flush(&mut self, emit: &mut impl FnMut(Item)) {
         while let Some(h) = self.pop() {
             if h.waiting_until.is_some() {
-                self.stats.released_unjoined += 1;
+                self.unjoined(seen_as(&h.item));
             }
             emit(h.item);
+        }
+    }
+
+    /// A line released without a partner (see [`seen_as`]): counted, and remembered to find
+    /// a zone offset.
+    fn unjoined(&mut self, seen: Option<(u64, i64, bool)>) {
+        self.stats.released_unjoined += 1;
+        if self.stats.error_offset_ms.is_none()
+            && let Some(seen) = seen
+            && let Some(zone) = self.missed.note(seen, &self.cfg)
+        {
+            self.stats.error_offset_ms = Some(zone);
+            // The error log's lines moved this clock ahead by the offset; its corrected lines
+            // will not, and access-log lines must not be judged an hour late.
+            if zone > 0 && self.now_ms != i64::MIN {
+                self.now_ms -= zone;
+            }
         }
     }
 

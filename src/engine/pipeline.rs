@@ -168,6 +168,19 @@ impl Pipeline {
         self.joiner.as_ref()
     }
 
+    /// Corrects an error-log line's time by the zone offset the joiner found between the two
+    /// logs (an error log read in the wrong zone would never join its access log). Call before
+    /// counting and pushing the line; `scan`, which reads files merged by time, cannot be
+    /// corrected this way and reports the offset instead.
+    pub fn correct(&self, ev: &mut crate::engine::event::Event) {
+        if ev.format == Some(crate::engine::event::Format::NginxError)
+            && let Some(off) = self.joiner.as_ref().and_then(|j| j.stats.error_offset_ms)
+            && let Some(t) = &mut ev.time
+        {
+            t.ms -= off;
+        }
+    }
+
     /// Feeds one parsed line.
     pub fn push(
         &mut self,

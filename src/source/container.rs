@@ -40,15 +40,8 @@ impl ContainerPlan {
                 super::SourceKind::Container { proxy, .. } => *proxy,
                 _ => Proxy::Nginx,
             },
-            opts: ParserOptions {
-                zone: cfg.timezone.clone(),
-                year: chrono::Datelike::year(&chrono::Utc::now()),
-                log_format: cfg.log_format.clone(),
-            },
-            start: match cfg.start_at {
-                super::StartAt::End if ctx.first_run => Start::End,
-                _ => Start::Beginning,
-            },
+            opts: super::file::parser_options(cfg),
+            start: super::file::start(cfg, ctx),
             opened: Default::default(),
         }
     }
@@ -194,7 +187,15 @@ impl Unwrap {
             self.unparsed += 1;
             return;
         };
-        let frame = match container::decode(framing, line, &mut self.buf) {
+        // `buf` is taken out while the frame borrows it, so the line can go to `self.logical`.
+        let mut buf = std::mem::take(&mut self.buf);
+        self.frame(framing, line, &mut buf, emit);
+        self.buf = buf;
+    }
+
+    /// One framed line: its parts put together, the whole line handed on.
+    fn frame(&mut self, framing: Framing, line: &[u8], buf: &mut Vec<u8>, emit: &mut Emit<'_>) {
+        let frame = match container::decode(framing, line, buf) {
             Ok(f) => f,
             Err(_) => {
                 self.unparsed += 1;
@@ -226,41 +227,41 @@ impl Unwrap {
         if self.parts[s].is_empty() {
             // The common case: the payload is a part of the line (CRI) or of `buf` (docker),
             // nothing copied.
-            let Unwrap {
-                access,
-                error,
-                waiting,
-                unparsed,
-                proxy,
-                ..
-            } = self;
-            logical(
-                access,
-                error,
-                waiting,
-                unparsed,
-                *proxy,
-                s,
-                number,
-                frame.payload,
-                emit,
-            );
+            self.logical(s, number, frame.payload, emit);
         } else {
             let mut whole = std::mem::take(&mut self.parts[s]);
             whole.extend_from_slice(frame.payload);
-            logical(
-                &mut self.access,
-                &mut self.error,
-                &mut self.waiting,
-                &mut self.unparsed,
-                self.proxy,
-                s,
-                number,
-                &whole,
-                emit,
-            );
+            self.logical(s, number, &whole, emit);
             whole.clear();
             self.parts[s] = whole;
+        }
+    }
+
+    /// One whole line of the proxy's: stdout to the access log's parser (held until it is
+    /// made), stderr to the error log's (for HAProxy, both to HAProxy's).
+    fn logical(&mut self, s: usize, number: u64, line: &[u8], emit: &mut Emit<'_>) {
+        let (parser, stream) = match (self.proxy, s) {
+            (Proxy::Nginx, 1) => (Some(&mut self.error), 1),
+            _ => (self.access.as_mut(), 0),
+        };
+        let Some(parser) = parser else {
+            self.waiting.push((number, line.to_vec()));
+            return;
+        };
+        match parser.parse(line) {
+            Ok(ev) => emit(stream, number, line, ev),
+            // ingress-nginx's controller logs to nginx's stderr: its lines are about the
+            // controller, not requests; counted as read, not as unparsed.
+            Err(_) if stream == 1 && container::is_klog(line) => emit(
+                stream,
+                number,
+                line,
+                crate::engine::event::Event {
+                    format: Some(Format::NginxError),
+                    ..Default::default()
+                },
+            ),
+            Err(_) => self.unparsed += 1,
         }
     }
 
@@ -274,57 +275,8 @@ impl Unwrap {
         log!(Info, "format", file = path, layout = p.describe());
         self.access = Some(p);
         for (number, line) in std::mem::take(&mut self.waiting) {
-            logical(
-                &mut self.access,
-                &mut self.error,
-                &mut self.waiting,
-                &mut self.unparsed,
-                self.proxy,
-                0,
-                number,
-                &line,
-                emit,
-            );
+            self.logical(0, number, &line, emit);
         }
-    }
-}
-
-/// One whole line of the proxy's: stdout to the access log's parser (held until it is made),
-/// stderr to the error log's (for HAProxy, both to HAProxy's).
-#[allow(clippy::too_many_arguments)]
-fn logical(
-    access: &mut Option<Parser>,
-    error: &mut Parser,
-    waiting: &mut Vec<(u64, Vec<u8>)>,
-    unparsed: &mut u64,
-    proxy: Proxy,
-    s: usize,
-    number: u64,
-    line: &[u8],
-    emit: &mut Emit<'_>,
-) {
-    let (parser, stream) = match (proxy, s) {
-        (Proxy::Nginx, 1) => (Some(error), 1),
-        _ => (access.as_mut(), 0),
-    };
-    let Some(parser) = parser else {
-        waiting.push((number, line.to_vec()));
-        return;
-    };
-    match parser.parse(line) {
-        Ok(ev) => emit(stream, number, line, ev),
-        // ingress-nginx's controller logs to nginx's stderr: its lines are about the
-        // controller, not requests; counted as read, not as unparsed.
-        Err(_) if stream == 1 && container::is_klog(line) => emit(
-            stream,
-            number,
-            line,
-            crate::engine::event::Event {
-                format: Some(Format::NginxError),
-                ..Default::default()
-            },
-        ),
-        Err(_) => *unparsed += 1,
     }
 }
 

@@ -157,6 +157,24 @@ pub fn say_too_long(path: &Path, unlogged: &mut u64, logged: &mut Option<Instant
     }
 }
 
+/// How the lines of a configured source are parsed.
+pub fn parser_options(cfg: &SourceConfig) -> ParserOptions {
+    ParserOptions {
+        zone: cfg.timezone.clone(),
+        year: chrono::Datelike::year(&chrono::Utc::now()),
+        log_format: cfg.log_format.clone(),
+    }
+}
+
+/// Where reading starts in a file seen for the first time: its end on the first run with
+/// `start_at = "end"`, else its beginning.
+pub fn start(cfg: &SourceConfig, ctx: &Context) -> Start {
+    match cfg.start_at {
+        super::StartAt::End if ctx.first_run => Start::End,
+        _ => Start::Beginning,
+    }
+}
+
 /// A configured path or glob, and the files it has opened.
 pub struct FilePlan {
     pattern: PathBuf,
@@ -176,15 +194,8 @@ impl FilePlan {
                     Format::NginxAccess
                 }
             },
-            opts: ParserOptions {
-                zone: cfg.timezone.clone(),
-                year: chrono::Datelike::year(&chrono::Utc::now()),
-                log_format: cfg.log_format.clone(),
-            },
-            start: match cfg.start_at {
-                super::StartAt::End if ctx.first_run => Start::End,
-                _ => Start::Beginning,
-            },
+            opts: parser_options(cfg),
+            start: start(cfg, ctx),
             opened: Default::default(),
         }
     }

@@ -129,3 +129,68 @@ fn the_error_log_alone_finds_the_burst_and_both_logs_count_each_failure_once() {
     assert_eq!(both[0]["count"], alone[0]["count"]);
     assert_eq!(both[0]["start"], alone[0]["start"]);
 }
+
+/// Issue 15, join across zones: nginx's error log carries no zone; read in the wrong one (UTC
+/// for a proxy writing +01:00), its lines are an hour away from their access-log lines and
+/// never join. The joiner notices that pairs of the same client and request missed each other
+/// by a whole zone offset, and once three agree the pipeline corrects the error log's times:
+/// from then on its lines join again.
+#[test]
+fn an_error_log_read_in_the_wrong_zone_is_found_and_its_lines_join_again() {
+    use gatewatch::engine::event::Format;
+    use gatewatch::engine::parse::{LogFormat, Parser, ParserOptions};
+    use gatewatch::engine::pipeline::{Pipeline, PipelineConfig};
+    let kb = std::sync::Arc::new(gatewatch::app::patterns::load_kb(&[]).unwrap());
+    let mut pipeline = Pipeline::new(
+        kb,
+        PipelineConfig {
+            detect: Default::default(),
+            join: Some(Default::default()),
+        },
+    );
+    let opts = ParserOptions {
+        log_format: Some(LogFormat::from_directive("gatewatch").unwrap()),
+        year: 2024,
+        ..ParserOptions::default()
+    };
+    let mut access = Parser::new(Format::NginxAccess, &opts, &[]);
+    let mut error = Parser::new(Format::NginxError, &ParserOptions::default(), &[]);
+    struct Count(u64);
+    impl gatewatch::engine::pipeline::Sink for Count {
+        fn event(&mut self, s: &gatewatch::engine::pipeline::Settled<'_>) {
+            if s.joined_from.is_some() {
+                self.0 += 1;
+            }
+        }
+        fn change(&mut self, _: gatewatch::engine::detect::Change) {}
+    }
+    let mut sink = Count(0);
+    for i in 0..10u32 {
+        let (m, sec) = (i / 6, (i % 6) * 10);
+        // A TLS handshake that failed: the access line alone says unreachable (`-` connect
+        // time), the error line says why.
+        let a = format!(
+            "10.0.0.{i} - - [01/May/2024:12:0{m}:{sec:02} +0000] \"GET /v1/x{i} HTTP/1.1\" 502 157 \"-\" \"curl\" api.example.com 10.0.1.5:8443 502 - - 0.001 0.001"
+        );
+        // Written at 13:0m local (+01:00), read as UTC.
+        let e = format!(
+            "2024/05/01 13:0{m}:{sec:02} [error] 7#7: *{i} SSL_do_handshake() failed (SSL: error:0A000410) while SSL handshaking to upstream, client: 10.0.0.{i}, server: api.example.com, request: \"GET /v1/x{i} HTTP/1.1\", upstream: \"https://10.0.1.5:8443/v1/x{i}\", host: \"api.example.com\""
+        );
+        for (parser, line, n) in [
+            (&mut access, a, 2 * i as u64),
+            (&mut error, e, 2 * i as u64 + 1),
+        ] {
+            let mut ev = parser.parse(line.as_bytes()).unwrap();
+            pipeline.correct(&mut ev);
+            pipeline.push(0, n, line.as_bytes(), ev, &mut sink);
+        }
+    }
+    pipeline.finish(&mut sink);
+    let stats = pipeline.joiner().unwrap().stats;
+    assert_eq!(stats.error_offset_ms, Some(3_600_000));
+    assert!(
+        sink.0 >= 5,
+        "after the offset was found, the lines join again: {} joined ({stats:?})",
+        sink.0
+    );
+}

@@ -293,3 +293,46 @@ fn container_logs_scan_like_the_plain_logs_they_carry() {
         );
     }
 }
+
+/// Issue 15, join across zones: the same real logs, but the error log written an hour ahead
+/// (a proxy in +01:00 whose error log is read as UTC: its lines carry no zone). No line joins,
+/// and `scan` says why and what to give it; with `--timezone +01:00` they join again.
+#[test]
+fn scan_says_when_the_error_log_was_read_in_the_wrong_zone() {
+    let log_format = std::fs::read_to_string(data("nginx_access_up.log_format")).unwrap();
+    let error = std::fs::read_to_string(data("nginx_error_up.log")).unwrap();
+    let shifted: String = error
+        .lines()
+        .map(|l| {
+            let t = chrono::NaiveDateTime::parse_from_str(&l[..19], "%Y/%m/%d %H:%M:%S").unwrap()
+                + chrono::Duration::hours(1);
+            format!("{}{}\n", t.format("%Y/%m/%d %H:%M:%S"), &l[19..])
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let e = dir.path().join("error.log");
+    std::fs::write(&e, shifted).unwrap();
+    let access = data("nginx_access_up.log");
+    let scan = |zone: &str| {
+        run(&[
+            "scan",
+            "--timezone",
+            zone,
+            "--log-format",
+            &log_format,
+            access.to_str().unwrap(),
+            e.to_str().unwrap(),
+        ])
+    };
+    let o = scan("UTC");
+    let err = stderr(&o);
+    assert!(err.contains("joined 0 access-log lines"), "{err}");
+    assert!(
+        err.contains("the error log's times are +01:00 from the access log's"),
+        "{err}"
+    );
+    let o = scan("+01:00");
+    let err = stderr(&o);
+    assert!(!err.contains("joined 0 "), "{err}");
+    assert!(!err.contains("error log's times are"), "{err}");
+}

@@ -353,6 +353,21 @@ pub(super) fn print_summary(report: &ScanReport, incidents: usize) {
             "joined {} access-log lines with the error-log lines that explain them",
             j.joined
         );
+        if let Some(off) = j.error_offset_ms {
+            let (sign, m) = if off < 0 {
+                ("-", -off / 60_000)
+            } else {
+                ("+", off / 60_000)
+            };
+            let _ = writeln!(
+                err,
+                "gatewatch: the error log's times are {sign}{:02}:{:02} from the access log's, so its lines could not meet their access-log lines: its lines carry no zone and were read in the wrong one; scan again with --timezone set to the zone the error log was written in ({sign}{:02}:{:02} from the one used)",
+                m / 60,
+                m % 60,
+                m / 60,
+                m % 60
+            );
+        }
     }
     let _ = writeln!(err, "incidents: {incidents}");
 }

@@ -199,6 +199,8 @@ struct Reader {
     /// The fallback state folder in use (the configured one could not be opened), and when
     /// that was last said.
     fallback: Option<(PathBuf, Instant)>,
+    /// Whether the error log's zone offset was said (see `read::say_offset`).
+    offset_said: bool,
 }
 
 impl Reader {
@@ -321,6 +323,7 @@ impl Reader {
             sender: None,
             registered: 0,
             fallback: fallback.map(|f| (f, Instant::now())),
+            offset_said: false,
         };
         // Nothing can fail from here to the end of taking over: what is not taken stays with
         // the caller.

@@ -120,6 +120,7 @@ impl Reader {
             let mut emit =
                 |stream: usize, line_no: u64, line: &[u8], mut ev: crate::engine::event::Event| {
                     let id = id + stream as u16;
+                    pipeline.correct(&mut ev);
                     // A line without a time of its own (HAProxy's server events on standard
                     // output) happened now: the event clock's present, not the last line's.
                     if ev.time.is_none() {
@@ -212,5 +213,25 @@ impl Reader {
             }
         }
         self.slots.sort_by_key(|s| s.id);
+    }
+
+    /// Says, once, that the error log's times were found a zone away from the access log's
+    /// (and are corrected from then on).
+    pub(super) fn say_offset(&mut self) {
+        if self.offset_said {
+            return;
+        }
+        if let Some(off) = self.lanes[0]
+            .pipeline
+            .joiner()
+            .and_then(|j| j.stats.error_offset_ms)
+        {
+            self.offset_said = true;
+            log!(
+                Warn,
+                "the error log's times are a zone away from the access log's, so its lines never met their access-log lines: they are corrected from now on; set the error log's timezone in its [[source]] (its lines carry no zone)",
+                error_log_ahead_by_minutes = off / 60_000
+            );
+        }
     }
 }

@@ -37,6 +37,7 @@ impl Reader {
             let result = self.read_all().map(|_| ());
             self.tick();
             self.check_drift();
+            self.say_offset();
             self.remind(now_ms());
             self.remind_fallback();
             self.check_state();
