@@ -317,12 +317,21 @@ impl Source for FileSource {
         if pending.iter().any(Option::is_some) {
             let samples: Vec<&[u8]> = pending.iter().flatten().map(Vec::as_slice).collect();
             let p = parser.insert(Parser::new(self.format, &self.opts, &samples));
-            log!(
-                Info,
-                "format",
-                file = tailer.path().display(),
-                layout = p.describe()
-            );
+            if p.describe().contains("ambiguous") {
+                log!(
+                    Error,
+                    "the file's lines fit several known formats that read them differently; none is chosen and its lines are not read: set log_format in its [[source]] to the one nginx writes",
+                    file = tailer.path().display(),
+                    candidates = p.describe()
+                );
+            } else {
+                log!(
+                    Info,
+                    "format",
+                    file = tailer.path().display(),
+                    layout = p.describe()
+                );
+            }
             for line in &pending {
                 match line {
                     Some(line) => handle(line, p, number, (unparsed, recent), emit),
