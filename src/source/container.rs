@@ -5,7 +5,7 @@
 //! joined as one proxy. Followed through kubelet's rotation (`0.log` renamed to
 //! `0.log.20240501-120000`, a new `0.log`, the old one gzipped later) like any log.
 
-use super::file::{MAX_LINE, expand, folders, open_tailer, say_too_long};
+use super::file::{MAX_LINE, open_tailer, say_too_long};
 use super::tail::{Delivery, Start, Tailer};
 use super::{
     Checkpoint, Context, Emit, Ledger, Plan, Proxy, Round, Source, SourceConfig, SourceStatus,
@@ -25,24 +25,22 @@ const SAMPLE: usize = 20;
 
 /// A configured path or glob of container logs.
 pub struct ContainerPlan {
-    pattern: PathBuf,
+    pattern: super::file::Pattern,
     proxy: Proxy,
     opts: ParserOptions,
     start: Start,
-    opened: std::collections::HashSet<PathBuf>,
 }
 
 impl ContainerPlan {
     pub fn new(cfg: &SourceConfig, ctx: &Context) -> ContainerPlan {
         ContainerPlan {
-            pattern: PathBuf::from(cfg.kind.input()),
+            pattern: super::file::Pattern::new(cfg),
             proxy: match &cfg.kind {
                 super::SourceKind::Container { proxy, .. } => *proxy,
                 _ => Proxy::Nginx,
             },
             opts: super::file::parser_options(cfg),
             start: super::file::start(cfg, ctx),
-            opened: Default::default(),
         }
     }
 }
@@ -53,13 +51,10 @@ impl Plan for ContainerPlan {
         saved: &dyn Fn(&str) -> anyhow::Result<Option<Checkpoint>>,
     ) -> anyhow::Result<Vec<Box<dyn Source>>> {
         let mut out: Vec<Box<dyn Source>> = Vec::new();
-        for path in expand(&self.pattern) {
-            if self.opened.contains(&path) {
-                continue;
-            }
+        for path in self.pattern.fresh() {
             let what = format!("container ({})", self.proxy);
             let tailer = open_tailer(&path, saved, KIND, self.start, &what)?;
-            self.opened.insert(path.clone());
+            self.pattern.opened(path.clone());
             out.push(Box::new(ContainerSource::new(
                 path,
                 tailer,
@@ -71,7 +66,7 @@ impl Plan for ContainerPlan {
     }
 
     fn folders(&self) -> Vec<PathBuf> {
-        folders(&self.pattern)
+        self.pattern.folders()
     }
 }
 

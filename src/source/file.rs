@@ -157,6 +157,37 @@ pub fn say_too_long(path: &Path, unlogged: &mut u64, logged: &mut Option<Instant
     }
 }
 
+/// A configured path or glob, and the files of it already opened.
+pub struct Pattern {
+    path: PathBuf,
+    opened: std::collections::HashSet<PathBuf>,
+}
+
+impl Pattern {
+    pub fn new(cfg: &SourceConfig) -> Pattern {
+        Pattern {
+            path: PathBuf::from(cfg.kind.input()),
+            opened: Default::default(),
+        }
+    }
+
+    /// The files it names now that are not open yet; each is [`Pattern::opened`] once open.
+    pub fn fresh(&self) -> Vec<PathBuf> {
+        let mut v = expand(&self.path);
+        v.retain(|p| !self.opened.contains(p));
+        v
+    }
+
+    pub fn opened(&mut self, path: PathBuf) {
+        self.opened.insert(path);
+    }
+
+    /// The folders to watch (see [`folders`]).
+    pub fn folders(&self) -> Vec<PathBuf> {
+        folders(&self.path)
+    }
+}
+
 /// How the lines of a configured source are parsed.
 pub fn parser_options(cfg: &SourceConfig) -> ParserOptions {
     ParserOptions {
@@ -177,17 +208,16 @@ pub fn start(cfg: &SourceConfig, ctx: &Context) -> Start {
 
 /// A configured path or glob, and the files it has opened.
 pub struct FilePlan {
-    pattern: PathBuf,
+    pattern: Pattern,
     format: Format,
     opts: ParserOptions,
     start: Start,
-    opened: std::collections::HashSet<PathBuf>,
 }
 
 impl FilePlan {
     pub fn new(cfg: &SourceConfig, ctx: &Context) -> FilePlan {
         FilePlan {
-            pattern: PathBuf::from(cfg.kind.input()),
+            pattern: Pattern::new(cfg),
             format: match &cfg.kind {
                 super::SourceKind::Log { format, .. } => *format,
                 super::SourceKind::Container { .. } | super::SourceKind::Syslog { .. } => {
@@ -196,7 +226,6 @@ impl FilePlan {
             },
             opts: parser_options(cfg),
             start: start(cfg, ctx),
-            opened: Default::default(),
         }
     }
 }
@@ -207,13 +236,10 @@ impl Plan for FilePlan {
         saved: &dyn Fn(&str) -> anyhow::Result<Option<Checkpoint>>,
     ) -> anyhow::Result<Vec<Box<dyn Source>>> {
         let mut out: Vec<Box<dyn Source>> = Vec::new();
-        for path in expand(&self.pattern) {
-            if self.opened.contains(&path) {
-                continue;
-            }
+        for path in self.pattern.fresh() {
             let name = path.display().to_string();
             let tailer = open_tailer(&path, saved, KIND, self.start, &self.format)?;
-            self.opened.insert(path);
+            self.pattern.opened(path);
             out.push(Box::new(FileSource {
                 name,
                 tailer,
@@ -232,7 +258,7 @@ impl Plan for FilePlan {
     }
 
     fn folders(&self) -> Vec<PathBuf> {
-        folders(&self.pattern)
+        self.pattern.folders()
     }
 }
 
