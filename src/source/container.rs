@@ -352,6 +352,10 @@ impl Source for ContainerSource {
         Ok(Round { lines, more })
     }
 
+    fn counts(&self) -> (u64, u64) {
+        (self.unwrap.lines, self.unwrap.unparsed)
+    }
+
     fn checkpoint(&self) -> Option<Checkpoint> {
         // Lines held to recognise the framing, or waiting for the access log's format, are not
         // read yet as far as a restart is concerned: it reads them again.

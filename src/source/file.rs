@@ -384,6 +384,10 @@ impl Source for FileSource {
         Some(encode(KIND, &self.tailer.checkpoints()))
     }
 
+    fn counts(&self) -> (u64, u64) {
+        (self.lines, self.unparsed)
+    }
+
     fn status(&self) -> SourceStatus {
         SourceStatus {
             format: self

@@ -235,6 +235,12 @@ pub trait Source: Send {
         Clock::Shared
     }
     fn status(&self) -> SourceStatus;
+    /// Lines read and lines that did not parse, so far (what the format-drift alarm watches
+    /// every round; cheaper than [`Source::status`], which looks at the files).
+    fn counts(&self) -> (u64, u64) {
+        let st = self.status();
+        (st.lines, st.unparsed)
+    }
     /// A reload kept the source (its plan [`Plan::keeps`] the new config): takes the new
     /// config's settings that need no reopening (a listener's time zone).
     fn reconfigure(&mut self, cfg: &SourceConfig) {

@@ -59,8 +59,8 @@ impl Reader {
         let now = now_ms();
         let Reader { slots, out, .. } = self;
         for slot in slots.iter_mut() {
-            let st = slot.src.status();
-            let (lines, unparsed) = slot.drift.observe(st.lines, st.unparsed);
+            let (all, bad) = slot.src.counts();
+            let (lines, unparsed) = slot.drift.observe(all, bad);
             if lines < MIN_LINES {
                 continue;
             }
@@ -94,7 +94,7 @@ impl Reader {
                         statuses: Vec::new(),
                         vhosts: Default::default(),
                         paths: Default::default(),
-                        samples: st.recent_unparsed,
+                        samples: slot.src.status().recent_unparsed,
                         sources: vec![slot.id],
                     };
                     out.announced.push((name, entry, now));
