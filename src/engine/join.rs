@@ -102,11 +102,8 @@ struct Missed {
 /// What [`Missed`] remembers of a line: its request key, time, and whether it is the access
 /// log's.
 fn seen_as(it: &Item) -> Option<(u64, i64, bool)> {
-    Some((
-        request_key(it)?,
-        time_ms(&it.ev),
-        is_joinable_access(&it.ev),
-    ))
+    let t = it.ev.time?.ms;
+    Some((request_key(it)?, t, is_joinable_access(&it.ev)))
 }
 
 /// The client and request line of an event, hashed (FNV-1a), or `None` without a client.
@@ -141,8 +138,8 @@ impl Missed {
             let rest = delta - zone;
             (zone != 0
                 && zone.abs() <= 26 * 3_600_000
-                && rest >= -cfg.after_ms
-                && rest <= cfg.before_ms)
+                && rest >= -cfg.before_ms
+                && rest <= cfg.after_ms)
                 .then_some(zone)
         });
         if mine.len() == REMEMBERED {

@@ -270,6 +270,30 @@ impl Source for AlbSource {
             self.queue.clear();
             return Err(e);
         }
+        // An object that cannot be opened (removed by `aws s3 sync --delete` meanwhile, say)
+        // is recorded and said, not allowed to keep the rest of its slot from being read.
+        let mut batch = batch;
+        let mut i = 0;
+        while i < files.len() {
+            if let Err(e) = super::scan::open(&files[i]) {
+                log!(
+                    Error,
+                    "an ALB object cannot be opened; it is not read",
+                    source = self.name,
+                    object = batch[i].0,
+                    error = e
+                );
+                let (item, size) = batch.remove(i);
+                self.done.push(Done {
+                    item,
+                    size,
+                    lines: 0,
+                });
+                files.remove(i);
+                continue;
+            }
+            i += 1;
+        }
         let opts = super::scan::ScanOptions {
             format: Some(Format::Alb),
             max_line: super::file::MAX_LINE,

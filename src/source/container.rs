@@ -266,6 +266,19 @@ impl Unwrap {
             return;
         }
         let samples: Vec<&[u8]> = self.waiting.iter().map(|(_, l)| l.as_slice()).collect();
+        // A new pod's first stdout lines may be its entrypoint's messages, which fit no layout:
+        // the format is chosen once an access line is among them (or, at worst, after a
+        // sample's worth of lines).
+        if self.opts.log_format.is_none()
+            && samples.len() < SAMPLE
+            && crate::engine::parse::nginx_access::recognise(
+                &samples,
+                &crate::engine::time::ZoneClock::new(self.opts.zone.clone()),
+            )
+            .is_none()
+        {
+            return;
+        }
         let p = Parser::new(Format::NginxAccess, &self.opts, &samples);
         log!(Info, "format", file = path, layout = p.describe());
         self.access = Some(p);

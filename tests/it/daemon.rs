@@ -577,8 +577,16 @@ fn a_docker_json_file_container_log_is_unwrapped_joined_and_named_by_its_pod() {
             + "\n"
     };
     let now = chrono::Utc::now();
-    let mut out = String::new();
-    let mut physical = 0;
+    // The official image's entrypoint writes its own lines to stdout first: they fit no
+    // access-log layout and must not decide the format.
+    let mut out = docker(
+        "stdout",
+        "/docker-entrypoint.sh: /docker-entrypoint.d/ is not empty, will attempt to perform configuration\n",
+    ) + &docker(
+        "stdout",
+        "/docker-entrypoint.sh: Configuration complete; ready for start up\n",
+    );
+    let mut physical = 2;
     for i in 0..20 {
         if i == 3 {
             // ingress-nginx's controller writes its own (klog) lines to the same stderr; it
@@ -630,7 +638,11 @@ fn a_docker_json_file_container_log_is_unwrapped_joined_and_named_by_its_pod() {
         .iter()
         .find(|f| f.path == log.display().to_string())
         .unwrap();
-    assert_eq!((f.lines, f.unparsed), (physical, 0), "{f:?}");
+    assert_eq!(
+        (f.lines, f.unparsed),
+        (physical, 2),
+        "the entrypoint's lines: {f:?}"
+    );
     assert!(
         f.format
             .starts_with("container docker: nginx_access (main)"),
@@ -680,4 +692,37 @@ fn a_plain_log_followed_as_a_container_log_is_refused_line_by_line() {
     let f = &st.files[0];
     assert_eq!((f.lines, f.unparsed), (30, 30), "{f:?}");
     assert!(f.format.starts_with("container no framing"), "{f:?}");
+}
+
+/// A glob and a path it also names, as two sources: the file is followed once, its lines
+/// counted once (not once per source).
+#[test]
+fn a_file_named_by_two_sources_is_followed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let log = dir.path().join("logs/access.log");
+    let text: String = (0..30)
+        .map(|i| access_line(i, 200, "10.0.1.5:8080", "0.001"))
+        .collect();
+    std::fs::write(&log, &text).unwrap();
+    let lf = gatewatch::engine::parse::nginx_access::GATEWATCH;
+    let cfg = format!(
+        "[[source]]\npath = \"{d}/logs/*.log\"\nformat = \"nginx_access\"\nlog_format = '{lf}'\nstart_at = \"beginning\"\n\n[[source]]\npath = \"{d}/logs/access.log\"\nformat = \"nginx_access\"\nlog_format = '{lf}'\nstart_at = \"beginning\"\n\n[state]\ndir = \"{d}/state\"\n",
+        d = dir.path().display()
+    );
+    let cfg = gatewatch::app::config::Config::parse("gw.toml", &cfg).unwrap();
+    let kb = std::sync::Arc::new(gatewatch::app::patterns::load_kb(&[]).unwrap());
+    super::quiet_in_process_logs();
+    let daemon = gatewatch::app::daemon::Daemon::start(&cfg, kb, vec![]).unwrap();
+    let status = daemon.status();
+    daemon.stop().unwrap();
+    assert_eq!(status.lock().unwrap().files.len(), 1);
+    let (state, _) = gatewatch::store::State::open(&dir.path().join("state")).unwrap();
+    let counted: u64 = state
+        .counts_by_cause(&log.display().to_string())
+        .unwrap()
+        .iter()
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(counted, 30);
 }

@@ -244,7 +244,12 @@ impl Reader {
         configs.sort_by_key(|s| crate::source::is_file(s));
         // A plan made new, or one of `kept` taken over.
         enum Made<'c> {
-            New(Box<dyn crate::source::Plan>),
+            /// A new plan, and the sources it opened (opened now, before anything is taken
+            /// over, so a failure leaves the kept plans with the caller).
+            New(
+                Box<dyn crate::source::Plan>,
+                Vec<Box<dyn crate::source::Source>>,
+            ),
             Kept(usize, &'c crate::source::SourceConfig),
         }
         let mut made = Vec::with_capacity(configs.len());
@@ -255,7 +260,11 @@ impl Reader {
                     used[i] = true;
                     made.push(Made::Kept(i, s));
                 }
-                None => made.push(Made::New(crate::source::plan(s, &ctx)?)),
+                None => {
+                    let mut plan = crate::source::plan(s, &ctx)?;
+                    let sources = plan.open(&|name| state.checkpoint(name))?;
+                    made.push(Made::New(plan, sources));
+                }
             }
         }
         // Joining needs an access log and an error log of nginx.
@@ -331,7 +340,14 @@ impl Reader {
         for m in made {
             let p = r.plans.len();
             match m {
-                Made::New(plan) => r.plans.push(plan),
+                // Sources are added in config order, kept or new: a reload numbers them as a
+                // restart does (incidents refer to those numbers).
+                Made::New(plan, sources) => {
+                    r.plans.push(plan);
+                    for src in sources {
+                        r.add_new(src, p)?;
+                    }
+                }
                 Made::Kept(i, cfg) => {
                     let k = taken[i].take().expect("each kept plan is taken once");
                     r.plans.push(k.plan);

@@ -48,9 +48,23 @@ impl Reader {
             }
         }
         for (p, src) in opened {
-            self.add(src, p, None)?;
+            self.add_new(src, p)?;
         }
         Ok(())
+    }
+
+    /// Starts reading a source, unless another plan already reads it (a glob and a path it
+    /// also names: every line would count twice).
+    pub(super) fn add_new(&mut self, src: Box<dyn Source>, plan: usize) -> anyhow::Result<()> {
+        if self.slots.iter().any(|s| s.src.name() == src.name()) {
+            log!(
+                Info,
+                "already followed by another source",
+                file = src.name()
+            );
+            return Ok(());
+        }
+        self.add(src, plan, None)
     }
 
     /// Starts reading a source.
@@ -227,6 +241,14 @@ impl Reader {
             .and_then(|j| j.stats.error_offset_ms)
         {
             self.offset_said = true;
+            // The error log's lines moved the event clock ahead by the offset: ticks would
+            // move the joiner ahead again.
+            if off > 0
+                && let Some((t, at)) = &mut self.lanes[0].clock
+            {
+                *t -= off;
+                *at = Instant::now();
+            }
             log!(
                 Warn,
                 "the error log's times are a zone away from the access log's, so its lines never met their access-log lines: they are corrected from now on; set the error log's timezone in its [[source]] (its lines carry no zone)",
