@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with only Rust and Python: installs the real
-# servers the end-to-end tests drive (nginx, HAProxy, an SMTP server, S3, a browser), then runs
+# servers the end-to-end tests drive (nginx, HAProxy, Apache httpd, Caddy, an SMTP server, S3, a
+# browser), then runs
 # every test. Debian's packages go in with apt-get (as root, or through sudo); moto's S3 server
 # goes into a virtual environment under target/ (Debian's own python3 refuses pip installs
 # outside one), so nothing is installed with pip into the system.
@@ -10,6 +11,9 @@ cd "$(dirname "$0")/.."
 missing=()
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+# Apache httpd (mod_proxy) and Caddy, for the end-to-end tests of the other proxies.
+[ -x /usr/sbin/apache2 ] || missing+=(apache2)
+[ -x /usr/bin/caddy ] || missing+=(caddy)
 # The real logrotate, run by the end-to-end tests over nginx's logs in the middle of a burst.
 [ -x /usr/sbin/logrotate ] || missing+=(logrotate)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)

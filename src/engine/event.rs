@@ -14,14 +14,20 @@ pub enum Format {
     NginxError,
     Haproxy,
     Alb,
+    ApacheAccess,
+    ApacheError,
+    Caddy,
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [
+    pub const ALL: [Format; 7] = [
         Format::NginxAccess,
         Format::NginxError,
         Format::Haproxy,
         Format::Alb,
+        Format::ApacheAccess,
+        Format::ApacheError,
+        Format::Caddy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -30,11 +36,44 @@ impl Format {
             Format::NginxError => "nginx_error",
             Format::Haproxy => "haproxy",
             Format::Alb => "alb",
+            Format::ApacheAccess => "apache_access",
+            Format::ApacheError => "apache_error",
+            Format::Caddy => "caddy",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Format> {
         Format::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+
+    /// Whether its 5xx request lines may take their cause from an error log's report (nginx's
+    /// and Apache's access logs, Caddy's access entries).
+    pub fn joins_as_request(self) -> bool {
+        matches!(
+            self,
+            Format::NginxAccess | Format::ApacheAccess | Format::Caddy
+        )
+    }
+
+    /// Whether its reports may explain an access log's request lines (nginx's and Apache's
+    /// error logs, Caddy's error entries).
+    pub fn joins_as_report(self) -> bool {
+        matches!(
+            self,
+            Format::NginxError | Format::ApacheError | Format::Caddy
+        )
+    }
+
+    /// Whether a request line's time is when the request arrived, not when it ended (Apache's
+    /// `%t`), so the error lines of a slow failure are written well after it.
+    pub fn stamps_request_start(self) -> bool {
+        self == Format::ApacheAccess
+    }
+
+    /// Whether its times are written without a zone, in the host's local time (so a joined
+    /// access log's times can reveal the wrong zone).
+    pub fn is_zoneless_report(self) -> bool {
+        matches!(self, Format::NginxError | Format::ApacheError)
     }
 }
 
@@ -227,6 +266,10 @@ pub struct Event {
     pub request: Span,
     /// The virtual host (`$host`, nginx `host:`, ALB `domain_name`, HAProxy frontend).
     pub vhost: Span,
+    /// The writer of the line (Apache's `pid N:tid M`), for formats that write one failure over
+    /// two lines of the same writer: a line naming the upstream it could not reach, then the
+    /// report of the request, which takes that upstream (see [`crate::engine::pipeline`]).
+    pub thread: Span,
 }
 
 impl Event {
@@ -247,8 +290,13 @@ impl Event {
     pub fn path<'a>(&self, line: &'a [u8]) -> Option<&'a [u8]> {
         let req = self.request(line)?;
         let mut parts = req.splitn(3, |&b| b == b' ');
-        let _method = parts.next()?;
-        let mut target = parts.next()?;
+        let first = parts.next()?;
+        // Formats that log the target alone (Caddy's `request.uri`) have no method.
+        let mut target = match parts.next() {
+            Some(t) => t,
+            None if first.starts_with(b"/") => first,
+            None => return None,
+        };
         // Absolute form (`http://host:80/path`, as ALB logs write it): keep the path. Only a
         // target that starts with a scheme is absolute; `://` later in a path is part of it.
         let scheme_end = target
@@ -316,5 +364,8 @@ mod tests {
             "/x](http://evil.example/p)"
         );
         assert_eq!(path_of("GET /r?u=http://a/b HTTP/1.1"), "/r");
+        // A target alone (Caddy's `uri`).
+        assert_eq!(path_of("/v1/x?y=1"), "/v1/x");
+        assert_eq!(path_of("GET"), "");
     }
 }

@@ -1,6 +1,7 @@
-//! Joining nginx access-log 5xx lines with the error-log lines that explain them.
+//! Joining access-log 5xx lines with the error-log lines that explain them (nginx, Apache httpd,
+//! Caddy's access and error entries).
 //!
-//! nginx writes the cause of a 502 only to the error log. An access-log 5xx without a cause of
+//! nginx writes the cause of a 502 only to the error log (so do Apache and Caddy). An access-log 5xx without a cause of
 //! its own takes the cause of the error-log line with the same client (and request line and
 //! upstream, where both lines have them) written within a short time of it. The joined
 //! error-log line is then *consumed*: it explains that request and is not counted again.
@@ -80,6 +81,12 @@ pub struct JoinStats {
     /// log read in the wrong zone: its lines never join).
     pub error_offset_ms: Option<i64>,
 }
+
+/// How much later than an access line stamped with the request's start (Apache's `%t`) the
+/// error line of that request may be: httpd's default `Timeout` (and so `ProxyTimeout`), 60 s,
+/// and a little more. Only the matching widens: an access line is written after its error
+/// lines, so it never waits longer for one.
+pub const START_STAMP_SLACK_MS: i64 = 65_000;
 
 /// Unjoined failures remembered, per log, to find pairs that missed each other by a zone.
 const REMEMBERED: usize = 512;
@@ -174,16 +181,25 @@ fn time_ms(ev: &Event) -> i64 {
 
 /// An access-log line that may take its cause from the error log.
 fn is_joinable_access(ev: &Event) -> bool {
-    ev.format == Some(Format::NginxAccess)
+    ev.format.is_some_and(Format::joins_as_request)
         && ev.kind == Kind::Request
         && ev.status.is_some_and(|s| s >= 500)
 }
 
 /// An error-log line that may explain an access-log line.
 fn is_joinable_error(ev: &Event) -> bool {
-    ev.format == Some(Format::NginxError)
+    ev.format.is_some_and(Format::joins_as_report)
         && ev.kind == Kind::UpstreamReport
         && ev.cause.is_upstream_failure()
+}
+
+/// Whether lines of these formats, read together, can be joined: an access log and an error
+/// log (of the same proxy or not: the client, time and request decide), or Caddy's log, which
+/// holds both kinds of entries.
+pub fn needed(formats: &[Format]) -> bool {
+    formats.contains(&Format::Caddy)
+        || (formats.iter().any(|f| f.joins_as_request())
+            && formats.iter().any(|f| f.joins_as_report()))
 }
 
 impl Joiner {
@@ -224,7 +240,15 @@ impl Joiner {
                     self.queue[i].waiting_until = None;
                     self.stats.joined += 1;
                 }
-                None => held.waiting_until = Some(t.saturating_add(self.cfg.after_ms)),
+                None => {
+                    // A line stamped with its request's start was written when the request
+                    // ended: its error line, if any, is as recent as the newest line seen.
+                    let from = match held.item.ev.format {
+                        Some(f) if f.stamps_request_start() => t.max(self.now_ms),
+                        _ => t,
+                    };
+                    held.waiting_until = Some(from.saturating_add(self.cfg.after_ms));
+                }
             }
         } else if is_joinable_error(&held.item.ev) {
             match self.find_access_for(&held.item) {
@@ -310,7 +334,7 @@ impl Joiner {
             if !self.matches(access, &h.item) {
                 continue;
             }
-            let same = access.ev.upstream(&access.line) == h.item.ev.upstream(&h.item.line);
+            let same = access.ev.upstream(&access.line) == h.item.upstream();
             let rank = (same, time_ms(&h.item.ev), i);
             if best.is_none_or(|b| (rank.0, rank.1) > (b.0, b.1)) {
                 best = Some(rank);
@@ -330,12 +354,28 @@ impl Joiner {
 
     fn matches(&self, access: &Item, error: &Item) -> bool {
         let (ta, te) = (time_ms(&access.ev), time_ms(&error.ev));
-        if te < ta.saturating_sub(self.cfg.before_ms) || te > ta.saturating_add(self.cfg.after_ms) {
+        // Apache stamps an access line with the time the request arrived (nginx with the time
+        // it ended): its error lines come as late as the proxy's timeout after it.
+        let after = match access.ev.format {
+            Some(f) if f.stamps_request_start() => self.cfg.after_ms + START_STAMP_SLACK_MS,
+            _ => self.cfg.after_ms,
+        };
+        if te < ta.saturating_sub(self.cfg.before_ms) || te > ta.saturating_add(after) {
+            return false;
+        }
+        // Apache's error lines name no request: the status must at least be the one httpd
+        // answers that failure with.
+        if error.ev.format == Some(Format::ApacheError)
+            && !crate::engine::parse::apache_error::status_fits(error.ev.cause, access.ev.status)
+        {
             return false;
         }
         let (a, e) = (&access.line, &error.line);
         match (access.ev.client(a), error.ev.client(e)) {
             (Some(x), Some(y)) if x == y => {}
+            // httpd writes a request refused for a worker out of service (AH00940) without its
+            // client: time and status must do.
+            (Some(_), None) if error.ev.format == Some(Format::ApacheError) => {}
             _ => return false,
         }
         if let (Some(x), Some(y)) = (access.ev.request(a), error.ev.request(e))
@@ -343,7 +383,7 @@ impl Joiner {
         {
             return false;
         }
-        if let (Some(list), Some(up)) = (access.ev.upstreams.get(a), error.ev.upstream(e))
+        if let (Some(list), Some(up)) = (access.ev.upstreams.get(a), error.upstream())
             && !UpstreamList::new(list).any(|u| u == up)
         {
             return false;
@@ -363,12 +403,12 @@ fn join_pair(access: &mut Item, error: &mut Item, kb: &Kb) {
         access.entry = kb.match_event(
             error.ev.cause,
             access.ev.status,
-            Format::NginxError,
+            error.ev.format.unwrap_or(Format::NginxError),
             &error.line,
         );
     }
     if access.ev.upstream.is_none()
-        && let Some(u) = error.ev.upstream(&error.line)
+        && let Some(u) = error.upstream()
     {
         access.joined_upstream = Some(Box::from(u));
     }

@@ -55,10 +55,61 @@ pub struct PipelineConfig {
     pub join: Option<JoinConfig>,
 }
 
+/// How many writers' (Apache worker threads') last named upstream are remembered.
+const CARRIED: usize = 64;
+
+/// The upstream each writer's last connection-level line named, for the report of the request
+/// it writes next: Apache names the `host:port` it could not reach on one line (`AH00957`) and
+/// the client on the next (`AH01114`, with the host only). Buffers are reused: no allocation
+/// once warm.
+#[derive(Clone, Debug, Default)]
+struct Carry {
+    /// (hash of the writer, its upstream), the newest at `next - 1`.
+    slots: Vec<(u64, Vec<u8>)>,
+    next: usize,
+}
+
+impl Carry {
+    /// Remembers the upstream of a writer's line that reports no request, or gives a report
+    /// the upstream its writer named last (once).
+    fn pass(&mut self, ev: &Event, line: &[u8]) -> Option<&[u8]> {
+        let writer = ev.thread.get(line)?;
+        let key = writer.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        match ev.kind {
+            Kind::Other => {
+                let upstream = ev.upstream(line)?;
+                if self.slots.len() < CARRIED {
+                    self.slots.push((key, upstream.to_vec()));
+                } else {
+                    let slot = &mut self.slots[self.next % CARRIED];
+                    slot.0 = key;
+                    slot.1.clear();
+                    slot.1.extend_from_slice(upstream);
+                }
+                self.next = (self.next + 1) % CARRIED;
+                None
+            }
+            Kind::UpstreamReport => {
+                let n = self.slots.len();
+                let i = (1..=n)
+                    .map(|k| (self.next + CARRIED - k) % CARRIED)
+                    .find(|&i| i < n && self.slots[i].0 == key)?;
+                // Taken once: the writer's next request names its own.
+                self.slots[i].0 = 0;
+                Some(&self.slots[i].1)
+            }
+            Kind::Request => None,
+        }
+    }
+}
+
 /// Knowledge-base matching, joining and detection for a set of sources.
 pub struct Pipeline {
     kb: Arc<Kb>,
     joiner: Option<Joiner>,
+    carry: Carry,
     state: State,
 }
 
@@ -138,6 +189,7 @@ impl Pipeline {
         Pipeline {
             kb,
             joiner: cfg.join.map(Joiner::new),
+            carry: Carry::default(),
             state: State {
                 unknown,
                 detector: Detector::new(cfg.detect),
@@ -173,7 +225,9 @@ impl Pipeline {
     /// counting and pushing the line; `scan`, which reads files merged by time, cannot be
     /// corrected this way and reports the offset instead.
     pub fn correct(&self, ev: &mut crate::engine::event::Event) {
-        if ev.format == Some(crate::engine::event::Format::NginxError)
+        if ev
+            .format
+            .is_some_and(crate::engine::event::Format::is_zoneless_report)
             && let Some(off) = self.joiner.as_ref().and_then(|j| j.stats.error_offset_ms)
             && let Some(t) = &mut ev.time
         {
@@ -196,6 +250,11 @@ impl Pipeline {
             }
             _ => None,
         };
+        let carried = if ev.thread.is_none() {
+            None
+        } else {
+            self.carry.pass(&ev, line)
+        };
         let state = &mut self.state;
         match &mut self.joiner {
             Some(j) if j.wants(&ev) => {
@@ -205,7 +264,7 @@ impl Pipeline {
                     line: line.to_vec(),
                     ev,
                     entry,
-                    joined_upstream: None,
+                    joined_upstream: carried.map(Box::from),
                     consumed: false,
                     joined_from: None,
                 };
@@ -218,7 +277,7 @@ impl Pipeline {
                     line,
                     ev: &ev,
                     entry,
-                    upstream: ev.upstream(line),
+                    upstream: carried.or(ev.upstream(line)),
                     consumed: false,
                     joined_from: None,
                 },

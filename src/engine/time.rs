@@ -172,6 +172,42 @@ pub fn parse_nginx_error_time(b: &[u8]) -> Option<i64> {
     )
 }
 
+/// Apache httpd error log (`%{u}t` and `%t` of `ErrorLogFormat`): `Sun Dec 06 08:22:30.591823
+/// 2026` or without the fraction (local time of the host, no zone; the day may be
+/// space-padded). Returns naive milliseconds and bytes consumed.
+pub fn parse_apache_error_time(b: &[u8]) -> Option<(i64, usize)> {
+    // `Www Mmm dd hh:mm:ss`
+    if b.len() < 24 || b[3] != b' ' || b[7] != b' ' || b[10] != b' ' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || !b[..3].iter().all(u8::is_ascii_alphabetic) {
+        return None;
+    }
+    let day = match (b[8], b[9]) {
+        (b' ', d) => digit(d)?,
+        (a, d) => digit(a)? * 10 + digit(d)?,
+    };
+    let (ms, flen) = fraction(&b[19..]);
+    let at = 19 + flen;
+    if b.get(at) != Some(&b' ') {
+        return None;
+    }
+    let year = num4(b.get(at + 1..)?)?;
+    if b.get(at + 5).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    let t = naive_ms(
+        year,
+        month_from_abbr(&b[4..7])?,
+        day,
+        num2(&b[11..])?,
+        num2(&b[14..])?,
+        num2(&b[17..])?,
+        ms,
+    )?;
+    Some((t, at + 5))
+}
+
 /// HAProxy accept date `%tr` / `%t`: `06/Feb/2009:12:14:14.655` (local time, no zone).
 /// Returns naive milliseconds and bytes consumed.
 pub fn parse_haproxy_date(b: &[u8]) -> Option<(i64, usize)> {

@@ -1,6 +1,6 @@
 //! Finding the logs to follow when there is no config file: nginx's own configuration (`nginx
 //! -T` prints it whole, includes and all), HAProxy's log targets, and the Debian/RHEL standard
-//! paths. Each source found says why it was chosen.
+//! paths (nginx, HAProxy, Apache httpd). Each source found says why it was chosen.
 
 use crate::engine::event::Format;
 use crate::engine::parse::LogFormat;
@@ -227,7 +227,7 @@ pub fn nginx_t(nginx: &Path, conf: Option<&Path>) -> Result<String, String> {
 }
 
 /// Standard paths, for what nginx -T did not name.
-const STANDARD: [(&str, Format, &str); 4] = [
+const STANDARD: [(&str, Format, &str); 8] = [
     (
         "/var/log/nginx/access.log",
         Format::NginxAccess,
@@ -247,6 +247,26 @@ const STANDARD: [(&str, Format, &str); 4] = [
         "/var/log/haproxy",
         Format::Haproxy,
         "where some distributions' syslog writes HAProxy's log",
+    ),
+    (
+        "/var/log/apache2/access.log",
+        Format::ApacheAccess,
+        "Debian's default Apache httpd access log",
+    ),
+    (
+        "/var/log/apache2/error.log",
+        Format::ApacheError,
+        "Debian's default Apache httpd error log",
+    ),
+    (
+        "/var/log/httpd/access_log",
+        Format::ApacheAccess,
+        "RHEL's default Apache httpd access log",
+    ),
+    (
+        "/var/log/httpd/error_log",
+        Format::ApacheError,
+        "RHEL's default Apache httpd error log",
     ),
 ];
 

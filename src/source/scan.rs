@@ -572,12 +572,24 @@ pub fn scan(
     for name in names {
         producers.push(Producer::open(name, opts)?);
     }
+    // nginx's `combined` beside an Apache error log is Apache's access log.
+    let apache = producers
+        .iter()
+        .any(|p| p.parser.as_ref().map(Parser::format) == Some(Format::ApacheError));
+    if apache && opts.format.is_none() {
+        for p in &mut producers {
+            if let Some(parser) = p.parser.take() {
+                p.parser = Some(parser.as_apache_access());
+                p.report.format = p.parser.as_ref().map(Parser::describe);
+            }
+        }
+    }
     let formats: Vec<Format> = producers
         .iter()
         .filter_map(|p| p.parser.as_ref().map(Parser::format))
         .collect();
     let mut cfg = opts.pipeline.clone();
-    let joinable = formats.contains(&Format::NginxAccess) && formats.contains(&Format::NginxError);
+    let joinable = crate::engine::join::needed(&formats);
     if !joinable {
         cfg.join = None;
     }

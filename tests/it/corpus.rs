@@ -1,9 +1,10 @@
 //! Accuracy on real lines (issue 15): every `tests/data/corpus/NAME.log` — lines copied from
-//! public test suites and documentation, labelled by hand from the proxies' documented
-//! semantics (`tests/data/corpus/README*.md`) — is scanned with its format recognised, as a
-//! user's file would be. Per format: no line read as another format; the cause right for at
-//! least 98 % of lines; the status and the upstream right on every request line and every
-//! failure line.
+//! public test suites and documentation, or (`*_lab.log`) written by real servers on the
+//! project's test machine, labelled by hand from the proxies' documented semantics
+//! (`tests/data/corpus/README*.md`) — is scanned with its format recognised, as a user's file
+//! would be (or named, where a `NAME.format` says so). Per format: no line read as another
+//! format; the cause right for at least 98 % of lines; the status and the upstream right on
+//! every request line and every failure line.
 
 use super::*;
 use std::collections::BTreeMap;
@@ -18,6 +19,12 @@ fn format_of(name: &str) -> &'static str {
         "haproxy"
     } else if name.starts_with("alb") {
         "alb"
+    } else if name.starts_with("apache_error") {
+        "apache_error"
+    } else if name.starts_with("apache_access") {
+        "apache_access"
+    } else if name.starts_with("caddy") {
+        "caddy"
     } else {
         panic!("{name}: which format is it?")
     }
@@ -63,6 +70,13 @@ fn real_lines_from_public_sources_get_their_labelled_cause_status_and_upstream()
         if lf.exists() {
             extra.push("--log-format".into());
             extra.push(std::fs::read_to_string(lf).unwrap().trim().to_string());
+        }
+        // Apache's access lines are nginx's `combined`, byte for byte: such a file is named, as
+        // its user names it (`NAME.format`).
+        let named = log.with_extension("format");
+        if named.exists() {
+            extra.push("--format".into());
+            extra.push(std::fs::read_to_string(named).unwrap().trim().to_string());
         }
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         let events: BTreeMap<u64, serde_json::Value> = events(&[&log], &extra)

@@ -20,11 +20,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-const UNREACHABLE: &str = "api/http-502-bad-gateway-upstream-unreachable";
+pub(super) const UNREACHABLE: &str = "api/http-502-bad-gateway-upstream-unreachable";
 
 /// Short windows so an incident closes about 7 s after its last failure; the thresholds that
 /// open one (10 failures, 20 % of requests) and `group_wait` keep their defaults.
-const QUICK_CLOSE: &str = "[detect]\nwindow = \"5s\"\nquiet = \"2s\"\nclose_failures = 1\n";
+pub(super) const QUICK_CLOSE: &str =
+    "[detect]\nwindow = \"5s\"\nquiet = \"2s\"\nclose_failures = 1\n";
 
 /// A real nginx (a master and one worker, so it can be reloaded and told to reopen its logs) in
 /// front of the test's upstreams, with its config, pid file and logs in its own folder.
@@ -194,15 +195,15 @@ impl Drop for Nginx {
 
 /// One request the test's client made and the status it got (0: no HTTP answer).
 #[derive(Clone, Debug)]
-struct Hit {
-    at: SystemTime,
-    path: String,
-    status: u16,
+pub(super) struct Hit {
+    pub(super) at: SystemTime,
+    pub(super) path: String,
+    pub(super) status: u16,
 }
 
 /// Clients sending requests through a proxy, each one request every `every` over its paths in
 /// turn, until stopped or for at most `limit`. Holding `pause` holds them between requests.
-struct Traffic {
+pub(super) struct Traffic {
     stop: Arc<AtomicBool>,
     hits: Arc<Mutex<Vec<Hit>>>,
     pause: Arc<Mutex<()>>,
@@ -210,7 +211,7 @@ struct Traffic {
 }
 
 impl Traffic {
-    fn start(
+    pub(super) fn start(
         proxy: SocketAddr,
         paths: &[&str],
         clients: usize,
@@ -277,7 +278,7 @@ impl Traffic {
     }
 
     /// Stops the clients; every request they made.
-    fn stop(&mut self) -> Vec<Hit> {
+    pub(super) fn stop(&mut self) -> Vec<Hit> {
         self.stop.store(true, Ordering::SeqCst);
         for t in self.threads.drain(..) {
             t.join().unwrap();
@@ -293,7 +294,7 @@ impl Drop for Traffic {
 }
 
 /// Writes gatewatch's config: the sources, `/metrics` on `http`, the channels, `detect`.
-fn write_config(
+pub(super) fn write_config(
     dir: &Path,
     sources: &str,
     http: SocketAddr,
@@ -312,7 +313,7 @@ fn write_config(
     cfg
 }
 
-fn webhook(hook: &Receiver) -> String {
+pub(super) fn webhook(hook: &Receiver) -> String {
     format!(
         "[[channel]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{}/hook\"\ntimeout = \"5s\"\n\n",
         hook.addr
@@ -320,7 +321,7 @@ fn webhook(hook: &Receiver) -> String {
 }
 
 /// `gatewatch run --config cfg`, once it said it is ready; its log lines.
-fn start_gatewatch(cfg: &Path) -> (Running, std::sync::mpsc::Receiver<String>) {
+pub(super) fn start_gatewatch(cfg: &Path) -> (Running, std::sync::mpsc::Receiver<String>) {
     let (proc, rx) = spawn(cfg);
     wait_for(&rx, "ready", Duration::from_secs(15));
     (proc, rx)
@@ -374,7 +375,7 @@ impl Stage {
 }
 
 /// The messages the receiver accepted, as JSON.
-fn accepted(hook: &Receiver) -> Vec<serde_json::Value> {
+pub(super) fn accepted(hook: &Receiver) -> Vec<serde_json::Value> {
     hook.requests()
         .iter()
         .filter(|r| r.status < 300)
@@ -383,7 +384,11 @@ fn accepted(hook: &Receiver) -> Vec<serde_json::Value> {
 }
 
 /// Waits (bounded) until the receiver accepted a message of `kind`; all accepted so far.
-fn wait_for_kind(hook: &Receiver, kind: &str, timeout: Duration) -> Vec<serde_json::Value> {
+pub(super) fn wait_for_kind(
+    hook: &Receiver,
+    kind: &str,
+    timeout: Duration,
+) -> Vec<serde_json::Value> {
     let deadline = Instant::now() + timeout;
     loop {
         let m = accepted(hook);
@@ -399,7 +404,7 @@ fn wait_for_kind(hook: &Receiver, kind: &str, timeout: Duration) -> Vec<serde_js
 }
 
 /// (upstream, entry) of every incident in messages of `kind`.
-fn incidents_in(messages: &[serde_json::Value], kind: &str) -> Vec<(String, String)> {
+pub(super) fn incidents_in(messages: &[serde_json::Value], kind: &str) -> Vec<(String, String)> {
     messages
         .iter()
         .filter(|m| m["kind"] == kind)

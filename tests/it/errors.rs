@@ -87,8 +87,8 @@ const CONFIG_CASES: &[(&str, &str, &str, &str)] = &[
     (
         "unknown log format",
         r#"format = "nginx_access""#,
-        r#"format = "apache""#,
-        r#"{f}:3: source.format: "apache" is not one of nginx_access, nginx_error, haproxy, alb, container, syslog"#,
+        r#"format = "lighttpd""#,
+        r#"{f}:3: source.format: "lighttpd" is not one of nginx_access, nginx_error, haproxy, alb, apache_access, apache_error, caddy, container, syslog"#,
     ),
     (
         "proxy on a source that is not a container log",

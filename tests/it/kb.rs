@@ -128,23 +128,42 @@ fn every_failure_cause_has_an_entry_for_every_format_that_shows_it() {
     let table = [
         (
             Cause::UpstreamUnreachable,
-            vec![NginxAccess, NginxError, Haproxy, Alb],
+            vec![
+                NginxAccess,
+                NginxError,
+                Haproxy,
+                Alb,
+                ApacheAccess,
+                ApacheError,
+                Caddy,
+            ],
         ),
         (
             Cause::NoLiveUpstreams,
-            vec![NginxAccess, NginxError, Haproxy, Alb],
+            vec![
+                NginxAccess,
+                NginxError,
+                Haproxy,
+                Alb,
+                ApacheAccess,
+                ApacheError,
+                Caddy,
+            ],
         ),
         (
             Cause::UpstreamTimeout,
-            vec![NginxAccess, NginxError, Haproxy, Alb],
+            vec![NginxAccess, NginxError, Haproxy, Alb, ApacheError, Caddy],
         ),
-        (Cause::UpstreamReset, vec![NginxError, Haproxy]),
+        (
+            Cause::UpstreamReset,
+            vec![NginxError, Haproxy, ApacheError, Caddy],
+        ),
         (
             Cause::UpstreamProtocolError,
-            vec![NginxAccess, NginxError, Haproxy, Alb],
+            vec![NginxAccess, NginxError, Haproxy, Alb, Caddy],
         ),
-        (Cause::DnsFailure, vec![NginxError]),
-        (Cause::TlsFailure, vec![NginxError]),
+        (Cause::DnsFailure, vec![NginxError, ApacheError, Caddy]),
+        (Cause::TlsFailure, vec![NginxError, Caddy]),
     ];
     for (cause, formats) in table {
         for f in formats {

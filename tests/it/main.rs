@@ -13,6 +13,7 @@ mod delivery_faults;
 mod delivery_model;
 mod detect;
 mod e2e;
+mod e2e_proxies;
 mod errors;
 mod fuzz_regressions;
 mod golden;

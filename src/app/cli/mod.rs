@@ -208,7 +208,7 @@ enum PatternsAction {
 struct ScanArgs {
     /// The format of every file [default: recognised from each file's first lines; a container
     /// log (CRI or docker json-file framing) is unwrapped into its stdout and stderr lines]
-    #[arg(long, value_parser = ["nginx_access", "nginx_error", "haproxy", "alb", "container"])]
+    #[arg(long, value_parser = ["nginx_access", "nginx_error", "haproxy", "alb", "apache_access", "apache_error", "caddy", "container"])]
     format: Option<String>,
     /// An nginx log_format, exactly as written in nginx.conf, for the nginx access logs.
     #[arg(long, value_name = "LOG_FORMAT")]

@@ -86,6 +86,10 @@ pub(super) fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
         .parse()
         .map_err(|e: String| usage(format!("--timezone: {e}")))?;
     let log_format = match &args.log_format {
+        Some(f) if args.format.as_deref() == Some("apache_access") => Some(
+            crate::engine::parse::apache_access::log_format(f)
+                .map_err(|e| usage(format!("--log-format: {e}")))?,
+        ),
         Some(f) => {
             Some(LogFormat::from_directive(f).map_err(|e| usage(format!("--log-format: {e}")))?)
         }
@@ -220,7 +224,7 @@ pub(super) fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     print_summary(&report, sink.incidents.len());
     if report.files.iter().all(|f| f.format.is_none()) {
         eprintln!(
-            "gatewatch: no file was recognised as nginx, HAProxy or ALB logs; name the format with --format (and --log-format for a custom nginx access log)"
+            "gatewatch: no file was recognised as nginx, HAProxy, ALB, Apache or Caddy logs; name the format with --format (and --log-format for a custom nginx or Apache access log)"
         );
         return Ok(ExitCode::FAILURE);
     }

@@ -56,7 +56,10 @@ pub(super) fn sources(
                 None => {
                     p.at(
                         s.format.span().start,
-                        format!("source.format: {fmt_name:?} is not one of nginx_access, nginx_error, haproxy, alb, container, syslog"),
+                        format!(
+                            "source.format: {fmt_name:?} is not one of {}, container, syslog",
+                            Format::ALL.map(Format::as_str).join(", ")
+                        ),
                     );
                     continue;
                 }
@@ -89,13 +92,23 @@ pub(super) fn sources(
                     ..
                 }
             );
+        let apache = fmt_name == "apache_access";
         let log_format = match &s.log_format {
-            Some(lf) if !nginx => {
+            Some(lf) if !nginx && !apache => {
                 p.at(
                     lf.span().start,
-                    "source.log_format is only for format = \"nginx_access\" (or \"container\" with proxy = \"nginx\")",
+                    "source.log_format is only for format = \"nginx_access\" or \"apache_access\" (or \"container\" with proxy = \"nginx\")",
                 );
                 None
+            }
+            Some(lf) if apache => {
+                match crate::engine::parse::apache_access::log_format(lf.get_ref()) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        p.at(lf.span().start, format!("source.{e}"));
+                        None
+                    }
+                }
             }
             Some(lf) => match LogFormat::from_directive(lf.get_ref()) {
                 Ok(f) => Some(f),

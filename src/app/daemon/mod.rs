@@ -267,23 +267,26 @@ impl Reader {
                 }
             }
         }
-        // Joining needs an access log and an error log of nginx.
-        let has = |f: Format| {
-            cfg.sources.iter().any(|s| match &s.kind {
-                crate::source::SourceKind::Log { format, .. } => *format == f,
-                // An nginx container's output holds both.
-                crate::source::SourceKind::Container { proxy, .. } => {
-                    *proxy == crate::source::Proxy::Nginx
-                }
-                crate::source::SourceKind::Syslog { .. } => false,
+        // Joining needs an access log and an error log (an nginx container's output holds
+        // both).
+        let formats: Vec<Format> = cfg
+            .sources
+            .iter()
+            .flat_map(|s| match &s.kind {
+                crate::source::SourceKind::Log { format, .. } => vec![*format],
+                crate::source::SourceKind::Container { proxy, .. } => match proxy {
+                    crate::source::Proxy::Nginx => vec![Format::NginxAccess, Format::NginxError],
+                    crate::source::Proxy::Haproxy => vec![Format::Haproxy],
+                },
+                crate::source::SourceKind::Syslog { .. } => vec![],
             })
-        };
+            .collect();
         let shared = Lane {
             pipeline: Pipeline::new(
                 kb.clone(),
                 PipelineConfig {
                     detect: cfg.detect.clone(),
-                    join: (has(Format::NginxAccess) && has(Format::NginxError)).then_some(cfg.join),
+                    join: crate::engine::join::needed(&formats).then_some(cfg.join),
                 },
             ),
             clock: None,

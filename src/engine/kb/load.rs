@@ -188,14 +188,15 @@ fn example(p: &mut Problems<'_>, raw: Spanned<RawExample>, what: &str) -> Option
         p.at(
             offset,
             format!(
-                "{what}: format {:?} is not one of nginx_access, nginx_error, haproxy, alb",
-                raw.format
+                "{what}: format {:?} is not one of {}",
+                raw.format,
+                Format::ALL.map(Format::as_str).join(", ")
             ),
         );
         return None;
     };
     if let Some(lf) = &raw.log_format
-        && let Err(e) = LogFormat::from_directive(lf)
+        && let Err(e) = log_format(format, lf)
     {
         p.at(offset, format!("{what}: {e}"));
         return None;
@@ -503,11 +504,19 @@ fn compile(src: &Source) -> Result<(Entry, Vec<usize>, Vec<usize>), Vec<KbError>
     Ok((entry, example_at, near_at))
 }
 
+/// An example's `log_format`, in nginx's syntax or, for Apache's access log, httpd's.
+fn log_format(format: Format, text: &str) -> Result<LogFormat, crate::engine::parse::FormatError> {
+    match format {
+        Format::ApacheAccess => crate::engine::parse::apache_access::log_format(text),
+        _ => LogFormat::from_directive(text),
+    }
+}
+
 /// What an example line turns into: its cause and the entry the base matches it to.
 pub(crate) fn classify_example(kb: &Kb, ex: &Example) -> Result<(Cause, Option<String>), String> {
     let opts = ParserOptions {
         log_format: match &ex.log_format {
-            Some(f) => Some(LogFormat::from_directive(f).map_err(|e| e.to_string())?),
+            Some(f) => Some(log_format(ex.format, f).map_err(|e| e.to_string())?),
             None => None,
         },
         year: 2024,

@@ -1,9 +1,14 @@
 //! Parsers, one per format: bytes of one line in, an [`Event`] out. Pure: no IO, no clock.
 
 pub mod alb;
+pub mod apache_access;
+pub mod apache_error;
 pub mod bytes;
+pub mod caddy;
 pub mod container;
+pub mod go_net;
 pub mod haproxy;
+pub mod json;
 pub mod nginx_access;
 pub mod nginx_error;
 pub mod nginx_formats;
@@ -42,6 +47,10 @@ pub enum Parser {
     NginxError(nginx_error::ErrorParser),
     Haproxy(haproxy::HaproxyParser),
     Alb(alb::AlbParser),
+    /// Apache's access log: the nginx access-log reader over Apache's own `LogFormat`s.
+    ApacheAccess(nginx_access::AccessParser),
+    ApacheError(apache_error::ApacheErrorParser),
+    Caddy(caddy::CaddyParser),
 }
 
 impl Parser {
@@ -65,13 +74,19 @@ impl Parser {
             Format::NginxError => Parser::NginxError(nginx_error::ErrorParser::new(clock)),
             Format::Haproxy => Parser::Haproxy(haproxy::HaproxyParser::new(clock, opts.year)),
             Format::Alb => Parser::Alb(alb::AlbParser::new()),
+            Format::ApacheAccess => Parser::ApacheAccess(match &opts.log_format {
+                Some(f) => nginx_access::AccessParser::new(f.clone(), clock),
+                None => nginx_access::recognise_apache(samples, &clock),
+            }),
+            Format::ApacheError => Parser::ApacheError(apache_error::ApacheErrorParser::new(clock)),
+            Format::Caddy => Parser::Caddy(caddy::CaddyParser::new()),
         }
     }
 
     /// Whether each line parses the same whatever lines came before (HAProxy's RFC 3164
     /// headers take the year from earlier lines), so lines can be parsed out of order.
     pub fn is_stateless(&self) -> bool {
-        !matches!(self, Parser::Haproxy(_))
+        !matches!(self, Parser::Haproxy(_) | Parser::ApacheError(_))
     }
 
     pub fn format(&self) -> Format {
@@ -80,6 +95,9 @@ impl Parser {
             Parser::NginxError(_) => Format::NginxError,
             Parser::Haproxy(_) => Format::Haproxy,
             Parser::Alb(_) => Format::Alb,
+            Parser::ApacheAccess(_) => Format::ApacheAccess,
+            Parser::ApacheError(_) => Format::ApacheError,
+            Parser::Caddy(_) => Format::Caddy,
         }
     }
 
@@ -87,7 +105,17 @@ impl Parser {
     pub fn describe(&self) -> String {
         match self {
             Parser::NginxAccess(p) => format!("nginx_access ({})", p.layout_name()),
+            Parser::ApacheAccess(p) => format!("apache_access ({})", p.layout_name()),
             other => other.format().to_string(),
+        }
+    }
+
+    /// An access log recognised as nginx's `combined` beside an Apache error log is Apache's:
+    /// the two write `combined` alike, and Apache stamps it with the request's start.
+    pub fn as_apache_access(self) -> Parser {
+        match self {
+            Parser::NginxAccess(p) if p.layout_name() == "combined" => Parser::ApacheAccess(p),
+            other => other,
         }
     }
 
@@ -102,18 +130,29 @@ impl Parser {
             Parser::NginxError(p) => p.parse(line),
             Parser::Haproxy(p) => p.parse(line),
             Parser::Alb(p) => p.parse(line),
+            Parser::ApacheAccess(p) => p.parse(line).map(|mut ev| {
+                ev.format = Some(Format::ApacheAccess);
+                ev
+            }),
+            Parser::ApacheError(p) => p.parse(line),
+            Parser::Caddy(p) => p.parse(line),
         }
     }
 }
 
 /// Recognises the format of a file from its first lines: the format whose parser understands
 /// the most of them (ties go to the more specific format). `None` when no parser understands any.
+///
+/// Apache's access log is not among them: its `combined` lines are nginx's, byte for byte, and
+/// read the same; it is named (`format = "apache_access"`) or found by its path.
 pub fn detect(samples: &[&[u8]], opts: &ParserOptions) -> Option<Parser> {
     let mut best: Option<(usize, Parser)> = None;
     for format in [
         Format::Alb,
         Format::NginxError,
+        Format::ApacheError,
         Format::Haproxy,
+        Format::Caddy,
         Format::NginxAccess,
     ] {
         let mut p = Parser::new(format, opts, samples);

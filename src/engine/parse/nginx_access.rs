@@ -6,6 +6,7 @@
 //! with their own grammar, because their values contain the spaces that usually end a field.
 
 use super::bytes::{self, has_prefix};
+use super::json;
 use super::upstream;
 use crate::engine::event::{Cause, Event, Format, Kind, Span, Timestamp, Unparsed};
 use crate::engine::time::{self, ZoneClock};
@@ -745,45 +746,7 @@ fn classify(
 /// Reads the usual fields of a JSON access-log line. The scan is tolerant: nginx writes numbers
 /// such as `"status":009` that strict JSON refuses, and values are taken as raw spans.
 fn extract_json(line: &[u8], out: &mut Fields) -> Result<usize, Unparsed> {
-    let mut p = skip_ws(line, 0);
-    if line.get(p) != Some(&b'{') {
-        return Err(Unparsed::Shape);
-    }
-    p += 1;
-    loop {
-        p = skip_ws(line, p);
-        match line.get(p) {
-            Some(b'}') => return Ok(p + 1),
-            Some(b',') => {
-                p += 1;
-                continue;
-            }
-            Some(b'"') => {}
-            _ => return Err(Unparsed::Shape),
-        }
-        let key_end = string_end(line, p + 1).ok_or(Unparsed::Shape)?;
-        let key = &line[p + 1..key_end];
-        p = skip_ws(line, key_end + 1);
-        if line.get(p) != Some(&b':') {
-            return Err(Unparsed::Shape);
-        }
-        p = skip_ws(line, p + 1);
-        let (value, next) = match line.get(p) {
-            Some(b'"') => {
-                let end = string_end(line, p + 1).ok_or(Unparsed::Shape)?;
-                (Span::new(p + 1, end), end + 1)
-            }
-            Some(b'{') | Some(b'[') => {
-                let end = skip_nested(line, p).ok_or(Unparsed::Shape)?;
-                (Span::NONE, end)
-            }
-            Some(_) => {
-                let end = memchr::memchr2(b',', b'}', &line[p..]).map_or(line.len(), |i| p + i);
-                let raw = line[p..end].trim_ascii_end();
-                (Span::new(p, p + raw.len()), end)
-            }
-            None => return Err(Unparsed::Shape),
-        };
+    json::walk(line, 0, |key, value| {
         let slot = match key {
             b"remote_addr" | b"client" | b"client_ip" | b"clientip" | b"remote_ip" => {
                 &mut out.client
@@ -797,58 +760,12 @@ fn extract_json(line: &[u8], out: &mut Fields) -> Result<usize, Unparsed> {
             b"upstream_addr" | b"upstream" => &mut out.upstream_addr,
             b"upstream_status" => &mut out.upstream_status,
             b"upstream_connect_time" => &mut out.connect_time,
-            _ => {
-                p = next;
-                continue;
-            }
+            _ => return,
         };
         if slot.is_none() {
-            *slot = value;
+            *slot = value.text();
         }
-        p = next;
-    }
-}
-
-fn skip_ws(b: &[u8], mut p: usize) -> usize {
-    while b.get(p).is_some_and(|c| c.is_ascii_whitespace()) {
-        p += 1;
-    }
-    p
-}
-
-/// The index of the `"` that closes a JSON string whose content starts at `from`.
-fn string_end(b: &[u8], mut from: usize) -> Option<usize> {
-    loop {
-        let i = from + memchr::memchr2(b'"', b'\\', &b[from..])?;
-        if b[i] == b'\\' {
-            from = i + 2;
-            if from > b.len() {
-                return None;
-            }
-        } else {
-            return Some(i);
-        }
-    }
-}
-
-/// The index just after the object or array starting at `p`.
-fn skip_nested(b: &[u8], mut p: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    while p < b.len() {
-        match b[p] {
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(p + 1);
-                }
-            }
-            b'"' => p = string_end(b, p + 1)?,
-            _ => {}
-        }
-        p += 1;
-    }
-    None
+    })
 }
 
 /// Recognises which known layout fits sample lines best: the JSON layout, or the known
@@ -857,12 +774,27 @@ fn skip_nested(b: &[u8], mut p: usize) -> Option<usize> {
 /// it refuses to choose: the parser it returns refuses every line, naming both.
 pub fn recognise(samples: &[&[u8]], zone: &ZoneClock) -> Option<AccessParser> {
     let mut candidates: Vec<AccessParser> = vec![AccessParser::json(zone.clone())];
-    for (name, text) in KNOWN {
-        let format =
-            LogFormat::compile(name, Escape::Default, text).expect("built-in formats compile");
-        candidates.push(AccessParser::new(format, zone.clone()));
-    }
+    candidates.extend(compile_known(&KNOWN, zone));
     recognise_among(samples, candidates)
+}
+
+/// The Apache httpd `LogFormat` that reads sample lines best, among Apache's own
+/// ([`super::nginx_formats::APACHE_KNOWN`]); `combined` when none reads any.
+pub fn recognise_apache(samples: &[&[u8]], zone: &ZoneClock) -> AccessParser {
+    let known = compile_known(&APACHE_KNOWN, zone);
+    let combined = known[0].clone();
+    recognise_among(samples, known).unwrap_or(combined)
+}
+
+fn compile_known(known: &[(&str, &str)], zone: &ZoneClock) -> Vec<AccessParser> {
+    known
+        .iter()
+        .map(|(name, text)| {
+            let format =
+                LogFormat::compile(name, Escape::Default, text).expect("built-in formats compile");
+            AccessParser::new(format, zone.clone())
+        })
+        .collect()
 }
 
 /// What a candidate made of the samples: how many it parsed, how many whole, and its reading

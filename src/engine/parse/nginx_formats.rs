@@ -49,3 +49,20 @@ pub const KNOWN: [(&str, &str); 9] = [
     ("main", MAIN),
     ("combined", COMBINED),
 ];
+
+/// Apache httpd's `common` (`%h %l %u %t "%r" %>s %b`), in nginx's variables.
+pub const APACHE_COMMON: &str =
+    r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent"#;
+
+/// Apache httpd's `vhost_combined` (`%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i"
+/// "%{User-Agent}i"`), Debian's `other_vhosts_access.log`, in nginx's variables.
+pub const APACHE_VHOST_COMBINED: &str = r#"$server_name:$server_port $remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
+
+/// Apache httpd's predefined `LogFormat`s (its `httpd.conf` and Debian's `apache2.conf`), tried
+/// in this order on an Apache access log. `combined` (`%h %l %u %t "%r" %>s %O "%{Referer}i"
+/// "%{User-Agent}i"`) is nginx's `combined`, field for field.
+pub const APACHE_KNOWN: [(&str, &str); 3] = [
+    ("combined", COMBINED),
+    ("vhost_combined", APACHE_VHOST_COMBINED),
+    ("common", APACHE_COMMON),
+];
