@@ -50,6 +50,8 @@ rm -rf "$corpus"
 { cat tests/data/nginx_error.log tests/data/nginx_error_up.log; sample_error; kb_lines nginx_error; } | per_line nginx_error
 { cat tests/data/haproxy.log; kb_lines haproxy; } | per_line haproxy
 { cat tests/data/alb.log; kb_lines alb; } | per_line alb
+{ for f in apache_error caddy envoy traefik; do kb_lines $f; done
+  cat tests/data/corpus/apache_*.log tests/data/corpus/caddy_*.log tests/data/corpus/envoy_*.log tests/data/corpus/traefik_*.log; } | per_line proxies
 
 # nginx_access_format: the log_format on the first line, then lines written with it.
 up_format=$(tr '\n' ' ' <tests/data/nginx_access_up.log_format)

@@ -40,6 +40,7 @@ pub fn check_event(line: &[u8], ev: &Event) {
         ("client", ev.client),
         ("request", ev.request),
         ("vhost", ev.vhost),
+        ("thread", ev.thread),
     ] {
         check_span(name, line, s);
     }

@@ -17,10 +17,12 @@ pub enum Format {
     ApacheAccess,
     ApacheError,
     Caddy,
+    Envoy,
+    Traefik,
 }
 
 impl Format {
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 9] = [
         Format::NginxAccess,
         Format::NginxError,
         Format::Haproxy,
@@ -28,6 +30,8 @@ impl Format {
         Format::ApacheAccess,
         Format::ApacheError,
         Format::Caddy,
+        Format::Envoy,
+        Format::Traefik,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +43,8 @@ impl Format {
             Format::ApacheAccess => "apache_access",
             Format::ApacheError => "apache_error",
             Format::Caddy => "caddy",
+            Format::Envoy => "envoy",
+            Format::Traefik => "traefik",
         }
     }
 
@@ -47,27 +53,39 @@ impl Format {
     }
 
     /// Whether its 5xx request lines may take their cause from an error log's report (nginx's
-    /// and Apache's access logs, Caddy's access entries).
+    /// and Apache's access logs, Caddy's and Traefik's access entries).
     pub fn joins_as_request(self) -> bool {
         matches!(
             self,
-            Format::NginxAccess | Format::ApacheAccess | Format::Caddy
+            Format::NginxAccess | Format::ApacheAccess | Format::Caddy | Format::Traefik
         )
     }
 
     /// Whether its reports may explain an access log's request lines (nginx's and Apache's
-    /// error logs, Caddy's error entries).
+    /// error logs, Caddy's error entries, Traefik's debug lines).
     pub fn joins_as_report(self) -> bool {
         matches!(
             self,
-            Format::NginxError | Format::ApacheError | Format::Caddy
+            Format::NginxError | Format::ApacheError | Format::Caddy | Format::Traefik
         )
     }
 
+    /// Whether a proxy writes both kinds in one log (so one source of it can be joined).
+    pub fn holds_requests_and_reports(self) -> bool {
+        matches!(self, Format::Caddy | Format::Traefik)
+    }
+
+    /// Whether its reports may lack the client (httpd's AH00940, Traefik's debug lines): they
+    /// are joined by time, upstream and status.
+    pub fn reports_without_client(self) -> bool {
+        matches!(self, Format::ApacheError | Format::Traefik)
+    }
+
     /// Whether a request line's time is when the request arrived, not when it ended (Apache's
-    /// `%t`), so the error lines of a slow failure are written well after it.
+    /// `%t`, Traefik's start time), so the error lines of a slow failure are written well after
+    /// it.
     pub fn stamps_request_start(self) -> bool {
-        self == Format::ApacheAccess
+        matches!(self, Format::ApacheAccess | Format::Traefik)
     }
 
     /// Whether its times are written without a zone, in the host's local time (so a joined

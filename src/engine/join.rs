@@ -197,7 +197,7 @@ fn is_joinable_error(ev: &Event) -> bool {
 /// log (of the same proxy or not: the client, time and request decide), or Caddy's log, which
 /// holds both kinds of entries.
 pub fn needed(formats: &[Format]) -> bool {
-    formats.contains(&Format::Caddy)
+    formats.iter().any(|f| f.holds_requests_and_reports())
         || (formats.iter().any(|f| f.joins_as_request())
             && formats.iter().any(|f| f.joins_as_report()))
 }
@@ -373,18 +373,28 @@ impl Joiner {
         let (a, e) = (&access.line, &error.line);
         match (access.ev.client(a), error.ev.client(e)) {
             (Some(x), Some(y)) if x == y => {}
-            // httpd writes a request refused for a worker out of service (AH00940) without its
-            // client: time and status must do.
-            (Some(_), None) if error.ev.format == Some(Format::ApacheError) => {}
+            // httpd writes a request refused for a worker out of service (AH00940), Traefik
+            // every failure, without the client: time, upstream and status must do.
+            (Some(_), None) if error.ev.format.is_some_and(Format::reports_without_client) => {}
             _ => return false,
+        }
+        if error.ev.format == Some(Format::Traefik)
+            && error.ev.status.is_some()
+            && access.ev.status != error.ev.status
+        {
+            return false;
         }
         if let (Some(x), Some(y)) = (access.ev.request(a), error.ev.request(e))
             && x != y
         {
             return false;
         }
+        // An error line may name the host alone (a name that did not resolve) where the access
+        // line has `host:port`.
         if let (Some(list), Some(up)) = (access.ev.upstreams.get(a), error.upstream())
-            && !UpstreamList::new(list).any(|u| u == up)
+            && !UpstreamList::new(list).any(|u| {
+                u == up || (u.len() > up.len() && u.starts_with(up) && u[up.len()] == b':')
+            })
         {
             return false;
         }

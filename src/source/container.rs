@@ -141,17 +141,14 @@ impl ContainerSource {
             Some((ns, pod, c)) => format!("pod {ns}/{pod}/{c}"),
             None => path.display().to_string(),
         };
-        let error = match proxy {
-            Proxy::Nginx => Parser::new(Format::NginxError, &opts, &[]),
-            Proxy::Haproxy => Parser::new(Format::Haproxy, &opts, &[]),
-        };
+        let error = Parser::new(proxy.error_format(), &opts, &[]);
         ContainerSource {
             path: path.display().to_string(),
             shown,
             tailer,
             too_long_logged: None,
             unwrap: Unwrap {
-                access: (proxy == Proxy::Haproxy).then(|| error.clone()),
+                access: proxy.single().map(|_| error.clone()),
                 proxy,
                 opts,
                 framing: None,
@@ -235,8 +232,8 @@ impl Unwrap {
     /// One whole line of the proxy's: stdout to the access log's parser (held until it is
     /// made), stderr to the error log's (for HAProxy, both to HAProxy's).
     fn logical(&mut self, s: usize, number: u64, line: &[u8], emit: &mut Emit<'_>) {
-        let (parser, stream) = match (self.proxy, s) {
-            (Proxy::Nginx, 1) => (Some(&mut self.error), 1),
+        let (parser, stream) = match (self.proxy.single(), s) {
+            (None, 1) => (Some(&mut self.error), 1),
             _ => (self.access.as_mut(), 0),
         };
         let Some(parser) = parser else {
@@ -252,7 +249,7 @@ impl Unwrap {
                 number,
                 line,
                 crate::engine::event::Event {
-                    format: Some(Format::NginxError),
+                    format: Some(self.proxy.error_format()),
                     ..Default::default()
                 },
             ),
@@ -270,6 +267,7 @@ impl Unwrap {
         // the format is chosen once an access line is among them (or, at worst, after a
         // sample's worth of lines).
         if self.opts.log_format.is_none()
+            && self.proxy == Proxy::Nginx
             && samples.len() < SAMPLE
             && crate::engine::parse::nginx_access::recognise(
                 &samples,
@@ -279,7 +277,7 @@ impl Unwrap {
         {
             return;
         }
-        let p = Parser::new(Format::NginxAccess, &self.opts, &samples);
+        let p = Parser::new(self.proxy.access_format(), &self.opts, &samples);
         log!(Info, "format", file = path, layout = p.describe());
         self.access = Some(p);
         for (number, line) in std::mem::take(&mut self.waiting) {
@@ -294,19 +292,17 @@ impl Source for ContainerSource {
     }
 
     fn format(&self) -> Format {
-        match self.unwrap.proxy {
-            Proxy::Nginx => Format::NginxAccess,
-            Proxy::Haproxy => Format::Haproxy,
-        }
+        self.unwrap.proxy.access_format()
     }
 
     fn streams(&self) -> Vec<(String, Format)> {
-        match self.unwrap.proxy {
-            Proxy::Nginx => vec![
-                (self.shown.clone(), Format::NginxAccess),
-                (format!("{} (stderr)", self.shown), Format::NginxError),
+        let proxy = self.unwrap.proxy;
+        match proxy.single() {
+            Some(f) => vec![(self.shown.clone(), f)],
+            None => vec![
+                (self.shown.clone(), proxy.access_format()),
+                (format!("{} (stderr)", self.shown), proxy.error_format()),
             ],
-            Proxy::Haproxy => vec![(self.shown.clone(), Format::Haproxy)],
         }
     }
 
@@ -388,10 +384,12 @@ impl Source for ContainerSource {
         SourceStatus {
             format: format!(
                 "container {framing}: {}",
-                match (&u.access, u.proxy) {
-                    (Some(p), Proxy::Nginx) => format!("{} + nginx_error", p.describe()),
-                    (None, Proxy::Nginx) => "nginx_access + nginx_error".to_string(),
-                    (_, Proxy::Haproxy) => "haproxy".to_string(),
+                match (&u.access, u.proxy.single()) {
+                    (_, Some(f)) => f.to_string(),
+                    (Some(p), None) => format!("{} + {}", p.describe(), u.proxy.error_format()),
+                    (None, None) => {
+                        format!("{} + {}", u.proxy.access_format(), u.proxy.error_format())
+                    }
                 }
             ),
             lines: u.lines,

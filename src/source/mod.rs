@@ -36,14 +36,74 @@ pub enum Proxy {
     Nginx,
     /// HTTP log lines (`log stdout format raw`) on either.
     Haproxy,
+    /// Access lines on stdout, error-log lines on stderr (the official `httpd` image).
+    Apache,
+    /// Its JSON log, access and error entries, on either.
+    Caddy,
+    /// Its access log on stdout (Istio, Envoy Gateway), its component log on stderr.
+    Envoy,
+    /// Its access log and its own log, on either.
+    Traefik,
+}
+
+impl Proxy {
+    pub const ALL: [Proxy; 6] = [
+        Proxy::Nginx,
+        Proxy::Haproxy,
+        Proxy::Apache,
+        Proxy::Caddy,
+        Proxy::Envoy,
+        Proxy::Traefik,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proxy::Nginx => "nginx",
+            Proxy::Haproxy => "haproxy",
+            Proxy::Apache => "apache",
+            Proxy::Caddy => "caddy",
+            Proxy::Envoy => "envoy",
+            Proxy::Traefik => "traefik",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Proxy> {
+        Proxy::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
+    /// The one format of both streams, for proxies whose every line is read by one parser.
+    pub fn single(self) -> Option<Format> {
+        match self {
+            Proxy::Nginx | Proxy::Apache => None,
+            Proxy::Haproxy => Some(Format::Haproxy),
+            Proxy::Caddy => Some(Format::Caddy),
+            Proxy::Envoy => Some(Format::Envoy),
+            Proxy::Traefik => Some(Format::Traefik),
+        }
+    }
+
+    /// The format of the standard output's lines.
+    pub fn access_format(self) -> Format {
+        match self {
+            Proxy::Nginx => Format::NginxAccess,
+            Proxy::Apache => Format::ApacheAccess,
+            other => other.single().unwrap_or(Format::NginxAccess),
+        }
+    }
+
+    /// The format of the standard error's lines.
+    pub fn error_format(self) -> Format {
+        match self {
+            Proxy::Nginx => Format::NginxError,
+            Proxy::Apache => Format::ApacheError,
+            other => other.single().unwrap_or(Format::NginxError),
+        }
+    }
 }
 
 impl std::fmt::Display for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Proxy::Nginx => "nginx",
-            Proxy::Haproxy => "haproxy",
-        })
+        f.write_str(self.as_str())
     }
 }
 

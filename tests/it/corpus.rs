@@ -25,6 +25,10 @@ fn format_of(name: &str) -> &'static str {
         "apache_access"
     } else if name.starts_with("caddy") {
         "caddy"
+    } else if name.starts_with("envoy") {
+        "envoy"
+    } else if name.starts_with("traefik") {
+        "traefik"
     } else {
         panic!("{name}: which format is it?")
     }

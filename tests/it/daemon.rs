@@ -663,6 +663,88 @@ fn a_docker_json_file_container_log_is_unwrapped_joined_and_named_by_its_pod() {
     assert_eq!(errors, 21, "20 error lines and the controller's line");
 }
 
+/// Issue 18: an Istio sidecar's container log (CRI framing, kubelet's `/var/log/pods` layout):
+/// Envoy's access lines on stdout (Istio's text format), its component log on stderr. Followed
+/// as `proxy = "envoy"`, the connection failures to one pod open an incident naming its address
+/// with the cause from the flags; the component lines are read, not unparsed.
+#[test]
+fn an_envoy_sidecar_container_log_alerts_with_the_cause_from_its_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let pod = dir.path().join("pods/shop_web-7d9f_0a1b2c3d/istio-proxy");
+    std::fs::create_dir_all(&pod).unwrap();
+    let log = pod.join("0.log");
+    std::fs::write(&log, "").unwrap();
+    let text = format!(
+        "[[source]]\npath = \"{}/pods/*/*/*.log\"\nformat = \"container\"\nproxy = \"envoy\"\n\n[state]\ndir = \"{}/state\"\n",
+        dir.path().display(),
+        dir.path().display()
+    );
+    let cfg = gatewatch::app::config::Config::parse("gw.toml", &text).unwrap();
+    let kb = std::sync::Arc::new(gatewatch::app::patterns::load_kb(&[]).unwrap());
+    let (tx, rx) = mpsc::channel();
+    super::quiet_in_process_logs();
+    let daemon = gatewatch::app::daemon::Daemon::start(&cfg, kb, vec![tx]).unwrap();
+    let now = chrono::Utc::now();
+    let cri = |stream: &str, line: &str| {
+        format!(
+            "{} {stream} F {line}\n",
+            now.format("%Y-%m-%dT%H:%M:%S%.9fZ")
+        )
+    };
+    let mut out = String::new();
+    for i in 0..20 {
+        out += &cri(
+            "stdout",
+            &format!(
+                "[{}] \"GET /api/orders HTTP/1.1\" 503 UF upstream_reset_before_response_started{{connection_failure,delayed_connect_error:_111}} - \"-\" 0 91 1 - \"-\" \"curl/8.5.0\" \"5e4b1c6a-0c1d-4b5e-9a1f-{i:012}\" \"orders:8080\" \"10.44.1.9:8080\" outbound|8080||orders.shop.svc.cluster.local - 10.96.12.4:8080 10.44.0.5:4{i:04} - default",
+                now.format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            ),
+        );
+    }
+    // Envoy's component log, on stderr (a line without a zone: it takes the event clock's).
+    out += &cri(
+        "stderr",
+        &format!(
+            "[{}][21][warning][config] [source/extensions/config_subscription/grpc/grpc_stream.h:190] StreamAggregatedResources gRPC config stream to xds-grpc closed",
+            now.format("%Y-%m-%d %H:%M:%S%.3f")
+        ),
+    );
+    append(&log, &out);
+    let change = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("an incident");
+    let Change::Opened(inc) = change else {
+        panic!("{change:?}")
+    };
+    assert_eq!(inc.upstream, "10.44.1.9:8080");
+    assert_eq!(
+        inc.cause,
+        gatewatch::engine::event::Cause::UpstreamUnreachable
+    );
+    let status = daemon.status();
+    daemon.stop().unwrap();
+    let st = status.lock().unwrap();
+    let f = st
+        .files
+        .iter()
+        .find(|f| f.path == log.display().to_string())
+        .unwrap();
+    assert_eq!((f.lines, f.unparsed), (21, 0), "{f:?}");
+    assert_eq!(f.format, "container cri: envoy", "{f:?}");
+    drop(st);
+    let (state, _) = gatewatch::store::State::open(&dir.path().join("state")).unwrap();
+    let counts = state
+        .counts_by_cause("pod shop/web-7d9f/istio-proxy")
+        .unwrap();
+    assert_eq!(
+        counts,
+        [
+            ("not_applicable".to_string(), 1),
+            ("upstream_unreachable".to_string(), 20)
+        ]
+    );
+}
+
 /// A log that is not a container's, followed as `format = "container"`: its lines are
 /// unparsed, never read as something else, and the status says why.
 #[test]

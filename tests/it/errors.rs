@@ -88,7 +88,7 @@ const CONFIG_CASES: &[(&str, &str, &str, &str)] = &[
         "unknown log format",
         r#"format = "nginx_access""#,
         r#"format = "lighttpd""#,
-        r#"{f}:3: source.format: "lighttpd" is not one of nginx_access, nginx_error, haproxy, alb, apache_access, apache_error, caddy, container, syslog"#,
+        r#"{f}:3: source.format: "lighttpd" is not one of nginx_access, nginx_error, haproxy, alb, apache_access, apache_error, caddy, envoy, traefik, container, syslog"#,
     ),
     (
         "proxy on a source that is not a container log",
@@ -99,8 +99,8 @@ const CONFIG_CASES: &[(&str, &str, &str, &str)] = &[
     (
         "a container of an unknown proxy",
         r#"format = "nginx_access""#,
-        "format = \"container\"\nproxy = \"envoy\"",
-        r#"{f}:4: source.proxy: "envoy" is not "nginx" or "haproxy""#,
+        "format = \"container\"\nproxy = \"lighttpd\"",
+        r#"{f}:4: source.proxy: "lighttpd" is not one of nginx, haproxy, apache, caddy, envoy, traefik"#,
     ),
     (
         "log_format whose fields run together",

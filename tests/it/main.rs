@@ -20,6 +20,7 @@ mod golden;
 mod kb;
 mod layers;
 mod props;
+mod proxies;
 mod real_haproxy;
 mod real_nginx;
 mod receiver;

@@ -56,7 +56,7 @@ pub const DEFAULT_CONFIG: &str = "/etc/gatewatch/gatewatch.toml";
 #[command(
     name = "gatewatch",
     version,
-    about = "Watches reverse-proxy logs (nginx, HAProxy, AWS ALB) and tells you when an upstream becomes unreachable, and what to do about it."
+    about = "Watches reverse-proxy logs (nginx, HAProxy, AWS ALB, Apache httpd, Caddy, Envoy, Traefik) and tells you when an upstream becomes unreachable, and what to do about it."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -208,7 +208,7 @@ enum PatternsAction {
 struct ScanArgs {
     /// The format of every file [default: recognised from each file's first lines; a container
     /// log (CRI or docker json-file framing) is unwrapped into its stdout and stderr lines]
-    #[arg(long, value_parser = ["nginx_access", "nginx_error", "haproxy", "alb", "apache_access", "apache_error", "caddy", "container"])]
+    #[arg(long, value_parser = ["nginx_access", "nginx_error", "haproxy", "alb", "apache_access", "apache_error", "caddy", "envoy", "traefik", "container"])]
     format: Option<String>,
     /// An nginx log_format, exactly as written in nginx.conf, for the nginx access logs.
     #[arg(long, value_name = "LOG_FORMAT")]

@@ -224,7 +224,7 @@ pub(super) fn run_scan(args: ScanArgs) -> anyhow::Result<ExitCode> {
     print_summary(&report, sink.incidents.len());
     if report.files.iter().all(|f| f.format.is_none()) {
         eprintln!(
-            "gatewatch: no file was recognised as nginx, HAProxy, ALB, Apache or Caddy logs; name the format with --format (and --log-format for a custom nginx or Apache access log)"
+            "gatewatch: no file was recognised as nginx, HAProxy, ALB, Apache, Caddy, Envoy or Traefik logs; name the format with --format (and --log-format for a custom nginx or Apache access log)"
         );
         return Ok(ExitCode::FAILURE);
     }

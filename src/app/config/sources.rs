@@ -33,15 +33,20 @@ pub(super) fn sources(
                     .as_ref()
                     .map(|v| (v.get_ref().as_str(), v.span().start))
                 {
-                    None | Some(("nginx", _)) => Proxy::Nginx,
-                    Some(("haproxy", _)) => Proxy::Haproxy,
-                    Some((other, at)) => {
-                        p.at(
-                            at,
-                            format!("source.proxy: {other:?} is not \"nginx\" or \"haproxy\""),
-                        );
-                        continue;
-                    }
+                    None => Proxy::Nginx,
+                    Some((name, at)) => match Proxy::from_name(name) {
+                        Some(proxy) => proxy,
+                        None => {
+                            p.at(
+                                at,
+                                format!(
+                                    "source.proxy: {name:?} is not one of {}",
+                                    Proxy::ALL.map(Proxy::as_str).join(", ")
+                                ),
+                            );
+                            continue;
+                        }
+                    },
                 };
                 SourceKind::Container {
                     path: path.get_ref().clone(),
@@ -92,12 +97,19 @@ pub(super) fn sources(
                     ..
                 }
             );
-        let apache = fmt_name == "apache_access";
+        let apache = fmt_name == "apache_access"
+            || matches!(
+                kind,
+                SourceKind::Container {
+                    proxy: Proxy::Apache,
+                    ..
+                }
+            );
         let log_format = match &s.log_format {
             Some(lf) if !nginx && !apache => {
                 p.at(
                     lf.span().start,
-                    "source.log_format is only for format = \"nginx_access\" or \"apache_access\" (or \"container\" with proxy = \"nginx\")",
+                    "source.log_format is only for format = \"nginx_access\" or \"apache_access\" (or \"container\" with proxy = \"nginx\" or \"apache\")",
                 );
                 None
             }

@@ -274,10 +274,9 @@ impl Reader {
             .iter()
             .flat_map(|s| match &s.kind {
                 crate::source::SourceKind::Log { format, .. } => vec![*format],
-                crate::source::SourceKind::Container { proxy, .. } => match proxy {
-                    crate::source::Proxy::Nginx => vec![Format::NginxAccess, Format::NginxError],
-                    crate::source::Proxy::Haproxy => vec![Format::Haproxy],
-                },
+                crate::source::SourceKind::Container { proxy, .. } => {
+                    vec![proxy.access_format(), proxy.error_format()]
+                }
                 crate::source::SourceKind::Syslog { .. } => vec![],
             })
             .collect();

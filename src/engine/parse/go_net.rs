@@ -40,7 +40,7 @@ pub fn cause(msg: &[u8]) -> Option<(Cause, Option<&[u8]>)> {
     if has(b"no upstreams available") || has(b"no available server") {
         return Some((Cause::NoLiveUpstreams, None));
     }
-    if has(b"tls: ") || has(b"x509: ") {
+    if has(b"tls: ") || has(b"x509: ") || has(b"TLS handshake timeout") {
         return Some((Cause::TlsFailure, None));
     }
     if has(b"timeout awaiting response headers") || has(b"context deadline exceeded") {
@@ -147,6 +147,7 @@ mod tests {
                 "",
             ),
             ("EOF", Cause::UpstreamReset, ""),
+            ("net/http: TLS handshake timeout", Cause::TlsFailure, ""),
             (
                 "net/http: HTTP/1.x transport connection broken: malformed HTTP response \"garbage\"",
                 Cause::UpstreamProtocolError,

@@ -6,6 +6,7 @@ pub mod apache_error;
 pub mod bytes;
 pub mod caddy;
 pub mod container;
+pub mod envoy;
 pub mod go_net;
 pub mod haproxy;
 pub mod json;
@@ -13,6 +14,7 @@ pub mod nginx_access;
 pub mod nginx_error;
 pub mod nginx_formats;
 pub mod syslog;
+pub mod traefik;
 pub mod upstream;
 
 use crate::engine::event::{Event, Format, Unparsed};
@@ -51,6 +53,8 @@ pub enum Parser {
     ApacheAccess(nginx_access::AccessParser),
     ApacheError(apache_error::ApacheErrorParser),
     Caddy(caddy::CaddyParser),
+    Envoy(envoy::EnvoyParser),
+    Traefik(traefik::TraefikParser),
 }
 
 impl Parser {
@@ -80,6 +84,8 @@ impl Parser {
             }),
             Format::ApacheError => Parser::ApacheError(apache_error::ApacheErrorParser::new(clock)),
             Format::Caddy => Parser::Caddy(caddy::CaddyParser::new()),
+            Format::Envoy => Parser::Envoy(envoy::EnvoyParser::new()),
+            Format::Traefik => Parser::Traefik(traefik::TraefikParser::new()),
         }
     }
 
@@ -98,6 +104,8 @@ impl Parser {
             Parser::ApacheAccess(_) => Format::ApacheAccess,
             Parser::ApacheError(_) => Format::ApacheError,
             Parser::Caddy(_) => Format::Caddy,
+            Parser::Envoy(_) => Format::Envoy,
+            Parser::Traefik(_) => Format::Traefik,
         }
     }
 
@@ -136,6 +144,8 @@ impl Parser {
             }),
             Parser::ApacheError(p) => p.parse(line),
             Parser::Caddy(p) => p.parse(line),
+            Parser::Envoy(p) => p.parse(line),
+            Parser::Traefik(p) => p.parse(line),
         }
     }
 }
@@ -153,6 +163,8 @@ pub fn detect(samples: &[&[u8]], opts: &ParserOptions) -> Option<Parser> {
         Format::ApacheError,
         Format::Haproxy,
         Format::Caddy,
+        Format::Envoy,
+        Format::Traefik,
         Format::NginxAccess,
     ] {
         let mut p = Parser::new(format, opts, samples);
