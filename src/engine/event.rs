@@ -352,6 +352,14 @@ pub enum Unparsed {
         "the lines fit several known formats that read them differently; name the log_format (log_format in the [[source]], or scan --log-format)"
     )]
     Ambiguous,
+    #[error(
+        "the line holds terminal colour codes; have the proxy write its log without colours (Traefik: log.noColor = true, or a log.filePath)"
+    )]
+    Colour,
+    #[error(
+        "the line is not JSON, and this format is read as JSON (Caddy: format json in the log directive; its console encoding is not read)"
+    )]
+    NotJson,
 }
 
 #[cfg(test)]

@@ -622,3 +622,29 @@ fn the_kubernetes_example_is_a_config_check_accepts() {
         assert!(yaml.contains(want), "{want} missing from the DaemonSet");
     }
 }
+
+/// A reader that stops early (`gatewatch check | head -1`) closes the pipe: the
+/// command ends quietly (status 141, as on SIGPIPE), not with a panic on standard error.
+#[test]
+fn a_closed_standard_output_ends_a_command_quietly() {
+    use std::io::Read;
+    let patterns = Path::new(env!("CARGO_MANIFEST_DIR")).join("patterns");
+    let mut child = gatewatch()
+        .args(["check", "--patterns", patterns.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the command has loaded the knowledge base and printed anything.
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(status.code(), Some(141), "{err}");
+}

@@ -33,3 +33,21 @@ fn config_refuses_durations_that_do_not_fit_in_milliseconds() {
     let cfg = Config::parse("x.toml", "[detect]\nwindow = \"100years\"\n").unwrap();
     assert!(cfg.detect.window_ms > 0);
 }
+
+/// Found by the `proxies` target: translating an httpd `LogFormat` cut a multi-byte character
+/// after a `%` in two (a string slice inside the character: a panic). Now such a directive is
+/// refused with a message, and the text between directives is copied whatever it holds.
+#[test]
+fn an_httpd_log_format_with_a_multi_byte_character_after_a_percent_is_refused_not_a_panic() {
+    use gatewatch::engine::parse::apache_access::log_format;
+    for text in [
+        "%\u{e9}",
+        "%h %{Referer}i %\u{4e2d}",
+        "%>\u{1f600} %s",
+        "\\\u{e9} %h %s",
+    ] {
+        let _ = log_format(text);
+    }
+    assert!(log_format("%\u{e9}").is_err());
+    assert!(log_format("%h \u{e9}t\u{e9} [%t] %>s").is_ok());
+}

@@ -260,7 +260,28 @@ const EXIT_USAGE: u8 = 2;
 /// Runs the command line; returns the process exit code: 0 done, 1 the command failed (a
 /// problem found by `check`, a file that cannot be read, a send that failed), 2 it cannot run
 /// as given (invalid arguments, root without `--allow-root`).
+/// A reader that stops reading (`gatewatch scan … | head`) closes the pipe: Rust's `println!`
+/// then panics ("failed printing to stdout: Broken pipe"). Such a command ends quietly, as
+/// Unix tools do on SIGPIPE (status 141), instead of printing a panic; every other panic is
+/// reported as before.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let text = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if text.starts_with("failed printing to stdout") && text.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 pub fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config, allow_root } => {

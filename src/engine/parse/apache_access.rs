@@ -58,23 +58,21 @@ fn closing_quote(s: &str) -> Option<usize> {
     None
 }
 
-/// Translates httpd's `%` directives into nginx variables.
+/// Translates httpd's `%` directives into nginx variables. Works on bytes: the text between
+/// directives is copied as it is (whatever its encoding).
 fn to_nginx(format: &str) -> Result<String, FormatError> {
     let b = format.as_bytes();
-    let mut out = String::with_capacity(format.len() * 2);
+    let mut out: Vec<u8> = Vec::with_capacity(format.len() * 2);
     let mut i = 0;
     while i < b.len() {
         match b[i] {
             b'\\' => {
                 match b.get(i + 1) {
-                    Some(b'"') => out.push('"'),
-                    Some(b't') => out.push('\t'),
-                    Some(b'n') => out.push('\n'),
-                    Some(&c) => {
-                        out.push('\\');
-                        out.push(c as char);
-                    }
-                    None => out.push('\\'),
+                    Some(b'"') => out.push(b'"'),
+                    Some(b't') => out.push(b'\t'),
+                    Some(b'n') => out.push(b'\n'),
+                    Some(&c) => out.extend_from_slice(&[b'\\', c]),
+                    None => out.push(b'\\'),
                 }
                 i += 2;
             }
@@ -88,10 +86,11 @@ fn to_nginx(format: &str) -> Result<String, FormatError> {
                     i += 1;
                 }
                 let arg = if b.get(i) == Some(&b'{') {
-                    let close = format[i..].find('}').ok_or_else(|| {
+                    let close = memchr::memchr(b'}', &b[i..]).ok_or_else(|| {
                         FormatError(format!("unclosed %{{ at byte {start} of {format:?}"))
                     })?;
-                    let arg = &format[i + 1..i + close];
+                    // Between two ASCII bytes: a whole string.
+                    let arg = format.get(i + 1..i + close).unwrap_or("");
                     i += close + 1;
                     Some(arg)
                 } else {
@@ -103,7 +102,8 @@ fn to_nginx(format: &str) -> Result<String, FormatError> {
                     )));
                 };
                 i += 1;
-                out.push_str(&directive(d, arg, &format[start..i])?);
+                let whole = String::from_utf8_lossy(&b[start..i.min(b.len())]);
+                out.extend_from_slice(directive(d, arg, &whole)?.as_bytes());
             }
             b'$' => {
                 // A literal `$` would start a variable in nginx's syntax.
@@ -112,12 +112,13 @@ fn to_nginx(format: &str) -> Result<String, FormatError> {
                 )));
             }
             c => {
-                out.push(c as char);
+                out.push(c);
                 i += 1;
             }
         }
     }
-    Ok(out)
+    String::from_utf8(out)
+        .map_err(|_| FormatError(format!("the LogFormat {format:?} is not UTF-8 text")))
 }
 
 fn directive(d: u8, arg: Option<&str>, whole: &str) -> Result<String, FormatError> {
@@ -137,6 +138,8 @@ fn directive(d: u8, arg: Option<&str>, whole: &str) -> Result<String, FormatErro
             "http_{}",
             h.to_ascii_lowercase().replace('-', "_")
         )),
+        // The balancer member that served the request (mod_proxy_balancer): the upstream.
+        (b'e', Some("BALANCER_WORKER_NAME")) => var("server"),
         // Other values gatewatch does not read: environment, notes, cookies, times taken,
         // process ids, the query, the method, the protocol...
         (
@@ -191,6 +194,13 @@ mod tests {
         assert_eq!(read("common", common).0, Some(200));
         let vhost = r#"www.example.com:443 10.0.0.1 - - [06/Dec/2026:08:22:30 +0000] "GET / HTTP/1.1" 502 0 "-" "curl/8""#;
         assert_eq!(read("vhost_combined", vhost).3, "www.example.com");
+        let worker = r#"%h %l %u %t \"%r\" %>s %b \"%{BALANCER_WORKER_NAME}e\""#;
+        let line = r#"10.0.0.3 - - [06/Dec/2026:08:22:31 +0000] "GET /bal HTTP/1.1" 503 299 "http://127.0.0.1:18083""#;
+        let f = log_format(worker).unwrap();
+        let mut p = AccessParser::new(f, ZoneClock::new(Zone::Utc));
+        let ev = p.parse(line.as_bytes()).unwrap();
+        assert_eq!(ev.upstream(line.as_bytes()), Some(&b"127.0.0.1:18083"[..]));
+        assert!(ev.names_upstream);
         let timed = r#""%h %l %u %t \"%r\" %>s %b %D \"%{X-Forwarded-For}i\"""#;
         let line = r#"10.0.0.2 - - [06/Dec/2026:08:22:30 +0000] "GET / HTTP/1.1" 500 12 1034 "-""#;
         assert_eq!(read(timed, line).0, Some(500));
@@ -204,6 +214,8 @@ mod tests {
             (r#"%h %>s %Z"#, "%Z"),
             (r#"LogFormat "%h %>s"#, "not quoted"),
             (r#"%h %{User-Agent"#, "unclosed"),
+            // A multi-byte character after `%` (found by fuzzing: it cut a character in two).
+            ("%\u{e9}", "not an httpd LogFormat directive"),
         ] {
             let e = log_format(bad).unwrap_err().to_string();
             assert!(e.contains(why), "{bad}: {e}");

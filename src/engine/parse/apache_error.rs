@@ -114,6 +114,23 @@ impl ApacheErrorParser {
             ev.upstream = Span::of(line, &after[..end]);
             return;
         }
+        if let Some(i) = memmem::find(msg, b"pass request body failed to ") {
+            // AH01084: the backend the request was being sent to (before a failed TLS
+            // handshake's AH00898, which names none): carried to the thread's next report.
+            let after = &msg[i + 28..];
+            let end = memchr::memchr(b' ', after).unwrap_or(after.len());
+            ev.upstream = Span::of(line, &after[..end]);
+            return;
+        }
+        if let Some(i) = memmem::find(msg, b"failed to enable ssl support for ") {
+            // AH00961: an https:// backend without `SSLProxyEngine on`: httpd answers 500.
+            let after = &msg[i + 33..];
+            let end = memchr::memchr(b' ', after).unwrap_or(after.len());
+            ev.upstream = Span::of(line, &after[..end]);
+            ev.kind = Kind::UpstreamReport;
+            ev.cause = Cause::TlsFailure;
+            return;
+        }
         if let Some(i) = memmem::find(msg, b"disabled connection for (") {
             // The worker is still in its retry period after a failure: httpd answers 503 at
             // once, and this line (without the client) is all it writes about the request.
@@ -207,7 +224,9 @@ pub fn status_fits(cause: Cause, status: Option<u16>) -> bool {
         // A connection that timed out is 503; a read that timed out, 502 or 504.
         Cause::UpstreamTimeout => matches!(s, 502..=504),
         Cause::UpstreamReset | Cause::UpstreamProtocolError => matches!(s, 502 | 504),
-        Cause::DnsFailure | Cause::TlsFailure => matches!(s, 500 | 502),
+        Cause::DnsFailure => matches!(s, 500 | 502),
+        // "Error during SSL Handshake with remote server" and AH00961: 500 in every 2.4.
+        Cause::TlsFailure => s == 500,
         _ => true,
     }
 }
@@ -412,6 +431,33 @@ mod tests {
             (Cause::NoLiveUpstreams, "balancer://pool")
         );
         assert_eq!(got[5].1, Cause::NotApplicable);
+    }
+
+    #[test]
+    fn tls_handshakes_and_https_backends_without_the_ssl_engine() {
+        // httpd 2.4.71 in front of a backend whose certificate does not verify: AH01084 names
+        // the backend, AH00898 reports the request (the pipeline carries the first's upstream
+        // to the second by thread); without SSLProxyEngine, AH00961 names it itself.
+        let got = parse_all(&[
+            "[Sun Dec 06 09:10:00.100000 2026] [proxy_http:error] [pid 5:tid 9] (20014)Internal error (specific information not available): [client 127.0.0.1:40000] AH01084: pass request body failed to 127.0.0.1:28441 (localhost)",
+            "[Sun Dec 06 09:10:00.100100 2026] [proxy:error] [pid 5:tid 9] [client 127.0.0.1:40000] AH00898: Error during SSL Handshake with remote server returned by /tls",
+            "[Sun Dec 06 09:10:01.000000 2026] [proxy:error] [pid 5:tid 8] AH00961: https: failed to enable ssl support for 127.0.0.1:28444 (localhost)",
+        ]);
+        assert_eq!(
+            (got[0].0, got[0].1, got[0].2.as_str()),
+            (Kind::Other, Cause::NotApplicable, "127.0.0.1:28441")
+        );
+        assert_eq!(
+            (got[1].0, got[1].1),
+            (Kind::UpstreamReport, Cause::TlsFailure)
+        );
+        assert_eq!(
+            (got[2].0, got[2].1, got[2].2.as_str()),
+            (Kind::UpstreamReport, Cause::TlsFailure, "127.0.0.1:28444")
+        );
+        assert!(
+            status_fits(Cause::TlsFailure, Some(500)) && !status_fits(Cause::TlsFailure, Some(503))
+        );
     }
 
     #[test]

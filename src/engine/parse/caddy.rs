@@ -43,6 +43,9 @@ impl CaddyParser {
     }
 
     pub fn parse(&mut self, line: &[u8]) -> Result<Event, Unparsed> {
+        if line.first() != Some(&b'{') {
+            return Err(Unparsed::NotJson);
+        }
         let mut f = Fields::default();
         let mut request = None;
         json::walk(line, 0, |key, v| match key {
@@ -207,10 +210,12 @@ mod tests {
             r#"{"time_iso8601":"2024-05-01T12:00:00+00:00","status":"502","upstream_addr":"10.0.0.1:80"}"#,
             r#"{"level":"info","msg":"x","time":"2024-05-01T12:00:00Z"}"#,
             r#"{"log":"x\n","stream":"stdout","time":"2024-05-01T12:00:00Z"}"#,
-            "not json",
         ] {
             assert!(p.parse(other.as_bytes()).is_err(), "{other}");
         }
+        // Caddy's console encoding is refused with what to change.
+        let console = "2024/05/01 12:00:00.000\tERROR\thttp.log.error\tdial tcp 10.0.0.5:80: connect: connection refused";
+        assert_eq!(p.parse(console.as_bytes()), Err(Unparsed::NotJson));
         let bad_status = ERROR.replace(r#""status":502"#, r#""status":"5o2""#);
         assert_eq!(p.parse(bad_status.as_bytes()), Err(Unparsed::Status));
     }

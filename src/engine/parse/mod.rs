@@ -133,6 +133,9 @@ impl Parser {
         if line.iter().all(u8::is_ascii_whitespace) {
             return Err(Unparsed::Empty);
         }
+        if line.first() == Some(&0x1b) {
+            return Err(Unparsed::Colour);
+        }
         match self {
             Parser::NginxAccess(p) => p.parse(line),
             Parser::NginxError(p) => p.parse(line),
@@ -167,7 +170,12 @@ pub fn detect(samples: &[&[u8]], opts: &ParserOptions) -> Option<Parser> {
         Format::Traefik,
         Format::NginxAccess,
     ] {
-        let mut p = Parser::new(format, opts, samples);
+        // Recognition asks more of Traefik's lines than a named format does: the tail that
+        // tells them from nginx's `combined` (Traefik's generic CLF is `combined`).
+        let mut p = match format {
+            Format::Traefik => Parser::Traefik(traefik::TraefikParser::strict()),
+            _ => Parser::new(format, opts, samples),
+        };
         let parsed = samples.iter().filter(|l| p.parse(l).is_ok()).count();
         if parsed > 0 && best.as_ref().is_none_or(|(n, _)| parsed > *n) {
             best = Some((parsed, Parser::new(format, opts, samples)));

@@ -656,6 +656,14 @@ impl AccessParser {
                 .get(line)
                 .filter(|h| !h.is_empty() && *h != b"-")
         {
+            // Apache's `%{BALANCER_WORKER_NAME}e` is the worker's URL: its `host:port`.
+            let h = match memchr::memmem::find(h, b"://") {
+                Some(i) => {
+                    let rest = &h[i + 3..];
+                    &rest[..memchr::memchr(b'/', rest).unwrap_or(rest.len())]
+                }
+                None => h,
+            };
             ev.upstream = Span::of(line, h);
             ev.upstreams = ev.upstream;
         }

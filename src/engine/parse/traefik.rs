@@ -26,11 +26,22 @@ use memchr::memmem;
 
 /// Parser for Traefik's access log and its own log.
 #[derive(Clone, Debug, Default)]
-pub struct TraefikParser;
+pub struct TraefikParser {
+    /// Refuses access lines without Traefik's tail (the router, the service URL, the
+    /// duration): recognising a file, where the generic CLF is nginx's `combined`.
+    strict: bool,
+}
 
 impl TraefikParser {
+    /// For a log named as Traefik's: its generic CLF (`accessLog.format = "genericCLF"`, no
+    /// tail) is read too.
     pub fn new() -> TraefikParser {
-        TraefikParser
+        TraefikParser { strict: false }
+    }
+
+    /// For recognising a file's format.
+    pub fn strict() -> TraefikParser {
+        TraefikParser { strict: true }
     }
 
     pub fn parse(&mut self, line: &[u8]) -> Result<Event, Unparsed> {
@@ -38,7 +49,7 @@ impl TraefikParser {
             Some(b'{') => parse_json(line),
             Some(b't') if line.starts_with(b"time=\"") => parse_logfmt(line),
             Some(c) if c.is_ascii_digit() && line.get(4) == Some(&b'-') => parse_console(line),
-            Some(_) => parse_clf(line),
+            Some(_) => parse_clf(line, self.strict),
             None => Err(Unparsed::Empty),
         }
     }
@@ -47,7 +58,7 @@ impl TraefikParser {
 /// `CLIENT - USER [TIME] "METHOD PATH PROTO" STATUS SIZE "REFERER" "AGENT" COUNT "ROUTER"
 /// "URL" DURATIONms` — the tail read from the end, leniently (quotes inside values are not
 /// escaped).
-fn parse_clf(line: &[u8]) -> Result<Event, Unparsed> {
+fn parse_clf(line: &[u8], strict: bool) -> Result<Event, Unparsed> {
     let sp = memchr::memchr(b' ', line).ok_or(Unparsed::Shape)?;
     let client = &line[..sp];
     let open = memchr::memchr(b'[', line).ok_or(Unparsed::Shape)?;
@@ -63,13 +74,25 @@ fn parse_clf(line: &[u8]) -> Result<Event, Unparsed> {
         .ok_or(Unparsed::Shape)?;
     let code_end = memchr::memchr(b' ', rest).ok_or(Unparsed::Shape)?;
     let status = read_status(&rest[..code_end]).ok_or(Unparsed::Status)?;
-    // The tail: ` "URL" 12ms`.
-    let ms = line.strip_suffix(b"ms").ok_or(Unparsed::Shape)?;
-    let digits = ms.iter().rev().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 || ms.len() < digits + 1 || ms[ms.len() - digits - 1] != b' ' {
-        return Err(Unparsed::Shape);
+    // The tail: ` "URL" 12ms`; the generic CLF has none.
+    let before = match line.strip_suffix(b"ms") {
+        Some(ms) => {
+            let digits = ms.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+            (digits > 0 && ms.len() > digits && ms[ms.len() - digits - 1] == b' ')
+                .then(|| &ms[..ms.len() - digits - 1])
+        }
+        None => None,
+    };
+    if before.is_none() {
+        // `… STATUS SIZE "REFERER" "AGENT"`.
+        let size = rest[code_end + 1..]
+            .split(|&b| b == b' ')
+            .next()
+            .unwrap_or(b"");
+        if strict || !(size == b"-" || (!size.is_empty() && size.iter().all(u8::is_ascii_digit))) {
+            return Err(Unparsed::Shape);
+        }
     }
-    let before = &ms[..ms.len() - digits - 1];
     let mut ev = Event {
         format: Some(Format::Traefik),
         kind: Kind::Request,
@@ -80,7 +103,8 @@ fn parse_clf(line: &[u8]) -> Result<Event, Unparsed> {
         names_upstream: true,
         ..Event::default()
     };
-    if let Some(url) = before.strip_suffix(b"\"")
+    ev.names_upstream = before.is_some();
+    if let Some(url) = before.and_then(|b| b.strip_suffix(b"\""))
         && let Some(q) = memchr::memrchr(b'"', url)
     {
         ev.upstream = host_port(line, &url[q + 1..]);
@@ -337,9 +361,15 @@ mod tests {
                 "172.18.0.5:8080".into()
             )
         );
-        // nginx's combined has no such tail.
-        let nginx = r#"203.0.113.7 - - [01/May/2024:12:00:00 +0000] "GET / HTTP/1.1" 502 157 "-" "curl/8.0""#;
-        assert!(TraefikParser::new().parse(nginx.as_bytes()).is_err());
+        // Traefik's generic CLF is nginx's combined: read when the log is named as Traefik's,
+        // never taken for Traefik's when recognising a file.
+        let generic = r#"203.0.113.7 - - [01/May/2024:12:00:00 +0000] "GET / HTTP/1.1" 502 157 "-" "curl/8.0""#;
+        assert_eq!(
+            read(generic),
+            (Kind::Request, Some(502), Cause::Other5xx, "".into())
+        );
+        assert!(TraefikParser::strict().parse(generic.as_bytes()).is_err());
+        assert!(TraefikParser::new().parse(b"not a log line").is_err());
     }
 
     #[test]
