@@ -153,6 +153,14 @@ pub fn parse_iso8601(b: &[u8]) -> Option<(i64, Option<i32>, usize)> {
     Some((naive_ms(y, mo, d, h, mi, s, ms)?, off, used))
 }
 
+/// An ISO 8601 / RFC 3339 time that carries its offset (`2024-05-01T12:00:00.123Z`), as
+/// the Go and C++ proxies write it; `None` without an offset, or with more after it.
+pub fn parse_rfc3339(b: &[u8]) -> Option<Timestamp> {
+    let (naive, offset, used) = parse_iso8601(b)?;
+    let off = offset?;
+    (used == b.len()).then(|| Timestamp::new(naive - off as i64 * 1000, off))
+}
+
 /// nginx error log: `2024/05/01 12:00:00` (local time of the proxy host, no zone).
 pub fn parse_nginx_error_time(b: &[u8]) -> Option<i64> {
     if b.len() < 19 || b[4] != b'/' || b[7] != b'/' || b[10] != b' ' || b[13] != b':' {

@@ -31,7 +31,7 @@ impl History for Connection {
 }
 
 /// An `incidents` row of the columns the queries here select, in that order.
-fn incident(r: &rusqlite::Row<'_>) -> rusqlite::Result<Inc> {
+pub(super) fn incident(r: &rusqlite::Row<'_>) -> rusqlite::Result<Inc> {
     Ok(Inc {
         key: r.get(0)?,
         entry: r.get(1)?,

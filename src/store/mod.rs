@@ -8,6 +8,7 @@
 pub mod history;
 pub mod journal;
 pub mod outbox;
+pub mod outcomes;
 
 use crate::engine::event::Cause;
 use crate::source::{Checkpoint, Done};
@@ -129,7 +130,7 @@ const WAL_PAGES: i64 = 256;
 const WAL_LIMIT: u64 = 1 << 20;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 -- Where reading stands in every source, as the source wrote it (a followed file: JSON, one
@@ -195,6 +196,21 @@ CREATE TABLE IF NOT EXISTS outbox (
     done        INTEGER               -- Unix ms, when sent or given up
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (state, channel, id);
+-- What was done about each incident, per workaround or dead end (issue 17): every verdict
+-- given is kept; the last one per (incident, item) counts.
+CREATE TABLE IF NOT EXISTS outcomes (
+    id          INTEGER PRIMARY KEY,
+    incident    TEXT    NOT NULL,     -- incidents.key
+    entry       TEXT    NOT NULL,     -- the knowledge-base entry the item belongs to
+    item        TEXT    NOT NULL,     -- workaround:N | dead_end:N (1-based, the entry's order)
+    verdict     TEXT    NOT NULL,     -- fixed | no_effect | not_tried
+    who         TEXT    NOT NULL,
+    via         TEXT    NOT NULL,     -- cli | link | automatic
+    note        TEXT,
+    at_ms       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outcomes_incident ON outcomes (incident, item, id);
+CREATE INDEX IF NOT EXISTS outcomes_entry ON outcomes (entry);
 -- Daily summaries queued, one per local day.
 CREATE TABLE IF NOT EXISTS summaries (
     day         TEXT    PRIMARY KEY,  -- YYYY-MM-DD in the summary's time zone

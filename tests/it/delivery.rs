@@ -259,10 +259,17 @@ fn forty_upstreams_failing_at_once_make_one_message_and_reminders_follow() {
             .replace("renotify = \"off\"", "renotify = \"2s\""),
     );
     let (_d, _rx) = start(&cfg, &[]);
+    // Every line of the same second: a second boundary crossed while writing them would end
+    // some incidents a second later than the others, in a resolved note of their own.
+    let stamp = chrono::Utc::now()
+        .format("[%d/%b/%Y:%H:%M:%S +0000]")
+        .to_string();
     let mut text = String::new();
     for n in 0..40 {
         for i in 0..12 {
-            text.push_str(&access_line(i, 502, &format!("10.0.9.{n}:8080"), "-"));
+            let line = access_line(i, 502, &format!("10.0.9.{n}:8080"), "-");
+            let (open, close) = (line.find('[').unwrap(), line.find(']').unwrap());
+            text.push_str(&format!("{}{stamp}{}", &line[..open], &line[close + 1..]));
         }
     }
     append(&dir.path().join("logs/access.log"), &text);

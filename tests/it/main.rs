@@ -19,6 +19,7 @@ mod fuzz_regressions;
 mod golden;
 mod kb;
 mod layers;
+mod outcomes;
 mod props;
 mod proxies;
 mod real_haproxy;

@@ -36,12 +36,14 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
 }
 
 mod check;
+mod incident;
 mod patterns;
 mod run;
 mod scan_command;
 mod state;
 
 use check::*;
+use incident::*;
 use patterns::*;
 use run::*;
 use scan_command::*;
@@ -136,6 +138,15 @@ enum Command {
         #[command(subcommand)]
         action: SilenceAction,
         /// The config file (for the state directory) [default: /etc/gatewatch/gatewatch.toml]
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// The incidents recorded, and what fixed them.
+    Incident {
+        #[command(subcommand)]
+        action: IncidentAction,
+        /// The config file (for the state directory and the patterns) [default:
+        /// /etc/gatewatch/gatewatch.toml]
         #[arg(long, global = true)]
         config: Option<PathBuf>,
     },
@@ -307,6 +318,7 @@ pub fn main() -> ExitCode {
         } => run_check(config, patterns, !no_access),
         Command::TestAlert { config, channel } => run_test_alert(config, channel),
         Command::Silence { action, config } => run_silence(action, config),
+        Command::Incident { action, config } => run_incident(action, config),
         Command::Summary {
             config,
             date,

@@ -5,6 +5,7 @@
 //! Chinese. Its `[match]` table says which events it explains; its examples and near-misses
 //! prove that, and loading fails when they do not.
 
+pub mod evidence;
 mod load;
 
 pub use load::{KbError, SELF_ALARMS, Source};

@@ -94,7 +94,7 @@ impl CaddyParser {
             return Ok(ev);
         }
         let status = match f.status.get(line) {
-            Some(s) => Some(read_status(s).ok_or(Unparsed::Status)?),
+            Some(s) => Some(super::status_digits(s).ok_or(Unparsed::Status)?),
             None => None,
         };
         ev.status = status;
@@ -117,34 +117,15 @@ impl CaddyParser {
             ev.cause = Cause::Ok;
             return Ok(ev);
         }
-        let msg = f.msg.get(line).unwrap_or(b"");
-        ev.kind = Kind::UpstreamReport;
-        match go_net::cause(msg) {
-            Some((cause, upstream)) => {
-                ev.cause = cause;
-                if let Some(u) = upstream {
-                    ev.upstream = Span::of(line, u);
-                }
-            }
-            None => ev.cause = Cause::Other5xx,
-        }
+        go_net::report(line, f.msg.get(line).unwrap_or(b""), &mut ev);
         Ok(ev)
     }
-}
-
-fn read_status(s: &[u8]) -> Option<u16> {
-    if s.is_empty() || s.len() > 3 || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(s.iter().fold(0u16, |n, &d| n * 10 + (d - b'0') as u16))
 }
 
 /// `1796545415.8897493` (seconds, zap's default) or an ISO 8601 / RFC 3339 text.
 fn read_time(ts: &[u8], text: bool) -> Option<Timestamp> {
     if text {
-        let (naive, offset, _) = time::parse_iso8601(ts)?;
-        let off = offset?;
-        return Some(Timestamp::new(naive - off as i64 * 1000, off));
+        return time::parse_rfc3339(ts);
     }
     time::parse_msec(ts)
 }

@@ -18,7 +18,7 @@
 //! 15:31:30.492][1][warning][runtime] …`) is read and explains nothing.
 
 use super::json::{self, Value};
-use crate::engine::event::{Cause, Event, Format, Kind, Span, Timestamp, Unparsed};
+use crate::engine::event::{Cause, Event, Format, Kind, Span, Unparsed};
 use crate::engine::time;
 
 /// Parser for Envoy's access log.
@@ -72,7 +72,7 @@ impl EnvoyParser {
                 ..Event::default()
             });
         }
-        let time = iso_time(stamp).ok_or(Unparsed::Time)?;
+        let time = time::parse_rfc3339(stamp).ok_or(Unparsed::Time)?;
         let rest = rest.strip_prefix(b" \"").ok_or(Unparsed::Shape)?;
         let req_end = memchr::memchr(b'"', rest).ok_or(Unparsed::Shape)?;
         let request = &rest[..req_end];
@@ -80,7 +80,7 @@ impl EnvoyParser {
             .strip_prefix(b" ")
             .ok_or(Unparsed::Shape)?;
         let (code, rest) = split_word(rest);
-        let status = read_status(code).ok_or(Unparsed::Status)?;
+        let status = super::status_digits(code).ok_or(Unparsed::Status)?;
         let (flags, rest) = split_word(rest);
         if flags.is_empty()
             || !flags
@@ -184,8 +184,9 @@ impl EnvoyParser {
         let (Some(_), Some(stamp)) = (typed_code, start.get(line)) else {
             return Err(Unparsed::Shape);
         };
-        let time = iso_time(stamp).ok_or(Unparsed::Time)?;
-        f.status = Some(read_status(code.get(line).unwrap_or(b"")).ok_or(Unparsed::Status)?);
+        let time = time::parse_rfc3339(stamp).ok_or(Unparsed::Time)?;
+        f.status =
+            Some(super::status_digits(code.get(line).unwrap_or(b"")).ok_or(Unparsed::Status)?);
         f.tcp = f.status == Some(0) && dash_none(line, path).is_none();
         let mut ev = Event {
             format: Some(Format::Envoy),
@@ -333,19 +334,6 @@ fn split_word(b: &[u8]) -> (&[u8], &[u8]) {
 
 fn is_number_or_dash(b: &[u8]) -> bool {
     b == b"-" || (!b.is_empty() && b.iter().all(u8::is_ascii_digit))
-}
-
-fn read_status(s: &[u8]) -> Option<u16> {
-    if s.is_empty() || s.len() > 3 || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(s.iter().fold(0u16, |n, &d| n * 10 + (d - b'0') as u16))
-}
-
-fn iso_time(b: &[u8]) -> Option<Timestamp> {
-    let (naive, offset, used) = time::parse_iso8601(b)?;
-    let off = offset?;
-    (used == b.len()).then(|| Timestamp::new(naive - off as i64 * 1000, off))
 }
 
 /// The span, or none for Envoy's `-` and JSON's `null`.

@@ -66,6 +66,21 @@ pub fn cause(msg: &[u8]) -> Option<(Cause, Option<&[u8]>)> {
     None
 }
 
+/// Makes `ev` the report of a request that failed with this Go error: its cause (`other_5xx`
+/// when the text names none) and the upstream it names.
+pub fn report(line: &[u8], err: &[u8], ev: &mut crate::engine::event::Event) {
+    ev.kind = crate::engine::event::Kind::UpstreamReport;
+    match cause(err) {
+        Some((c, upstream)) => {
+            ev.cause = c;
+            if let Some(u) = upstream {
+                ev.upstream = crate::engine::event::Span::of(line, u);
+            }
+        }
+        None => ev.cause = Cause::Other5xx,
+    }
+}
+
 /// The address of `dial tcp ADDR: …` / `dial unix PATH: …`.
 fn dial_target(msg: &[u8]) -> Option<&[u8]> {
     let i = memmem::find(msg, b"dial ")?;

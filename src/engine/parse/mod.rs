@@ -21,6 +21,14 @@ use crate::engine::event::{Event, Format, Unparsed};
 use crate::engine::time::{Zone, ZoneClock};
 pub use nginx_access::{FormatError, LogFormat};
 
+/// A status of one to three digits (`502`; Envoy's `0` for no answer), or `None`.
+pub(crate) fn status_digits(s: &[u8]) -> Option<u16> {
+    if s.is_empty() || s.len() > 3 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0u16, |n, &d| n * 10 + (d - b'0') as u16))
+}
+
 /// What a parser needs besides the line.
 #[derive(Clone, Debug)]
 pub struct ParserOptions {

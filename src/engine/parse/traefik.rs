@@ -20,7 +20,7 @@
 
 use super::go_net;
 use super::json::{self, Value};
-use crate::engine::event::{Cause, Event, Format, Kind, Span, Timestamp, Unparsed};
+use crate::engine::event::{Cause, Event, Format, Kind, Span, Unparsed};
 use crate::engine::time;
 use memchr::memmem;
 
@@ -73,7 +73,7 @@ fn parse_clf(line: &[u8], strict: bool) -> Result<Event, Unparsed> {
         .strip_prefix(b" ")
         .ok_or(Unparsed::Shape)?;
     let code_end = memchr::memchr(b' ', rest).ok_or(Unparsed::Shape)?;
-    let status = read_status(&rest[..code_end]).ok_or(Unparsed::Status)?;
+    let status = super::status_digits(&rest[..code_end]).ok_or(Unparsed::Status)?;
     // The tail: ` "URL" 12ms`; the generic CLF has none.
     let before = match line.strip_suffix(b"ms") {
         Some(ms) => {
@@ -153,10 +153,11 @@ fn parse_json(line: &[u8]) -> Result<Event, Unparsed> {
     })?;
     if access {
         let time = match start.get(line).or(at.get(line)) {
-            Some(t) => Some(rfc3339(t).ok_or(Unparsed::Time)?),
+            Some(t) => Some(time::parse_rfc3339(t).ok_or(Unparsed::Time)?),
             None => None,
         };
-        let status = read_status(status.get(line).unwrap_or(b"")).ok_or(Unparsed::Status)?;
+        let status =
+            super::status_digits(status.get(line).unwrap_or(b"")).ok_or(Unparsed::Status)?;
         let mut ev = Event {
             format: Some(Format::Traefik),
             kind: Kind::Request,
@@ -187,7 +188,7 @@ fn parse_json(line: &[u8]) -> Result<Event, Unparsed> {
     if message.is_none() {
         return Err(Unparsed::Shape);
     }
-    let time = rfc3339(t).ok_or(Unparsed::Time)?;
+    let time = time::parse_rfc3339(t).ok_or(Unparsed::Time)?;
     let mut ev = Event {
         format: Some(Format::Traefik),
         time: Some(time),
@@ -208,7 +209,7 @@ fn parse_logfmt(line: &[u8]) -> Result<Event, Unparsed> {
     if memmem::find(line, b" level=").is_none() {
         return Err(Unparsed::Shape);
     }
-    let time = rfc3339(t).ok_or(Unparsed::Time)?;
+    let time = time::parse_rfc3339(t).ok_or(Unparsed::Time)?;
     let msg = quoted_value(line, b" msg=\"").unwrap_or(b"");
     let mut ev = Event {
         format: Some(Format::Traefik),
@@ -222,7 +223,7 @@ fn parse_logfmt(line: &[u8]) -> Result<Event, Unparsed> {
 /// zerolog's console: `2024-05-01T12:00:00Z DBG file.go:113 > 502 Bad Gateway error="…"`.
 fn parse_console(line: &[u8]) -> Result<Event, Unparsed> {
     let sp = memchr::memchr(b' ', line).ok_or(Unparsed::Shape)?;
-    let time = rfc3339(&line[..sp]).ok_or(Unparsed::Time)?;
+    let time = time::parse_rfc3339(&line[..sp]).ok_or(Unparsed::Time)?;
     let rest = &line[sp + 1..];
     let level = rest.get(..3).ok_or(Unparsed::Shape)?;
     if !matches!(
@@ -257,7 +258,7 @@ fn report(line: &[u8], msg: &[u8], error: Option<&[u8]>, ev: &mut Event) {
         .strip_prefix(b"'")
         .unwrap_or(msg)
         .get(..3)
-        .and_then(read_status)
+        .and_then(super::status_digits)
         .filter(|s| (500..600).contains(s) && msg.len() > 4);
     let Some(status) = msg_status else {
         return;
@@ -266,16 +267,7 @@ fn report(line: &[u8], msg: &[u8], error: Option<&[u8]>, ev: &mut Event) {
     let err = error.or_else(|| memmem::find(msg, b"caused by: ").map(|i| &msg[i + 11..]));
     let Some(err) = err else { return };
     ev.status = Some(status);
-    ev.kind = Kind::UpstreamReport;
-    match go_net::cause(err) {
-        Some((cause, upstream)) => {
-            ev.cause = cause;
-            if let Some(u) = upstream {
-                ev.upstream = Span::of(line, u);
-            }
-        }
-        None => ev.cause = Cause::Other5xx,
-    }
+    go_net::report(line, err, ev);
 }
 
 /// The value of `key"…"` up to its closing quote (`\"` inside is kept).
@@ -304,19 +296,6 @@ fn host_port(line: &[u8], url: &[u8]) -> Span {
         return Span::NONE;
     }
     Span::of(line, hp)
-}
-
-fn read_status(s: &[u8]) -> Option<u16> {
-    if s.is_empty() || s.len() > 3 || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(s.iter().fold(0u16, |n, &d| n * 10 + (d - b'0') as u16))
-}
-
-fn rfc3339(b: &[u8]) -> Option<Timestamp> {
-    let (naive, offset, _) = time::parse_iso8601(b)?;
-    let off = offset?;
-    Some(Timestamp::new(naive - off as i64 * 1000, off))
 }
 
 #[cfg(test)]

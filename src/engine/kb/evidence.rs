@@ -1,0 +1,206 @@
+//! What this installation learned about an entry's advice (issue 17): each workaround's local
+//! record (tried, fixed) turned into an estimate that starts at the knowledge base's own rate and
+//! moves towards what happened here, and the order the runbook is shown in.
+//!
+//! The estimate is Beta-binomial: the entry's rate is the prior mean, with the weight of its
+//! `evidence_count` incidents (halved when the entry is AI-generated: its rates are guesses),
+//! and each local trial adds one observation. Workarounds are ranked by a lower credible bound
+//! of that estimate, but a workaround keeps its knowledge-base place until it has been tried
+//! [`MIN_TRIALS`] times here, so one vote never reorders a runbook.
+
+use super::Entry;
+
+/// Local trials a workaround needs before its local record may move it in the runbook.
+pub const MIN_TRIALS: u32 = 5;
+
+/// How far below the mean the ranking bound is, in standard deviations (a one-sided 90 %
+/// bound under the normal approximation of the Beta distribution).
+const Z: f64 = 1.2816;
+
+/// What happened to one workaround (or dead end) at this installation: how many incidents
+/// had it tried, and in how many it fixed the failure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Local {
+    pub tried: u32,
+    pub fixed: u32,
+}
+
+/// A rate with the local evidence folded in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Estimate {
+    /// The knowledge base's rate.
+    pub kb: f64,
+    /// The posterior mean.
+    pub mean: f64,
+    /// The lower credible bound the ranking uses.
+    pub lower: f64,
+    pub local: Local,
+}
+
+/// The weight of an entry's own rates, in incidents.
+pub fn prior_weight(entry: &Entry) -> f64 {
+    let w = f64::from(entry.evidence_count.max(1));
+    if entry.ai_generated { w / 2.0 } else { w }
+}
+
+/// The estimate of a rate `kb` (success rate of a workaround) with `weight` incidents behind
+/// it, after the local record.
+pub fn estimate(kb: f64, weight: f64, local: Local) -> Estimate {
+    let kb = kb.clamp(0.0, 1.0);
+    let fixed = f64::from(local.fixed.min(local.tried));
+    let failed = f64::from(local.tried) - fixed;
+    let a = kb * weight + fixed;
+    let b = (1.0 - kb) * weight + failed;
+    let n = a + b;
+    let mean = if n > 0.0 { a / n } else { kb };
+    let var = if n > 0.0 {
+        a * b / (n * n * (n + 1.0))
+    } else {
+        0.0
+    };
+    Estimate {
+        kb,
+        mean,
+        lower: (mean - Z * var.sqrt()).max(0.0),
+        local,
+    }
+}
+
+/// Each workaround of an entry with its estimate, in the order to show them: the knowledge
+/// base's order, except that workarounds tried [`MIN_TRIALS`] times here are placed by their
+/// lower bound among the others' knowledge-base rates.
+pub fn ranked(entry: &Entry, local: &[Local]) -> Vec<(usize, Estimate)> {
+    let weight = prior_weight(entry);
+    let mut out: Vec<(usize, Estimate)> = entry
+        .workarounds
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let l = local.get(i).copied().unwrap_or_default();
+            (i, estimate(w.success_rate, weight, l))
+        })
+        .collect();
+    let score = |e: &Estimate| {
+        if e.local.tried >= MIN_TRIALS {
+            e.lower
+        } else {
+            e.kb
+        }
+    };
+    // Stable: equal scores keep the knowledge base's order.
+    out.sort_by(|x, y| score(&y.1).total_cmp(&score(&x.1)));
+    out
+}
+
+/// How an estimate reads next to the workaround: `90 % (KB) · 3 of 4 here`.
+pub fn describe(e: &Estimate) -> String {
+    let kb = (e.kb * 100.0).round();
+    if e.local.tried == 0 {
+        format!("{kb} % (KB)")
+    } else {
+        format!("{kb} % (KB) · {} of {} here", e.local.fixed, e.local.tried)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::kb::{Text, Workaround};
+
+    fn text() -> Text {
+        Text {
+            en: String::new(),
+            zh: String::new(),
+        }
+    }
+
+    fn entry(rates: &[f64], evidence: u32, ai: bool) -> Entry {
+        Entry {
+            id: "test/x".into(),
+            file: String::new(),
+            title: text(),
+            category: "test".into(),
+            kind: "network_error".into(),
+            ai_generated: ai,
+            fix_rate: 0.8,
+            confidence: 0.8,
+            evidence_count: evidence,
+            first_seen: "2026-12-06".into(),
+            docs: vec![],
+            versions: vec![],
+            root_cause_tag: None,
+            root_cause: text(),
+            workarounds: rates
+                .iter()
+                .map(|&r| Workaround {
+                    success_rate: r,
+                    text: text(),
+                    command: None,
+                    example: None,
+                })
+                .collect(),
+            dead_ends: vec![],
+            causes: vec![],
+            statuses: vec![],
+            formats: vec![],
+            signatures: vec![],
+            priority: 0,
+            examples: vec![],
+            near_misses: vec![],
+        }
+    }
+
+    #[test]
+    fn without_local_evidence_the_estimate_is_the_knowledge_bases() {
+        let e = estimate(0.9, 1.0, Local::default());
+        assert_eq!(e.mean, 0.9);
+        assert!(e.lower < 0.9);
+        assert_eq!(describe(&e), "90 % (KB)");
+    }
+
+    #[test]
+    fn local_trials_move_the_estimate_and_ai_rates_weigh_half() {
+        // An AI-generated entry with one incident behind it: weight 0.5.
+        let w = prior_weight(&entry(&[0.9], 1, true));
+        assert_eq!(w, 0.5);
+        let e = estimate(0.9, w, Local { tried: 4, fixed: 1 });
+        // (0.45 + 1) / (0.5 + 4)
+        assert!((e.mean - 1.45 / 4.5).abs() < 1e-9, "{e:?}");
+        assert_eq!(describe(&e), "90 % (KB) · 1 of 4 here");
+        // The same record weighs less against a measured rate of 50 incidents.
+        let measured = estimate(0.9, 50.0, Local { tried: 4, fixed: 1 });
+        assert!(measured.mean > 0.8 && measured.mean < 0.9, "{measured:?}");
+        // Fixed never counts more than tried.
+        assert_eq!(estimate(0.5, 1.0, Local { tried: 1, fixed: 3 }).mean, 0.75);
+    }
+
+    #[test]
+    fn one_vote_never_reorders_the_runbook_enough_trials_do() {
+        let e = entry(&[0.9, 0.85, 0.8], 1, true);
+        let order = |local: &[Local]| -> Vec<usize> {
+            ranked(&e, local).into_iter().map(|(i, _)| i).collect()
+        };
+        assert_eq!(order(&[]), [0, 1, 2]);
+        // One incident: #1 did nothing, #3 fixed it.
+        let one = [
+            Local { tried: 1, fixed: 0 },
+            Local::default(),
+            Local { tried: 1, fixed: 1 },
+        ];
+        assert_eq!(order(&one), [0, 1, 2]);
+        // Below the threshold, however lopsided: unchanged.
+        let four = [
+            Local { tried: 4, fixed: 0 },
+            Local::default(),
+            Local { tried: 4, fixed: 4 },
+        ];
+        assert_eq!(order(&four), [0, 1, 2]);
+        // Six incidents each: #3 always worked, #1 never did.
+        let six = [
+            Local { tried: 6, fixed: 0 },
+            Local::default(),
+            Local { tried: 6, fixed: 6 },
+        ];
+        assert_eq!(order(&six), [2, 1, 0]);
+    }
+}
