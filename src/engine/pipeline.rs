@@ -96,6 +96,19 @@ impl Carry {
                 let i = (1..=n)
                     .map(|k| (self.next + CARRIED - k) % CARRIED)
                     .find(|&i| i < n && self.slots[i].0 == key)?;
+                // Only for a report that names no upstream, or the host alone (`AH01114`): a
+                // report with its own `host:port` keeps it (a left-over line of an earlier
+                // request on the same thread must not rename it).
+                let carried = &self.slots[i].1;
+                if let Some(own) = ev.upstream(line) {
+                    let host = carried
+                        .iter()
+                        .rposition(|&b| b == b':')
+                        .map_or(&carried[..], |c| &carried[..c]);
+                    if own != host {
+                        return None;
+                    }
+                }
                 // Taken once: the writer's next request names its own.
                 self.slots[i].0 = 0;
                 Some(&self.slots[i].1)

@@ -149,3 +149,48 @@ fn each_proxys_lines_are_recognised_as_its_format() {
         assert_eq!(ev[0]["format"], *format, "{line}");
     }
 }
+
+/// httpd writes a failed connection's address on one line and the request's report on the
+/// next of the same thread: the report takes the address, but only its own (a left-over line
+/// of a request that failed over to another member must not rename a later report).
+#[test]
+fn an_httpd_report_takes_the_address_of_its_own_connection_line_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("error.log");
+    std::fs::write(
+        &log,
+        [
+            // Thread 1: a balancer member refused, the request went to another member.
+            "[Sun Dec 06 08:22:30.100000 2026] [proxy:error] [pid 7:tid 1] (111)Connection refused: AH00957: http: attempt to connect to 10.0.0.5:8080 (10.0.0.5:8080) failed",
+            // Thread 1 again, a later request whose backend timed out: its own address.
+            "[Sun Dec 06 08:22:31.100000 2026] [proxy_http:error] [pid 7:tid 1] (70007)The timeout specified has expired: [client 10.1.1.1:5000] AH01102: error reading status line from remote server 10.0.0.6:8080",
+            // Thread 2: a backend configured by name, refused.
+            "[Sun Dec 06 08:22:32.100000 2026] [proxy:error] [pid 7:tid 2] (111)Connection refused: AH00957: http: attempt to connect to 10.0.0.7:8080 (app.internal:8080) failed",
+            "[Sun Dec 06 08:22:32.100100 2026] [proxy_http:error] [pid 7:tid 2] [client 10.1.1.2:5001] AH01114: HTTP: failed to make connection to backend: app.internal",
+        ]
+        .join("\n")
+            + "\n",
+    )
+    .unwrap();
+    let ev = events(&[&log], &[]);
+    let reports: Vec<(String, String)> = ev
+        .iter()
+        .filter(|e| e["cause"] != "not_applicable")
+        .map(|e| {
+            (
+                e["cause"].as_str().unwrap().to_string(),
+                e["upstream"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reports,
+        [
+            ("upstream_timeout".to_string(), "10.0.0.6:8080".to_string()),
+            (
+                "upstream_unreachable".to_string(),
+                "app.internal:8080".to_string()
+            ),
+        ]
+    );
+}

@@ -109,9 +109,19 @@ impl ApacheErrorParser {
             // Connection-level: remembered for the request line that follows.
             let cause = errno.cause().unwrap_or(Cause::UpstreamUnreachable);
             self.remember(key, cause);
+            // `IP:PORT (NAME:PORT)`: the worker as configured (the name AH01114 repeats) when
+            // httpd 2.4 writes it with its port, else the address dialled.
             let after = &msg[i + 22..];
             let end = memchr::memchr(b' ', after).unwrap_or(after.len());
-            ev.upstream = Span::of(line, &after[..end]);
+            let configured = after[end..]
+                .strip_prefix(b" (")
+                .and_then(|r| r.get(..memchr::memchr(b')', r)?))
+                .filter(|w| {
+                    memchr::memrchr(b':', w).is_some_and(|c| {
+                        c + 1 < w.len() && w[c + 1..].iter().all(u8::is_ascii_digit)
+                    })
+                });
+            ev.upstream = Span::of(line, configured.unwrap_or(&after[..end]));
             return;
         }
         if let Some(i) = memmem::find(msg, b"pass request body failed to ") {
@@ -431,6 +441,16 @@ mod tests {
             (Cause::NoLiveUpstreams, "balancer://pool")
         );
         assert_eq!(got[5].1, Cause::NotApplicable);
+    }
+
+    #[test]
+    fn a_backend_configured_by_name_is_named_as_configured() {
+        let got = parse_all(&[
+            "[Mon May 04 09:15:02.118204 2026] [proxy:error] [pid 41210:tid 41237] (111)Connection refused: AH00957: http: attempt to connect to 10.0.0.5:8080 (app.internal:8080) failed",
+            "[Wed Oct 11 14:32:52 2000] [error] [client 127.0.0.1] (111)Connection refused: proxy: HTTP: attempt to connect to 127.0.0.1:8080 (localhost) failed",
+        ]);
+        assert_eq!(got[0].2, "app.internal:8080");
+        assert_eq!(got[1].2, "127.0.0.1:8080");
     }
 
     #[test]
