@@ -70,6 +70,19 @@ impl Format {
         )
     }
 
+    /// The proxy that writes it: only lines of one proxy are joined.
+    pub fn proxy(self) -> &'static str {
+        match self {
+            Format::NginxAccess | Format::NginxError => "nginx",
+            Format::ApacheAccess | Format::ApacheError => "apache",
+            Format::Haproxy => "haproxy",
+            Format::Alb => "alb",
+            Format::Caddy => "caddy",
+            Format::Envoy => "envoy",
+            Format::Traefik => "traefik",
+        }
+    }
+
     /// Whether a proxy writes both kinds in one log (so one source of it can be joined).
     pub fn holds_requests_and_reports(self) -> bool {
         matches!(self, Format::Caddy | Format::Traefik)

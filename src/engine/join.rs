@@ -370,6 +370,10 @@ impl Joiner {
         {
             return false;
         }
+        // Lines of one proxy only (an nginx 503 is not explained by httpd's error log).
+        if access.ev.format.map(Format::proxy) != error.ev.format.map(Format::proxy) {
+            return false;
+        }
         let (a, e) = (&access.line, &error.line);
         match (access.ev.client(a), error.ev.client(e)) {
             (Some(x), Some(y)) if x == y => {}
@@ -391,15 +395,27 @@ impl Joiner {
         }
         // An error line may name the host alone (a name that did not resolve) where the access
         // line has `host:port`.
+        // Go's errors name the address dialled, the access line the upstream as configured
+        // (`localhost:8080` for `127.0.0.1:8080`): for Caddy and Traefik the port must agree.
+        let go = matches!(error.ev.format, Some(Format::Caddy | Format::Traefik));
         if let (Some(list), Some(up)) = (access.ev.upstreams.get(a), error.upstream())
             && !UpstreamList::new(list).any(|u| {
-                u == up || (u.len() > up.len() && u.starts_with(up) && u[up.len()] == b':')
+                u == up
+                    || (u.len() > up.len() && u.starts_with(up) && u[up.len()] == b':')
+                    || (go && port(u).is_some() && port(u) == port(up))
             })
         {
             return false;
         }
         true
     }
+}
+
+/// The port of `host:port` (`[v6]:port`), if it has one.
+fn port(hp: &[u8]) -> Option<&[u8]> {
+    let c = hp.iter().rposition(|&b| b == b':')?;
+    let p = &hp[c + 1..];
+    (!p.is_empty() && p.iter().all(u8::is_ascii_digit)).then_some(p)
 }
 
 /// Joins an access-log line with the error-log line that explains it.
@@ -421,5 +437,81 @@ fn join_pair(access: &mut Item, error: &mut Item, kb: &Kb) {
         && let Some(u) = error.upstream()
     {
         access.joined_upstream = Some(Box::from(u));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::event::{Span, Timestamp};
+
+    fn item(line: &str, ev: Event) -> Item {
+        Item {
+            source: 0,
+            line_no: 1,
+            line: line.as_bytes().to_vec(),
+            ev,
+            entry: None,
+            joined_upstream: None,
+            consumed: false,
+            joined_from: None,
+        }
+    }
+
+    /// An access line's 503 and httpd's client-less AH00940 at the same time: joined only when
+    /// the access line is httpd's own.
+    fn joined(access_format: Format) -> (u64, Cause) {
+        let kb = Kb::default();
+        let mut j = Joiner::new(JoinConfig::default());
+        let t = Some(Timestamp::new(1_000, 0));
+        let report = "AH00940: http: disabled connection for (app:8080)";
+        let mut out = Vec::new();
+        j.push(
+            item(
+                report,
+                Event {
+                    format: Some(Format::ApacheError),
+                    kind: Kind::UpstreamReport,
+                    time: t,
+                    cause: Cause::NoLiveUpstreams,
+                    upstream: Span::new(41, 49),
+                    ..Event::default()
+                },
+            ),
+            &kb,
+            &mut |it| out.push(it),
+        );
+        let access = "10.0.0.1 GET / 503";
+        j.push(
+            item(
+                access,
+                Event {
+                    format: Some(access_format),
+                    kind: Kind::Request,
+                    time: t,
+                    status: Some(503),
+                    cause: Cause::Other5xx,
+                    client: Span::new(0, 8),
+                    ..Event::default()
+                },
+            ),
+            &kb,
+            &mut |it| out.push(it),
+        );
+        j.flush(&mut |it| out.push(it));
+        let cause = out
+            .iter()
+            .find(|it| it.ev.kind == Kind::Request)
+            .unwrap()
+            .ev
+            .cause;
+        (j.stats.joined, cause)
+    }
+
+    #[test]
+    fn a_report_explains_requests_of_its_own_proxy_only() {
+        assert_eq!(joined(Format::ApacheAccess), (1, Cause::NoLiveUpstreams));
+        // nginx's own 503 (limit_req, say) is not httpd's worker out of service.
+        assert_eq!(joined(Format::NginxAccess), (0, Cause::Other5xx));
     }
 }

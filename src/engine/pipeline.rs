@@ -72,11 +72,16 @@ struct Carry {
 impl Carry {
     /// Remembers the upstream of a writer's line that reports no request, or gives a report
     /// the upstream its writer named last (once).
-    fn pass(&mut self, ev: &Event, line: &[u8]) -> Option<&[u8]> {
+    fn pass(&mut self, source: u16, ev: &Event, line: &[u8]) -> Option<&[u8]> {
         let writer = ev.thread.get(line)?;
-        let key = writer.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-        });
+        // The writer within its source: two hosts' httpd have the same pids and tids.
+        let key = source
+            .to_le_bytes()
+            .iter()
+            .chain(writer)
+            .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+                (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+            });
         match ev.kind {
             Kind::Other => {
                 let upstream = ev.upstream(line)?;
@@ -266,7 +271,7 @@ impl Pipeline {
         let carried = if ev.thread.is_none() {
             None
         } else {
-            self.carry.pass(&ev, line)
+            self.carry.pass(source, &ev, line)
         };
         let state = &mut self.state;
         match &mut self.joiner {

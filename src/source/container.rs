@@ -266,15 +266,18 @@ impl Unwrap {
         // A new pod's first stdout lines may be its entrypoint's messages, which fit no layout:
         // the format is chosen once an access line is among them (or, at worst, after a
         // sample's worth of lines).
-        if self.opts.log_format.is_none()
-            && self.proxy == Proxy::Nginx
-            && samples.len() < SAMPLE
-            && crate::engine::parse::nginx_access::recognise(
-                &samples,
-                &crate::engine::time::ZoneClock::new(self.opts.zone.clone()),
-            )
-            .is_none()
-        {
+        let zone = crate::engine::time::ZoneClock::new(self.opts.zone.clone());
+        let access_line_seen = || match self.proxy {
+            Proxy::Nginx => {
+                crate::engine::parse::nginx_access::recognise(&samples, &zone).is_some()
+            }
+            Proxy::Apache => {
+                crate::engine::parse::nginx_access::recognise_apache_lines(&samples, &zone)
+                    .is_some()
+            }
+            _ => true,
+        };
+        if self.opts.log_format.is_none() && samples.len() < SAMPLE && !access_line_seen() {
             return;
         }
         let p = Parser::new(self.proxy.access_format(), &self.opts, &samples);

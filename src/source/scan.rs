@@ -572,11 +572,13 @@ pub fn scan(
     for name in names {
         producers.push(Producer::open(name, opts)?);
     }
-    // nginx's `combined` beside an Apache error log is Apache's access log.
-    let apache = producers
-        .iter()
-        .any(|p| p.parser.as_ref().map(Parser::format) == Some(Format::ApacheError));
-    if apache && opts.format.is_none() {
+    // nginx's `combined` beside an Apache error log (and no nginx one) is Apache's access log.
+    let has = |f: Format| {
+        producers
+            .iter()
+            .any(|p| p.parser.as_ref().map(Parser::format) == Some(f))
+    };
+    if has(Format::ApacheError) && !has(Format::NginxError) && opts.format.is_none() {
         for p in &mut producers {
             if let Some(parser) = p.parser.take() {
                 p.parser = Some(parser.as_apache_access());

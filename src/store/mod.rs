@@ -43,7 +43,7 @@ pub const FILE_NAME: &str = "gatewatch.db";
 /// table as it was): (table, column, its declaration).
 const ADDED_COLUMNS: [(&str, &str, &str); 1] = [("checkpoints", "size", "INTEGER")];
 
-fn has_table(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+pub(crate) fn has_table(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
     conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
         .exists(params![table])
 }

@@ -101,6 +101,10 @@ impl State {
 
     /// Every verdict given on an incident, oldest first.
     pub fn outcomes(&self, incident: &str) -> anyhow::Result<Vec<Outcome>> {
+        // A state of schema 5 opened read-only (before the daemon upgraded it) has none.
+        if !super::has_table(&self.conn, "outcomes")? {
+            return Ok(Vec::new());
+        }
         let mut stmt = self.conn.prepare_cached(
             "SELECT incident, entry, item, verdict, who, via, note, at_ms FROM outcomes
              WHERE incident = ?1 ORDER BY id",
@@ -141,10 +145,14 @@ impl State {
     /// The local record of an entry's items: for each, in how many incidents it was tried and
     /// in how many it fixed the failure, counting each incident's last verdict on it.
     pub fn local_record(&self, entry: &str) -> anyhow::Result<BTreeMap<Item, Local>> {
+        if !super::has_table(&self.conn, "outcomes")? {
+            return Ok(BTreeMap::new());
+        }
         let mut stmt = self.conn.prepare_cached(
             "SELECT o.item, o.verdict FROM outcomes o
              WHERE o.entry = ?1 AND o.id = (
-                 SELECT MAX(id) FROM outcomes WHERE incident = o.incident AND item = o.item
+                 SELECT MAX(id) FROM outcomes
+                 WHERE incident = o.incident AND entry = o.entry AND item = o.item
              )",
         )?;
         let rows = stmt.query_map(params![entry], |r| {

@@ -132,4 +132,38 @@ fn a_verdict_given_on_the_command_line_round_trips_through_the_state() {
         "{out}"
     );
     assert!(out.contains("workaround:2 fixed by"), "{out}");
+
+    // Said again, differently: the new statement replaces the old one (#1 and #2 taken back).
+    let again = run(&[
+        "incident",
+        "resolve",
+        &key,
+        "--fixed-by",
+        "3",
+        "--config",
+        c,
+    ]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let (state, _) = gatewatch::store::State::open(&dir.path().join("state")).unwrap();
+    let record = state.local_record(&history[0].entry).unwrap();
+    assert_eq!(record[&Item::Workaround(3)], Local { tried: 1, fixed: 1 });
+    assert_eq!(
+        record
+            .get(&Item::Workaround(2))
+            .copied()
+            .unwrap_or_default(),
+        Local::default()
+    );
+    assert_eq!(
+        record
+            .get(&Item::Workaround(1))
+            .copied()
+            .unwrap_or_default(),
+        Local::default()
+    );
+    assert_eq!(
+        state.outcomes(&key).unwrap().len(),
+        5,
+        "the history is kept"
+    );
 }

@@ -5,6 +5,7 @@
 use super::*;
 use crate::engine::kb::evidence::{self, Local};
 use crate::store::outcomes::{Item, Outcome, Verdict};
+use std::collections::BTreeMap;
 
 #[derive(Subcommand, Debug)]
 pub(super) enum IncidentAction {
@@ -72,7 +73,7 @@ pub(super) fn run_incident(
                     "{}  {:<8}  {}  {}  {} → {}  {} failures",
                     i.key,
                     if i.closed_ms.is_some() {
-                        "resolved"
+                        "ended"
                     } else {
                         "open"
                     },
@@ -97,7 +98,7 @@ pub(super) fn run_incident(
                 time(inc.start_ms),
                 time(inc.end_ms),
                 if inc.closed_ms.is_some() {
-                    " (resolved)"
+                    " (ended)"
                 } else {
                     " (open)"
                 }
@@ -195,11 +196,10 @@ pub(super) fn run_incident(
             }
             for &n in &tried_dead_end {
                 if n == 0 || n > entry.dead_ends.len() {
-                    return Err(usage(format!(
-                        "{} has dead ends 1 to {}; there is no {n}",
-                        entry.id,
-                        entry.dead_ends.len()
-                    )));
+                    return Err(usage(match entry.dead_ends.len() {
+                        0 => format!("{} has no dead ends", entry.id),
+                        d => format!("{} has dead ends 1 to {d}; there is no {n}", entry.id),
+                    }));
                 }
             }
             let who = std::env::var("SUDO_USER")
@@ -227,22 +227,33 @@ pub(super) fn run_incident(
                     .iter()
                     .map(|&n| verdict(Item::DeadEnd(n), Verdict::NoEffect)),
             );
+            // A resolve says all that was done: an item an earlier one named and this one
+            // does not is taken back (the last verdict per item counts).
+            let mut earlier: BTreeMap<Item, Verdict> = BTreeMap::new();
+            for o in state.outcomes(&key)? {
+                if o.entry == entry.id {
+                    earlier.insert(o.item, o.verdict);
+                }
+            }
+            for (item, v) in earlier {
+                if v != Verdict::NotTried && !outcomes.iter().any(|o| o.item == item) {
+                    outcomes.push(verdict(item, Verdict::NotTried));
+                }
+            }
             drop(state);
             let (mut state, _) = crate::store::State::open(&dir)?;
             state.record_outcomes(&outcomes)?;
+            let without: Vec<String> = tried
+                .iter()
+                .map(|n| format!("#{n}"))
+                .chain(tried_dead_end.iter().map(|n| format!("dead end {n}")))
+                .collect();
             println!(
                 "{key}: fixed by #{fixed_by}{} — recorded ({} verdicts, by {who})",
-                if tried.is_empty() {
+                if without.is_empty() {
                     String::new()
                 } else {
-                    format!(
-                        ", tried without effect: {}",
-                        tried
-                            .iter()
-                            .map(|n| format!("#{n}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
+                    format!(", tried without effect: {}", without.join(", "))
                 },
                 outcomes.len()
             );

@@ -4,9 +4,9 @@
 //!
 //! The estimate is Beta-binomial: the entry's rate is the prior mean, with the weight of its
 //! `evidence_count` incidents (halved when the entry is AI-generated: its rates are guesses),
-//! and each local trial adds one observation. Workarounds are ranked by a lower credible bound
-//! of that estimate, but a workaround keeps its knowledge-base place until it has been tried
-//! [`MIN_TRIALS`] times here, so one vote never reorders a runbook.
+//! and each local trial adds one observation. A workaround keeps its knowledge-base place until
+//! it has been tried [`MIN_TRIALS`] times here (one vote never reorders a runbook), and then
+//! moves only when the credible interval of its estimate leaves its knowledge-base rate.
 
 use super::Entry;
 
@@ -32,8 +32,9 @@ pub struct Estimate {
     pub kb: f64,
     /// The posterior mean.
     pub mean: f64,
-    /// The lower credible bound the ranking uses.
+    /// The credible interval's bounds.
     pub lower: f64,
+    pub upper: f64,
     pub local: Local,
 }
 
@@ -62,13 +63,16 @@ pub fn estimate(kb: f64, weight: f64, local: Local) -> Estimate {
         kb,
         mean,
         lower: (mean - Z * var.sqrt()).max(0.0),
+        upper: (mean + Z * var.sqrt()).min(1.0),
         local,
     }
 }
 
 /// Each workaround of an entry with its estimate, in the order to show them: the knowledge
-/// base's order, except that workarounds tried [`MIN_TRIALS`] times here are placed by their
-/// lower bound among the others' knowledge-base rates.
+/// base's order, except that a workaround tried [`MIN_TRIALS`] times here whose credible
+/// interval leaves its knowledge-base rate moves by the bound on that side (its lower bound
+/// when it did better here than the rate says, its upper bound when worse) among the others'
+/// rates. A record that agrees with the rate leaves it in place.
 pub fn ranked(entry: &Entry, local: &[Local]) -> Vec<(usize, Estimate)> {
     let weight = prior_weight(entry);
     let mut out: Vec<(usize, Estimate)> = entry
@@ -81,8 +85,12 @@ pub fn ranked(entry: &Entry, local: &[Local]) -> Vec<(usize, Estimate)> {
         })
         .collect();
     let score = |e: &Estimate| {
-        if e.local.tried >= MIN_TRIALS {
+        if e.local.tried < MIN_TRIALS {
+            e.kb
+        } else if e.lower > e.kb {
             e.lower
+        } else if e.upper < e.kb {
+            e.upper
         } else {
             e.kb
         }
@@ -202,5 +210,15 @@ mod tests {
             Local { tried: 6, fixed: 6 },
         ];
         assert_eq!(order(&six), [2, 1, 0]);
+    }
+
+    #[test]
+    fn a_record_that_agrees_with_the_rate_never_demotes() {
+        // A measured entry (20 incidents): #1 fixed all of its 5 incidents here; its lower
+        // bound is below 90 %, but it did not do worse than the rate says.
+        let e = entry(&[0.90, 0.87], 20, false);
+        let five = [Local { tried: 5, fixed: 5 }, Local::default()];
+        let got: Vec<usize> = ranked(&e, &five).into_iter().map(|(i, _)| i).collect();
+        assert_eq!(got, [0, 1]);
     }
 }

@@ -102,6 +102,10 @@ fn to_nginx(format: &str) -> Result<String, FormatError> {
                     )));
                 };
                 i += 1;
+                // `%{Name}^ti` / `%{Name}^to`: a request or response trailer.
+                if d == b'^' {
+                    i = (i + 2).min(b.len());
+                }
                 let whole = String::from_utf8_lossy(&b[start..i.min(b.len())]);
                 out.extend_from_slice(directive(d, arg, &whole)?.as_bytes());
             }
@@ -201,6 +205,10 @@ mod tests {
         let ev = p.parse(line.as_bytes()).unwrap();
         assert_eq!(ev.upstream(line.as_bytes()), Some(&b"127.0.0.1:18083"[..]));
         assert!(ev.names_upstream);
+        let trailer = log_format(r#"%h %l %u %t \"%r\" %>s %b %{X-Trace}^to"#).unwrap();
+        let mut p = AccessParser::new(trailer, ZoneClock::new(Zone::Utc));
+        let line = r#"10.0.0.3 - - [06/Dec/2026:08:22:31 +0000] "GET / HTTP/1.1" 200 5 abc"#;
+        assert_eq!(p.parse(line.as_bytes()).unwrap().status, Some(200));
         let timed = r#""%h %l %u %t \"%r\" %>s %b %D \"%{X-Forwarded-For}i\"""#;
         let line = r#"10.0.0.2 - - [06/Dec/2026:08:22:30 +0000] "GET / HTTP/1.1" 500 12 1034 "-""#;
         assert_eq!(read(timed, line).0, Some(500));

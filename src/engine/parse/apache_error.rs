@@ -87,11 +87,16 @@ impl ApacheErrorParser {
         // `(111)Connection refused: ` — the status of the failed call.
         let (errno, rest) = errno(rest);
         let mut message = rest;
+        let mut errno = errno;
         if let Some(r) = rest.strip_prefix(b"[client ") {
             let close = memchr::memchr(b']', r).ok_or(Unparsed::Shape)?;
             let client = strip_port(&r[..close], v24);
             ev.client = Span::of(line, client);
             message = r[close + 1..].strip_prefix(b" ").unwrap_or(&r[close + 1..]);
+            // httpd 2.2 writes the client before the errno.
+            if errno == Errno::None {
+                (errno, message) = self::errno(message);
+            }
         }
         let severe = matches!(level, b"error" | b"crit" | b"alert" | b"emerg");
         let proxy =
@@ -494,6 +499,11 @@ mod tests {
             (got[1].2.as_str(), got[1].3.as_str()),
             ("localhost", "2001:db8::1")
         );
+        // 2.2 writes the errno after the client.
+        let late = parse_all(&[
+            "[Wed Oct 11 14:32:52 2000] [error] [client 10.0.0.1] (70007)The timeout specified has expired: proxy: error reading status line from remote server app",
+        ]);
+        assert_eq!(late[0].1, Cause::UpstreamTimeout);
         for g in &got[2..] {
             assert_eq!((g.0, g.1), (Kind::Other, Cause::NotApplicable), "{g:?}");
         }

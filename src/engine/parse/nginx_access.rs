@@ -789,9 +789,13 @@ pub fn recognise(samples: &[&[u8]], zone: &ZoneClock) -> Option<AccessParser> {
 /// The Apache httpd `LogFormat` that reads sample lines best, among Apache's own
 /// ([`super::nginx_formats::APACHE_KNOWN`]); `combined` when none reads any.
 pub fn recognise_apache(samples: &[&[u8]], zone: &ZoneClock) -> AccessParser {
-    let known = compile_known(&APACHE_KNOWN, zone);
-    let combined = known[0].clone();
-    recognise_among(samples, known).unwrap_or(combined)
+    recognise_apache_lines(samples, zone)
+        .unwrap_or_else(|| compile_known(&APACHE_KNOWN[..1], zone).remove(0))
+}
+
+/// The Apache `LogFormat` that reads sample lines best, or `None` when none reads any.
+pub fn recognise_apache_lines(samples: &[&[u8]], zone: &ZoneClock) -> Option<AccessParser> {
+    recognise_among(samples, compile_known(&APACHE_KNOWN, zone))
 }
 
 fn compile_known(known: &[(&str, &str)], zone: &ZoneClock) -> Vec<AccessParser> {
