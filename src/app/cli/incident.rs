@@ -52,15 +52,7 @@ pub(super) fn run_incident(
             dir.display()
         );
     };
-    let time = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .map(|t| {
-                t.with_timezone(&chrono::Local)
-                    .format("%Y-%m-%d %H:%M %z")
-                    .to_string()
-            })
-            .unwrap_or_default()
-    };
+    let time = local_minute;
     match action {
         IncidentAction::List { days } => {
             let since = crate::clock::now_ms() - i64::from(days) * 86_400_000;

@@ -4,6 +4,17 @@ use super::*;
 
 /// The state directory commands other than `run` use: the configured one, else systemd's,
 /// else the default.
+/// A time for people reading the command's output: the local minute with its offset.
+pub(super) fn local_minute(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M %z")
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
 pub(super) fn state_dir(cfg: &Config) -> PathBuf {
     if cfg.file.is_none()
         && let Some(dir) = std::env::var_os("STATE_DIRECTORY")
@@ -129,15 +140,7 @@ pub(super) fn run_silence(
         _ => crate::store::State::open_read_only(&dir)?,
     };
     let now = crate::clock::now_ms();
-    let time = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .map(|t| {
-                t.with_timezone(&chrono::Local)
-                    .format("%Y-%m-%d %H:%M %z")
-                    .to_string()
-            })
-            .unwrap_or_default()
-    };
+    let time = local_minute;
     match action {
         SilenceAction::Add {
             upstream,
