@@ -549,6 +549,36 @@ fn a_reload_keeps_a_syslog_listener_and_starts_the_one_it_adds() {
     }
 }
 
+/// Waits for the daemon's first incident, which must be `upstream` unreachable, stops the
+/// daemon, and gives what its status says of `log`: lines read, unparsed, format.
+fn unreachable_then_status(
+    rx: &mpsc::Receiver<Change>,
+    daemon: gatewatch::app::daemon::Daemon,
+    log: &Path,
+    upstream: &str,
+) -> (u64, u64, String) {
+    let change = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("an incident");
+    let Change::Opened(inc) = change else {
+        panic!("{change:?}")
+    };
+    assert_eq!(inc.upstream, upstream);
+    assert_eq!(
+        inc.cause,
+        gatewatch::engine::event::Cause::UpstreamUnreachable
+    );
+    let status = daemon.status();
+    daemon.stop().unwrap();
+    let st = status.lock().unwrap();
+    let f = st
+        .files
+        .iter()
+        .find(|f| f.path == log.display().to_string())
+        .unwrap();
+    (f.lines, f.unparsed, f.format.clone())
+}
+
 /// Issue 15: an nginx container's docker json-file log (the link kubelet keeps in
 /// `/var/log/containers`): access lines on stdout in the official image's `main` format, which
 /// names no upstream, errors on stderr (with a line of ingress-nginx's controller), a long line
@@ -619,36 +649,12 @@ fn a_docker_json_file_container_log_is_unwrapped_joined_and_named_by_its_pod() {
         }
     }
     append(&log, &out);
-    let change = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("an incident");
-    let Change::Opened(inc) = change else {
-        panic!("{change:?}")
-    };
-    assert_eq!(inc.upstream, "10.0.1.5:8080");
-    assert_eq!(
-        inc.cause,
-        gatewatch::engine::event::Cause::UpstreamUnreachable
-    );
-    let status = daemon.status();
-    daemon.stop().unwrap();
-    let st = status.lock().unwrap();
-    let f = st
-        .files
-        .iter()
-        .find(|f| f.path == log.display().to_string())
-        .unwrap();
-    assert_eq!(
-        (f.lines, f.unparsed),
-        (physical, 2),
-        "the entrypoint's lines: {f:?}"
-    );
+    let (lines, unparsed, format) = unreachable_then_status(&rx, daemon, &log, "10.0.1.5:8080");
+    assert_eq!((lines, unparsed), (physical, 2), "the entrypoint's lines");
     assert!(
-        f.format
-            .starts_with("container docker: nginx_access (main)"),
-        "{f:?}"
+        format.starts_with("container docker: nginx_access (main)"),
+        "{format}"
     );
-    drop(st);
     // Counted once each, under the pod's name: the access lines (joined to their causes) and
     // the error lines (consumed by the join) on their own stream.
     let (state, _) = gatewatch::store::State::open(&dir.path().join("state")).unwrap();
@@ -710,28 +716,9 @@ fn an_envoy_sidecar_container_log_alerts_with_the_cause_from_its_flags() {
         ),
     );
     append(&log, &out);
-    let change = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("an incident");
-    let Change::Opened(inc) = change else {
-        panic!("{change:?}")
-    };
-    assert_eq!(inc.upstream, "10.44.1.9:8080");
-    assert_eq!(
-        inc.cause,
-        gatewatch::engine::event::Cause::UpstreamUnreachable
-    );
-    let status = daemon.status();
-    daemon.stop().unwrap();
-    let st = status.lock().unwrap();
-    let f = st
-        .files
-        .iter()
-        .find(|f| f.path == log.display().to_string())
-        .unwrap();
-    assert_eq!((f.lines, f.unparsed), (21, 0), "{f:?}");
-    assert_eq!(f.format, "container cri: envoy", "{f:?}");
-    drop(st);
+    let (lines, unparsed, format) = unreachable_then_status(&rx, daemon, &log, "10.44.1.9:8080");
+    assert_eq!((lines, unparsed), (21, 0));
+    assert_eq!(format, "container cri: envoy");
     let (state, _) = gatewatch::store::State::open(&dir.path().join("state")).unwrap();
     let counts = state
         .counts_by_cause("pod shop/web-7d9f/istio-proxy")
