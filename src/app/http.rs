@@ -343,14 +343,18 @@ async fn api_incidents(State(s): State<Shared>) -> impl IntoResponse {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     status: Shared,
+    actions: Option<crate::app::actions::Actions>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = Router::new()
+    let mut app = Router::new()
         .route("/", get(status_page))
         .route("/api/incidents", get(api_incidents))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(status);
+    if let Some(a) = actions {
+        app = app.merge(crate::app::actions::routes(a));
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await?;

@@ -3,6 +3,7 @@
 //! ([`cli`]) and the demo ([`demo`]). Only this layer
 //! knows all the others.
 
+pub mod actions;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -504,6 +504,7 @@ fn summary_reports(
                     host: host_name(&cfg.alerts),
                     lang: c.lang,
                     now_ms: now_ms(),
+                    feedback: true,
                 },
             )?;
             by_lang.push((c.lang, r));
@@ -642,6 +643,7 @@ pub async fn test_alert(
                     c.lang,
                     &ch.host,
                     &["/var/log/nginx/access.log".into()],
+                    alert::Extra::default(),
                 );
                 let mut v = alert::compose(AlertKind::Opened, &ch.host, c.lang, &id, vec![item]);
                 v.subject = format!("[test] {}", v.subject);

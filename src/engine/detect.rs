@@ -172,6 +172,9 @@ pub struct Incident {
     pub samples: Vec<String>,
     /// Indexes of the sources (files) the failures came from.
     pub sources: Vec<u16>,
+    /// What the proxy did shortly before it recovered (set when it closes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovery: Vec<crate::engine::recovery::Recovery>,
 }
 
 /// What changed: an incident opened or closed.
@@ -286,6 +289,8 @@ pub struct Detector {
     now_ms: i64,
     seq: u64,
     pub stats: DetectStats,
+    /// Reloads and servers back UP seen lately, for the incidents that close.
+    recoveries: crate::engine::recovery::Recoveries,
 }
 
 impl Detector {
@@ -302,7 +307,18 @@ impl Detector {
             now_ms: i64::MIN,
             seq: 0,
             stats: DetectStats::default(),
+            recoveries: Default::default(),
         }
+    }
+
+    /// Notes a reload or a server back UP (see [`crate::engine::recovery`]).
+    pub fn recovered(
+        &mut self,
+        signal: crate::engine::event::Signal,
+        at_ms: i64,
+        server: Option<&[u8]>,
+    ) {
+        self.recoveries.note(signal, at_ms, server);
     }
 
     pub fn config(&self) -> &DetectConfig {
@@ -493,6 +509,7 @@ impl Detector {
         let cfg = &self.cfg;
         let upstreams = &mut self.upstreams;
         let index = &self.index;
+        let recoveries = &self.recoveries;
         self.open.retain(|(name, entry)| {
             let Some(&i) = index.get(name) else {
                 return false;
@@ -513,6 +530,7 @@ impl Detector {
             }
             let mut inc = build(up, &up.failing[k]).expect("open incident");
             inc.closed_ms = Some(now);
+            inc.recovery = recoveries.followed(&inc.upstream, inc.end_ms);
             let f = &mut up.failing[k];
             f.open = None;
             f.calm_since = None;
@@ -537,6 +555,7 @@ impl Detector {
             };
             if let Some(mut inc) = build(up, &up.failing[k]) {
                 inc.closed_ms = Some(now.max(inc.end_ms));
+                inc.recovery = self.recoveries.followed(&inc.upstream, inc.end_ms);
                 out.push(Change::Closed(inc));
             }
             up.failing[k].open = None;
@@ -697,6 +716,7 @@ fn build(up: &Upstream, f: &Failing) -> Option<Incident> {
         paths: b.paths.clone(),
         samples: b.samples.clone(),
         sources: b.sources.clone(),
+        recovery: Vec::new(),
     })
 }
 

@@ -195,6 +195,41 @@ impl fmt::Display for Cause {
     }
 }
 
+/// Something the proxy did that can end an outage, seen in its log: evidence (weak: never a
+/// fix on its own) of what fixed an incident that recovered shortly after (issue 17).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Signal {
+    /// nginx re-read its configuration (`nginx -s reload`, `systemctl reload nginx`: SIGHUP).
+    NginxReload,
+    /// A server came back into service (HAProxy: `Server be/srv is UP`).
+    ServerUp,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 2] = [Signal::NginxReload, Signal::ServerUp];
+
+    /// Its name in pattern files (`seen_as`) and the state.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::NginxReload => "nginx_reload",
+            Signal::ServerUp => "server_up",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Signal> {
+        Signal::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// In words, for a message (`an nginx reload`).
+    pub fn describe(self) -> &'static str {
+        match self {
+            Signal::NginxReload => "an nginx reload",
+            Signal::ServerUp => "the server back UP",
+        }
+    }
+}
+
 /// What a line is about, which decides how the detector counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Kind {
@@ -203,6 +238,9 @@ pub enum Kind {
     /// A proxy-side report about an upstream (an nginx error-log line, an HAProxy server event).
     /// One request can produce several of these (one per upstream tried).
     UpstreamReport,
+    /// The proxy did something that can end an outage (the server it names, if any, in
+    /// `upstream`).
+    Recovery(Signal),
     /// Anything else the parser understood.
     #[default]
     Other,
@@ -306,6 +344,15 @@ pub struct Event {
 impl Event {
     pub fn upstream<'a>(&self, line: &'a [u8]) -> Option<&'a [u8]> {
         self.upstream.get(line)
+    }
+
+    /// The upstream the line's counts go under: none for a recovery (a server back UP is
+    /// not traffic of that server).
+    pub fn counted_upstream<'a>(&self, line: &'a [u8]) -> Option<&'a [u8]> {
+        match self.kind {
+            Kind::Recovery(_) => None,
+            _ => self.upstream.get(line),
+        }
     }
     pub fn client<'a>(&self, line: &'a [u8]) -> Option<&'a [u8]> {
         self.client.get(line)

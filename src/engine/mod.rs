@@ -16,5 +16,6 @@ pub mod lines;
 pub mod parse;
 pub mod pipeline;
 pub mod policy;
+pub mod recovery;
 pub mod synth;
 pub mod time;

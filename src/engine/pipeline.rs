@@ -118,7 +118,7 @@ impl Carry {
                 self.slots[i].0 = 0;
                 Some(&self.slots[i].1)
             }
-            Kind::Request => None,
+            Kind::Request | Kind::Recovery(_) => None,
         }
     }
 }
@@ -158,6 +158,9 @@ impl State {
         if t.ms > self.now_ms {
             self.now_ms = t.ms;
             self.detector.advance(t.ms, &mut self.changes);
+        }
+        if let Kind::Recovery(signal) = s.ev.kind {
+            self.detector.recovered(signal, t.ms, s.ev.upstream(s.line));
         }
         let is_request = s.ev.kind == Kind::Request;
         // A 5xx request that no entry explains is a failure of the safety net's entry: a

@@ -20,6 +20,8 @@ pub struct Recorded {
     /// It was silenced (by a silence or a maintenance window) when it opened.
     pub silenced: bool,
     pub closed: bool,
+    /// Someone acknowledged it: no more reminders (the resolved note still goes out).
+    pub acked: bool,
 }
 
 /// What to do with a change.
@@ -28,7 +30,7 @@ pub enum Verdict {
     /// A new incident: record it, silenced or not; a message unless silenced.
     Open { silenced: bool },
     /// Announce an open incident again (and record when); a message unless it was silenced
-    /// when it opened or a silence covers it now.
+    /// when it opened, was acknowledged, or a silence (or a snooze of it) covers it now.
     Remind { send: bool },
     /// Close the incident; the resolved note goes where the alert went (none if silenced).
     Resolve { send: bool },
@@ -62,7 +64,7 @@ pub fn decide(
         },
         (Change::Opened, Some(_)) => Verdict::Ignore,
         (Change::Reminder, Some(r)) if !r.closed => Verdict::Remind {
-            send: !r.silenced && !silenced_now(),
+            send: !r.silenced && !r.acked && !silenced_now(),
         },
         (Change::Resolved, Some(r)) if !r.closed => Verdict::Resolve { send: !r.silenced },
         (Change::Reminder | Change::Resolved, _) => Verdict::Ignore,
@@ -144,12 +146,19 @@ mod tests {
             Some(Recorded {
                 silenced,
                 closed: false,
+                acked: false,
             })
         };
+        let acked = Some(Recorded {
+            silenced: false,
+            closed: false,
+            acked: true,
+        });
         let closed = |silenced| {
             Some(Recorded {
                 silenced,
                 closed: true,
+                acked: false,
             })
         };
         use Verdict::*;
@@ -162,6 +171,9 @@ mod tests {
             (Change::Reminder, open(false), false, Remind { send: true }),
             (Change::Reminder, open(false), true, Remind { send: false }),
             (Change::Reminder, open(true), false, Remind { send: false }),
+            // Acknowledged: no more reminders, but the resolved note still goes out.
+            (Change::Reminder, acked, false, Remind { send: false }),
+            (Change::Resolved, acked, false, Resolve { send: true }),
             (Change::Reminder, None, false, Ignore),
             (Change::Reminder, closed(false), false, Ignore),
             (Change::Resolved, open(false), false, Resolve { send: true }),
@@ -195,6 +207,7 @@ mod tests {
             Some(Recorded {
                 silenced: false,
                 closed: false,
+                acked: false,
             }),
             ask,
         );
@@ -204,6 +217,7 @@ mod tests {
             Some(Recorded {
                 silenced: true,
                 closed: false,
+                acked: false,
             }),
             ask,
         );

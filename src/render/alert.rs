@@ -9,7 +9,9 @@
 //! Slack's mrkdwn; Alertmanager and PagerDuty payloads are built directly from the view.
 
 use crate::engine::detect::Incident;
+use crate::engine::kb::evidence::{self, Item as EvItem, Local, Verdict};
 use crate::engine::kb::{Kb, Lang, Placeholders};
+use crate::render::links::{Action, SNOOZE_SECS, Signer};
 use crate::render::report;
 use minijinja::Environment;
 use serde::{Deserialize, Serialize};
@@ -45,10 +47,15 @@ impl AlertKind {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WorkaroundView {
+    /// Its number in the entry (what `incident resolve --fixed-by` and the links name); the
+    /// list is in the order to try them, which local evidence can change.
     pub rank: usize,
     pub success_pct: u32,
     pub text: String,
     pub command: Option<String>,
+    /// What happened to it at this installation (`3 of 4 here`), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub here: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -101,6 +108,33 @@ pub struct IncidentView {
     /// Whether a silence or maintenance window covered the incident when it opened.
     #[serde(default)]
     pub silenced: bool,
+    /// One-click links (Ack, Snooze, what fixed it), where the daemon has a public address.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkView>,
+    /// What the proxy did shortly before it recovered (`an nginx reload at …`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recovery: Vec<String>,
+}
+
+/// A signed one-click link (see [`crate::render::links`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinkView {
+    /// `ack`, `snooze`, `fixed` or `no_effect`.
+    pub kind: String,
+    /// The workaround's number, for `fixed` and `no_effect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<usize>,
+    pub label: String,
+    pub url: String,
+}
+
+/// What an item shows beyond the incident and its entry: the entry's local record, and the
+/// links when the daemon has a public address.
+#[derive(Clone, Copy, Default)]
+pub struct Extra<'a> {
+    pub local: Option<&'a std::collections::BTreeMap<EvItem, Local>>,
+    /// The signer, the kind of message, and when it is made (Unix ms).
+    pub links: Option<(&'a Signer, AlertKind, i64)>,
 }
 
 /// One incident change as the outbox keeps it: everything a message needs, in the channel's
@@ -163,6 +197,10 @@ pub struct Labels {
     pub entry: &'static str,
     pub sources: &'static str,
     pub host: &'static str,
+    /// Above the one-click links of an open incident, and of a resolved one.
+    pub act: &'static str,
+    pub what_fixed: &'static str,
+    pub recovery_followed: &'static str,
 }
 
 fn labels(lang: Lang) -> Labels {
@@ -190,6 +228,9 @@ fn labels(lang: Lang) -> Labels {
             entry: "Knowledge base",
             sources: "Logs",
             host: "Host",
+            act: "Tell gatewatch",
+            what_fixed: "What fixed it?",
+            recovery_followed: "Recovery followed",
         },
         Lang::Zh => Labels {
             opened: "故障",
@@ -214,6 +255,9 @@ fn labels(lang: Lang) -> Labels {
             entry: "知识库条目",
             sources: "日志",
             host: "主机",
+            act: "反馈",
+            what_fixed: "是什么解决了问题?",
+            recovery_followed: "恢复之前发生了",
         },
     }
 }
@@ -238,8 +282,77 @@ pub fn incident_key(host: &str, kb: &Kb, inc: &Incident) -> String {
     format!("gw-{:016x}", fp.hash)
 }
 
+/// The one-click links of an incident: Ack and Snooze while it is open, then "Fixed by #N"
+/// and "Tried #N: no effect" for each workaround, in the order shown.
+fn links(
+    key: &str,
+    order: &[usize],
+    lang: Lang,
+    signer: &Signer,
+    kind: AlertKind,
+    now_ms: i64,
+) -> Vec<LinkView> {
+    let mut out = Vec::new();
+    let mut add = |action: Action, kind: &str, rank: Option<usize>, label: String| {
+        out.push(LinkView {
+            kind: kind.into(),
+            rank,
+            label,
+            url: signer.link(key, &action, now_ms),
+        })
+    };
+    if kind != AlertKind::Resolved {
+        let (ack, snooze) = match lang {
+            Lang::En => ("Ack", format!("Snooze {} h", SNOOZE_SECS / 3600)),
+            Lang::Zh => ("确认", format!("暂停提醒 {} 小时", SNOOZE_SECS / 3600)),
+        };
+        add(Action::Ack, "ack", None, ack.into());
+        add(Action::Snooze { secs: SNOOZE_SECS }, "snooze", None, snooze);
+    }
+    for &n in order {
+        let label = match lang {
+            Lang::En => format!("Fixed by #{n}"),
+            Lang::Zh => format!("已由 #{n} 解决"),
+        };
+        let item = EvItem::Workaround(n);
+        add(
+            Action::Verdict {
+                item,
+                verdict: Verdict::Fixed,
+            },
+            "fixed",
+            Some(n),
+            label,
+        );
+    }
+    for &n in order {
+        let label = match lang {
+            Lang::En => format!("Tried #{n}: no effect"),
+            Lang::Zh => format!("已试 #{n}:无效"),
+        };
+        let item = EvItem::Workaround(n);
+        add(
+            Action::Verdict {
+                item,
+                verdict: Verdict::NoEffect,
+            },
+            "no_effect",
+            Some(n),
+            label,
+        );
+    }
+    out
+}
+
 /// An incident change as the outbox keeps it, in one language.
-pub fn item(inc: &Incident, kb: &Kb, lang: Lang, host: &str, sources: &[String]) -> Item {
+pub fn item(
+    inc: &Incident,
+    kb: &Kb,
+    lang: Lang,
+    host: &str,
+    sources: &[String],
+    extra: Extra<'_>,
+) -> Item {
     let e = kb.get(inc.entry);
     // The upstream's name comes from a log line: it is shown (and filled into commands)
     // without control characters, so no line break can start a mail header or a chat line.
@@ -279,22 +392,63 @@ pub fn item(inc: &Incident, kb: &Kb, lang: Lang, host: &str, sources: &[String])
         entry: e.id.clone(),
         entry_title: e.title.get(lang).to_string(),
         silenced: false,
+        links: Vec::new(),
+        recovery: inc
+            .recovery
+            .iter()
+            .map(|r| {
+                let what = match (lang, r.signal) {
+                    (Lang::En, s) => s.describe(),
+                    (Lang::Zh, crate::engine::event::Signal::NginxReload) => "nginx 重载",
+                    (Lang::Zh, crate::engine::event::Signal::ServerUp) => "服务器恢复 UP",
+                };
+                let server = r
+                    .server
+                    .as_deref()
+                    .map(|s| format!(" ({})", report::printable(s)))
+                    .unwrap_or_default();
+                let at = time(r.at_ms, inc.offset_secs);
+                match lang {
+                    Lang::En => format!("{what}{server} at {at}"),
+                    Lang::Zh => format!("{at} {what}{server}"),
+                }
+            })
+            .collect(),
     };
+    // The workarounds in the order to try them: the knowledge base's, moved by what happened
+    // here once there is enough of it (see `evidence::ranked`).
+    let local: Vec<Local> = (1..=e.workarounds.len())
+        .map(|n| {
+            extra
+                .local
+                .and_then(|l| l.get(&EvItem::Workaround(n)))
+                .copied()
+                .unwrap_or_default()
+        })
+        .collect();
+    let ranked = evidence::ranked(e, &local);
+    let mut incident = incident;
+    if let Some((signer, kind, now_ms)) = extra.links {
+        let order: Vec<usize> = ranked.iter().map(|(i, _)| i + 1).collect();
+        incident.links = links(&incident.key, &order, lang, signer, kind, now_ms);
+    }
     let entry = EntryView {
         id: e.id.clone(),
         title: e.title.get(lang).to_string(),
         root_cause: e.root_cause.get(lang).to_string(),
         fix_rate_pct: pct(e.fix_rate),
         confidence_pct: pct(e.confidence),
-        workarounds: e
-            .workarounds
+        workarounds: ranked
             .iter()
-            .enumerate()
-            .map(|(i, w)| WorkaroundView {
-                rank: i + 1,
-                success_pct: pct(w.success_rate),
-                text: w.render(lang, Some(&ph)),
-                command: w.command_for(&ph),
+            .map(|(i, est)| {
+                let w = &e.workarounds[*i];
+                WorkaroundView {
+                    rank: i + 1,
+                    success_pct: pct(w.success_rate),
+                    text: w.render(lang, Some(&ph)),
+                    command: w.command_for(&ph),
+                    here: evidence::here(&est.local, lang),
+                }
             })
             .collect(),
         dead_ends: e
@@ -386,7 +540,7 @@ pub fn view(
 ) -> AlertView {
     let items = incidents
         .iter()
-        .map(|i| item(i, kb, lang, host, sources))
+        .map(|i| item(i, kb, lang, host, sources, Extra::default()))
         .collect();
     compose(kind, host, lang, "gw-sample", items)
 }
@@ -415,6 +569,17 @@ pub const TEMPLATES: [(&str, &str); 6] = [
         include_str!("../../templates/discord.json.j2"),
     ),
 ];
+
+/// A link view's label and URL, from a template value.
+fn link_parts(v: &minijinja::Value) -> (String, String) {
+    let get = |k: &str| {
+        v.get_attr(k)
+            .ok()
+            .and_then(|x| x.as_str().map(str::to_string))
+            .unwrap_or_default()
+    };
+    (get("label"), get("url"))
+}
 
 /// Slack's mrkdwn needs `&`, `<` and `>` escaped, or log content could make links and
 /// mentions.
@@ -505,6 +670,15 @@ impl Templates {
                 .join(", ")
         });
         env.add_filter("truncate_chars", truncate);
+        // A one-click link in Slack's mrkdwn, and in Markdown (Discord, Teams).
+        env.add_filter("slack_link", |v: minijinja::Value| {
+            let (label, url) = link_parts(&v);
+            format!("<{url}|{}>", slack_escape(label))
+        });
+        env.add_filter("md_link", |v: minijinja::Value| {
+            let (label, url) = link_parts(&v);
+            format!("[{}]({url})", markdown_escape(label))
+        });
         env.add_filter("md", markdown_escape);
         env.add_filter("code_spans", |s: String| html_code_spans(&s));
         env.set_syntax(
@@ -662,5 +836,6 @@ pub fn sample(kb: &Kb) -> Option<Incident> {
             "203.0.113.7 - - [01/May/2024:12:00:03 +0000] \"GET /v1/orders HTTP/1.1\" 502 157 \"-\" \"curl/8.5.0\" api.example.com 10.0.1.5:8080 502 - - 0.000 0.001".into(),
         ],
         sources: vec![0],
+        recovery: Vec::new(),
     })
 }

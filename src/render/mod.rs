@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod chart;
+pub mod links;
 pub mod page;
 pub mod report;
 pub mod summary;

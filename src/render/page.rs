@@ -101,7 +101,19 @@ pub fn build<H: History>(input: &Input<'_>, history: anyhow::Result<Option<&H>>)
         Some(kb) => input
             .open
             .iter()
-            .map(|i| alert::item(i, kb, Lang::En, input.host, &names))
+            .map(|i| {
+                // What happened here to the entry's advice, when the state can tell.
+                let entry = &kb.get(i.entry).id;
+                let local = match &history {
+                    Ok(Some(h)) => h.local_record(entry).ok(),
+                    _ => None,
+                };
+                let extra = alert::Extra {
+                    local: local.as_ref(),
+                    links: None,
+                };
+                alert::item(i, kb, Lang::En, input.host, &names, extra)
+            })
             .collect(),
         None => Vec::new(),
     };

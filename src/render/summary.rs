@@ -8,6 +8,7 @@
 //! 23 or 25 hours.
 
 use crate::engine::event::Cause;
+use crate::engine::kb::evidence::{self, Item, Local};
 use crate::engine::kb::{Kb, Lang, Placeholders};
 use crate::engine::time::Zone;
 use anyhow::Context;
@@ -168,6 +169,11 @@ pub trait History {
     fn incidents_between(&self, start: i64, end: i64) -> anyhow::Result<Vec<Inc>>;
     /// Incidents that ended at or after `since` (Unix ms), the latest first, at most `limit`.
     fn ended_since(&self, since: i64, limit: usize) -> anyhow::Result<Vec<Inc>>;
+    /// Whether anyone said what was done about an incident (a verdict, from the command line
+    /// or a link).
+    fn has_feedback(&self, key: &str) -> anyhow::Result<bool>;
+    /// What happened here to an entry's workarounds and dead ends (issue 17).
+    fn local_record(&self, entry: &str) -> anyhow::Result<BTreeMap<Item, Local>>;
 }
 
 /// The last `n` hours up to `now_ms` (hour by hour, labelled in `zone`), and the causes of
@@ -271,6 +277,9 @@ pub struct IncidentRow {
     pub silenced: bool,
     /// `resolved`, or `open` (still failing when the report was made).
     pub ended: String,
+    /// Whether anyone said what fixed it (or what was tried).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub feedback: bool,
 }
 
 impl IncidentRow {
@@ -301,6 +310,7 @@ impl IncidentRow {
                 "open"
             }
             .to_string(),
+            feedback: false,
         }
     }
 }
@@ -311,9 +321,13 @@ pub struct EntryRow {
     pub title: String,
     pub incidents: u64,
     pub failures: u64,
-    /// The entry's most successful workaround, filled in for its first upstream.
+    /// The entry's most successful workaround (here, once local evidence says so), filled in
+    /// for its first upstream.
     pub first_step: String,
     pub first_step_pct: u32,
+    /// What happened to it here (`3 of 4 here`), if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_step_here: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -347,6 +361,10 @@ pub struct Report {
     pub upstreams: Vec<UpstreamRow>,
     pub incidents: Vec<IncidentRow>,
     pub entries: Vec<EntryRow>,
+    /// The day's incidents that ended without anyone saying what fixed them (reports from the
+    /// daemon's state only: nobody is asked about logs read offline).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub without_feedback: Vec<IncidentRow>,
 }
 
 /// What the report is about.
@@ -358,6 +376,8 @@ pub struct Options {
     pub lang: Lang,
     /// Now (Unix ms): incidents still open end here.
     pub now_ms: i64,
+    /// List the incidents nobody gave feedback on (the daemon's state; not `scan`).
+    pub feedback: bool,
 }
 
 /// Failures per cause over some hours: totals, colours and sparklines.
@@ -572,9 +592,16 @@ pub fn build(history: &impl History, kb: &Kb, o: &Options) -> anyhow::Result<Rep
             .map(|e| kb.get(e).title.get(o.lang).to_string())
             .unwrap_or_else(|| id.to_string())
     };
-    let incidents_out: Vec<IncidentRow> = incs
+    let mut incidents_out: Vec<IncidentRow> = Vec::with_capacity(incs.len());
+    for i in &incs {
+        let mut row = IncidentRow::new(i, title(&i.entry), &time, &duration);
+        row.feedback = history.has_feedback(&i.key)?;
+        incidents_out.push(row);
+    }
+    let without_feedback: Vec<IncidentRow> = incidents_out
         .iter()
-        .map(|i| IncidentRow::new(i, title(&i.entry), &time, &duration))
+        .filter(|r| o.feedback && !r.feedback && r.ended == "resolved" && !r.silenced)
+        .cloned()
         .collect();
 
     let mut entries: Vec<EntryRow> = Vec::new();
@@ -585,14 +612,28 @@ pub fn build(history: &impl History, kb: &Kb, o: &Options) -> anyhow::Result<Rep
                 e.failures += i.failures;
             }
             None => {
-                let (first_step, first_step_pct) = kb
+                // The first step in the order the alerts give it: the knowledge base's, moved
+                // by what happened here once there is enough of it.
+                let record = history.local_record(&i.entry)?;
+                let (first_step, first_step_pct, first_step_here) = kb
                     .find(&i.entry)
-                    .and_then(|id| kb.get(id).workarounds.first())
-                    .map(|w| {
-                        (
+                    .map(|id| kb.get(id))
+                    .and_then(|e| {
+                        let local: Vec<Local> = (1..=e.workarounds.len())
+                            .map(|n| {
+                                record
+                                    .get(&Item::Workaround(n))
+                                    .copied()
+                                    .unwrap_or_default()
+                            })
+                            .collect();
+                        let (n, est) = evidence::ranked(e, &local).into_iter().next()?;
+                        let w = &e.workarounds[n];
+                        Some((
                             w.render(o.lang, Some(&Placeholders::for_upstream(&i.upstream))),
                             (w.success_rate * 100.0).round() as u32,
-                        )
+                            evidence::here(&est.local, o.lang),
+                        ))
                     })
                     .unwrap_or_default();
                 entries.push(EntryRow {
@@ -602,6 +643,7 @@ pub fn build(history: &impl History, kb: &Kb, o: &Options) -> anyhow::Result<Rep
                     failures: i.failures,
                     first_step,
                     first_step_pct,
+                    first_step_here,
                 });
             }
         }
@@ -644,6 +686,7 @@ pub fn build(history: &impl History, kb: &Kb, o: &Options) -> anyhow::Result<Rep
         upstreams,
         incidents: incidents_out,
         entries,
+        without_feedback,
     })
 }
 
@@ -726,6 +769,9 @@ pub struct Words {
     pub n_incidents: &'static str,
     pub n_failures: &'static str,
     pub n_requests: &'static str,
+    /// The incidents nobody said anything about, and how to.
+    pub without_feedback: &'static str,
+    pub feedback_hint: &'static str,
 }
 
 pub fn words(lang: Lang) -> Words {
@@ -752,6 +798,8 @@ pub fn words(lang: Lang) -> Words {
             n_incidents: "incident(s)",
             n_failures: "failures",
             n_requests: "requests",
+            without_feedback: "Still without feedback (what fixed them?)",
+            feedback_hint: "Use the links of the resolved note, or: gatewatch incident resolve KEY --fixed-by N",
         },
         Lang::Zh => Words {
             title: "每日摘要",
@@ -775,6 +823,8 @@ pub fn words(lang: Lang) -> Words {
             n_incidents: "次故障",
             n_failures: "次失败",
             n_requests: "个请求",
+            without_feedback: "尚无反馈的故障(是什么解决了问题?)",
+            feedback_hint: "使用恢复通知中的链接,或运行:gatewatch incident resolve KEY --fixed-by N",
         },
     }
 }

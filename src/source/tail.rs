@@ -358,6 +358,20 @@ impl Tailer {
                 self.draining.push(r);
             }
         }
+        // The followed file was rotated while gatewatch was down: files rotated after it are
+        // read too (the newest, at the path, by the first poll).
+        let moved = checkpoints
+            .iter()
+            .filter(|cp| cp.role == Role::Current)
+            .find_map(|cp| {
+                self.draining
+                    .iter()
+                    .find(|r| r.id == cp.id || r.fp == cp.fingerprint && r.offset == cp.offset)
+                    .and_then(|r| r.file.metadata().ok())
+            });
+        if let Some(anchor) = moved {
+            self.rotated_since(&anchor, notices);
+        }
     }
 
     /// A rotated sibling (not the path itself) with this inode.
@@ -367,6 +381,66 @@ impl Tailer {
             let m = f.metadata().ok()?;
             (m.is_file() && file_id(&m) == id).then_some((f, p))
         })
+    }
+
+    /// Rotated siblings (`access.log.1`, `access.log-20240501`) that came after `anchor` —
+    /// the file whose content was being read, now rotated away — and are neither open nor the
+    /// file at the path: a log rotated more than once between two looks (while gatewatch was
+    /// down or busy) left them in between. They are read from their start, oldest first, after
+    /// the files already draining.
+    ///
+    /// "Came after" is strict on both times: created after the anchor (an older rotated file,
+    /// written late by the proxy, is not) and last written after it (a copy of the anchor's
+    /// earlier content, made by copytruncate, is not). Without creation times (a file system
+    /// that keeps none) nothing is added.
+    fn rotated_since(&mut self, anchor: &fs::Metadata, notices: &mut Vec<Notice>) {
+        let (Ok(born), Ok(written)) = (anchor.created(), anchor.modified()) else {
+            return;
+        };
+        let path_id = fs::metadata(&self.path).ok().map(|m| file_id(&m));
+        let known: Vec<FileId> = self
+            .current
+            .iter()
+            .chain(&self.draining)
+            .map(|r| r.id)
+            .chain(path_id)
+            .collect();
+        let mut found: Vec<(std::time::SystemTime, Reading)> = self
+            .siblings()
+            .into_iter()
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| super::file::looks_rotated(&n.to_string_lossy()))
+            })
+            .filter_map(|p| {
+                let file = File::open(&p).ok()?;
+                let m = file.metadata().ok()?;
+                let modified = m.modified().ok()?;
+                let later = m.created().ok()? > born && modified > written;
+                let id = file_id(&m);
+                (m.is_file() && !known.contains(&id) && later).then(|| {
+                    let mut r = Reading {
+                        file,
+                        id,
+                        fp: Fingerprint::default(),
+                        offset: 0,
+                        skipping: false,
+                        last_growth: Instant::now(),
+                        name: p,
+                    };
+                    refresh_fingerprint(&mut r);
+                    (modified, r)
+                })
+            })
+            .collect();
+        found.sort_by_key(|(t, _)| *t);
+        for (_, r) in found {
+            notices.push(Notice::Opened {
+                file: r.name.clone(),
+                offset: 0,
+            });
+            self.draining.push(r);
+        }
     }
 
     /// Reads what is new: checks the path for rotation and truncation, reads rotated-away files
@@ -423,10 +497,15 @@ impl Tailer {
         let meta = match fs::metadata(&self.path) {
             Ok(m) if m.is_file() => m,
             _ => {
-                // Gone (deleted or renamed away): read what is left of the open file.
+                // Gone (deleted or renamed away): read what is left of the open file, and of
+                // any rotated after it.
                 if let Some(r) = self.current.take() {
                     notices.push(Notice::Rotated { old: r.id });
+                    let anchor = r.file.metadata().ok();
                     self.draining.push(r);
+                    if let Some(anchor) = anchor {
+                        self.rotated_since(&anchor, notices);
+                    }
                 }
                 return;
             }
@@ -435,10 +514,15 @@ impl Tailer {
         match &self.current {
             Some(r) if r.id == id => return,
             Some(_) => {
-                // Rotated: the old file is read to its end, the new one from its start.
+                // Rotated: the old file is read to its end, the new one from its start, and
+                // any rotated in between (more than one rotation since the last look) too.
                 let r = self.current.take().expect("current");
                 notices.push(Notice::Rotated { old: r.id });
+                let anchor = r.file.metadata().ok();
                 self.draining.push(r);
+                if let Some(anchor) = anchor {
+                    self.rotated_since(&anchor, notices);
+                }
             }
             None => {}
         }
@@ -495,6 +579,7 @@ impl Tailer {
         if let Some((file, name, cid)) = copy
             && !self.draining.iter().any(|d| d.id == cid)
         {
+            let anchor = file.metadata().ok();
             self.draining.push(Reading {
                 file,
                 id: cid,
@@ -504,6 +589,10 @@ impl Tailer {
                 last_growth: Instant::now(),
                 name,
             });
+            // Copied and truncated more than once since the last look: the later copies.
+            if let Some(anchor) = anchor {
+                self.rotated_since(&anchor, notices);
+            }
         }
         notices.push(Notice::Truncated { continued_in });
         let r = self.current.as_mut().expect("current");
@@ -751,6 +840,53 @@ mod tests {
         append(&p, "d\n");
         let mut t = tailer(&p, &cps, Start::End);
         assert_eq!(lines(&mut t), ["c", "d"]);
+    }
+
+    #[test]
+    fn two_rotations_while_down_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("access.log");
+        // An older rotated file and an unrelated log that only shares the prefix.
+        append(&dir.path().join("access.log.3"), "old\n");
+        append(&p, "a\n");
+        let mut t = tailer(&p, &[], Start::Beginning);
+        assert_eq!(lines(&mut t), ["a"]);
+        let cps = t.checkpoints();
+        drop(t);
+        append(&p, "b\n");
+        fs::rename(&p, dir.path().join("access.log.2")).unwrap();
+        // File times are kept at the kernel's tick: the next file is written a tick later.
+        std::thread::sleep(Duration::from_millis(20));
+        append(&p, "c\n");
+        fs::rename(&p, dir.path().join("access.log.1")).unwrap();
+        append(&p, "d\n");
+        append(&dir.path().join("access.log-api"), "another log\n");
+        let mut t = tailer(&p, &cps, Start::End);
+        assert_eq!(lines(&mut t), ["b", "c", "d"]);
+    }
+
+    #[test]
+    fn two_rotations_between_two_looks_lose_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("access.log");
+        append(&p, "a\n");
+        let mut t = tailer(&p, &[], Start::Beginning);
+        assert_eq!(lines(&mut t), ["a"]);
+        append(&p, "b\n");
+        fs::rename(&p, dir.path().join("access.log.1")).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        append(&p, "c\n");
+        fs::rename(
+            dir.path().join("access.log.1"),
+            dir.path().join("access.log.2"),
+        )
+        .unwrap();
+        fs::rename(&p, dir.path().join("access.log.1")).unwrap();
+        append(&p, "d\n");
+        assert_eq!(lines(&mut t), ["b", "c", "d"]);
+        // Nothing read twice afterwards.
+        append(&p, "e\n");
+        assert_eq!(lines(&mut t), ["e"]);
     }
 
     #[test]

@@ -28,6 +28,29 @@ impl History for Connection {
         let rows = stmt.query_map(params![since, limit as i64], incident)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    fn has_feedback(&self, key: &str) -> anyhow::Result<bool> {
+        if !super::has_table(self, "outcomes")? {
+            return Ok(false);
+        }
+        Ok(self
+            .prepare_cached(
+                "SELECT 1 FROM outcomes WHERE incident = ?1 AND via != 'automatic' AND verdict != 'not_tried'",
+            )?
+            .exists(params![key])?)
+    }
+
+    fn local_record(
+        &self,
+        entry: &str,
+    ) -> anyhow::Result<
+        std::collections::BTreeMap<
+            crate::engine::kb::evidence::Item,
+            crate::engine::kb::evidence::Local,
+        >,
+    > {
+        Ok(super::outcomes::local_record(self, entry)?)
+    }
 }
 
 /// An `incidents` row of the columns the queries here select, in that order.

@@ -41,11 +41,24 @@ pub const FILE_NAME: &str = "gatewatch.db";
 
 /// Columns added to tables since schema 1 (`CREATE TABLE IF NOT EXISTS` leaves an existing
 /// table as it was): (table, column, its declaration).
-const ADDED_COLUMNS: [(&str, &str, &str); 1] = [("checkpoints", "size", "INTEGER")];
+const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
+    ("checkpoints", "size", "INTEGER"),
+    // Schema 7: an incident acknowledged (no more reminders), a silence scoped to one incident.
+    ("incidents", "acked_ms", "INTEGER"),
+    ("incidents", "acked_by", "TEXT"),
+    ("silences", "incident", "TEXT"),
+];
 
 pub(crate) fn has_table(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
     conn.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
         .exists(params![table])
+}
+
+pub(crate) fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    conn.prepare(&format!(
+        "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+    ))?
+    .exists(params![column])
 }
 
 /// Brings the tables of an older state file up to this schema, in one transaction.
@@ -55,12 +68,7 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         if !has_table(&tx, table)? {
             continue;
         }
-        let has = tx
-            .prepare(&format!(
-                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
-            ))?
-            .exists(params![column])?;
-        if !has {
+        if !has_column(&tx, table, column)? {
             tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
         }
     }
@@ -130,7 +138,7 @@ const WAL_PAGES: i64 = 256;
 const WAL_LIMIT: u64 = 1 << 20;
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = "
 -- Where reading stands in every source, as the source wrote it (a followed file: JSON, one
@@ -177,7 +185,9 @@ CREATE TABLE IF NOT EXISTS incidents (
     silenced    INTEGER NOT NULL,     -- 1: a silence or maintenance window covered it
     silenced_by TEXT,
     notified_ms INTEGER NOT NULL,     -- when it was last announced (renotify), Unix ms
-    data        TEXT    NOT NULL      -- the incident as JSON, to take it back after a restart
+    data        TEXT    NOT NULL,     -- the incident as JSON, to take it back after a restart
+    acked_ms    INTEGER,              -- acknowledged (Unix ms): no more reminders
+    acked_by    TEXT
 );
 CREATE INDEX IF NOT EXISTS incidents_open ON incidents (closed_ms);
 -- Messages: one row per incident change and channel; sent in id order per channel.
@@ -233,7 +243,15 @@ CREATE TABLE IF NOT EXISTS silences (
     starts      INTEGER NOT NULL,     -- Unix ms
     ends        INTEGER NOT NULL,
     reason      TEXT    NOT NULL,
-    created_by  TEXT
+    created_by  TEXT,
+    incident    TEXT                  -- incidents.key: a snooze of that incident alone
+);
+-- The signed links of alerts that were followed (each works once), by their signature.
+CREATE TABLE IF NOT EXISTS link_uses (
+    sig         TEXT    PRIMARY KEY,
+    incident    TEXT    NOT NULL,
+    action      TEXT    NOT NULL,
+    used_ms     INTEGER NOT NULL
 );
 ";
 

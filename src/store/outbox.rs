@@ -82,11 +82,12 @@ fn change_of(kind: AlertKind) -> Option<policy::Change> {
 
 /// What the state holds of an incident, by key.
 fn recorded(conn: &Connection, key: &str) -> rusqlite::Result<Option<Recorded>> {
-    conn.prepare_cached("SELECT silenced, closed_ms FROM incidents WHERE key = ?1")?
+    conn.prepare_cached("SELECT silenced, closed_ms, acked_ms FROM incidents WHERE key = ?1")?
         .query_row(params![key], |r| {
             Ok(Recorded {
                 silenced: r.get::<_, i64>(0)? != 0,
                 closed: r.get::<_, Option<i64>>(1)?.is_some(),
+                acked: r.get::<_, Option<i64>>(2)?.is_some(),
             })
         })
         .optional()
@@ -115,10 +116,11 @@ pub fn decide(
         silenced_in_memory.get(&key).map(|s| Recorded {
             silenced: *s,
             closed: false,
+            acked: false,
         })
     });
     let verdict = policy::decide(change, row, || {
-        silenced_by(conn, a.maintenance, &inc.upstream, entry, a.now_ms)
+        silenced_by(conn, a.maintenance, &key, &inc.upstream, entry, a.now_ms)
             .unwrap_or(None)
             .is_some()
     });
@@ -144,12 +146,16 @@ pub struct Alerting<'a> {
     pub now_ms: i64,
     /// What the delivery journal says was delivered already (a state lost since).
     pub delivered: &'a super::journal::Delivered,
+    /// Signs the alerts' one-click links (`[http] public_url`); `None`: no links.
+    pub links: Option<&'a crate::render::links::Signer>,
 }
 
-/// The silence or maintenance window covering an incident now, if any.
+/// The silence or maintenance window covering an incident now, if any (`key`: the incident's,
+/// for the silences scoped to one incident, its snoozes).
 pub fn silenced_by(
     conn: &Connection,
     maintenance: &[Maintenance],
+    key: &str,
     upstream: &str,
     entry: &str,
     now_ms: i64,
@@ -163,9 +169,9 @@ pub fn silenced_by(
     // The silences in force now, matched with the same glob as maintenance windows.
     let mut stmt = conn.prepare_cached(
         "SELECT id, reason, upstream, entry FROM silences
-         WHERE starts <= ?1 AND ends > ?1 ORDER BY id",
+         WHERE starts <= ?1 AND ends > ?1 AND (incident IS NULL OR incident = ?2) ORDER BY id",
     )?;
-    let mut rows = stmt.query(params![now_ms])?;
+    let mut rows = stmt.query(params![now_ms, key])?;
     while let Some(r) = rows.next()? {
         let (id, reason, up, en): (i64, String, String, Option<String>) =
             (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
@@ -207,7 +213,7 @@ pub fn record(tx: &Transaction<'_>, a: &Alerting<'_>, notices: &[Notice]) -> any
         // Asked at most once, by the policy; kept for the incident's row.
         let mut silence: rusqlite::Result<Option<String>> = Ok(None);
         let verdict = policy::decide(change, recorded(tx, &key)?, || {
-            silence = silenced_by(tx, a.maintenance, &inc.upstream, entry, a.now_ms);
+            silence = silenced_by(tx, a.maintenance, &key, &inc.upstream, entry, a.now_ms);
             silence.as_ref().is_ok_and(Option::is_some)
         });
         let silence = silence?;
@@ -244,6 +250,7 @@ pub fn record(tx: &Transaction<'_>, a: &Alerting<'_>, notices: &[Notice]) -> any
                     .execute(params![key, a.now_ms])?;
             }
             Verdict::Resolve { .. } => {
+                followed(tx, a.kb, &key, inc)?;
                 tx.prepare_cached(
                     "UPDATE incidents SET closed_ms = ?2, end_ms = ?3, failures = ?4, requests = ?5,
                         peak = ?6, data = ?7 WHERE key = ?1",
@@ -264,8 +271,14 @@ pub fn record(tx: &Transaction<'_>, a: &Alerting<'_>, notices: &[Notice]) -> any
         if !send {
             continue;
         }
+        // What happened here to the entry's advice, shown beside the knowledge base's rates.
+        let local = super::outcomes::local_record(tx, entry)?;
+        let extra = alert::Extra {
+            local: Some(&local),
+            links: a.links.map(|s| (s, n.kind, a.now_ms)),
+        };
         for (channel, lang) in a.channels {
-            let item = alert::item(inc, a.kb, *lang, a.host, a.sources);
+            let item = alert::item(inc, a.kb, *lang, a.host, a.sources, extra);
             let item = serde_json::to_string(&item)?;
             let journaled =
                 a.delivered
@@ -300,6 +313,45 @@ pub fn record(tx: &Transaction<'_>, a: &Alerting<'_>, notices: &[Notice]) -> any
                 )?
                 .execute(params![channel, key, n.kind.as_str(), item, a.now_ms])?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// Records, for a closed incident, what its recovery followed (an nginx reload, its server
+/// back UP) against the entry's items that the logs show that way (`seen_as`): weak evidence,
+/// given by gatewatch itself.
+fn followed(tx: &Transaction<'_>, kb: &Kb, key: &str, inc: &Incident) -> anyhow::Result<()> {
+    let e = kb.get(inc.entry);
+    for r in &inc.recovery {
+        let items = e
+            .workarounds
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.seen_as.contains(&r.signal))
+            .map(|(i, _)| super::outcomes::Item::Workaround(i + 1))
+            .chain(
+                e.dead_ends
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, d)| d.seen_as.contains(&r.signal))
+                    .map(|(i, _)| super::outcomes::Item::DeadEnd(i + 1)),
+            );
+        let at = crate::engine::event::Timestamp::new(r.at_ms, inc.offset_secs).to_rfc3339();
+        let note = format!(
+            "recovery followed {}{} at {at}",
+            r.signal.describe(),
+            r.server
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default()
+        );
+        for item in items {
+            tx.prepare_cached(
+                "INSERT INTO outcomes (incident, entry, item, verdict, who, via, note, at_ms)
+                 VALUES (?1, ?2, ?3, 'followed', 'gatewatch', 'automatic', ?4, ?5)",
+            )?
+            .execute(params![key, e.id, item.name(), note, r.at_ms])?;
         }
     }
     Ok(())
@@ -628,7 +680,8 @@ pub fn prune(conn: &Connection, now_ms: i64) -> rusqlite::Result<usize> {
     Ok(conn.execute(
         "DELETE FROM outbox WHERE state IN ('sent', 'failed') AND done < ?1",
         params![before],
-    )? + conn.execute("DELETE FROM silences WHERE ends < ?1", params![before])?)
+    )? + conn.execute("DELETE FROM silences WHERE ends < ?1", params![before])?
+        + conn.execute("DELETE FROM link_uses WHERE used_ms < ?1", params![before])?)
 }
 
 /// A silence as stored.
@@ -641,22 +694,30 @@ pub struct Silence {
     pub ends_ms: i64,
     pub reason: String,
     pub created_by: Option<String>,
+    /// The one incident it covers (a snooze); `None`: every incident it matches.
+    pub incident: Option<String>,
 }
 
 pub fn add_silence(conn: &Connection, s: &Silence) -> rusqlite::Result<i64> {
     conn.execute(
-        "INSERT INTO silences (upstream, entry, starts, ends, reason, created_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![s.upstream, s.entry, s.starts_ms, s.ends_ms, s.reason, s.created_by],
+        "INSERT INTO silences (upstream, entry, starts, ends, reason, created_by, incident) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![s.upstream, s.entry, s.starts_ms, s.ends_ms, s.reason, s.created_by, s.incident],
     )?;
     Ok(conn.last_insert_rowid())
 }
 
 /// Silences that have not ended (or all, with `all`).
 pub fn silences(conn: &Connection, now_ms: i64, all: bool) -> rusqlite::Result<Vec<Silence>> {
-    let mut stmt = conn.prepare(
-        "SELECT id, upstream, entry, starts, ends, reason, created_by FROM silences
-         WHERE ?1 OR ends > ?2 ORDER BY id",
-    )?;
+    // A state of schema 6 read before the daemon upgraded it has no snoozes.
+    let incident = if super::has_column(conn, "silences", "incident")? {
+        "incident"
+    } else {
+        "NULL"
+    };
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, upstream, entry, starts, ends, reason, created_by, {incident} FROM silences
+         WHERE ?1 OR ends > ?2 ORDER BY id"
+    ))?;
     stmt.query_map(params![all, now_ms], |r| {
         Ok(Silence {
             id: r.get(0)?,
@@ -666,6 +727,7 @@ pub fn silences(conn: &Connection, now_ms: i64, all: bool) -> rusqlite::Result<V
             ends_ms: r.get(4)?,
             reason: r.get(5)?,
             created_by: r.get(6)?,
+            incident: r.get(7)?,
         })
     })?
     .collect()

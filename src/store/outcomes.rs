@@ -3,63 +3,55 @@
 //! how; and the local record they make for each item of an entry.
 
 use super::State;
-use crate::engine::kb::evidence::Local;
+pub use crate::engine::kb::evidence::{Item, Local, Verdict};
+use crate::render::links::Action;
 use crate::render::summary::Inc;
 use anyhow::Context;
-use rusqlite::params;
+use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::BTreeMap;
 
-/// What a workaround (or dead end) did in one incident.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// It fixed the failure.
-    Fixed,
-    /// It was tried and changed nothing.
-    NoEffect,
-    /// It was not tried (takes back an earlier verdict).
-    NotTried,
-}
-
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Fixed => "fixed",
-            Verdict::NoEffect => "no_effect",
-            Verdict::NotTried => "not_tried",
+/// The local record of an entry's items: for each, in how many incidents it was tried and
+/// in how many it fixed the failure, counting each incident's last verdict on it. A verdict
+/// seen in the logs (`followed`) never replaces one a person gave, whatever their order.
+pub fn local_record(conn: &Connection, entry: &str) -> rusqlite::Result<BTreeMap<Item, Local>> {
+    if !super::has_table(conn, "outcomes")? {
+        return Ok(BTreeMap::new());
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT incident, item, verdict FROM outcomes WHERE entry = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map(params![entry], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut last: std::collections::HashMap<(String, Item), Verdict> = Default::default();
+    for row in rows {
+        let (incident, item, verdict) = row?;
+        let (Some(item), Some(verdict)) = (Item::parse(&item), Verdict::from_name(&verdict)) else {
+            continue;
+        };
+        let slot = last.entry((incident, item)).or_insert(verdict);
+        if verdict != Verdict::Followed || *slot == Verdict::Followed {
+            *slot = verdict;
         }
     }
-
-    pub fn from_name(s: &str) -> Option<Verdict> {
-        [Verdict::Fixed, Verdict::NoEffect, Verdict::NotTried]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-    }
-}
-
-/// An item of an entry's advice, by its place in the entry (1-based, as alerts number them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Item {
-    Workaround(usize),
-    DeadEnd(usize),
-}
-
-impl Item {
-    pub fn name(self) -> String {
-        match self {
-            Item::Workaround(n) => format!("workaround:{n}"),
-            Item::DeadEnd(n) => format!("dead_end:{n}"),
+    let mut out: BTreeMap<Item, Local> = BTreeMap::new();
+    for ((_, item), verdict) in last {
+        let l = out.entry(item).or_default();
+        match verdict {
+            Verdict::Fixed => {
+                l.tried += 1;
+                l.fixed += 1;
+            }
+            Verdict::NoEffect => l.tried += 1,
+            Verdict::Followed => l.followed += 1,
+            Verdict::NotTried => {}
         }
     }
-
-    pub fn parse(s: &str) -> Option<Item> {
-        let (kind, n) = s.split_once(':')?;
-        let n: usize = n.parse().ok().filter(|&n| n > 0)?;
-        match kind {
-            "workaround" => Some(Item::Workaround(n)),
-            "dead_end" => Some(Item::DeadEnd(n)),
-            _ => None,
-        }
-    }
+    Ok(out)
 }
 
 /// One verdict as given.
@@ -76,7 +68,133 @@ pub struct Outcome {
     pub at_ms: i64,
 }
 
+/// What an action on an incident (a link followed, `incident ack`/`snooze`) did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Acted {
+    /// Done; what it did, in words.
+    Done(String),
+    /// The link was followed before (each works once).
+    Used,
+    /// The state has no such incident.
+    NoIncident,
+    /// The incident has ended: there is nothing to acknowledge or snooze.
+    Ended,
+}
+
 impl State {
+    /// Acts on an incident, in one transaction: acknowledges it, snoozes it (a silence of it
+    /// alone), or records a verdict on one of its entry's items. `once`: the signature of the
+    /// link that asked, which works only once.
+    pub fn act(
+        &mut self,
+        key: &str,
+        action: &Action,
+        who: &str,
+        via: &str,
+        once: Option<&str>,
+        now_ms: i64,
+    ) -> anyhow::Result<Acted> {
+        let tx = self.conn.transaction()?;
+        let row: Option<(String, Option<i64>, Option<i64>)> = tx
+            .prepare_cached("SELECT entry, closed_ms, acked_ms FROM incidents WHERE key = ?1")?
+            .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((entry, closed, acked)) = row else {
+            return Ok(Acted::NoIncident);
+        };
+        if closed.is_some() && matches!(action, Action::Ack | Action::Snooze { .. }) {
+            return Ok(Acted::Ended);
+        }
+        if let Some(sig) = once {
+            let fresh = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO link_uses (sig, incident, action, used_ms) VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![sig, key, action.code(), now_ms])?;
+            if fresh == 0 {
+                return Ok(Acted::Used);
+            }
+        }
+        let done = match action {
+            Action::Ack => {
+                if acked.is_none() {
+                    tx.prepare_cached(
+                        "UPDATE incidents SET acked_ms = ?2, acked_by = ?3 WHERE key = ?1",
+                    )?
+                    .execute(params![key, now_ms, who])?;
+                }
+                format!("{key} acknowledged: no more reminders until it ends")
+            }
+            Action::Snooze { secs } => {
+                let until = now_ms + i64::from(*secs) * 1000;
+                super::outbox::add_silence(
+                    &tx,
+                    &super::outbox::Silence {
+                        id: 0,
+                        upstream: "*".into(),
+                        entry: None,
+                        starts_ms: now_ms,
+                        ends_ms: until,
+                        reason: format!("snooze of {key}"),
+                        created_by: Some(format!("{who} via {via}")),
+                        incident: Some(key.to_string()),
+                    },
+                )?;
+                format!(
+                    "{key} snoozed for {}: no reminders until then",
+                    humantime::format_duration(std::time::Duration::from_secs(u64::from(*secs)))
+                )
+            }
+            Action::Verdict { item, verdict } => {
+                tx.prepare_cached(
+                    "INSERT INTO outcomes (incident, entry, item, verdict, who, via, note, at_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7)",
+                )?
+                .execute(params![
+                    key,
+                    entry,
+                    item.name(),
+                    verdict.as_str(),
+                    who,
+                    via,
+                    now_ms
+                ])?;
+                format!("{key}: {} {}", item.name(), verdict.as_str())
+            }
+        };
+        tx.commit().context("recording the action")?;
+        Ok(Acted::Done(done))
+    }
+
+    /// When a link (by its signature) was followed, if it was.
+    pub fn link_used(&self, sig: &str) -> anyhow::Result<Option<i64>> {
+        if !super::has_table(&self.conn, "link_uses")? {
+            return Ok(None);
+        }
+        Ok(self
+            .conn
+            .prepare_cached("SELECT used_ms FROM link_uses WHERE sig = ?1")?
+            .query_row(params![sig], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// When and by whom an incident was acknowledged, if it was.
+    pub fn acked(&self, key: &str) -> anyhow::Result<Option<(i64, String)>> {
+        if !super::has_column(&self.conn, "incidents", "acked_ms")? {
+            return Ok(None);
+        }
+        Ok(self
+            .conn
+            .prepare_cached("SELECT acked_ms, acked_by FROM incidents WHERE key = ?1")?
+            .query_row(params![key], |r| {
+                Ok(r.get::<_, Option<i64>>(0)?
+                    .map(|at| (at, r.get::<_, Option<String>>(1).ok().flatten())))
+            })
+            .optional()?
+            .flatten()
+            .map(|(at, by)| (at, by.unwrap_or_default())))
+    }
+
     /// Records verdicts, all or none.
     pub fn record_outcomes(&mut self, outcomes: &[Outcome]) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
@@ -142,40 +260,23 @@ impl State {
         Ok(out)
     }
 
-    /// The local record of an entry's items: for each, in how many incidents it was tried and
-    /// in how many it fixed the failure, counting each incident's last verdict on it.
+    /// The local record of an entry's items (see [`local_record`]).
     pub fn local_record(&self, entry: &str) -> anyhow::Result<BTreeMap<Item, Local>> {
-        if !super::has_table(&self.conn, "outcomes")? {
-            return Ok(BTreeMap::new());
-        }
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT o.item, o.verdict FROM outcomes o
-             WHERE o.entry = ?1 AND o.id = (
-                 SELECT MAX(id) FROM outcomes
-                 WHERE incident = o.incident AND entry = o.entry AND item = o.item
-             )",
-        )?;
-        let rows = stmt.query_map(params![entry], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let mut out: BTreeMap<Item, Local> = BTreeMap::new();
-        for row in rows {
-            let (item, verdict) = row?;
-            let (Some(item), Some(verdict)) = (Item::parse(&item), Verdict::from_name(&verdict))
-            else {
-                continue;
-            };
-            let l = out.entry(item).or_default();
-            match verdict {
-                Verdict::Fixed => {
-                    l.tried += 1;
-                    l.fixed += 1;
-                }
-                Verdict::NoEffect => l.tried += 1,
-                Verdict::NotTried => {}
-            }
-        }
-        Ok(out)
+        Ok(local_record(&self.conn, entry)?)
+    }
+
+    /// An incident as the detector saw it (its sample lines, statuses, causes), by its key.
+    pub fn incident_data(
+        &self,
+        key: &str,
+    ) -> anyhow::Result<Option<crate::engine::detect::Incident>> {
+        let data: Option<String> = self
+            .conn
+            .prepare_cached("SELECT data FROM incidents WHERE key = ?1")?
+            .query_row(params![key], |r| r.get(0))
+            .optional()?;
+        data.map(|d| serde_json::from_str(&d).context("reading the incident's data"))
+            .transpose()
     }
 
     /// One recorded incident, by its key.
@@ -231,9 +332,9 @@ mod tests {
         st.record_outcomes(&[outcome("gw-2", Item::Workaround(2), Verdict::NotTried, 5)])
             .unwrap();
         let record = st.local_record("api/x").unwrap();
-        assert_eq!(record[&Item::Workaround(1)], Local { tried: 1, fixed: 0 });
-        assert_eq!(record[&Item::Workaround(2)], Local { tried: 1, fixed: 1 });
-        assert_eq!(record[&Item::DeadEnd(1)], Local { tried: 1, fixed: 0 });
+        assert_eq!(record[&Item::Workaround(1)], Local::new(1, 0));
+        assert_eq!(record[&Item::Workaround(2)], Local::new(1, 1));
+        assert_eq!(record[&Item::DeadEnd(1)], Local::new(1, 0));
         assert_eq!(st.outcomes("gw-2").unwrap().len(), 3);
         assert!(st.local_record("api/other").unwrap().is_empty());
     }

@@ -53,6 +53,59 @@ pub fn sample_view(kb: &Kb, kind: AlertKind, lang: Lang) -> AlertView {
     )
 }
 
+/// The sample with what this installation learned: a local record (#3 worked six times out
+/// of six, #1 never, #2 once and recovery followed it twice), the signed one-click links, and
+/// for a resolved note what the recovery followed.
+pub fn learned_view(kb: &Kb, kind: AlertKind, lang: Lang) -> AlertView {
+    use gatewatch::engine::kb::evidence::{Item, Local};
+    let mut inc = alert::sample(kb).unwrap();
+    if kind == AlertKind::Resolved {
+        inc.closed_ms = Some(inc.end_ms + 60_000);
+        inc.recovery = vec![gatewatch::engine::recovery::Recovery {
+            signal: gatewatch::engine::event::Signal::NginxReload,
+            at_ms: inc.end_ms - 2_000,
+            server: None,
+        }];
+    }
+    let mut local = std::collections::BTreeMap::new();
+    local.insert(Item::Workaround(3), Local::new(6, 6));
+    local.insert(Item::Workaround(1), Local::new(6, 0));
+    local.insert(
+        Item::Workaround(2),
+        Local {
+            tried: 1,
+            fixed: 1,
+            followed: 2,
+        },
+    );
+    let signer = gatewatch::render::links::Signer::new(
+        b"a snapshot key of 32 bytes......",
+        "https://gw.example.com",
+        7 * 86_400,
+    );
+    let item = alert::item(
+        &inc,
+        kb,
+        lang,
+        "proxy-1.example.com",
+        &["/var/log/nginx/access.log".to_string()],
+        alert::Extra {
+            local: Some(&local),
+            links: Some((&signer, kind, 1_714_565_400_000)),
+        },
+    );
+    alert::compose(kind, "proxy-1.example.com", lang, "gw-sample", vec![item])
+}
+
+/// The view a snapshot is named for: the sample, or with `.learned` the learned one.
+pub fn named_view(kb: &Kb, kind: AlertKind, lang: Lang, name: &str) -> AlertView {
+    if name.contains(".learned") {
+        learned_view(kb, kind, lang)
+    } else {
+        sample_view(kb, kind, lang)
+    }
+}
+
 const NOW: &str = "2024-05-01T12:10:00+00:00";
 
 #[test]
@@ -63,8 +116,11 @@ fn every_rendered_form_matches_its_snapshot() {
         (AlertKind::Opened, Lang::En, "opened"),
         (AlertKind::Resolved, Lang::En, "resolved"),
         (AlertKind::Opened, Lang::Zh, "opened.zh"),
+        (AlertKind::Opened, Lang::En, "opened.learned"),
+        (AlertKind::Resolved, Lang::En, "resolved.learned"),
+        (AlertKind::Opened, Lang::Zh, "opened.zh.learned"),
     ] {
-        let v = sample_view(&kb, kind, lang);
+        let v = named_view(&kb, kind, lang, suffix);
         snapshot(&format!("console.{suffix}.txt"), &t.console(&v).unwrap());
         let mail = t.email(&v).unwrap();
         snapshot(

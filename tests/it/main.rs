@@ -19,6 +19,7 @@ mod fuzz_regressions;
 mod golden;
 mod kb;
 mod layers;
+mod links;
 mod outcomes;
 mod props;
 mod proxies;

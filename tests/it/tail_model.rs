@@ -17,6 +17,9 @@ enum Op {
     Rotate,
     /// The proxy, not yet told to reopen its log, writes on into the renamed file.
     WriteRotated(u8),
+    /// Two rename rotations before the tailer looks again (or while it is stopped): the log
+    /// in between, with this many lines, was never seen at the path.
+    RotateTwice(u8),
     /// logrotate's copytruncate: copy the log, then truncate it.
     CopyTruncate,
     /// Delete the log (a new one appears with the next write).
@@ -31,6 +34,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (1u8..6).prop_map(Op::Write),
         1 => Just(Op::Rotate),
+        1 => (1u8..4).prop_map(Op::RotateTwice),
         1 => (1u8..4).prop_map(Op::WriteRotated),
         1 => Just(Op::CopyTruncate),
         1 => Just(Op::Delete),
@@ -109,6 +113,29 @@ impl Model<'_> {
                 self.rotations += 1;
                 let to = self.dir.join(format!("access.log-{}", self.rotations));
                 fs::rename(&self.log, &to).unwrap();
+                self.rotated_unread = Some(to);
+            }
+            Op::RotateTwice(n) if self.log.exists() && self.seen => {
+                // File times move at the kernel's tick: each file is written a tick after the
+                // one before, as rotations a day (or a minute) apart are.
+                let tick = || std::thread::sleep(Duration::from_millis(10));
+                self.rotations += 1;
+                fs::rename(
+                    &self.log,
+                    self.dir.join(format!("access.log-{}", self.rotations)),
+                )
+                .unwrap();
+                tick();
+                let mut f = fs::File::create(&self.log).unwrap();
+                for _ in 0..*n {
+                    writeln!(f, "line {}", self.next_id).unwrap();
+                    self.next_id += 1;
+                }
+                drop(f);
+                self.rotations += 1;
+                let to = self.dir.join(format!("access.log-{}", self.rotations));
+                fs::rename(&self.log, &to).unwrap();
+                tick();
                 self.rotated_unread = Some(to);
             }
             Op::WriteRotated(n) => {

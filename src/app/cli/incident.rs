@@ -4,7 +4,8 @@
 
 use super::*;
 use crate::engine::kb::evidence::{self, Local};
-use crate::store::outcomes::{Item, Outcome, Verdict};
+use crate::render::links::Action;
+use crate::store::outcomes::{Acted, Item, Outcome, Verdict};
 use std::collections::BTreeMap;
 
 #[derive(Subcommand, Debug)]
@@ -20,6 +21,16 @@ pub(super) enum IncidentAction {
     Show {
         /// The incident's key (`gw-…`, from `incident list` or an alert).
         key: String,
+    },
+    /// Acknowledge an open incident: no more reminders about it (its resolved note still
+    /// goes out).
+    Ack { key: String },
+    /// Silence an open incident, it alone, for a while (no reminders until then).
+    Snooze {
+        key: String,
+        /// How long (`30m`, `1h`, `2h30m`; at most 7 days).
+        #[arg(long = "for", value_name = "DURATION", default_value = "1h")]
+        duration: String,
     },
     /// Say what fixed an incident (the workaround's number as the alert shows it) and what was
     /// tried without effect; kept in the state, and counted in the entry's local record.
@@ -53,7 +64,41 @@ pub(super) fn run_incident(
         );
     };
     let time = local_minute;
+    let who = || {
+        std::env::var("SUDO_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "unknown".into())
+    };
     match action {
+        IncidentAction::Ack { key } => {
+            drop(state);
+            let (mut state, _) = crate::store::State::open(&dir)?;
+            let acted = state.act(
+                &key,
+                &Action::Ack,
+                &who(),
+                "cli",
+                None,
+                crate::clock::now_ms(),
+            )?;
+            return acted_or_error(&key, acted);
+        }
+        IncidentAction::Snooze { key, duration } => {
+            let d = humantime::parse_duration(&duration)
+                .map_err(|e| usage(format!("--for {duration:?}: {e} (e.g. 30m, 1h, 2h30m)")))?;
+            if d < std::time::Duration::from_secs(60)
+                || d > std::time::Duration::from_secs(7 * 86_400)
+            {
+                return Err(usage("--for must be between 1m and 7 days"));
+            }
+            drop(state);
+            let (mut state, _) = crate::store::State::open(&dir)?;
+            let action = Action::Snooze {
+                secs: d.as_secs() as u32,
+            };
+            let acted = state.act(&key, &action, &who(), "cli", None, crate::clock::now_ms())?;
+            return acted_or_error(&key, acted);
+        }
         IncidentAction::List { days } => {
             let since = crate::clock::now_ms() - i64::from(days) * 86_400_000;
             let list = state.recent_incidents(since, 200)?;
@@ -66,6 +111,8 @@ pub(super) fn run_incident(
                     i.key,
                     if i.closed_ms.is_some() {
                         "ended"
+                    } else if state.acked(&i.key)?.is_some() {
+                        "acked"
                     } else {
                         "open"
                     },
@@ -95,6 +142,15 @@ pub(super) fn run_incident(
                     " (open)"
                 }
             );
+            if let Some((at, by)) = state.acked(&key)? {
+                println!("acknowledged by {by} at {}", time(at));
+            }
+            let now = crate::clock::now_ms();
+            for s in crate::store::outbox::silences(state.conn(), now, false)? {
+                if s.incident.as_deref() == Some(key.as_str()) && s.starts_ms <= now {
+                    println!("snoozed until {} (silence {})", time(s.ends_ms), s.id);
+                }
+            }
             match kb.entries().iter().find(|e| e.id == inc.entry) {
                 Some(e) => {
                     println!("{} [{}]", e.title.en, e.id);
@@ -194,9 +250,7 @@ pub(super) fn run_incident(
                     }));
                 }
             }
-            let who = std::env::var("SUDO_USER")
-                .or_else(|_| std::env::var("USER"))
-                .unwrap_or_else(|_| "unknown".into());
+            let who = who();
             let now = crate::clock::now_ms();
             let verdict = |item, verdict| Outcome {
                 incident: key.clone(),
@@ -228,7 +282,9 @@ pub(super) fn run_incident(
                 }
             }
             for (item, v) in earlier {
-                if v != Verdict::NotTried && !outcomes.iter().any(|o| o.item == item) {
+                if !matches!(v, Verdict::NotTried | Verdict::Followed)
+                    && !outcomes.iter().any(|o| o.item == item)
+                {
                     outcomes.push(verdict(item, Verdict::NotTried));
                 }
             }
@@ -252,4 +308,17 @@ pub(super) fn run_incident(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `ack` and `snooze` print: what was done, or why nothing was.
+fn acted_or_error(key: &str, acted: Acted) -> anyhow::Result<ExitCode> {
+    match acted {
+        Acted::Done(what) => {
+            println!("{what}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Acted::NoIncident => anyhow::bail!("there is no incident {key}"),
+        Acted::Ended => anyhow::bail!("{key} has ended: there is nothing to acknowledge or snooze"),
+        Acted::Used => anyhow::bail!("{key}: this was done already"),
+    }
 }

@@ -36,6 +36,7 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
 }
 
 mod check;
+mod draft;
 mod incident;
 mod patterns;
 mod run;
@@ -212,6 +213,30 @@ enum PatternsAction {
         /// Fill the example commands in for this upstream (e.g. 10.0.1.5:8080).
         #[arg(long)]
         upstream: Option<String>,
+    },
+    /// Write a new entry's skeleton from a recorded incident (an unknown burst above all):
+    /// its sample lines as examples, a near-miss candidate, TODOs for the text.
+    Draft {
+        /// The incident's key (`gw-…`).
+        key: String,
+        /// The pattern folder to write into [default: the last of [patterns] dirs]; the draft
+        /// goes to its `local/` folder.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Replace a draft written before.
+        #[arg(long)]
+        force: bool,
+        /// The config file (state directory, sources, pattern folders) [default:
+        /// /etc/gatewatch/gatewatch.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the local record as counts only (entry, item, tried, fixed; one JSON object per
+    /// line): no hosts, upstreams, paths or log text, to contribute measured rates upstream.
+    ExportEvidence {
+        /// The config file [default: /etc/gatewatch/gatewatch.toml]
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 

@@ -7,10 +7,22 @@ pub(super) fn run_patterns(
     dirs: Vec<PathBuf>,
     lang: &str,
 ) -> anyhow::Result<ExitCode> {
+    // The two that read the state rather than browse the knowledge base.
+    let action = match action.unwrap_or(PatternsAction::List) {
+        PatternsAction::Draft {
+            key,
+            out,
+            force,
+            config,
+        } => return draft::run_draft(&key, out, config, force),
+        PatternsAction::ExportEvidence { config } => return draft::run_export_evidence(config),
+        browse => browse,
+    };
     let kb = load_kb(&dirs)?;
     let lang = Lang::from_name(lang).unwrap_or_default();
     let mut out = io::stdout().lock();
-    match action.unwrap_or(PatternsAction::List) {
+    match action {
+        PatternsAction::Draft { .. } | PatternsAction::ExportEvidence { .. } => {}
         PatternsAction::List => {
             writeln!(
                 out,

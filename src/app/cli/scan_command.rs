@@ -34,7 +34,10 @@ impl<W: Write> Sink for ScanSink<'_, W> {
         if let Some(c) = &mut self.counters
             && let Some(t) = s.ev.time
         {
-            c.add(t.ms, s.source, s.upstream, s.ev.cause);
+            let upstream = s
+                .upstream
+                .filter(|_| !matches!(s.ev.kind, crate::engine::event::Kind::Recovery(_)));
+            c.add(t.ms, s.source, upstream, s.ev.cause);
             self.last_ms = self.last_ms.max(t.ms);
         }
         if !self.events || self.error.is_some() {
@@ -289,6 +292,7 @@ pub(super) fn scan_summary<W: Write>(
         open: &[],
         now_ms: now,
         delivered: &Default::default(),
+        links: None,
     };
     let mut counters = sink.counters.take().unwrap_or_default();
     state.commit(&[], &[], &mut counters, names, Some((&alerting, &notices)))?;
@@ -306,6 +310,7 @@ pub(super) fn scan_summary<W: Write>(
             host,
             lang: Lang::from_name(&args.lang).unwrap_or_default(),
             now_ms: now,
+            feedback: false,
         },
     )?;
     print_summary_report(&r, format)?;

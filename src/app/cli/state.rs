@@ -121,6 +121,7 @@ pub(super) fn run_summary(
             host: crate::delivery::channel::host_name(&cfg.alerts),
             lang: Lang::from_name(lang).unwrap_or_default(),
             now_ms: now,
+            feedback: true,
         },
     )?;
     print_summary_report(&r, format)?;
@@ -177,6 +178,7 @@ pub(super) fn run_silence(
                 ends_ms: ends,
                 reason,
                 created_by: who,
+                incident: None,
             };
             let (state, _) = crate::store::State::open(&dir)?;
             let id = outbox::add_silence(state.conn(), &s)?;
@@ -204,10 +206,11 @@ pub(super) fn run_silence(
                         "{:>4}  upstream {}{}  {} → {}{}  {}{}",
                         s.id,
                         s.upstream,
-                        s.entry
-                            .as_ref()
-                            .map(|e| format!(" entry {e}"))
-                            .unwrap_or_default(),
+                        match (&s.incident, &s.entry) {
+                            (Some(i), _) => format!(" incident {i}"),
+                            (None, Some(e)) => format!(" entry {e}"),
+                            (None, None) => String::new(),
+                        },
                         time(s.starts_ms),
                         time(s.ends_ms),
                         if s.ends_ms <= now { " (ended)" } else { "" },

@@ -37,6 +37,8 @@ pub struct Config {
     /// How often the state file is checked for damage while running.
     pub state_check: Duration,
     pub http_listen: Option<SocketAddr>,
+    /// One-click links in alerts (`[http] public_url`); `None`: off.
+    pub links: Option<LinksConfig>,
     pub channels: Vec<ChannelConfig>,
     pub detect: DetectConfig,
     pub join: JoinConfig,
@@ -57,6 +59,36 @@ pub struct Lines {
     pub channels: Vec<usize>,
     /// The line of `[patterns] dirs` (0 when not written).
     pub patterns: usize,
+    /// The line of `[http] public_url` (0 when not written).
+    pub links: usize,
+}
+
+/// `[http] public_url` and its key: alerts carry signed one-click links to the status server.
+#[derive(Clone, Debug)]
+pub struct LinksConfig {
+    pub public_url: String,
+    pub key: Secret,
+    pub ttl: Duration,
+}
+
+/// The shortest link key accepted, in bytes.
+pub const MIN_LINK_KEY: usize = 16;
+
+impl LinksConfig {
+    /// The signer, with the key read (the error names where it looked, never the key).
+    pub fn signer(&self) -> anyhow::Result<crate::render::links::Signer> {
+        let key = self.key.read()?;
+        if key.trim().len() < MIN_LINK_KEY {
+            anyhow::bail!(
+                "the link key is shorter than {MIN_LINK_KEY} bytes; make one with: head -c 32 /dev/urandom | base64"
+            );
+        }
+        Ok(crate::render::links::Signer::new(
+            key.trim().as_bytes(),
+            &self.public_url,
+            self.ttl.as_secs(),
+        ))
+    }
 }
 
 impl Config {
@@ -89,6 +121,7 @@ impl Default for Config {
             state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             state_check: Duration::from_secs(600),
             http_listen: None,
+            links: None,
             channels: Vec::new(),
             detect: DetectConfig::default(),
             join: JoinConfig::default(),
@@ -213,6 +246,13 @@ impl Config {
                 ),
             }
         }
+        if let Some(l) = &self.links {
+            let relative_credential = matches!(&l.key, Secret::File(p) if p.is_relative())
+                && std::env::var_os("CREDENTIALS_DIRECTORY").is_none();
+            if !relative_credential && let Err(e) = l.signer() {
+                err(Some(&self.lines.links), format!("http.link_key: {e:#}"));
+            }
+        }
         for (i, ch) in self.channels.iter().enumerate() {
             let line = self.lines.channels.get(i);
             for (what, secret) in ch.kind.secrets() {
@@ -306,7 +346,7 @@ impl Config {
         };
 
         sources::sources(&mut p, text, raw.sources, &mut cfg);
-        sections::state_and_http(&mut p, raw.state, raw.http, &mut cfg);
+        sections::state_and_http(text, &mut p, raw.state, raw.http, &mut cfg);
         sections::detect(&mut p, raw.detect, &mut cfg);
         sections::patterns(text, raw.patterns, &mut cfg);
         let names = channels::channels(&mut p, raw.channels, &mut cfg);

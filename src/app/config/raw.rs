@@ -87,6 +87,12 @@ pub(super) struct RawHttp {
     pub(super) listen: Spanned<String>,
     /// Serve on an address other machines can reach (the pages have no authentication).
     pub(super) allow_remote: Option<bool>,
+    /// The address people reach the status server at (behind a proxy): alerts then carry
+    /// signed one-click links to it.
+    pub(super) public_url: Option<Spanned<String>>,
+    pub(super) link_key_file: Option<Spanned<String>>,
+    pub(super) link_key_env: Option<Spanned<String>>,
+    pub(super) link_ttl: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,7 @@ use super::*;
 
 /// `[state]` and `[http]`.
 pub(super) fn state_and_http(
+    text: &str,
     p: &mut Problems<'_>,
     state: Option<RawState>,
     http: Option<RawHttp>,
@@ -40,7 +41,71 @@ pub(super) fn state_and_http(
                 ),
             ),
         }
+        links(text, p, &http, cfg);
     }
+}
+
+/// `[http] public_url`, `link_key_file` / `link_key_env`, `link_ttl`.
+fn links(text: &str, p: &mut Problems<'_>, http: &RawHttp, cfg: &mut Config) {
+    let key = match (&http.link_key_file, &http.link_key_env) {
+        (Some(f), None) => Some(Secret::File(PathBuf::from(f.get_ref()))),
+        (None, Some(e)) => Some(Secret::Env(e.get_ref().clone())),
+        (Some(f), Some(_)) => {
+            p.at(
+                f.span().start,
+                "http: link_key_file and link_key_env both set; keep one",
+            );
+            None
+        }
+        (None, None) => None,
+    };
+    let Some(url) = &http.public_url else {
+        if let Some(at) = http.link_key_file.as_ref().or(http.link_key_env.as_ref()) {
+            p.at(
+                at.span().start,
+                "http: a link key without public_url makes no links; set public_url (the address people reach the status server at) or remove the key",
+            );
+        }
+        return;
+    };
+    cfg.lines.links = crate::engine::error::line_of(text, url.span().start);
+    let u = url.get_ref();
+    let scheme_ok = u.starts_with("https://") || u.starts_with("http://");
+    let host = u.split_once("://").map_or("", |(_, rest)| rest);
+    if !scheme_ok || host.is_empty() || host.starts_with('/') || u.contains(['?', '#', ' ']) {
+        p.at(
+            url.span().start,
+            format!(
+                "http.public_url: {u:?} is not an address such as \"https://gatewatch.example.com\" (http or https, no query)"
+            ),
+        );
+        return;
+    }
+    let Some(key) = key else {
+        p.at(
+            url.span().start,
+            "http.public_url: the links need a key: set link_key_file (a file of at least 16 random bytes, e.g. made with `head -c 32 /dev/urandom | base64`) or link_key_env",
+        );
+        return;
+    };
+    let mut ttl = Duration::from_secs(crate::render::links::DEFAULT_TTL_SECS);
+    if let Some(v) = &http.link_ttl
+        && let Some(d) = duration(p, v, "http.link_ttl")
+    {
+        let keep = Duration::from_millis(crate::store::outbox::KEEP_MS as u64);
+        if d < Duration::from_secs(60) || d > keep {
+            p.at(
+                v.span().start,
+                "http.link_ttl must be between 1m and 30days (the state remembers used links for 30 days)",
+            );
+        }
+        ttl = d;
+    }
+    cfg.links = Some(LinksConfig {
+        public_url: u.trim_end_matches('/').to_string(),
+        key,
+        ttl,
+    });
 }
 
 /// `[detect]`: the burst detector and the join.

@@ -96,6 +96,7 @@ impl Reader {
                         paths: Default::default(),
                         samples: slot.src.status().recent_unparsed,
                         sources: vec![slot.id],
+                        recovery: Vec::new(),
                     };
                     out.announced.push((name, entry, now));
                     out.notices.push(crate::store::outbox::Notice::new(

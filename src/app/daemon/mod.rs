@@ -69,6 +69,8 @@ struct Outputs {
     silenced_in_memory: std::collections::HashMap<String, bool>,
     /// What the delivery journal says was delivered (read at start).
     delivered: crate::store::journal::Delivered,
+    /// Signs the alerts' one-click links (`[http] public_url`).
+    links: Option<crate::render::links::Signer>,
 }
 
 impl Outputs {
@@ -99,6 +101,7 @@ fn alerting<'a>(
         open,
         now_ms: now_ms(),
         delivered: &out.delivered,
+        links: out.links.as_ref(),
     }
 }
 
@@ -320,6 +323,18 @@ impl Reader {
                 memory: Default::default(),
                 silenced_in_memory: Default::default(),
                 delivered,
+                links: cfg.links.as_ref().and_then(|l| match l.signer() {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        // Alerts matter more than their links: they go out without them.
+                        crate::log!(
+                            Error,
+                            "alerts go out without their one-click links: the link key cannot be used",
+                            error = format!("{e:#}")
+                        );
+                        None
+                    }
+                }),
             },
             wake,
             status: Arc::new(std::sync::Mutex::new(Status {
@@ -594,9 +609,19 @@ pub async fn run(
         Some(addr) => {
             let listener = crate::app::http::bind(addr).await?;
             log!(Info, "serving /health and /metrics", listen = addr);
+            // The alerts' one-click links, when they are made (see `Outputs::links`).
+            let actions = cfg
+                .links
+                .as_ref()
+                .and_then(|l| l.signer().ok())
+                .map(|signer| crate::app::actions::Actions {
+                    status: daemon.status(),
+                    signer,
+                });
             Some(tokio::spawn(crate::app::http::serve(
                 listener,
                 daemon.status(),
+                actions,
                 async {
                     let _ = http_stopped.await;
                 },

@@ -146,7 +146,8 @@ impl Reader {
                     if let Some(t) = ev.time {
                         // Counted as read, so the count is committed with the position; a join
                         // later moves it to the cause the error log gave (see `ReaderSink`).
-                        sink.counters.add(t.ms, id, ev.upstream(line), ev.cause);
+                        sink.counters
+                            .add(t.ms, id, ev.counted_upstream(line), ev.cause);
                         // The event clock moves with every line read, also with lines the
                         // joiner holds back.
                         if clock.is_none_or(|(last, _)| t.ms > last) {

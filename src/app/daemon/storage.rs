@@ -318,8 +318,20 @@ impl Reader {
                     )) {
                         continue;
                     }
-                    let item =
-                        crate::render::alert::item(&n.incident, a.kb, *lang, a.host, a.sources);
+                    // The state cannot be written: the local record is left out, the links
+                    // are not (they work once the state can be written again).
+                    let extra = crate::render::alert::Extra {
+                        local: None,
+                        links: a.links.map(|s| (s, n.kind, now)),
+                    };
+                    let item = crate::render::alert::item(
+                        &n.incident,
+                        a.kb,
+                        *lang,
+                        a.host,
+                        a.sources,
+                        extra,
+                    );
                     match messages
                         .iter_mut()
                         .rev()

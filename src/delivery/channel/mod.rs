@@ -573,7 +573,7 @@ pub fn check(
         if kind == AlertKind::Resolved {
             inc.closed_ms = Some(inc.end_ms);
         }
-        let items = vec![item(&inc, kb, ch.lang, "check", &[])];
+        let items = vec![item(&inc, kb, ch.lang, "check", &[], Default::default())];
         let v = compose(kind, "check", ch.lang, "gw-check", items);
         ch.kind.check(&t, &v)?;
     }

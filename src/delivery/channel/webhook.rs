@@ -311,6 +311,23 @@ pub fn alertmanager(v: &AlertView, now_rfc3339: &str) -> serde_json::Value {
                 },
                 "startsAt": i.start,
             });
+            // The one-click links: Ack and Snooze by name, the verdicts as lines of text.
+            for l in &i.links {
+                match l.kind.as_str() {
+                    "ack" | "snooze" => {
+                        a["annotations"][format!("{}_url", l.kind)] = l.url.clone().into();
+                    }
+                    _ => {
+                        let all = a["annotations"]["feedback"]
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string();
+                        let sep = if all.is_empty() { "" } else { "\n" };
+                        a["annotations"]["feedback"] =
+                            format!("{all}{sep}{}: {}", l.label, l.url).into();
+                    }
+                }
+            }
             if v.kind == AlertKind::Resolved {
                 a["endsAt"] = serde_json::Value::String(
                     i.closed.clone().unwrap_or_else(|| now_rfc3339.to_string()),
@@ -353,7 +370,11 @@ pub fn pagerduty(v: &AlertView, routing_key: &str) -> Vec<serde_json::Value> {
                         "start": i.start,
                     },
                 },
-                "links": e.map_or(Vec::new(), |e| e.docs.iter().map(|d| serde_json::json!({"href": d, "text": e.title})).collect::<Vec<_>>()),
+                "links": e
+                    .map_or(Vec::new(), |e| e.docs.iter().map(|d| serde_json::json!({"href": d, "text": e.title})).collect::<Vec<_>>())
+                    .into_iter()
+                    .chain(i.links.iter().map(|l| serde_json::json!({"href": l.url, "text": l.label})))
+                    .collect::<Vec<_>>(),
             })
         })
         .collect()

@@ -23,6 +23,84 @@ const Z: f64 = 1.2816;
 pub struct Local {
     pub tried: u32,
     pub fixed: u32,
+    /// Incidents whose recovery followed it without anyone saying so (a reload, a server back
+    /// up): each weighs [`IMPLICIT_WEIGHT`] of a fix, and none counts toward [`MIN_TRIALS`].
+    pub followed: u32,
+}
+
+impl Local {
+    pub fn new(tried: u32, fixed: u32) -> Local {
+        Local {
+            tried,
+            fixed,
+            followed: 0,
+        }
+    }
+}
+
+/// What one "recovery followed it" weighs, in incidents fixed.
+pub const IMPLICIT_WEIGHT: f64 = 0.2;
+
+/// What a workaround (or dead end) did in one incident.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// It fixed the failure.
+    Fixed,
+    /// It was tried and changed nothing.
+    NoEffect,
+    /// It was not tried (takes back an earlier verdict).
+    NotTried,
+    /// Recovery followed it (seen in the logs, not said by a person): weak evidence that it
+    /// fixed the failure, never counted as a fix on its own.
+    Followed,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Fixed => "fixed",
+            Verdict::NoEffect => "no_effect",
+            Verdict::NotTried => "not_tried",
+            Verdict::Followed => "followed",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Verdict> {
+        [
+            Verdict::Fixed,
+            Verdict::NoEffect,
+            Verdict::NotTried,
+            Verdict::Followed,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+/// An item of an entry's advice, by its place in the entry (1-based, as alerts number them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Item {
+    Workaround(usize),
+    DeadEnd(usize),
+}
+
+impl Item {
+    pub fn name(self) -> String {
+        match self {
+            Item::Workaround(n) => format!("workaround:{n}"),
+            Item::DeadEnd(n) => format!("dead_end:{n}"),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Item> {
+        let (kind, n) = s.split_once(':')?;
+        let n: usize = n.parse().ok().filter(|&n| n > 0)?;
+        match kind {
+            "workaround" => Some(Item::Workaround(n)),
+            "dead_end" => Some(Item::DeadEnd(n)),
+            _ => None,
+        }
+    }
 }
 
 /// A rate with the local evidence folded in.
@@ -50,7 +128,8 @@ pub fn estimate(kb: f64, weight: f64, local: Local) -> Estimate {
     let kb = kb.clamp(0.0, 1.0);
     let fixed = f64::from(local.fixed.min(local.tried));
     let failed = f64::from(local.tried) - fixed;
-    let a = kb * weight + fixed;
+    let implicit = f64::from(local.followed) * IMPLICIT_WEIGHT;
+    let a = kb * weight + fixed + implicit;
     let b = (1.0 - kb) * weight + failed;
     let n = a + b;
     let mean = if n > 0.0 { a / n } else { kb };
@@ -103,10 +182,27 @@ pub fn ranked(entry: &Entry, local: &[Local]) -> Vec<(usize, Estimate)> {
 /// How an estimate reads next to the workaround: `90 % (KB) · 3 of 4 here`.
 pub fn describe(e: &Estimate) -> String {
     let kb = (e.kb * 100.0).round();
-    if e.local.tried == 0 {
-        format!("{kb} % (KB)")
-    } else {
-        format!("{kb} % (KB) · {} of {} here", e.local.fixed, e.local.tried)
+    match here(&e.local, super::Lang::En) {
+        None => format!("{kb} % (KB)"),
+        Some(h) => format!("{kb} % (KB) · {h}"),
+    }
+}
+
+/// The local record in words, for a message beside the knowledge base's rate (`3 of 4 here`);
+/// `None` when nothing happened here yet.
+pub fn here(l: &Local, lang: super::Lang) -> Option<String> {
+    let explicit = (l.tried > 0).then(|| match lang {
+        super::Lang::En => format!("{} of {} here", l.fixed.min(l.tried), l.tried),
+        super::Lang::Zh => format!("本地 {} 次中 {} 次有效", l.tried, l.fixed.min(l.tried)),
+    });
+    let implicit = (l.followed > 0).then(|| match lang {
+        super::Lang::En => format!("recovery followed it {}×", l.followed),
+        super::Lang::Zh => format!("其后恢复 {} 次", l.followed),
+    });
+    match (explicit, implicit) {
+        (None, None) => None,
+        (Some(x), None) | (None, Some(x)) => Some(x),
+        (Some(x), Some(y)) => Some(format!("{x} · {y}")),
     }
 }
 
@@ -145,6 +241,7 @@ mod tests {
                     text: text(),
                     command: None,
                     example: None,
+                    seen_as: vec![],
                 })
                 .collect(),
             dead_ends: vec![],
@@ -171,15 +268,15 @@ mod tests {
         // An AI-generated entry with one incident behind it: weight 0.5.
         let w = prior_weight(&entry(&[0.9], 1, true));
         assert_eq!(w, 0.5);
-        let e = estimate(0.9, w, Local { tried: 4, fixed: 1 });
+        let e = estimate(0.9, w, Local::new(4, 1));
         // (0.45 + 1) / (0.5 + 4)
         assert!((e.mean - 1.45 / 4.5).abs() < 1e-9, "{e:?}");
         assert_eq!(describe(&e), "90 % (KB) · 1 of 4 here");
         // The same record weighs less against a measured rate of 50 incidents.
-        let measured = estimate(0.9, 50.0, Local { tried: 4, fixed: 1 });
+        let measured = estimate(0.9, 50.0, Local::new(4, 1));
         assert!(measured.mean > 0.8 && measured.mean < 0.9, "{measured:?}");
         // Fixed never counts more than tried.
-        assert_eq!(estimate(0.5, 1.0, Local { tried: 1, fixed: 3 }).mean, 0.75);
+        assert_eq!(estimate(0.5, 1.0, Local::new(1, 3)).mean, 0.75);
     }
 
     #[test]
@@ -190,25 +287,13 @@ mod tests {
         };
         assert_eq!(order(&[]), [0, 1, 2]);
         // One incident: #1 did nothing, #3 fixed it.
-        let one = [
-            Local { tried: 1, fixed: 0 },
-            Local::default(),
-            Local { tried: 1, fixed: 1 },
-        ];
+        let one = [Local::new(1, 0), Local::default(), Local::new(1, 1)];
         assert_eq!(order(&one), [0, 1, 2]);
         // Below the threshold, however lopsided: unchanged.
-        let four = [
-            Local { tried: 4, fixed: 0 },
-            Local::default(),
-            Local { tried: 4, fixed: 4 },
-        ];
+        let four = [Local::new(4, 0), Local::default(), Local::new(4, 4)];
         assert_eq!(order(&four), [0, 1, 2]);
         // Six incidents each: #3 always worked, #1 never did.
-        let six = [
-            Local { tried: 6, fixed: 0 },
-            Local::default(),
-            Local { tried: 6, fixed: 6 },
-        ];
+        let six = [Local::new(6, 0), Local::default(), Local::new(6, 6)];
         assert_eq!(order(&six), [2, 1, 0]);
     }
 
@@ -217,7 +302,7 @@ mod tests {
         // A measured entry (20 incidents): #1 fixed all of its 5 incidents here; its lower
         // bound is below 90 %, but it did not do worse than the rate says.
         let e = entry(&[0.90, 0.87], 20, false);
-        let five = [Local { tried: 5, fixed: 5 }, Local::default()];
+        let five = [Local::new(5, 5), Local::default()];
         let got: Vec<usize> = ranked(&e, &five).into_iter().map(|(i, _)| i).collect();
         assert_eq!(got, [0, 1]);
     }

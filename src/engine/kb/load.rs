@@ -3,7 +3,7 @@
 
 use super::{DeadEnd, Entry, Example, Kb, PLACEHOLDERS, Text, Version, Workaround};
 use crate::engine::error::{FileError, line_of};
-use crate::engine::event::{Cause, Format};
+use crate::engine::event::{Cause, Format, Signal};
 use crate::engine::parse::{LogFormat, Parser, ParserOptions};
 use regex::bytes::RegexBuilder;
 use serde::Deserialize;
@@ -80,6 +80,8 @@ struct RawWorkaround {
     zh: String,
     command: Option<String>,
     example: Option<String>,
+    #[serde(default)]
+    seen_as: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +91,8 @@ struct RawDeadEnd {
     fail_rate: f64,
     en: String,
     zh: String,
+    #[serde(default)]
+    seen_as: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -156,9 +160,40 @@ fn text_present(p: &mut Problems<'_>, offset: usize, what: &str, en: &str, zh: &
     if zh.trim().is_empty() {
         p.at(offset, format!("{what}: the Chinese text (zh) is empty"));
     }
+    // A draft (`gatewatch patterns draft`) marks what is left to write.
+    for (lang, text) in [("en", en), ("zh", zh)] {
+        if text.contains("TODO") {
+            p.at(
+                offset,
+                format!(
+                    "{what}: the text ({lang}) still says TODO: write it (the entry is a draft)"
+                ),
+            );
+        }
+    }
 }
 
 /// Every `{name}` in a command must be a known placeholder.
+/// `seen_as`: the signals in the logs that show the step was taken.
+fn signals(p: &mut Problems<'_>, offset: usize, what: &str, names: &[String]) -> Vec<Signal> {
+    names
+        .iter()
+        .filter_map(|n| {
+            let s = Signal::from_name(n);
+            if s.is_none() {
+                p.at(
+                    offset,
+                    format!(
+                        "{what}: seen_as {n:?} is not a signal gatewatch sees; the known ones are {}",
+                        Signal::ALL.map(|s| s.as_str()).join(", ")
+                    ),
+                );
+            }
+            s
+        })
+        .collect()
+}
+
 fn placeholders_known(p: &mut Problems<'_>, offset: usize, what: &str, template: &str) {
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -276,6 +311,14 @@ fn compile(src: &Source) -> Result<(Entry, Vec<usize>, Vec<usize>), Vec<KbError>
                 d.span().start,
                 format!("docs: {:?} is not an https:// address", d.get_ref()),
             );
+        } else if d.get_ref().contains("TODO") {
+            p.at(
+                d.span().start,
+                format!(
+                    "docs: {:?} still says TODO: name the official page (the entry is a draft)",
+                    d.get_ref()
+                ),
+            );
         }
         docs.push(d.into_inner());
     }
@@ -323,11 +366,13 @@ fn compile(src: &Source) -> Result<(Entry, Vec<usize>, Vec<usize>), Vec<KbError>
                 ),
             );
         }
+        let seen_as = signals(&mut p, at, &what, &w.seen_as);
         workarounds.push(Workaround {
             success_rate: w.success_rate,
             text: Text { en: w.en, zh: w.zh },
             command: w.command,
             example: w.example,
+            seen_as,
         });
     }
     if workarounds.is_empty() {
@@ -343,10 +388,12 @@ fn compile(src: &Source) -> Result<(Entry, Vec<usize>, Vec<usize>), Vec<KbError>
         rate(&mut p, at, &format!("{what}: fail_rate"), d.fail_rate);
         text_present(&mut p, at, &format!("{what}: name"), &d.name.en, &d.name.zh);
         text_present(&mut p, at, &what, &d.en, &d.zh);
+        let seen_as = signals(&mut p, at, &what, &d.seen_as);
         dead_ends.push(DeadEnd {
             name: d.name,
             fail_rate: d.fail_rate,
             why: Text { en: d.en, zh: d.zh },
+            seen_as,
         });
     }
     if dead_ends.is_empty() {

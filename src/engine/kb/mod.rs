@@ -71,6 +71,9 @@ pub struct Workaround {
     pub command: Option<String>,
     /// The command as the source wrote it, shown when there is no incident to fill it from.
     pub example: Option<String>,
+    /// What the logs show when the step is taken (an nginx reload): a recovery that follows
+    /// it counts, weakly, for the step.
+    pub seen_as: Vec<crate::engine::event::Signal>,
 }
 
 /// A common fix that does not work here, with how often it fails and why.
@@ -80,6 +83,8 @@ pub struct DeadEnd {
     /// 0.0 ..= 1.0
     pub fail_rate: f64,
     pub why: Text,
+    /// As for [`Workaround::seen_as`].
+    pub seen_as: Vec<crate::engine::event::Signal>,
 }
 
 /// An example line carried by an entry: it must match the entry (or, for a near-miss, must not).

@@ -9,7 +9,7 @@
 //! status, names the cause: HAProxy answers 503 when it cannot connect to a server.
 
 use super::syslog::{self, HeaderTime};
-use crate::engine::event::{Cause, Event, Format, Kind, Span, Timestamp, Unparsed};
+use crate::engine::event::{Cause, Event, Format, Kind, Signal, Span, Timestamp, Unparsed};
 use crate::engine::time::{self, ZoneClock};
 use memchr::memmem;
 
@@ -257,6 +257,10 @@ fn event_line(line: &[u8], msg: &[u8], time: Option<Timestamp>) -> Option<Event>
             ev.kind = Kind::UpstreamReport;
             ev.upstream = Span::of(line, name);
             ev.upstreams = ev.upstream;
+        } else if what.starts_with(b"is UP") {
+            // Back in service: evidence of what ended an outage of it.
+            ev.kind = Kind::Recovery(Signal::ServerUp);
+            ev.upstream = Span::of(line, name);
         }
         return Some(ev);
     }
@@ -465,7 +469,24 @@ mod tests {
             );
         }
         let up = "Feb  6 12:14:14 lb1 haproxy[14389]: Server app/web1 is UP, reason: Layer4 check passed, check duration: 0ms. 1 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.";
-        assert_eq!(parse(up).1, Cause::NotApplicable);
+        assert_eq!(
+            parse(up),
+            (None, Cause::NotApplicable, Some("app/web1".into()))
+        );
+        // Back in service: a recovery signal (leaving maintenance too), not a failure.
+        for up in [
+            up.to_string(),
+            up.replace(
+                "is UP, reason: Layer4 check passed",
+                "is UP/READY (leaving forced maintenance)",
+            ),
+        ] {
+            let ev = HaproxyParser::new(ZoneClock::new(Zone::Utc), 2024)
+                .parse(up.as_bytes())
+                .unwrap();
+            assert_eq!(ev.kind, Kind::Recovery(Signal::ServerUp), "{up}");
+            assert_eq!(ev.counted_upstream(up.as_bytes()), None);
+        }
         let started = "Feb  6 12:14:14 lb1 haproxy[14389]: Proxy http-in started.";
         assert_eq!(parse(started).1, Cause::NotApplicable);
         let ev = HaproxyParser::new(ZoneClock::new(Zone::Utc), 2024)

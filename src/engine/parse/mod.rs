@@ -97,6 +97,14 @@ impl Parser {
         }
     }
 
+    /// The `log_format` of an access-log parser (nginx's, or Apache's translated).
+    pub fn log_format(&self) -> Option<&LogFormat> {
+        match self {
+            Parser::NginxAccess(p) | Parser::ApacheAccess(p) => p.log_format(),
+            _ => None,
+        }
+    }
+
     /// Whether each line parses the same whatever lines came before (HAProxy's RFC 3164
     /// headers take the year from earlier lines), so lines can be parsed out of order.
     pub fn is_stateless(&self) -> bool {

@@ -124,6 +124,8 @@ struct Field {
 #[derive(Clone, Debug)]
 pub struct LogFormat {
     name: String,
+    /// The format string as compiled (unquoted), to write it out again.
+    text: String,
     escape: Escape,
     lead: Box<[u8]>,
     fields: Vec<Field>,
@@ -264,6 +266,7 @@ impl LogFormat {
             });
         Ok(LogFormat {
             name: name.to_string(),
+            text: format.to_string(),
             escape,
             lead: lead.into_boxed_slice(),
             fields,
@@ -274,6 +277,21 @@ impl LogFormat {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The format as `from_directive` reads it back: the bare string, or the directive with
+    /// its escaping.
+    pub fn directive(&self) -> String {
+        let esc = match self.escape {
+            Escape::Default => return self.text.clone(),
+            Escape::Json => "json",
+            Escape::None => "none",
+        };
+        let quote = if self.text.contains('\'') { '"' } else { '\'' };
+        format!(
+            "log_format {} escape={esc} {quote}{}{quote};",
+            self.name, self.text
+        )
     }
 
     fn has(&self, v: Var) -> bool {
@@ -574,6 +592,14 @@ pub struct AccessParser {
 }
 
 impl AccessParser {
+    /// The `log_format` it reads with (`None` for JSON lines read by their keys).
+    pub fn log_format(&self) -> Option<&LogFormat> {
+        match &self.layout {
+            Layout::Format(f) => Some(f),
+            _ => None,
+        }
+    }
+
     pub fn new(format: LogFormat, zone: ZoneClock) -> AccessParser {
         AccessParser {
             names_upstream: format.has(Var::UpstreamAddr) || format.has(Var::UpstreamHost),

@@ -5,7 +5,7 @@
 //! number, because musl-based systems print other words than glibc.
 
 use super::upstream;
-use crate::engine::event::{Cause, Event, Format, Kind, Span, Unparsed};
+use crate::engine::event::{Cause, Event, Format, Kind, Signal, Span, Unparsed};
 use crate::engine::time::{self, ZoneClock};
 use memchr::memmem;
 
@@ -110,9 +110,20 @@ impl ErrorParser {
             ev.upstreams = ev.upstream;
         } else {
             ev.upstream = Span::NONE;
+            if !severe && is_reload(message) {
+                ev.kind = Kind::Recovery(Signal::NginxReload);
+            }
         }
         Ok(ev)
     }
+}
+
+/// A reload, as the master logs it (`signal 1 (SIGHUP) received from 5678, reconfiguring`,
+/// then `reconfiguring`) and as `nginx -s reload` logs it (`signal process started`).
+fn is_reload(message: &[u8]) -> bool {
+    message.starts_with(b"signal 1 (SIGHUP) received")
+        || message == b"reconfiguring"
+        || message == b"signal process started"
 }
 
 /// Reads `client: X, server: Y, request: "R", upstream: "U", host: "H"` into the event.
@@ -442,6 +453,33 @@ mod tests {
             r#"client intended to send too large body: 10485761 bytes, client: 10.0.0.1, server: _, request: "POST /upload HTTP/1.1", host: "x""#,
         ] {
             check(message, Cause::NotApplicable, None);
+        }
+    }
+
+    #[test]
+    fn a_reload_is_a_recovery_signal_in_every_wording() {
+        for message in [
+            "signal 1 (SIGHUP) received from 4321, reconfiguring",
+            "signal 1 (SIGHUP) received, reconfiguring",
+            "reconfiguring",
+            "signal process started",
+        ] {
+            let line = format!("2024/05/01 12:00:00 [notice] 1#1: {message}");
+            let ev = ErrorParser::new(ZoneClock::new(Zone::Utc))
+                .parse(line.as_bytes())
+                .unwrap();
+            assert_eq!(ev.kind, Kind::Recovery(Signal::NginxReload), "{message}");
+            assert_eq!(ev.cause, Cause::NotApplicable);
+        }
+        for other in [
+            "signal 15 (SIGTERM) received from 1, exiting",
+            "signal 17 (SIGCHLD) received from 77",
+        ] {
+            let line = format!("2024/05/01 12:00:00 [notice] 1#1: {other}");
+            let ev = ErrorParser::new(ZoneClock::new(Zone::Utc))
+                .parse(line.as_bytes())
+                .unwrap();
+            assert_eq!(ev.kind, Kind::Other, "{other}");
         }
     }
 

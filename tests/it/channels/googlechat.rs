@@ -48,8 +48,20 @@ fn google_chat_messages_match_their_snapshots() {
         (AlertKind::Opened, Lang::En, "googlechat.opened.json"),
         (AlertKind::Opened, Lang::Zh, "googlechat.opened.zh.json"),
         (AlertKind::Resolved, Lang::En, "googlechat.resolved.json"),
+        (
+            AlertKind::Opened,
+            Lang::En,
+            "googlechat.opened.learned.json",
+        ),
+        (
+            AlertKind::Resolved,
+            Lang::Zh,
+            "googlechat.resolved.zh.learned.json",
+        ),
     ] {
-        let body = googlechat::message(&t, &view(&kb, kind, lang)).unwrap();
+        let body =
+            googlechat::message(&t, &super::super::alerts::named_view(&kb, kind, lang, name))
+                .unwrap();
         super::super::alerts::snapshot(name, &pretty(&body));
     }
     let url = googlechat::thread_url(

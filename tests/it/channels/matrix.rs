@@ -6,8 +6,8 @@ use gatewatch::delivery::channel::matrix;
 const CONFIG: &str = "[[channel]]\nname = \"mx\"\nkind = \"matrix\"\nhomeserver = \"https://matrix.example.org\"\nroom = \"!room:example.org\"\naccess_token_env = \"MX_TOKEN\"\n";
 
 /// The HTML Matrix clients render (the spec's suggested subset, as used here).
-const TAGS: [&str; 13] = [
-    "h4", "h5", "p", "b", "br", "code", "pre", "ol", "ul", "li", "i", "em", "strong",
+const TAGS: [&str; 14] = [
+    "h4", "h5", "p", "b", "br", "code", "pre", "ol", "ul", "li", "i", "em", "strong", "a",
 ];
 
 /// What a homeserver checks of a send.
@@ -38,8 +38,15 @@ fn matrix_events_match_their_snapshots() {
         (AlertKind::Opened, Lang::En, "matrix.opened.json"),
         (AlertKind::Opened, Lang::Zh, "matrix.opened.zh.json"),
         (AlertKind::Resolved, Lang::En, "matrix.resolved.json"),
+        (AlertKind::Opened, Lang::En, "matrix.opened.learned.json"),
+        (
+            AlertKind::Resolved,
+            Lang::Zh,
+            "matrix.resolved.zh.learned.json",
+        ),
     ] {
-        let body = matrix::event(&t, &view(&kb, kind, lang)).unwrap();
+        let body =
+            matrix::event(&t, &super::super::alerts::named_view(&kb, kind, lang, name)).unwrap();
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
         check_html(v["formatted_body"].as_str().unwrap(), &TAGS);
         super::super::alerts::snapshot(name, &pretty(&body));

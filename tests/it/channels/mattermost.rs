@@ -53,8 +53,23 @@ fn mattermost_posts_match_their_snapshots() {
         (AlertKind::Opened, Lang::En, "mattermost.opened.json"),
         (AlertKind::Opened, Lang::Zh, "mattermost.opened.zh.json"),
         (AlertKind::Resolved, Lang::En, "mattermost.resolved.json"),
+        (
+            AlertKind::Opened,
+            Lang::En,
+            "mattermost.opened.learned.json",
+        ),
+        (
+            AlertKind::Resolved,
+            Lang::Zh,
+            "mattermost.resolved.zh.learned.json",
+        ),
     ] {
-        let body = mattermost::post(&settings(), &t, &view(&kb, kind, lang)).unwrap();
+        let body = mattermost::post(
+            &settings(),
+            &t,
+            &super::super::alerts::named_view(&kb, kind, lang, name),
+        )
+        .unwrap();
         super::super::alerts::snapshot(name, &pretty(&body));
     }
 }

@@ -33,8 +33,6 @@ pub fn kb() -> Kb {
     super::alerts::kb()
 }
 
-pub use super::alerts::sample_view as view;
-
 /// Forty upstreams failing together, each with a long and hostile sample line: more than any
 /// of these services takes in one message.
 pub fn too_big(kb: &Kb) -> AlertView {

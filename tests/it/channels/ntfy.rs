@@ -31,8 +31,14 @@ fn ntfy_messages_match_their_snapshots() {
         (AlertKind::Opened, Lang::En, "ntfy.opened.txt"),
         (AlertKind::Opened, Lang::Zh, "ntfy.opened.zh.txt"),
         (AlertKind::Resolved, Lang::En, "ntfy.resolved.txt"),
+        (AlertKind::Opened, Lang::En, "ntfy.opened.learned.txt"),
+        (
+            AlertKind::Resolved,
+            Lang::Zh,
+            "ntfy.resolved.zh.learned.txt",
+        ),
     ] {
-        let v = view(&kb, kind, lang);
+        let v = super::super::alerts::named_view(&kb, kind, lang, name);
         let text = format!(
             "Title: {}\nTags: {}\n\n{}\n",
             ntfy::header_text(&v.subject),

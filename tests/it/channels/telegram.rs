@@ -46,8 +46,15 @@ fn telegram_messages_match_their_snapshots() {
         (AlertKind::Opened, Lang::En, "telegram.opened.json"),
         (AlertKind::Opened, Lang::Zh, "telegram.opened.zh.json"),
         (AlertKind::Resolved, Lang::En, "telegram.resolved.json"),
+        (AlertKind::Opened, Lang::En, "telegram.opened.learned.json"),
+        (
+            AlertKind::Resolved,
+            Lang::Zh,
+            "telegram.resolved.zh.learned.json",
+        ),
     ] {
-        let text = telegram::text(&t, &view(&kb, kind, lang)).unwrap();
+        let text =
+            telegram::text(&t, &super::super::alerts::named_view(&kb, kind, lang, name)).unwrap();
         check_html(&text, &TAGS);
         let body = telegram::request("-1001234567890", &text).unwrap();
         super::super::alerts::snapshot(name, &pretty(&body));
