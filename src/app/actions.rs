@@ -17,10 +17,18 @@ use std::sync::{Arc, Mutex};
 /// What `/act` needs.
 pub struct Actions {
     pub status: Arc<Mutex<Status>>,
-    pub signer: Signer,
 }
 
 impl Actions {
+    /// The signer in use now (a reload may change it).
+    fn signer(&self) -> Option<Signer> {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .links
+            .clone()
+    }
+
     /// The folder of the state in use (the configured one, or the fallback).
     fn state_dir(&self) -> Option<PathBuf> {
         let st = self.status.lock().unwrap_or_else(|e| e.into_inner());
@@ -141,8 +149,19 @@ fn hidden(f: &LinkFields) -> String {
 }
 
 /// GET: the confirmation page (nothing is recorded).
+fn off() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "Links are off",
+        "<p>This gatewatch makes no one-click links now (<code>[http] public_url</code> is not set, or its key cannot be read). Use the command line: <code>gatewatch incident list</code>.</p>",
+    )
+}
+
 async fn confirm(State(a): State<Shared>, Query(f): Query<LinkFields>) -> Response {
-    let action = match a.signer.verify(&f, crate::clock::now_ms()) {
+    let Some(signer) = a.signer() else {
+        return off();
+    };
+    let action = match signer.verify(&f, crate::clock::now_ms()) {
         Ok(action) => action,
         Err(r) => return refused(r),
     };
@@ -164,6 +183,9 @@ async fn confirm(State(a): State<Shared>, Query(f): Query<LinkFields>) -> Respon
         Ok(Err(e)) => return unavailable(&format!("{e:#}")),
         Err(e) => return unavailable(&e.to_string()),
     };
+    if inc.closed_ms.is_some() && matches!(action, Action::Ack | Action::Snooze { .. }) {
+        return ended();
+    }
     let st = a.status.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let what = describe(&st, &inc.entry, &action);
     let body = format!(
@@ -184,6 +206,14 @@ async fn confirm(State(a): State<Shared>, Query(f): Query<LinkFields>) -> Respon
     page(StatusCode::OK, "Confirm", &body)
 }
 
+fn ended() -> Response {
+    page(
+        StatusCode::CONFLICT,
+        "The incident has ended",
+        "<p>There is nothing to acknowledge or snooze any more. The resolved note's links say what fixed it.</p>",
+    )
+}
+
 fn unavailable(e: &str) -> Response {
     page(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -198,7 +228,10 @@ fn unavailable(e: &str) -> Response {
 /// POST: acts, once.
 async fn act(State(a): State<Shared>, Form(f): Form<LinkFields>) -> Response {
     let now = crate::clock::now_ms();
-    let action = match a.signer.verify(&f, now) {
+    let Some(signer) = a.signer() else {
+        return off();
+    };
+    let action = match signer.verify(&f, now) {
         Ok(action) => action,
         Err(r) => return refused(r),
     };
@@ -234,11 +267,7 @@ async fn act(State(a): State<Shared>, Form(f): Form<LinkFields>) -> Response {
             "No such incident",
             "<p>The state holds no incident of this link.</p>",
         ),
-        Ok(Ok(Acted::Ended)) => page(
-            StatusCode::CONFLICT,
-            "The incident has ended",
-            "<p>There is nothing to acknowledge or snooze any more. The resolved note's links say what fixed it.</p>",
-        ),
+        Ok(Ok(Acted::Ended)) => ended(),
         Ok(Err(e)) => unavailable(&format!("{e:#}")),
         Err(e) => unavailable(&e.to_string()),
     }

@@ -95,12 +95,48 @@ pub fn for_config(cfg: &Config) -> Result<Kb, FileErrors> {
     load_kb(&cfg.pattern_dirs)
 }
 
-/// The knowledge base from folders, or the built-in one when none are given.
+/// Whether a pattern file is a draft (`draft = true`, written by `gatewatch patterns draft`):
+/// proven by `check`, not used for matching until the line is removed.
+pub fn is_draft(text: &str) -> bool {
+    toml::from_str::<toml::Table>(text)
+        .ok()
+        .and_then(|t| t.get("draft")?.as_bool())
+        == Some(true)
+}
+
+/// The knowledge base from folders, or the built-in one when none are given. Drafts are left
+/// out (a draft still being written must not stop the daemon).
 pub fn load_kb(dirs: &[PathBuf]) -> Result<Kb, FileErrors> {
+    Ok(load_kb_with_drafts(dirs, false)?.0)
+}
+
+/// The knowledge base, with the drafts in it when `drafts` (for `check`, which proves them);
+/// and the files of the drafts found.
+pub fn load_kb_with_drafts(
+    dirs: &[PathBuf],
+    drafts: bool,
+) -> Result<(Kb, Vec<String>), FileErrors> {
     let sources = if dirs.is_empty() {
         embedded_sources()
     } else {
         read_pattern_dirs(dirs)?
     };
-    Kb::load(&sources).map_err(FileErrors)
+    let (draft, used): (Vec<Source>, Vec<Source>) =
+        sources.into_iter().partition(|s| is_draft(&s.text));
+    let names: Vec<String> = draft.iter().map(|s| s.file.clone()).collect();
+    if !drafts {
+        for f in &names {
+            crate::log!(
+                Info,
+                "a draft entry is not used until draft = true is removed",
+                file = f
+            );
+        }
+    }
+    let all: Vec<Source> = if drafts {
+        used.into_iter().chain(draft).collect()
+    } else {
+        used
+    };
+    Ok((Kb::load(&all).map_err(FileErrors)?, names))
 }

@@ -417,16 +417,7 @@ pub fn item(
     };
     // The workarounds in the order to try them: the knowledge base's, moved by what happened
     // here once there is enough of it (see `evidence::ranked`).
-    let local: Vec<Local> = (1..=e.workarounds.len())
-        .map(|n| {
-            extra
-                .local
-                .and_then(|l| l.get(&EvItem::Workaround(n)))
-                .copied()
-                .unwrap_or_default()
-        })
-        .collect();
-    let ranked = evidence::ranked(e, &local);
+    let ranked = evidence::ranked_here(e, extra.local);
     let mut incident = incident;
     if let Some((signer, kind, now_ms)) = extra.links {
         let order: Vec<usize> = ranked.iter().map(|(i, _)| i + 1).collect();
@@ -670,15 +661,29 @@ impl Templates {
                 .join(", ")
         });
         env.add_filter("truncate_chars", truncate);
-        // A one-click link in Slack's mrkdwn, and in Markdown (Discord, Teams).
-        env.add_filter("slack_link", |v: minijinja::Value| {
-            let (label, url) = link_parts(&v);
-            format!("<{url}|{}>", slack_escape(label))
-        });
-        env.add_filter("md_link", |v: minijinja::Value| {
-            let (label, url) = link_parts(&v);
-            format!("[{}]({url})", markdown_escape(label))
-        });
+        // The links as one line of at most `max` characters: whole links only (a link cut in
+        // the middle is a broken link), the last ones left out first.
+        env.add_filter(
+            "fit_links",
+            |links: Vec<minijinja::Value>, style: String, max: usize| {
+                let mut out = String::new();
+                for v in &links {
+                    let (label, url) = link_parts(v);
+                    let one = if style == "slack" {
+                        format!("<{url}|{}>", slack_escape(label))
+                    } else {
+                        format!("[{}]({url})", markdown_escape(label))
+                    };
+                    let sep = if out.is_empty() { "" } else { " · " };
+                    if out.chars().count() + sep.len() + one.chars().count() > max {
+                        break;
+                    }
+                    out.push_str(sep);
+                    out.push_str(&one);
+                }
+                out
+            },
+        );
         env.add_filter("md", markdown_escape);
         env.add_filter("code_spans", |s: String| html_code_spans(&s));
         env.set_syntax(

@@ -122,7 +122,7 @@ impl Signer {
         let same = want
             .bytes()
             .zip(l.s.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b.to_ascii_lowercase()))
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0;
         if !same {
             return Err(Refused::Forged);
@@ -225,6 +225,14 @@ mod tests {
             Err(Refused::Malformed)
         );
         assert_eq!(s.verify(&LinkFields::default(), 1), Err(Refused::Malformed));
+        // One spelling only: an upper-case signature is another link (each works once).
+        let upper = LinkFields {
+            s: f.s.to_ascii_uppercase(),
+            ..f.clone()
+        };
+        if upper.s != f.s {
+            assert_eq!(s.verify(&upper, 1_000_000), Err(Refused::Forged));
+        }
     }
 
     #[test]

@@ -619,15 +619,8 @@ pub fn build(history: &impl History, kb: &Kb, o: &Options) -> anyhow::Result<Rep
                     .find(&i.entry)
                     .map(|id| kb.get(id))
                     .and_then(|e| {
-                        let local: Vec<Local> = (1..=e.workarounds.len())
-                            .map(|n| {
-                                record
-                                    .get(&Item::Workaround(n))
-                                    .copied()
-                                    .unwrap_or_default()
-                            })
-                            .collect();
-                        let (n, est) = evidence::ranked(e, &local).into_iter().next()?;
+                        let (n, est) =
+                            evidence::ranked_here(e, Some(&record)).into_iter().next()?;
                         let w = &e.workarounds[n];
                         Some((
                             w.render(o.lang, Some(&Placeholders::for_upstream(&i.upstream))),

@@ -409,8 +409,22 @@ impl Tailer {
             .siblings()
             .into_iter()
             .filter(|p| {
-                p.file_name()
-                    .is_some_and(|n| super::file::looks_rotated(&n.to_string_lossy()))
+                // Only this log's own rotations: the base name and a suffix of digits and
+                // separators (`.1`, `-20240501`, `.2024-05-01`), not `access.log-api.1`.
+                let base = self
+                    .path
+                    .file_name()
+                    .map(|b| b.to_string_lossy().into_owned());
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+                let rest = base
+                    .zip(name)
+                    .and_then(|(b, n)| n.strip_prefix(b.as_str()).map(str::to_string));
+                rest.is_some_and(|r| {
+                    r.len() > 1
+                        && r.starts_with(['.', '-'])
+                        && r.bytes().any(|b| b.is_ascii_digit())
+                        && r.bytes().all(|b| b.is_ascii_digit() || b"._-".contains(&b))
+                })
             })
             .filter_map(|p| {
                 let file = File::open(&p).ok()?;
@@ -459,8 +473,8 @@ impl Tailer {
             let r = &mut self.draining[i];
             match read_lines(r, &mut self.buf, self.max_line, deliver) {
                 Ok(ReadResult::More) => {
-                    more = true;
-                    i += 1;
+                    // Its backlog first: the files after it hold later lines.
+                    return true;
                 }
                 Ok(ReadResult::Grew) => i += 1,
                 Ok(ReadResult::Idle) if r.last_growth.elapsed() < self.rotate_wait => i += 1,
@@ -526,10 +540,15 @@ impl Tailer {
             }
             None => {}
         }
-        // Nothing open: a file has appeared (or was there at the first look).
+        // Nothing open: a file has appeared (or was there at the first look). Its identity is
+        // the opened file's (the path may have been rotated again since the look above).
         let Ok(file) = File::open(&self.path) else {
             return;
         };
+        let Ok(meta) = file.metadata() else {
+            return;
+        };
+        let id = file_id(&meta);
         let offset = if first_look && self.start == Start::End {
             meta.len()
         } else {
@@ -860,7 +879,14 @@ mod tests {
         append(&p, "c\n");
         fs::rename(&p, dir.path().join("access.log.1")).unwrap();
         append(&p, "d\n");
-        append(&dir.path().join("access.log-api"), "another log\n");
+        // Another log sharing the prefix, rotated in the same run: not this log's.
+        for other in [
+            "access.log-api",
+            "access.log-api.1",
+            "access.log-api-20240501",
+        ] {
+            append(&dir.path().join(other), "another log\n");
+        }
         let mut t = tailer(&p, &cps, Start::End);
         assert_eq!(lines(&mut t), ["b", "c", "d"]);
     }

@@ -94,7 +94,11 @@ impl State {
         once: Option<&str>,
         now_ms: i64,
     ) -> anyhow::Result<Acted> {
-        let tx = self.conn.transaction()?;
+        // Immediate: the read and the writes after it in one write transaction, so a commit
+        // of the daemon in between cannot fail it.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let row: Option<(String, Option<i64>, Option<i64>)> = tx
             .prepare_cached("SELECT entry, closed_ms, acked_ms FROM incidents WHERE key = ?1")?
             .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))

@@ -371,19 +371,7 @@ fn a_silence_keeps_alerts_quiet_but_the_incident_is_recorded() {
         .unwrap()
         .format("%Y-%m-%d")
         .to_string();
-    let o = run(&[
-        "summary",
-        "--config",
-        c,
-        "--date",
-        &day,
-        "--timezone",
-        "UTC",
-        "--format",
-        "json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let r = summary_json(c, &day);
     assert_eq!(r["day"]["incidents"], 2, "{r}");
     assert_eq!(r["day"]["requests"], 50);
     let listed: Vec<(String, bool)> = r["incidents"]
@@ -602,6 +590,23 @@ fn email_over_starttls_with_auth_threads_the_resolved_note_under_its_alert() {
     );
     // The password never reaches the daemon's log.
     assert!(!log.iter().any(|l| l.contains(super::smtp::PASSWORD)));
+}
+
+/// `gatewatch summary` of a day (UTC) from the state, as JSON.
+pub fn summary_json(config: &str, day: &str) -> serde_json::Value {
+    let o = run(&[
+        "summary",
+        "--config",
+        config,
+        "--date",
+        day,
+        "--timezone",
+        "UTC",
+        "--format",
+        "json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).unwrap()
 }
 
 /// The body of a mail with quoted-printable soft breaks and `=XX` escapes undone.

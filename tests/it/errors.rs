@@ -284,7 +284,7 @@ const PATTERN_CASES: &[(&str, &str, &str, &str, &str)] = &[
         "nginx/upstream-timed-out.toml",
         "[title]",
         "[titel]",
-        "{p}/nginx/upstream-timed-out.toml:24: unknown field `titel`, expected one of `id`, `title`, `category`, `kind`, `ai_generated`, `fix_rate`, `confidence`, `evidence_count`, `first_seen`, `docs`, `versions`, `root_cause`, `workarounds`, `dead_ends`, `match`, `examples`, `near_misses`",
+        "{p}/nginx/upstream-timed-out.toml:24: unknown field `titel`, expected one of `id`, `title`, `category`, `kind`, `ai_generated`, `fix_rate`, `confidence`, `evidence_count`, `first_seen`, `docs`, `versions`, `root_cause`, `workarounds`, `dead_ends`, `match`, `examples`, `near_misses`, `draft`",
     ),
     (
         "date that is none",

@@ -4,41 +4,18 @@
 //! record. Forged, altered, expired and replayed links are refused; the order of workarounds
 //! moves only after enough incidents.
 
-use super::daemon::access_line;
-use super::delivery::{daemon_config, decode_qp, email_channel, start_seen, write};
+use super::daemon::{access_line, http_request as http};
+use super::delivery::{daemon_config, decode_qp, email_channel, start_seen, summary_json, write};
 use super::*;
 use gatewatch::engine::kb::evidence::{Item, Verdict};
 use gatewatch::render::links::{Action, Signer};
 use gatewatch::store::outcomes::Outcome;
-use std::io::{Read, Write as _};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 const KEY: &str = "a test key for the links, 32 bytes";
 const ENTRY: &str = "api/http-502-bad-gateway-upstream-unreachable";
-
-/// One HTTP/1.1 request on loopback: (status, body).
-fn http(addr: SocketAddr, method: &str, target: &str, form: Option<&str>) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let body = form.unwrap_or("");
-    write!(
-        s,
-        "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let code = resp.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (code, body)
-}
 
 /// The mail's text part: every `label: url` link line of the first incident.
 fn links(mail: &str) -> Vec<(String, String)> {
@@ -58,6 +35,17 @@ fn link<'a>(links: &'a [(String, String)], label: &str) -> &'a str {
         .find(|(l, _)| l == label)
         .unwrap_or_else(|| panic!("no {label:?} link in {links:?}"))
         .1
+}
+
+/// The alert (not the resolved note) about `upstream` among the mails.
+fn alert_for<'a>(mails: &'a [String], upstream: &str) -> &'a str {
+    mails
+        .iter()
+        .find(|m| {
+            smtp::header(m, "Subject")
+                .is_some_and(|s| s.starts_with("[Incident]") && s.contains(upstream))
+        })
+        .unwrap_or_else(|| panic!("no alert about {upstream}"))
 }
 
 /// The path and query of a link to our server, and its form fields.
@@ -277,13 +265,7 @@ fn a_link_followed_from_the_mail_records_what_fixed_it_and_the_next_alert_shows_
         .collect();
     daemon::append(&log_file, &burst);
     let mails = mail.wait_for(4, Duration::from_secs(30));
-    let second = mails
-        .iter()
-        .find(|m| {
-            smtp::header(m, "Subject")
-                .is_some_and(|s| s.starts_with("[Incident]") && s.contains("10.0.8.8"))
-        })
-        .expect("the second alert");
+    let second = alert_for(&mails, "10.0.8.8");
     let steps = runbook(second);
     assert_eq!(
         steps.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
@@ -320,13 +302,7 @@ fn a_link_followed_from_the_mail_records_what_fixed_it_and_the_next_alert_shows_
     // This one stays open while the test looks at the status page.
     let (failing, writer) = keep_failing(&log_file, "10.0.9.9:9000");
     let mails = mail.wait_for(5, Duration::from_secs(30));
-    let third = mails
-        .iter()
-        .find(|m| {
-            smtp::header(m, "Subject")
-                .is_some_and(|s| s.starts_with("[Incident]") && s.contains("10.0.9.9"))
-        })
-        .expect("the third alert");
+    let third = alert_for(&mails, "10.0.9.9");
     let steps = runbook(third);
     assert_eq!(steps[0].0, 3, "{steps:?}");
     assert!(steps[0].1.ends_with("· 5 of 5 here"), "{steps:?}");
@@ -354,19 +330,7 @@ fn a_link_followed_from_the_mail_records_what_fixed_it_and_the_next_alert_shows_
     // The daily summary lists the incident nobody said anything about (10.0.8.8's), not the
     // one fixed through the link.
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
-    let o = run(&[
-        "summary",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--date",
-        &today,
-        "--timezone",
-        "UTC",
-        "--format",
-        "json",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let r: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let r = summary_json(cfg.to_str().unwrap(), &today);
     let without: Vec<&str> = r["without_feedback"]
         .as_array()
         .unwrap_or_else(|| panic!("no feedback section: {r}"))

@@ -8,25 +8,19 @@ use gatewatch::engine::detect::Change;
 use std::sync::mpsc;
 use std::time::Duration;
 
-#[test]
-fn a_verdict_given_on_the_command_line_round_trips_through_the_state() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
-    let log = dir.path().join("logs/access.log");
-    let text = config(dir.path(), "beginning");
-    let cfg_path = dir.path().join("gatewatch.toml");
+/// A state with one incident, recorded by the daemon (in process) from `lines` written to
+/// `logs/access.log` under `dir`: the config file's path and the incident as opened.
+fn recorded_incident(dir: &Path, lines: &str) -> (PathBuf, gatewatch::engine::detect::Incident) {
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let text = config(dir, "beginning");
+    let cfg_path = dir.join("gatewatch.toml");
     std::fs::write(&cfg_path, &text).unwrap();
-    // The daemon records an incident.
     let cfg = gatewatch::app::config::Config::parse("gw.toml", &text).unwrap();
     let kb = std::sync::Arc::new(gatewatch::app::patterns::load_kb(&[]).unwrap());
     let (tx, rx) = mpsc::channel();
     super::quiet_in_process_logs();
     let daemon = gatewatch::app::daemon::Daemon::start(&cfg, kb, vec![tx]).unwrap();
-    let mut lines = String::new();
-    for i in 0..25 {
-        lines.push_str(&access_line(i, 502, "10.0.7.7:9000", "-"));
-    }
-    append(&log, &lines);
+    append(&dir.join("logs/access.log"), lines);
     let Change::Opened(inc) = rx
         .recv_timeout(Duration::from_secs(10))
         .expect("an incident")
@@ -34,6 +28,16 @@ fn a_verdict_given_on_the_command_line_round_trips_through_the_state() {
         panic!("no incident opened")
     };
     daemon.stop().unwrap();
+    (cfg_path, inc)
+}
+
+#[test]
+fn a_verdict_given_on_the_command_line_round_trips_through_the_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines: String = (0..25)
+        .map(|i| access_line(i, 502, "10.0.7.7:9000", "-"))
+        .collect();
+    let (cfg_path, inc) = recorded_incident(dir.path(), &lines);
     let c = cfg_path.to_str().unwrap();
 
     let list = run(&["incident", "list", "--config", c]);
@@ -175,29 +179,13 @@ fn a_verdict_given_on_the_command_line_round_trips_through_the_state() {
 #[test]
 fn ack_snooze_a_draft_entry_and_the_evidence_export() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
     let log = dir.path().join("logs/access.log");
-    let text = config(dir.path(), "beginning");
-    let cfg_path = dir.path().join("gatewatch.toml");
-    std::fs::write(&cfg_path, &text).unwrap();
-    let cfg = gatewatch::app::config::Config::parse("gw.toml", &text).unwrap();
-    let kb = std::sync::Arc::new(gatewatch::app::patterns::load_kb(&[]).unwrap());
-    let (tx, rx) = mpsc::channel();
-    super::quiet_in_process_logs();
-    let daemon = gatewatch::app::daemon::Daemon::start(&cfg, kb, vec![tx]).unwrap();
     let lines: String = (0..25)
         .map(|i| {
             access_line(i, 502, "10.0.5.5:9000", "-").replace("/api/v1/orders", "/checkout/pay")
         })
         .collect();
-    append(&log, &lines);
-    let Change::Opened(_) = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("an incident")
-    else {
-        panic!("no incident opened")
-    };
-    daemon.stop().unwrap();
+    let (cfg_path, _) = recorded_incident(dir.path(), &lines);
     let c = cfg_path.to_str().unwrap();
     let list = stdout(&run(&["incident", "list", "--config", c]));
     let key = list
@@ -279,6 +267,25 @@ fn ack_snooze_a_draft_entry_and_the_evidence_export() {
     assert!(stderr(&again).contains("--force"), "{}", stderr(&again));
 
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/patterns");
+    let scan_entry = || {
+        let got = incidents(&[
+            "--log-format",
+            gatewatch::engine::parse::nginx_access::GATEWATCH,
+            "--patterns",
+            shipped,
+            "--patterns",
+            local.to_str().unwrap(),
+            log.to_str().unwrap(),
+        ]);
+        assert_eq!(got.len(), 1, "{got:?}");
+        got[0]["entry"].as_str().unwrap().to_string()
+    };
+    // A draft, TODOs and all, does not stop the knowledge base from loading: it is left out.
+    assert!(draft_text.contains("\ndraft = true\n"), "{draft_text}");
+    assert_eq!(
+        scan_entry(),
+        "api/http-502-bad-gateway-upstream-unreachable"
+    );
     let check = |dirs: &[&str]| {
         let mut args = vec!["check"];
         for d in dirs {
@@ -312,23 +319,26 @@ fn ack_snooze_a_draft_entry_and_the_evidence_export() {
         stdout(&proven),
         stderr(&proven)
     );
-    // The same lines now get the new entry.
-    let got = incidents(&[
-        "--log-format",
-        gatewatch::engine::parse::nginx_access::GATEWATCH,
-        "--patterns",
-        shipped,
-        "--patterns",
-        local.to_str().unwrap(),
-        log.to_str().unwrap(),
-    ]);
-    assert_eq!(got.len(), 1, "{got:?}");
     assert!(
-        got[0]["entry"]
-            .as_str()
-            .unwrap()
-            .starts_with("local/draft-upstream-unreachable-502-"),
-        "{got:?}"
+        stdout(&proven).contains("is a draft (draft = true)"),
+        "{}",
+        stdout(&proven)
+    );
+    assert_eq!(
+        scan_entry(),
+        "api/http-502-bad-gateway-upstream-unreachable",
+        "still a draft"
+    );
+    // Published: the line removed.
+    let published = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("\ndraft = true\n", "\n");
+    std::fs::write(&file, published).unwrap();
+    // The same lines now get the new entry.
+    assert!(
+        scan_entry().starts_with("local/draft-upstream-unreachable-502-"),
+        "{}",
+        scan_entry()
     );
 
     // The export: counts only.

@@ -31,12 +31,26 @@ pub(super) fn run_check(
             .map(|c| c.pattern_dirs.clone())
             .unwrap_or_default()
     };
-    let kb = match cfg
+    // Drafts are proven too (the daemon leaves them out).
+    let dir_errors = cfg
         .as_ref()
         .filter(|c| c.pattern_dirs == dirs)
-        .map_or_else(|| load_kb(&dirs), config_kb)
-    {
-        Ok(kb) => Some(kb),
+        .map(|c| c.pattern_dir_errors())
+        .unwrap_or_default();
+    let loaded = if dir_errors.is_empty() {
+        crate::app::patterns::load_kb_with_drafts(&dirs, true)
+    } else {
+        Err(crate::engine::error::FileErrors(dir_errors))
+    };
+    let kb = match loaded {
+        Ok((kb, drafts)) => {
+            for d in drafts {
+                println!(
+                    "note: {d} is a draft (draft = true): proven, but not used until that line is removed"
+                );
+            }
+            Some(kb)
+        }
         Err(e) => {
             errors.extend(e.0.iter().map(ToString::to_string));
             None

@@ -109,8 +109,9 @@ fn signature(samples: &[Sample], upstream: &str) -> Option<String> {
     {
         return Some(format!("[ \"]{}[ ?\"]", regex::escape(first)));
     }
+    // Bounded: `10.0.1.5:80` must not match `10.0.1.5:8080` or `110.0.1.5:80`.
     (!upstream.is_empty() && upstream != "-" && samples.iter().all(|s| s.line.contains(upstream)))
-        .then(|| regex::escape(upstream))
+        .then(|| format!(r"(?:^|[^\w.:-]){}(?:[^\w.:-]|$)", regex::escape(upstream)))
 }
 
 pub(super) fn run_draft(
@@ -178,6 +179,11 @@ pub(super) fn run_draft(
          # then prove it: gatewatch check --patterns {}\n",
         inc.failures,
         out_dir.display()
+    );
+    let _ = writeln!(
+        t,
+        "# The daemon leaves a draft out of its knowledge base; `check` proves it. Remove this\n\
+         # line when the entry is written, then reload the daemon.\ndraft = true\n"
     );
     let _ = writeln!(t, "id = {}", q(&id));
     let _ = writeln!(t, "category = \"local\"\nkind = \"network_error\"");
@@ -283,8 +289,7 @@ pub(super) fn run_draft(
         if twins == 1 { "" } else { "s" },
     );
     println!(
-        "next: write its TODOs, then prove it with: gatewatch check --patterns {}",
-        out_dir.display()
+        "next: write its TODOs, prove it with `gatewatch check` (with every pattern folder the daemon reads), then remove `draft = true` and reload the daemon; until then the daemon leaves it out"
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -306,9 +311,10 @@ pub(super) fn run_export_evidence(config: Option<PathBuf>) -> anyhow::Result<Exi
     let Some(state) = crate::store::State::open_read_only(&dir)? else {
         anyhow::bail!("there is no state in {}", dir.display());
     };
-    let kb = config_kb(&cfg)?;
+    // Counts only, and only for the shipped entries: no incident keys, hosts, upstreams, paths,
+    // log text, or the names of local entries.
+    let kb = load_kb(&[])?;
     let mut out = io::stdout().lock();
-    // Counts only: no incident keys, hosts, upstreams, paths or log text.
     for e in kb.entries() {
         for (item, l) in state.local_record(&e.id)? {
             if l.tried == 0 && l.followed == 0 {

@@ -3,7 +3,7 @@
 //! are then shown with their local record beside the knowledge base's rate.
 
 use super::*;
-use crate::engine::kb::evidence::{self, Local};
+use crate::engine::kb::evidence;
 use crate::render::links::Action;
 use crate::store::outcomes::{Acted, Item, Outcome, Verdict};
 use std::collections::BTreeMap;
@@ -155,15 +155,7 @@ pub(super) fn run_incident(
                 Some(e) => {
                     println!("{} [{}]", e.title.en, e.id);
                     let record = state.local_record(&e.id)?;
-                    let local: Vec<Local> = (1..=e.workarounds.len())
-                        .map(|n| {
-                            record
-                                .get(&Item::Workaround(n))
-                                .copied()
-                                .unwrap_or_default()
-                        })
-                        .collect();
-                    for (i, est) in evidence::ranked(e, &local) {
+                    for (i, est) in evidence::ranked_here(e, Some(&record)) {
                         println!(
                             "  #{} ({}) {}",
                             i + 1,

@@ -294,6 +294,19 @@ impl Reader {
             clock: None,
             quiet: None,
         };
+        // The alerts' one-click links: signed with the configured key.
+        let links = cfg.links.as_ref().and_then(|l| match l.signer() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                // Alerts matter more than their links: they go out without them.
+                crate::log!(
+                    Error,
+                    "alerts go out without their one-click links: the link key cannot be used",
+                    error = format!("{e:#}")
+                );
+                None
+            }
+        });
         let mut r = Reader {
             state,
             first_run,
@@ -323,22 +336,12 @@ impl Reader {
                 memory: Default::default(),
                 silenced_in_memory: Default::default(),
                 delivered,
-                links: cfg.links.as_ref().and_then(|l| match l.signer() {
-                    Ok(s) => Some(s),
-                    Err(e) => {
-                        // Alerts matter more than their links: they go out without them.
-                        crate::log!(
-                            Error,
-                            "alerts go out without their one-click links: the link key cannot be used",
-                            error = format!("{e:#}")
-                        );
-                        None
-                    }
-                }),
+                links: links.clone(),
             },
             wake,
             status: Arc::new(std::sync::Mutex::new(Status {
                 started_at: Some(std::time::SystemTime::now()),
+                links,
                 ..Status::default()
             })),
             error: None,
@@ -609,19 +612,15 @@ pub async fn run(
         Some(addr) => {
             let listener = crate::app::http::bind(addr).await?;
             log!(Info, "serving /health and /metrics", listen = addr);
-            // The alerts' one-click links, when they are made (see `Outputs::links`).
-            let actions = cfg
-                .links
-                .as_ref()
-                .and_then(|l| l.signer().ok())
-                .map(|signer| crate::app::actions::Actions {
-                    status: daemon.status(),
-                    signer,
-                });
+            // The alerts' one-click links: checked with the signer the reader uses now (a
+            // reload may change it).
+            let actions = crate::app::actions::Actions {
+                status: daemon.status(),
+            };
             Some(tokio::spawn(crate::app::http::serve(
                 listener,
                 daemon.status(),
-                actions,
+                Some(actions),
                 async {
                     let _ = http_stopped.await;
                 },

@@ -260,6 +260,8 @@ impl Reader {
             Ok(mut r) => {
                 r.first_run = false;
                 r.status = self.status.clone();
+                // The links of the new configuration (another key or address, or none).
+                r.status.lock().unwrap_or_else(|e| e.into_inner()).links = r.out.links.clone();
                 r.out.opened = self.out.opened;
                 r.out.closed = self.out.closed;
                 r.out.sender = self.out.sender.clone();

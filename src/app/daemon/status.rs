@@ -37,6 +37,8 @@ pub struct Status {
     pub kb: Option<Arc<Kb>>,
     pub host: String,
     pub state_path: Option<PathBuf>,
+    /// Signs and checks the alerts' one-click links (`[http] public_url`); `None`: off.
+    pub links: Option<crate::render::links::Signer>,
 }
 
 /// How old the reader's last round may be before `/health` reports the daemon stuck.

@@ -179,6 +179,23 @@ pub fn ranked(entry: &Entry, local: &[Local]) -> Vec<(usize, Estimate)> {
     out
 }
 
+/// [`ranked`], from an entry's local record as the state keeps it (by item; `None`: nothing
+/// known here).
+pub fn ranked_here(
+    entry: &Entry,
+    record: Option<&std::collections::BTreeMap<Item, Local>>,
+) -> Vec<(usize, Estimate)> {
+    let local: Vec<Local> = (1..=entry.workarounds.len())
+        .map(|n| {
+            record
+                .and_then(|r| r.get(&Item::Workaround(n)))
+                .copied()
+                .unwrap_or_default()
+        })
+        .collect();
+    ranked(entry, &local)
+}
+
 /// How an estimate reads next to the workaround: `90 % (KB) · 3 of 4 here`.
 pub fn describe(e: &Estimate) -> String {
     let kb = (e.kb * 100.0).round();

@@ -51,6 +51,11 @@ struct RawEntry {
     examples: Vec<Spanned<RawExample>>,
     #[serde(default)]
     near_misses: Vec<Spanned<RawExample>>,
+    /// A draft (`gatewatch patterns draft`): read by the app layer, which leaves it out of the
+    /// knowledge base in use.
+    #[serde(default)]
+    #[allow(dead_code)]
+    draft: bool,
 }
 
 #[derive(Deserialize)]
