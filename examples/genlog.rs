@@ -1,6 +1,7 @@
 //! Writes a synthetic nginx access log (gatewatch's recommended `log_format`, with upstream
 //! fields) for benchmarks and tests, optionally with a burst of unreachable-upstream 502s and
-//! the matching error log.
+//! the matching error log; or the same traffic as another proxy writes it (`--format
+//! nginx_error | haproxy | alb`).
 //!
 //! ```text
 //! cargo run --release --example genlog -- --lines 2000000 > access.log
@@ -9,7 +10,7 @@
 //! ```
 
 use clap::Parser;
-use gatewatch::engine::synth::{Burst, Synth, SynthConfig};
+use gatewatch::engine::synth::{Burst, Synth, SynthConfig, SynthFormat};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
@@ -36,6 +37,10 @@ struct Args {
     error_log: Option<PathBuf>,
     #[arg(long, default_value_t = 0x5eed)]
     seed: u64,
+    /// The format: nginx (access log), nginx_error (every request as a refused connection),
+    /// haproxy (HTTP log in a syslog header) or alb.
+    #[arg(long, default_value = "nginx", value_parser = ["nginx", "nginx_error", "haproxy", "alb"])]
+    format: String,
 }
 
 fn main() -> io::Result<()> {
@@ -57,6 +62,21 @@ fn main() -> io::Result<()> {
         Some(p) => Some(BufWriter::new(File::create(p)?)),
         None => None,
     };
+    let format = match args.format.as_str() {
+        "nginx_error" => Some(SynthFormat::NginxError),
+        "haproxy" => Some(SynthFormat::Haproxy),
+        "alb" => Some(SynthFormat::Alb),
+        _ => None,
+    };
+    if let Some(format) = format {
+        let mut line = String::with_capacity(512);
+        for _ in 0..args.lines {
+            line.clear();
+            synth.next_line(format, &mut line);
+            writeln!(out, "{line}")?;
+        }
+        return out.flush();
+    }
     for _ in 0..args.lines {
         let g = synth.next_request();
         writeln!(out, "{}", g.access)?;

@@ -98,7 +98,11 @@ pub fn for_config(cfg: &Config) -> Result<Kb, FileErrors> {
 /// Whether a pattern file is a draft (`draft = true`, written by `gatewatch patterns draft`):
 /// proven by `check`, not used for matching until the line is removed.
 pub fn is_draft(text: &str) -> bool {
-    toml::from_str::<toml::Table>(text)
+    // Parsed only when a line could say so (reading every file twice costs start-up time).
+    let may = text
+        .lines()
+        .any(|l| l.trim_start().starts_with("draft") && l.contains('='));
+    may && toml::from_str::<toml::Table>(text)
         .ok()
         .and_then(|t| t.get("draft")?.as_bool())
         == Some(true)

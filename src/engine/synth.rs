@@ -121,16 +121,42 @@ impl Synth {
 
     /// The next request.
     pub fn next_request(&mut self) -> Generated {
+        let r = self.next_fields();
+        let mut access = String::with_capacity(256);
+        write_nginx(&mut access, &r);
+        let error = r.failed.then(|| {
+            let mut e = String::with_capacity(320);
+            write_nginx_error(&mut e, &r);
+            e
+        });
+        Generated {
+            access,
+            error,
+            failed: r.failed,
+        }
+    }
+
+    /// The next request as one line of `format` (`Nginx`: the access line).
+    pub fn next_line(&mut self, format: SynthFormat, out: &mut String) -> bool {
+        let r = self.next_fields();
+        match format {
+            SynthFormat::Nginx => write_nginx(out, &r),
+            SynthFormat::NginxError => write_nginx_error(out, &r),
+            SynthFormat::Haproxy => write_haproxy(out, &r),
+            SynthFormat::Alb => write_alb(out, &r),
+        }
+        r.failed
+    }
+
+    fn next_fields(&mut self) -> Request {
         let n = self.n;
         self.n += 1;
         let ms = self.time_ms(n);
         let secs_in = ((ms - self.cfg.start_ms) / 1000) as u32;
         let up_index = (self.next_u64() % self.cfg.upstreams.len() as u64) as usize;
-        let upstream = self.cfg.upstreams[up_index].clone();
-        let client = format!("203.0.113.{}", 1 + self.next_u64() % 254);
-        let path = self.pick(&PATHS).to_string();
-        let agent = self.pick(&AGENTS).to_string();
-        let method = if path.contains("cart") { "POST" } else { "GET" };
+        let client = 1 + (self.next_u64() % 254) as u8;
+        let path = self.pick(&PATHS);
+        let agent = self.pick(&AGENTS);
         let in_burst = self.cfg.burst.as_ref().is_some_and(|b| {
             b.upstream == up_index
                 && secs_in >= b.start_secs
@@ -140,43 +166,155 @@ impl Synth {
             let share = self.cfg.burst.as_ref().map_or(0.0, |b| b.share);
             self.chance(share)
         };
-        let time_local = clf(ms);
-        let mut access = String::with_capacity(256);
-        let mut error = None;
-        let _ = write!(
-            access,
-            "{client} - - [{time_local}] \"{method} {path} HTTP/1.1\" "
-        );
-        if failed {
-            let _ = write!(
-                access,
-                "502 157 \"-\" \"{agent}\" api.example.com {upstream} 502 - - 0.000 0.001"
-            );
-            error = Some(format!(
-                "{} [error] 2118#2118: *{} connect() failed (111: Connection refused) while connecting to upstream, client: {client}, server: api.example.com, request: \"{method} {path} HTTP/1.1\", upstream: \"http://{upstream}{path}\", host: \"api.example.com\"",
-                error_time(ms),
-                n + 1
-            ));
+        let (status, bytes, rt) = if failed {
+            (502, 157, 0)
         } else if self.chance(self.cfg.app_error_share) {
-            let _ = write!(
-                access,
-                "500 64 \"-\" \"{agent}\" api.example.com {upstream} 500 0.001 0.030 0.030 0.031"
-            );
+            (500, 64, 30)
         } else {
             let status = if self.chance(0.02) { 404 } else { 200 };
             let bytes = 200 + self.next_u64() % 20_000;
             let rt = 1 + self.next_u64() % 120;
+            (status, bytes, rt)
+        };
+        Request {
+            n,
+            ms,
+            client,
+            method: if path.contains("cart") { "POST" } else { "GET" },
+            path,
+            agent,
+            upstream: self.cfg.upstreams[up_index].clone(),
+            up_index,
+            status,
+            bytes,
+            rt,
+            failed,
+        }
+    }
+}
+
+/// The formats the generator writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SynthFormat {
+    /// nginx access log in [`LOG_FORMAT`].
+    Nginx,
+    /// nginx error log: every request as the error line of a refused connection.
+    NginxError,
+    /// HAProxy HTTP log (`option httplog`) in a syslog header; a failed request ends `SC--`.
+    Haproxy,
+    /// AWS ALB access log; a failed request is a 502 its target never answered.
+    Alb,
+}
+
+/// One request's fields, before it is written in a format.
+struct Request {
+    n: u64,
+    ms: i64,
+    client: u8,
+    method: &'static str,
+    path: &'static str,
+    agent: &'static str,
+    upstream: String,
+    up_index: usize,
+    status: u16,
+    bytes: u64,
+    rt: u64,
+    failed: bool,
+}
+
+fn write_nginx(out: &mut String, r: &Request) {
+    let (client, method, path, agent, upstream) =
+        (r.client, r.method, r.path, r.agent, &r.upstream);
+    let _ = write!(
+        out,
+        "203.0.113.{client} - - [{}] \"{method} {path} HTTP/1.1\" ",
+        clf(r.ms)
+    );
+    let status = r.status;
+    match status {
+        502 => {
             let _ = write!(
-                access,
+                out,
+                "502 157 \"-\" \"{agent}\" api.example.com {upstream} 502 - - 0.000 0.001"
+            );
+        }
+        500 => {
+            let _ = write!(
+                out,
+                "500 64 \"-\" \"{agent}\" api.example.com {upstream} 500 0.001 0.030 0.030 0.031"
+            );
+        }
+        _ => {
+            let (bytes, rt) = (r.bytes, r.rt);
+            let _ = write!(
+                out,
                 "{status} {bytes} \"-\" \"{agent}\" api.example.com {upstream} {status} 0.001 0.{rt:03} 0.{rt:03} 0.{:03}",
                 rt + 1
             );
         }
-        Generated {
-            access,
-            error,
-            failed,
-        }
+    }
+}
+
+fn write_nginx_error(out: &mut String, r: &Request) {
+    let (client, method, path, upstream) = (r.client, r.method, r.path, &r.upstream);
+    let _ = write!(
+        out,
+        "{} [error] 2118#2118: *{} connect() failed (111: Connection refused) while connecting to upstream, client: 203.0.113.{client}, server: api.example.com, request: \"{method} {path} HTTP/1.1\", upstream: \"http://{upstream}{path}\", host: \"api.example.com\"",
+        error_time(r.ms),
+        r.n + 1
+    );
+}
+
+fn write_haproxy(out: &mut String, r: &Request) {
+    let (y, m, d, h, mi, s) = civil(r.ms);
+    let month = MONTHS[(m - 1) as usize];
+    let ms = r.ms.rem_euclid(1000);
+    let (client, method, path, srv) = (r.client, r.method, r.path, r.up_index + 1);
+    let _ = write!(
+        out,
+        "{month} {d:>2} {h:02}:{mi:02}:{s:02} lb1 haproxy[14389]: 203.0.113.{client}:{} [{d:02}/{month}/{y}:{h:02}:{mi:02}:{s:02}.{ms:03}] http-in app/srv{srv} ",
+        30_000 + r.n % 30_000
+    );
+    if r.failed {
+        // The connection to the server failed: HAProxy answers 503 and says SC.
+        let _ = write!(
+            out,
+            "0/0/-1/-1/3001 503 212 - - SC-- 12/12/0/0/3 0/0 \"{method} {path} HTTP/1.1\""
+        );
+    } else {
+        let (status, bytes, rt) = (r.status, r.bytes, r.rt);
+        let _ = write!(
+            out,
+            "0/0/1/{rt}/{} {status} {bytes} - - ---- 12/12/3/1/0 0/0 \"{method} {path} HTTP/1.1\"",
+            rt + 2
+        );
+    }
+}
+
+fn write_alb(out: &mut String, r: &Request) {
+    let (y, m, d, h, mi, s) = civil(r.ms);
+    let us = r.ms.rem_euclid(1000) * 1000;
+    let time = format!("{y}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}Z");
+    let (client, method, path, agent, target) = (r.client, r.method, r.path, r.agent, &r.upstream);
+    let _ = write!(
+        out,
+        "https {time} app/my-alb/50dc6c495c0c9188 203.0.113.{client}:{} {target} ",
+        30_000 + r.n % 30_000
+    );
+    if r.failed {
+        // The target never answered: no times, no target status.
+        let _ = write!(
+            out,
+            "-1 -1 -1 502 - 496 272 \"{method} https://api.example.com:443{path} HTTP/1.1\" \"{agent}\" ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067 \"Root=1-58337262-{:024x}\" \"api.example.com\" \"-\" 0 {time} \"forward\" \"-\" \"-\" \"{target}\" \"-\" \"-\" \"-\"",
+            r.n
+        );
+    } else {
+        let (status, bytes, rt) = (r.status, r.bytes, r.rt);
+        let _ = write!(
+            out,
+            "0.000 0.{rt:03} 0.000 {status} {status} 496 {bytes} \"{method} https://api.example.com:443{path} HTTP/1.1\" \"{agent}\" ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067 \"Root=1-58337262-{:024x}\" \"api.example.com\" \"-\" 0 {time} \"forward\" \"-\" \"-\" \"{target}\" \"{status}\" \"-\" \"-\"",
+            r.n
+        );
     }
 }
 
@@ -250,6 +388,41 @@ mod tests {
             assert_eq!(g.error.is_some(), g.failed);
         }
         assert!(failed > 300, "{failed}");
+        // Every format: a failed request is an upstream failure of that format, the others
+        // are not.
+        use crate::engine::event::Format;
+        for (sf, f) in [
+            (SynthFormat::NginxError, Format::NginxError),
+            (SynthFormat::Haproxy, Format::Haproxy),
+            (SynthFormat::Alb, Format::Alb),
+        ] {
+            let mut s = Synth::new(SynthConfig {
+                burst: Some(Burst {
+                    start_secs: 0,
+                    duration_secs: 10,
+                    upstream: 0,
+                    share: 0.5,
+                }),
+                ..SynthConfig::default()
+            });
+            let mut p = Parser::new(f, &ParserOptions::default(), &[]);
+            let mut line = String::new();
+            let mut failures = 0;
+            for _ in 0..2_000 {
+                line.clear();
+                let failed = s.next_line(sf, &mut line);
+                let ev = p
+                    .parse(line.as_bytes())
+                    .unwrap_or_else(|e| panic!("{e}: {line}"));
+                if sf == SynthFormat::NginxError {
+                    assert_eq!(ev.cause, Cause::UpstreamUnreachable, "{line}");
+                } else {
+                    assert_eq!(ev.cause == Cause::UpstreamUnreachable, failed, "{line}");
+                }
+                failures += failed as u32;
+            }
+            assert!(failures > 100, "{sf:?} {failures}");
+        }
         assert_eq!(clf(1_714_564_800_000), "01/May/2024:12:00:00 +0000");
         assert_eq!(error_time(1_714_564_800_000), "2024/05/01 12:00:00");
     }

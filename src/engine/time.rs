@@ -67,7 +67,7 @@ fn naive_ms(y: u32, mo: u32, d: u32, h: u32, mi: u32, s: u32, ms: u32) -> Option
 }
 
 /// Parses `.123` / `.123456` after a seconds field; returns (milliseconds, bytes consumed).
-fn fraction(b: &[u8]) -> (u32, usize) {
+pub(crate) fn fraction(b: &[u8]) -> (u32, usize) {
     if b.first() != Some(&b'.') && b.first() != Some(&b',') {
         return (0, 0);
     }

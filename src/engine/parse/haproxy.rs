@@ -20,6 +20,11 @@ pub struct HaproxyParser {
     zone: ZoneClock,
     /// The year of the last complete date seen (RFC 3164 headers do not write it).
     year: i32,
+    /// The day (days since the epoch) `year` was worked out for.
+    year_day: i64,
+    /// The last date's second (`06/Feb/2009:12:14:14`) and its time (Unix ms, local): lines
+    /// of one second share it, and only their milliseconds are read.
+    date_second: Option<([u8; 20], i64)>,
     last_time: Option<Timestamp>,
 }
 
@@ -29,6 +34,8 @@ impl HaproxyParser {
         HaproxyParser {
             zone,
             year,
+            year_day: i64::MIN,
+            date_second: None,
             last_time: None,
         }
     }
@@ -64,6 +71,22 @@ impl HaproxyParser {
         Err(Unparsed::Shape)
     }
 
+    /// [`time::parse_haproxy_date`], with the second of the line before remembered.
+    fn date(&mut self, d: &[u8]) -> Option<(i64, usize)> {
+        if let (Some((second, at)), Some(head)) = (&self.date_second, d.get(..20))
+            && head == second
+        {
+            let (ms, len) = time::fraction(&d[20..]);
+            return Some((at + i64::from(ms), 20 + len));
+        }
+        let (t, used) = time::parse_haproxy_date(d)?;
+        let (ms, _) = time::fraction(&d[20..]);
+        let mut second = [0u8; 20];
+        second.copy_from_slice(&d[..20]);
+        self.date_second = Some((second, t - i64::from(ms)));
+        Some((t, used))
+    }
+
     fn header_time(&mut self, t: Option<HeaderTime>) -> Option<Timestamp> {
         let t = match t? {
             HeaderTime::Zoned { ms, offset_secs } => Timestamp::new(ms, offset_secs),
@@ -90,7 +113,7 @@ impl HaproxyParser {
             .strip_prefix(b"[")
             .and_then(|d| d.strip_suffix(b"]"))
             .ok_or(Unparsed::Shape)?;
-        let (naive, used) = time::parse_haproxy_date(date).ok_or(Unparsed::Time)?;
+        let (naive, used) = self.date(date).ok_or(Unparsed::Time)?;
         if used != date.len() {
             return Err(Unparsed::Time);
         }
@@ -98,7 +121,12 @@ impl HaproxyParser {
             Some(off) => Timestamp::new(naive - off as i64 * 1000, off),
             None => self.zone.to_utc(naive),
         };
-        self.year = time::year_of(naive);
+        // The year for later RFC 3164 headers: worked out again only when the day changes.
+        let day = naive.div_euclid(86_400_000);
+        if day != self.year_day {
+            self.year_day = day;
+            self.year = time::year_of(naive);
+        }
         self.last_time = Some(time);
         let frontend = w.next().ok_or(Unparsed::Shape)?;
         let backend_server = w.next().ok_or(Unparsed::Shape)?;
@@ -493,6 +521,31 @@ mod tests {
             .parse(started.as_bytes())
             .unwrap();
         assert_eq!(ev.time.unwrap().to_rfc3339(), "2024-02-06T12:14:14+00:00");
+    }
+
+    #[test]
+    fn a_remembered_second_gives_the_times_a_full_parse_gives() {
+        let line = |date: &str| {
+            format!(
+                "Feb  6 12:14:14 lb1 haproxy[1]: 10.0.0.1:5 [{date}] fe be/s1 0/0/1/2/3 200 1 - - ---- 1/1/1/1/0 0/0 \"GET / HTTP/1.1\""
+            )
+        };
+        let mut warm = HaproxyParser::new(ZoneClock::new(Zone::Utc), 2024);
+        for date in [
+            "06/Feb/2009:12:14:14.655",
+            "06/Feb/2009:12:14:14.001",
+            "06/Feb/2009:12:14:14",
+            "06/Feb/2009:12:14:15.000",
+            "06/Feb/2009:12:14:14.999",
+            "07/Mar/2010:00:00:00.5",
+        ] {
+            let l = line(date);
+            let cold = HaproxyParser::new(ZoneClock::new(Zone::Utc), 2024)
+                .parse(l.as_bytes())
+                .unwrap();
+            assert_eq!(warm.parse(l.as_bytes()).unwrap().time, cold.time, "{date}");
+        }
+        assert_eq!(warm.year, 2010);
     }
 
     #[test]

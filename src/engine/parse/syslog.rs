@@ -88,11 +88,27 @@ fn host_tag(b: &[u8], t: Option<HeaderTime>) -> Option<Syslog<'_>> {
     tag(&b[sp + 1..], Some(first), t)
 }
 
+/// The longest tag (`haproxy[12345]`) read.
+const TAG_MAX: usize = 64;
+
 /// `tag[pid]: msg` or `tag: msg`.
 fn tag<'a>(b: &'a [u8], host: Option<&'a [u8]>, t: Option<HeaderTime>) -> Option<Syslog<'a>> {
-    let colon = memchr::memmem::find(b, b": ")?;
+    // The first `: ` within a tag's length (64 bytes): a tag has no space, so one beyond that,
+    // or after a space, is not a tag's end.
+    let head = &b[..b.len().min(TAG_MAX + 2)];
+    let mut from = 0;
+    let colon = loop {
+        let i = from + memchr::memchr2(b':', b' ', &head[from..])?;
+        if head[i] == b' ' {
+            return None;
+        }
+        if head.get(i + 1) == Some(&b' ') {
+            break i;
+        }
+        from = i + 1;
+    };
     let t_raw = &b[..colon];
-    if t_raw.is_empty() || t_raw.len() > 64 || t_raw.contains(&b' ') {
+    if t_raw.is_empty() || t_raw.len() > TAG_MAX {
         return None;
     }
     let app = match memchr::memchr(b'[', t_raw) {
@@ -180,6 +196,28 @@ fn structured_data_end(b: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tag_ends_at_the_first_colon_and_space_within_its_length() {
+        fn t(b: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
+            tag(b, None, None).map(|s| (s.app, s.message))
+        }
+        assert_eq!(
+            t(b"haproxy[1]: a: b"),
+            Some((Some(&b"haproxy"[..]), &b"a: b"[..]))
+        );
+        // A colon without a space does not end it.
+        assert_eq!(t(b"app:x: m"), Some((Some(&b"app:x"[..]), &b"m"[..])));
+        // A space first: not a tag.
+        assert_eq!(t(b"two words: m"), None);
+        assert_eq!(t(b"nocolon"), None);
+        assert_eq!(t(b": m"), None);
+        // At most 64 bytes.
+        let long = format!("{}: m", "a".repeat(64));
+        assert!(t(long.as_bytes()).is_some());
+        let longer = format!("{}: m", "a".repeat(65));
+        assert_eq!(t(longer.as_bytes()), None);
+    }
 
     #[test]
     fn rfc3164_with_and_without_priority() {
