@@ -301,21 +301,23 @@ fn write_alb(out: &mut String, r: &Request) {
         "https {time} app/my-alb/50dc6c495c0c9188 203.0.113.{client}:{} {target} ",
         30_000 + r.n % 30_000
     );
-    if r.failed {
-        // The target never answered: no times, no target status.
-        let _ = write!(
-            out,
-            "-1 -1 -1 502 - 496 272 \"{method} https://api.example.com:443{path} HTTP/1.1\" \"{agent}\" ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067 \"Root=1-58337262-{:024x}\" \"api.example.com\" \"-\" 0 {time} \"forward\" \"-\" \"-\" \"{target}\" \"-\" \"-\" \"-\"",
-            r.n
-        );
+    // A target that never answered has no times and no status of its own.
+    let (times, status, bytes, target_status) = if r.failed {
+        ("-1 -1 -1".to_string(), 502, 272, "-".to_string())
     } else {
-        let (status, bytes, rt) = (r.status, r.bytes, r.rt);
-        let _ = write!(
-            out,
-            "0.000 0.{rt:03} 0.000 {status} {status} 496 {bytes} \"{method} https://api.example.com:443{path} HTTP/1.1\" \"{agent}\" ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067 \"Root=1-58337262-{:024x}\" \"api.example.com\" \"-\" 0 {time} \"forward\" \"-\" \"-\" \"{target}\" \"{status}\" \"-\" \"-\"",
-            r.n
-        );
-    }
+        let rt = r.rt;
+        (
+            format!("0.000 0.{rt:03} 0.000"),
+            r.status,
+            r.bytes,
+            r.status.to_string(),
+        )
+    };
+    let _ = write!(
+        out,
+        "{times} {status} {target_status} 496 {bytes} \"{method} https://api.example.com:443{path} HTTP/1.1\" \"{agent}\" ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/73e2d6bc24d8a067 \"Root=1-58337262-{:024x}\" \"api.example.com\" \"-\" 0 {time} \"forward\" \"-\" \"-\" \"{target}\" \"{target_status}\" \"-\" \"-\"",
+        r.n
+    );
 }
 
 fn civil(ms: i64) -> (i64, u32, u32, u32, u32, u32) {
