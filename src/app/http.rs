@@ -70,12 +70,14 @@ fn secs(t: Option<SystemTime>) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// A metric's HELP and TYPE lines.
+fn head(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
 /// The metrics in Prometheus's text exposition format.
 pub fn metrics_text(st: &Status) -> String {
     let mut out = String::with_capacity(4096);
-    let head = |o: &mut String, name: &str, kind: &str, help: &str| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    };
     head(
         &mut out,
         "gatewatch_lines_total",
@@ -146,6 +148,7 @@ pub fn metrics_text(st: &Status) -> String {
             f.lag_bytes
         );
     }
+    kafka_metrics(&mut out, &st.files);
     head(
         &mut out,
         "gatewatch_events_total",
@@ -374,4 +377,61 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("[http] listen = {addr}: {e}"))
+}
+
+/// A Kafka source's partitions: assigned ones, their lag, and the group's rebalances.
+fn kafka_metrics(out: &mut String, files: &[crate::render::page::FileStatus]) {
+    let kafka: Vec<(&str, &crate::source::KafkaStatus)> = files
+        .iter()
+        .filter_map(|f| f.kafka.as_ref().map(|k| (f.path.as_str(), k)))
+        .collect();
+    if kafka.is_empty() {
+        return;
+    }
+    head(
+        out,
+        "gatewatch_kafka_assigned_partitions",
+        "gauge",
+        "Partitions of a Kafka source assigned to this instance by its consumer group.",
+    );
+    for (name, k) in &kafka {
+        let _ = writeln!(
+            out,
+            "gatewatch_kafka_assigned_partitions{{source=\"{}\"}} {}",
+            label(name),
+            k.partitions.len()
+        );
+    }
+    head(
+        out,
+        "gatewatch_kafka_rebalances_total",
+        "counter",
+        "Assignments this instance received from its consumer group.",
+    );
+    for (name, k) in &kafka {
+        let _ = writeln!(
+            out,
+            "gatewatch_kafka_rebalances_total{{source=\"{}\"}} {}",
+            label(name),
+            k.rebalances
+        );
+    }
+    head(
+        out,
+        "gatewatch_kafka_consumer_lag",
+        "gauge",
+        "Messages in an assigned partition not read yet (from the consumer's statistics, every 5 s).",
+    );
+    for (name, k) in &kafka {
+        for p in &k.partitions {
+            if let Some(lag) = p.lag {
+                let _ = writeln!(
+                    out,
+                    "gatewatch_kafka_consumer_lag{{source=\"{}\",partition=\"{}\"}} {lag}",
+                    label(name),
+                    p.partition
+                );
+            }
+        }
+    }
 }

@@ -23,6 +23,9 @@ pub struct FileStatus {
     pub lag_bytes: u64,
     /// Its latest lines do not parse (the format-drift alarm is open).
     pub drift: bool,
+    /// A Kafka source's partitions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<crate::source::KafkaStatus>,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -371,7 +371,9 @@ http {
                     *format,
                     f.source.log_format.as_ref().map(|l| l.name().to_string()),
                 ),
-                SourceKind::Syslog { .. } | SourceKind::Container { .. } => unreachable!(),
+                SourceKind::Syslog { .. } | SourceKind::Container { .. } | SourceKind::Kafka(_) => {
+                    unreachable!()
+                }
             })
             .collect();
         assert_eq!(

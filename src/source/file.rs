@@ -220,9 +220,7 @@ impl FilePlan {
             pattern: Pattern::new(cfg),
             format: match &cfg.kind {
                 super::SourceKind::Log { format, .. } => *format,
-                super::SourceKind::Container { .. } | super::SourceKind::Syslog { .. } => {
-                    Format::NginxAccess
-                }
+                _ => Format::NginxAccess,
             },
             opts: parser_options(cfg),
             start: start(cfg, ctx),
@@ -399,6 +397,7 @@ impl Source for FileSource {
             too_long: self.too_long,
             lag_bytes: self.tailer.lag_bytes(),
             recent_unparsed: self.recent.list(),
+            kafka: None,
         }
     }
 }

@@ -1,12 +1,16 @@
 //! Where lines come from: followed files ([`tail`]), old files read whole ([`scan`]), ALB
-//! objects in a folder or a bucket ([`s3`]), HAProxy's syslog datagrams ([`syslog`]), and the
-//! logs found on a machine without a config ([`discover`]). These modules own the file and
+//! objects in a folder or a bucket ([`s3`]), HAProxy's syslog datagrams ([`syslog`]), a Kafka
+//! topic that log forwarders write to ([`kafka`], with the `kafka` feature; its messages read
+//! by [`envelope`]), and the logs found on a machine without a config ([`discover`]). These modules own the file and
 //! socket IO; what they read goes into the [`crate::engine`] unchanged.
 
 pub mod alb;
 pub mod container;
 pub mod discover;
+pub mod envelope;
 pub mod file;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod scan;
@@ -27,6 +31,37 @@ pub enum SourceKind {
     /// A container's output as its runtime writes it (CRI or docker `json-file` framing): a file
     /// or glob (`/var/log/pods/*/*/*.log`).
     Container { path: String, proxy: Proxy },
+    /// A Kafka topic read in a consumer group.
+    Kafka(Box<KafkaConfig>),
+}
+
+/// A `[[source]] kind = "kafka"`: the topic a fleet's log forwarders write to, read by every
+/// gatewatch of one consumer group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KafkaConfig {
+    /// `host:port` of one broker or more, comma-separated.
+    pub brokers: String,
+    pub topic: String,
+    pub group: String,
+    pub payload: envelope::Payload,
+    pub keys: envelope::Keys,
+    /// The lines' format where the envelope does not name one.
+    pub format: Option<Format>,
+    /// librdkafka properties (`security.protocol`, `sasl.mechanism`, …), set after gatewatch's
+    /// own.
+    pub options: Vec<(String, String)>,
+    /// How long the group waits for a silent member before it gives its partitions to the
+    /// others.
+    pub session_timeout: std::time::Duration,
+    /// The source's name in the state and the status: `kafka:TOPIC@GROUP`.
+    pub name: String,
+}
+
+impl KafkaConfig {
+    /// The name a topic read by a group has in the state.
+    pub fn name_of(topic: &str, group: &str) -> String {
+        format!("kafka:{topic}@{group}")
+    }
 }
 
 /// The proxy whose output a container log holds.
@@ -132,6 +167,7 @@ impl SourceKind {
         match self {
             SourceKind::Log { path, .. } | SourceKind::Container { path, .. } => path,
             SourceKind::Syslog { listen } => listen,
+            SourceKind::Kafka(k) => &k.name,
         }
     }
 
@@ -145,6 +181,7 @@ impl SourceKind {
             (SourceKind::Syslog { listen: a }, SourceKind::Syslog { listen: b }) => {
                 a.strip_prefix("udp://").unwrap_or(a) == b.strip_prefix("udp://").unwrap_or(b)
             }
+            (SourceKind::Kafka(a), SourceKind::Kafka(b)) => a.name == b.name,
             _ => false,
         }
     }
@@ -229,6 +266,26 @@ pub struct SourceStatus {
     pub lag_bytes: u64,
     /// The last lines that did not parse (for the format-drift alarm's samples).
     pub recent_unparsed: Vec<String>,
+    /// A Kafka source's partitions.
+    pub kafka: Option<KafkaStatus>,
+}
+
+/// What `/metrics` shows of a Kafka source.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KafkaStatus {
+    /// The partitions assigned to this instance now.
+    pub partitions: Vec<PartitionStatus>,
+    /// Assignments received from the group since the start.
+    pub rebalances: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionStatus {
+    pub partition: i32,
+    /// The next offset to read (-1: not known yet).
+    pub next: i64,
+    /// Messages behind the partition's end, from the consumer's last statistics.
+    pub lag: Option<u64>,
 }
 
 /// The last few lines that did not parse, kept in buffers that are reused (no allocation per
@@ -277,6 +334,13 @@ pub trait Source: Send {
     /// its error lines (stderr).
     fn streams(&self) -> Vec<(String, Format)> {
         vec![(self.name().to_string(), self.format())]
+    }
+    /// Streams first seen since the last call, numbered after the ones known: a Kafka topic's
+    /// (host, file) pairs appear as their messages arrive. The reader asks before every read,
+    /// and a read hands over lines only of streams it has told of (it stops at the first line
+    /// of a new one and says `more`).
+    fn new_streams(&mut self) -> Vec<(String, Format)> {
+        Vec::new()
     }
     /// Reads what is new — about a megabyte, or one batch — handing every line that parsed to
     /// `emit` in order.
@@ -350,6 +414,10 @@ pub fn plan(cfg: &SourceConfig, ctx: &Context) -> anyhow::Result<Box<dyn Plan>> 
         SourceKind::Log { .. } => Box::new(file::FilePlan::new(cfg, ctx)),
         SourceKind::Syslog { .. } => Box::new(syslog::SyslogPlan::new(cfg, ctx)?),
         SourceKind::Container { .. } => Box::new(container::ContainerPlan::new(cfg, ctx)),
+        #[cfg(feature = "kafka")]
+        SourceKind::Kafka(k) => Box::new(kafka::KafkaPlan::new(k, cfg, ctx)?),
+        #[cfg(not(feature = "kafka"))]
+        SourceKind::Kafka(_) => anyhow::bail!("{}", NO_KAFKA),
     })
 }
 
@@ -359,6 +427,9 @@ pub fn is_file(cfg: &SourceConfig) -> bool {
     match &cfg.kind {
         SourceKind::Log { format, .. } => *format != Format::Alb,
         SourceKind::Container { .. } => true,
-        SourceKind::Syslog { .. } => false,
+        SourceKind::Syslog { .. } | SourceKind::Kafka(_) => false,
     }
 }
+
+/// Why a build without the `kafka` feature refuses a Kafka source.
+pub const NO_KAFKA: &str = "this gatewatch was built without Kafka (cargo feature \"kafka\"): build it with `cargo build --release --features kafka` to read a Kafka topic";

@@ -17,6 +17,8 @@ mod e2e_proxies;
 mod errors;
 mod fuzz_regressions;
 mod golden;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod kb;
 mod layers;
 mod links;

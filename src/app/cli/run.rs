@@ -110,6 +110,13 @@ pub(super) fn run_daemon(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 )
             }
             crate::app::config::SourceKind::Syslog { .. } => {}
+            crate::app::config::SourceKind::Kafka(k) => crate::log!(
+                Info,
+                "source",
+                kafka = k.name,
+                brokers = k.brokers,
+                payload = k.payload.as_str()
+            ),
         }
     }
     let rt = tokio::runtime::Builder::new_current_thread()

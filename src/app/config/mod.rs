@@ -14,6 +14,7 @@ pub use crate::engine::policy::{Maintenance, MaintenanceTime};
 use crate::engine::time::Zone;
 pub use crate::source::{Proxy, SourceConfig, SourceKind, StartAt};
 mod channels;
+mod kafka;
 mod raw;
 mod sections;
 mod sources;

@@ -58,11 +58,13 @@ pub(super) struct RawMaintenance {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSource {
+    /// `"kafka"`; other sources are told apart by `format`.
+    pub(super) kind: Option<Spanned<String>>,
     pub(super) path: Option<Spanned<String>>,
     pub(super) listen: Option<Spanned<String>>,
     /// A syslog listener on an address other machines can reach (off by default).
     pub(super) allow_remote: Option<bool>,
-    pub(super) format: Spanned<String>,
+    pub(super) format: Option<Spanned<String>>,
     /// For `container`: the proxy whose output it is (nginx, haproxy).
     pub(super) proxy: Option<Spanned<String>>,
     pub(super) log_format: Option<Spanned<String>>,
@@ -71,6 +73,25 @@ pub(super) struct RawSource {
     /// S3-compatible endpoint and region, for `alb` sources read from `s3://`.
     pub(super) endpoint: Option<Spanned<String>>,
     pub(super) region: Option<String>,
+    /// Kafka: the brokers (a string, comma-separated, or a list), the topic and the group.
+    pub(super) brokers: Option<Spanned<toml::Value>>,
+    pub(super) topic: Option<Spanned<String>>,
+    pub(super) group: Option<Spanned<String>>,
+    /// Kafka: `"raw"` or `"json"`, and the JSON envelope's field names.
+    pub(super) payload: Option<Spanned<String>>,
+    pub(super) keys: Option<Spanned<RawKeys>>,
+    /// Kafka: librdkafka properties.
+    pub(super) options: Option<Spanned<std::collections::BTreeMap<String, Spanned<toml::Value>>>>,
+    pub(super) session_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKeys {
+    pub(super) message: Option<String>,
+    pub(super) host: Option<String>,
+    pub(super) file: Option<String>,
+    pub(super) format: Option<String>,
 }
 
 #[derive(Deserialize)]

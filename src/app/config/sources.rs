@@ -13,7 +13,34 @@ pub(super) fn sources(
     for s in raw {
         let at = s.span().start;
         let s = s.into_inner();
-        let fmt_name = s.format.get_ref().as_str();
+        match s
+            .kind
+            .as_ref()
+            .map(|k| (k.get_ref().as_str(), k.span().start))
+        {
+            None => {}
+            Some(("kafka", _)) => {
+                if let Some(c) = super::kafka::source(p, text, s, at, cfg) {
+                    cfg.sources.push(c);
+                }
+                continue;
+            }
+            Some((other, at)) => {
+                p.at(
+                    at,
+                    format!("source.kind: {other:?} is not \"kafka\" (files, containers and syslog listeners are told apart by format = …, without kind)"),
+                );
+                continue;
+            }
+        }
+        if let Some(k) = super::kafka::stray(&s) {
+            p.at(k.1, format!("source.{} is only for kind = \"kafka\"", k.0));
+        }
+        let Some(format) = &s.format else {
+            p.at(at, "source: format is missing (nginx_access, nginx_error, haproxy, alb, …, container or syslog)");
+            continue;
+        };
+        let fmt_name = format.get_ref().as_str();
         let kind = match (fmt_name, &s.path, &s.listen) {
             ("syslog", _, Some(listen)) => {
                 if let Err(e) = check_syslog_listen(listen.get_ref(), s.allow_remote) {
@@ -60,7 +87,7 @@ pub(super) fn sources(
                 },
                 None => {
                     p.at(
-                        s.format.span().start,
+                        format.span().start,
                         format!(
                             "source.format: {fmt_name:?} is not one of {}, container, syslog",
                             Format::ALL.map(Format::as_str).join(", ")
@@ -122,40 +149,11 @@ pub(super) fn sources(
                     }
                 }
             }
-            Some(lf) => match LogFormat::from_directive(lf.get_ref()) {
-                Ok(f) => Some(f),
-                Err(e) => {
-                    p.at(lf.span().start, format!("source.{e}"));
-                    None
-                }
-            },
+            Some(lf) => nginx_log_format(p, lf),
             None => None,
         };
-        let timezone = match &s.timezone {
-            Some(tz) => match tz.get_ref().parse::<Zone>() {
-                Ok(z) => z,
-                Err(e) => {
-                    p.at(tz.span().start, format!("source.timezone: {e}"));
-                    Zone::Local
-                }
-            },
-            None => Zone::Local,
-        };
-        let start_at = match s
-            .start_at
-            .as_ref()
-            .map(|v| (v.get_ref().as_str(), v.span().start))
-        {
-            None | Some(("end", _)) => StartAt::End,
-            Some(("beginning", _)) => StartAt::Beginning,
-            Some((other, at)) => {
-                p.at(
-                    at,
-                    format!("source.start_at: {other:?} is not \"end\" or \"beginning\""),
-                );
-                StartAt::End
-            }
-        };
+        let timezone = timezone(p, &s.timezone);
+        let start_at = start_at(p, &s.start_at);
         let s3 = matches!(&kind, SourceKind::Log { path, format: Format::Alb } if path.starts_with("s3://"));
         if let Some(e) = &s.endpoint
             && !s3
@@ -197,6 +195,46 @@ pub(super) fn sources(
             endpoint: s.endpoint.map(Spanned::into_inner),
             region: s.region,
         });
+    }
+}
+
+/// An nginx `log_format` as nginx.conf writes it.
+pub(super) fn nginx_log_format(p: &mut Problems<'_>, lf: &Spanned<String>) -> Option<LogFormat> {
+    match LogFormat::from_directive(lf.get_ref()) {
+        Ok(f) => Some(f),
+        Err(e) => {
+            p.at(lf.span().start, format!("source.{e}"));
+            None
+        }
+    }
+}
+
+/// A source's `timezone` (the local one by default).
+pub(super) fn timezone(p: &mut Problems<'_>, tz: &Option<Spanned<String>>) -> Zone {
+    match tz {
+        Some(tz) => match tz.get_ref().parse::<Zone>() {
+            Ok(z) => z,
+            Err(e) => {
+                p.at(tz.span().start, format!("source.timezone: {e}"));
+                Zone::Local
+            }
+        },
+        None => Zone::Local,
+    }
+}
+
+/// A source's `start_at` (`"end"` by default).
+pub(super) fn start_at(p: &mut Problems<'_>, v: &Option<Spanned<String>>) -> StartAt {
+    match v.as_ref().map(|v| (v.get_ref().as_str(), v.span().start)) {
+        None | Some(("end", _)) => StartAt::End,
+        Some(("beginning", _)) => StartAt::Beginning,
+        Some((other, at)) => {
+            p.at(
+                at,
+                format!("source.start_at: {other:?} is not \"end\" or \"beginning\""),
+            );
+            StartAt::End
+        }
     }
 }
 

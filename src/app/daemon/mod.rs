@@ -281,6 +281,11 @@ impl Reader {
                     vec![proxy.access_format(), proxy.error_format()]
                 }
                 crate::source::SourceKind::Syslog { .. } => vec![],
+                // Both, when the envelopes name them.
+                crate::source::SourceKind::Kafka(k) => match k.format {
+                    Some(f) => vec![f],
+                    None => vec![Format::NginxAccess, Format::NginxError],
+                },
             })
             .collect();
         let shared = Lane {

@@ -8,9 +8,12 @@ use crate::source::{Clock, Plan, Source};
 /// A source being read.
 pub(super) struct Slot {
     pub(super) src: Box<dyn Source>,
-    /// Its number in counters and incidents (an index into the reader's names); its streams
-    /// have the numbers after it.
+    /// Its number in counters and incidents (an index into the reader's names): its first
+    /// stream's.
     pub(super) id: u16,
+    /// Its streams' numbers: the ones after `id`, then those of streams that appeared while it
+    /// was read (see [`Source::new_streams`]), wherever the names then ended.
+    pub(super) ids: Vec<u16>,
     /// The lane its lines go to.
     pub(super) lane: usize,
     /// The plan that opened it.
@@ -92,18 +95,11 @@ impl Reader {
             }
         };
         let id = self.names.len() as u16;
-        let streams = src.streams();
-        anyhow::ensure!(
-            self.names.len() + streams.len() <= u16::MAX as usize,
-            "too many sources to read"
-        );
-        for (name, format) in streams {
-            self.names.push(name);
-            self.formats.push(format);
-        }
+        let ids = register(&mut self.names, &mut self.formats, src.streams())?;
         self.slots.push(Slot {
             src,
             id,
+            ids,
             lane,
             plan,
             saved,
@@ -121,19 +117,36 @@ impl Reader {
             counters,
             out,
             state,
+            names,
+            formats,
             ..
         } = self;
         let mut lines = 0;
         let mut more = false;
         for slot in slots.iter_mut() {
+            let fresh = slot.src.new_streams();
+            if !fresh.is_empty() {
+                match register(names, formats, fresh) {
+                    Ok(ids) => slot.ids.extend(ids),
+                    Err(e) => {
+                        log!(
+                            Error,
+                            "reading a source",
+                            source = slot.src.name(),
+                            error = format!("{e:#}")
+                        );
+                        continue;
+                    }
+                }
+            }
             let Lane {
                 pipeline, clock, ..
             } = &mut lanes[slot.lane];
-            let id = slot.id;
+            let ids = &slot.ids;
             let mut sink = ReaderSink { counters, out };
             let mut emit =
                 |stream: usize, line_no: u64, line: &[u8], mut ev: crate::engine::event::Event| {
-                    let id = id + stream as u16;
+                    let id = ids[stream];
                     pipeline.correct(&mut ev);
                     // A line without a time of its own (HAProxy's server events on standard
                     // output) happened now: the event clock's present, not the last line's.
@@ -257,4 +270,23 @@ impl Reader {
             );
         }
     }
+}
+
+/// Numbers streams after the names known, and returns their numbers.
+fn register(
+    names: &mut Vec<String>,
+    formats: &mut Vec<Format>,
+    streams: Vec<(String, Format)>,
+) -> anyhow::Result<Vec<u16>> {
+    anyhow::ensure!(
+        names.len() + streams.len() <= u16::MAX as usize,
+        "too many sources to read"
+    );
+    let mut ids = Vec::with_capacity(streams.len());
+    for (name, format) in streams {
+        ids.push(names.len() as u16);
+        names.push(name);
+        formats.push(format);
+    }
+    Ok(ids)
 }

@@ -180,6 +180,7 @@ impl Reader {
                     too_long: f.too_long,
                     lag_bytes: f.lag_bytes,
                     drift: s.drift.open.is_some(),
+                    kafka: f.kafka,
                 }
             })
             .collect();
