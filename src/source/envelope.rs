@@ -2,7 +2,8 @@
 //! the proxy host), or a JSON object holding the line and where it came from (`payload =
 //! "json"`: Vector's `{"host", "file", "message", …}`, an rsyslog template, Fluent Bit's
 //! record), read with the field names the source configures. Pure: bytes in, fields out; the
-//! buffers are reused, so a message costs no allocation once they have grown.
+//! field buffers are reused (serde_json still makes a scratch buffer for a message whose
+//! strings hold escapes, as nginx lines in JSON do: one allocation per such message).
 
 use crate::engine::event::Format;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -87,6 +88,20 @@ impl std::fmt::Display for Refused {
     }
 }
 
+/// The longest host or file name kept (longer ones are cut at a character's boundary): they
+/// name streams, which live as long as the daemon.
+pub const MAX_NAME: usize = 255;
+
+fn cut(s: &mut String) {
+    if s.len() > MAX_NAME {
+        let mut at = MAX_NAME;
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        s.truncate(at);
+    }
+}
+
 impl Fields {
     /// Reads a JSON envelope into the fields (the ones it lacks are left empty).
     pub fn read_json(&mut self, keys: &Keys, value: &[u8]) -> Result<(), Refused> {
@@ -96,6 +111,8 @@ impl Fields {
             .deserialize(&mut de)
             .and_then(|()| de.end())
             .map_err(|e| Refused::NotJson(e.to_string()))?;
+        cut(&mut self.host);
+        cut(&mut self.file);
         if self.has_message {
             Ok(())
         } else {
@@ -108,6 +125,7 @@ impl Fields {
         self.clear();
         if let Some(k) = key {
             self.host.push_str(&String::from_utf8_lossy(k));
+            cut(&mut self.host);
         }
         self.message.push_str(&String::from_utf8_lossy(value));
         self.has_message = true;
@@ -200,7 +218,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 }
 
 /// A string value into a buffer; a number or a boolean is written as JSON writes it (a host
-/// given as a number); null leaves the buffer empty.
+/// given as a number); null, an object or a list leave the buffer empty.
 struct Into<'o>(&'o mut String);
 
 impl<'de> DeserializeSeed<'de> for Into<'_> {
@@ -233,7 +251,21 @@ impl<'de> Visitor<'de> for Into<'_> {
         self.0.push_str(if v { "true" } else { "false" });
         Ok(())
     }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        use std::fmt::Write;
+        let _ = write!(self.0, "{v}");
+        Ok(())
+    }
     fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    // An object or a list (Filebeat's `"host": {"name": …}`) is not a name: left empty.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(())
     }
 }
@@ -323,11 +355,11 @@ mod tests {
         let mut f = Fields::default();
         f.read_json(
             &keys,
-            br#"{"log":"a\nb\n","hostname":7,"path":null,"type":"nginx-error","kubernetes":{"pod":"x"}}"#,
+            br#"{"log":"a\nb\n","hostname":7,"path":{"name":"x"},"type":"nginx-error","kubernetes":{"pod":"x"}}"#,
         )
         .unwrap();
         assert_eq!(f.host, "7");
-        assert_eq!(f.file, "");
+        assert_eq!(f.file, "", "an object is not a file name");
         assert_eq!(f.named_format(), Ok(Some(Format::NginxError)));
         assert_eq!(f.lines().collect::<Vec<_>>(), vec![&b"a"[..], b"b"]);
         // The buffers are cleared between messages.
@@ -368,5 +400,8 @@ mod tests {
         assert_eq!(f.lines().collect::<Vec<_>>(), vec![&b"line one"[..]]);
         f.read_raw(None, b"");
         assert_eq!((f.host.as_str(), f.lines().count()), ("", 0));
+        // A host name is not allowed to grow without end.
+        f.read_raw(Some("é".repeat(200).as_bytes()), b"x");
+        assert!(f.host.len() <= MAX_NAME && f.host.chars().all(|c| c == 'é'));
     }
 }

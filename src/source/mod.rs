@@ -53,6 +53,9 @@ pub struct KafkaConfig {
     /// How long the group waits for a silent member before it gives its partitions to the
     /// others.
     pub session_timeout: std::time::Duration,
+    /// How far back a partition taken over from another instance is read again, uncounted, so
+    /// the incidents open there are recognised here.
+    pub replay: std::time::Duration,
     /// The source's name in the state and the status: `kafka:TOPIC@GROUP`.
     pub name: String,
 }
@@ -231,6 +234,11 @@ impl Ledger for NoLedger {
     }
 }
 
+/// The line number of a line read again only to rebuild the detector's state (a Kafka partition
+/// taken over from another instance, which counted it): the reader feeds it to the pipeline and
+/// counts nothing of it. Real line numbers start at 1.
+pub const REPLAYED: u64 = 0;
+
 /// Takes each line that parsed, in order: the stream it belongs to (an index into
 /// [`Source::streams`]), its number in its file, the line, its event.
 pub type Emit<'a> = dyn FnMut(usize, u64, &[u8], crate::engine::event::Event) + 'a;
@@ -353,6 +361,10 @@ pub trait Source: Send {
     fn done(&self) -> &[Done] {
         &[]
     }
+    /// The state is about to save the checkpoint: a source whose position is also kept
+    /// elsewhere (a Kafka group's offsets) records it there first, so that a crash between
+    /// the two never has a line counted by two readers.
+    fn before_commit(&mut self) {}
     /// The checkpoint and the finished items are in the state.
     fn committed(&mut self) {}
     fn clock(&self) -> Clock {
@@ -381,6 +393,9 @@ pub struct Context {
     pub scratch: std::path::PathBuf,
     /// Wakes the reader (a listener received lines).
     pub wake: std::sync::Arc<dyn Fn() + Send + Sync>,
+    /// Who this gatewatch is in what it records outside its state (a Kafka group's commits):
+    /// its host, its state file and the state's creation time, the same across restarts.
+    pub instance: String,
 }
 
 /// What a `[[source]]` becomes: it opens the sources it names (a glob names more files as they

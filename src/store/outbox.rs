@@ -23,6 +23,9 @@ pub struct Notice {
     /// happened), in the message made at this time (Unix ms): recorded as sent, with that
     /// message's id, never sent again.
     pub delivered: Option<i64>,
+    /// An incident opened from lines another gatewatch read and announced first (a Kafka
+    /// partition taken over): recorded as open, its opening not sent again; its end is.
+    pub elsewhere: bool,
 }
 
 impl Notice {
@@ -31,7 +34,13 @@ impl Notice {
             kind,
             incident,
             delivered: None,
+            elsewhere: false,
         }
+    }
+
+    /// Whether the notice is for people: not the opening of an incident announced elsewhere.
+    fn for_people(&self) -> bool {
+        !(self.elsewhere && self.kind == AlertKind::Opened)
     }
 }
 
@@ -128,7 +137,7 @@ pub fn decide(
         Verdict::Open { silenced } => silenced,
         _ => row.is_some_and(|r| r.silenced),
     };
-    (verdict.sends(), silenced)
+    (verdict.sends() && n.for_people(), silenced)
 }
 
 /// What a commit needs to turn notices into outbox rows.
@@ -267,7 +276,7 @@ pub fn record(tx: &Transaction<'_>, a: &Alerting<'_>, notices: &[Notice]) -> any
             }
             Verdict::Ignore => {}
         }
-        let send = verdict.sends();
+        let send = verdict.sends() && n.for_people();
         if !send {
             continue;
         }

@@ -15,6 +15,8 @@ mod detect;
 mod e2e;
 mod e2e_proxies;
 mod errors;
+#[cfg(feature = "kafka")]
+mod fleet;
 mod fuzz_regressions;
 mod golden;
 #[cfg(feature = "kafka")]

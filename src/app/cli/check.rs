@@ -7,6 +7,7 @@ pub(super) fn run_check(
     config: Option<PathBuf>,
     patterns: Vec<PathBuf>,
     access: bool,
+    connect: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut errors: Vec<String> = Vec::new();
     let cfg_path = config.clone().or_else(|| {
@@ -67,6 +68,10 @@ pub(super) fn run_check(
     let cfg = cfg.expect("no errors");
     if access {
         errors.extend(cfg.check_access().iter().map(ToString::to_string));
+    }
+    // Kafka sources: the brokers, the topic and the group's place in it, asked.
+    if connect {
+        errors.extend(probe_sources(&cfg));
     }
     // Every channel's templates (overrides included) render the sample alert.
     if let Some(inc) = crate::render::alert::sample(&kb) {
@@ -133,4 +138,29 @@ pub(super) fn run_check(
     }
     println!("ok");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Connects to the brokers of every Kafka source and says what it finds; the problems.
+fn probe_sources(cfg: &Config) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (i, s) in cfg.sources.iter().enumerate() {
+        let crate::source::SourceKind::Kafka(k) = &s.kind else {
+            continue;
+        };
+        let at = format!(
+            "{}:{}",
+            cfg.file
+                .as_ref()
+                .map_or("config".into(), |f| f.display().to_string()),
+            cfg.lines.sources.get(i).copied().unwrap_or(0)
+        );
+        #[cfg(feature = "kafka")]
+        match crate::source::kafka::probe(k, std::time::Duration::from_secs(5)) {
+            Ok(what) => println!("{}: {what}", k.name),
+            Err(e) => problems.push(format!("{at}: {}: {e:#}", k.name)),
+        }
+        #[cfg(not(feature = "kafka"))]
+        problems.push(format!("{at}: {}: {}", k.name, crate::source::NO_KAFKA));
+    }
+    problems
 }

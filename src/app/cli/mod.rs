@@ -101,6 +101,10 @@ enum Command {
         /// keeps watching what it can).
         #[arg(long)]
         no_access: bool,
+        /// Connect to the brokers of every Kafka source and report the topic's partitions and
+        /// where the group stands in each (5 s deadline per request).
+        #[arg(long)]
+        connect: bool,
     },
     /// Send a realistic sample alert through each configured channel (or one), now, and
     /// report success or the exact error.
@@ -340,7 +344,8 @@ pub fn main() -> ExitCode {
             config,
             patterns,
             no_access,
-        } => run_check(config, patterns, !no_access),
+            connect,
+        } => run_check(config, patterns, !no_access, connect),
         Command::TestAlert { config, channel } => run_test_alert(config, channel),
         Command::Silence { action, config } => run_silence(action, config),
         Command::Incident { action, config } => run_incident(action, config),

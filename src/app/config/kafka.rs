@@ -18,6 +18,11 @@ const OWN: [&str; 4] = [
 const SESSION_MIN: Duration = Duration::from_secs(1);
 const SESSION_MAX: Duration = Duration::from_secs(1800);
 
+/// How far back a partition taken over is read again by default: the default detection window
+/// (2 min) and then some.
+const DEFAULT_REPLAY: Duration = Duration::from_secs(300);
+const REPLAY_MAX: Duration = Duration::from_secs(3600);
+
 /// The first Kafka-only key a source of another kind sets, and where.
 pub(super) fn stray(s: &RawSource) -> Option<(&'static str, usize)> {
     let at = |v: Option<std::ops::Range<usize>>| v.map(|r| r.start);
@@ -32,6 +37,7 @@ pub(super) fn stray(s: &RawSource) -> Option<(&'static str, usize)> {
             "session_timeout",
             at(s.session_timeout.as_ref().map(|v| v.span())),
         ),
+        ("replay", at(s.replay.as_ref().map(|v| v.span()))),
     ]
     .into_iter()
     .find_map(|(k, at)| at.map(|a| (k, a)))
@@ -172,6 +178,17 @@ pub(super) fn source(
             None => Duration::from_secs(10),
         },
     };
+    let replay = match &s.replay {
+        None => DEFAULT_REPLAY,
+        Some(v) => match duration(p, v, "source.replay") {
+            Some(d) if d <= REPLAY_MAX => d,
+            Some(_) => {
+                p.at(v.span().start, "source.replay: at most 1h");
+                DEFAULT_REPLAY
+            }
+            None => DEFAULT_REPLAY,
+        },
+    };
     let log_format = match &s.log_format {
         Some(lf) if format.is_some_and(|f| f != Format::NginxAccess) => {
             p.at(
@@ -218,6 +235,7 @@ pub(super) fn source(
             format,
             options,
             session_timeout,
+            replay,
             name,
         })),
         log_format,

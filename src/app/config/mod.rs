@@ -352,6 +352,16 @@ impl Config {
         sections::patterns(text, raw.patterns, &mut cfg);
         let names = channels::channels(&mut p, raw.channels, &mut cfg);
         sections::alerts(&mut p, raw.alerts, &mut cfg);
+        // The instances of a fleet name themselves alike, so their incidents get the same keys
+        // and their Alertmanager alerts the same labels: the group's name, unless set.
+        if cfg.alerts.host.is_none()
+            && let Some(k) = cfg.sources.iter().find_map(|s| match &s.kind {
+                SourceKind::Kafka(k) => Some(k),
+                _ => None,
+            })
+        {
+            cfg.alerts.host = Some(k.group.clone());
+        }
         sections::maintenance(&mut p, raw.maintenance, &mut cfg);
         sections::summary(&mut p, raw.summary, &names, &mut cfg);
         if p.errors.is_empty() {

@@ -83,6 +83,7 @@ pub(super) struct RawSource {
     /// Kafka: librdkafka properties.
     pub(super) options: Option<Spanned<std::collections::BTreeMap<String, Spanned<toml::Value>>>>,
     pub(super) session_timeout: Option<Spanned<String>>,
+    pub(super) replay: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

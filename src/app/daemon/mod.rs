@@ -109,11 +109,17 @@ fn alerting<'a>(
 struct ReaderSink<'a> {
     counters: &'a mut Counters,
     out: &'a mut Outputs,
+    /// The line being pushed was read again after a takeover ([`crate::source::REPLAYED`]):
+    /// an incident it opens was announced by the instance that read it first.
+    replaying: bool,
 }
 
 impl Sink for ReaderSink<'_> {
     fn event(&mut self, s: &Settled<'_>) {
         let Some(t) = s.ev.time else { return };
+        if s.line_no == crate::source::REPLAYED {
+            return;
+        }
         // Lines were counted as read; a join moves an access-log line to the cause (and
         // upstream) the error log gave it.
         if let Some(before) = s.joined_from {
@@ -131,18 +137,27 @@ impl Sink for ReaderSink<'_> {
         match &change {
             Change::Opened(i) => {
                 out.opened += 1;
-                log!(
-                    Warn,
-                    "incident opened",
-                    upstream = i.upstream,
-                    cause = i.cause,
-                    entry = out.kb.get(i.entry).id
-                );
+                if self.replaying {
+                    log!(
+                        Info,
+                        "incident recognised: opened by the lines read again after a takeover, announced by the instance that read them first",
+                        upstream = i.upstream,
+                        cause = i.cause,
+                        entry = out.kb.get(i.entry).id
+                    );
+                } else {
+                    log!(
+                        Warn,
+                        "incident opened",
+                        upstream = i.upstream,
+                        cause = i.cause,
+                        entry = out.kb.get(i.entry).id
+                    );
+                }
                 out.announced.push((i.upstream.clone(), i.entry, now_ms()));
-                out.notices.push(crate::store::outbox::Notice::new(
-                    AlertKind::Opened,
-                    i.clone(),
-                ));
+                let mut n = crate::store::outbox::Notice::new(AlertKind::Opened, i.clone());
+                n.elsewhere = self.replaying;
+                out.notices.push(n);
             }
             Change::Closed(i) => {
                 out.closed += 1;
@@ -231,6 +246,16 @@ impl Reader {
         let ctx = crate::source::Context {
             first_run,
             scratch: state.path().with_file_name("alb-download"),
+            instance: format!(
+                "{}:{}@{}",
+                // The machine's own name ([alerts] host is the fleet's in a fleet).
+                crate::delivery::channel::host_name(&Default::default()),
+                state.path().display(),
+                crate::store::outbox::created_ms(state.conn())
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            ),
             wake: {
                 let wake = std::sync::Mutex::new(wake.clone());
                 Arc::new(move || {

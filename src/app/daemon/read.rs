@@ -143,10 +143,18 @@ impl Reader {
                 pipeline, clock, ..
             } = &mut lanes[slot.lane];
             let ids = &slot.ids;
-            let mut sink = ReaderSink { counters, out };
+            let mut sink = ReaderSink {
+                counters,
+                out,
+                replaying: false,
+            };
             let mut emit =
                 |stream: usize, line_no: u64, line: &[u8], mut ev: crate::engine::event::Event| {
-                    let id = ids[stream];
+                    // A stream the reader could not number (too many): its lines are dropped.
+                    let Some(&id) = ids.get(stream) else {
+                        return;
+                    };
+                    sink.replaying = line_no == crate::source::REPLAYED;
                     pipeline.correct(&mut ev);
                     // A line without a time of its own (HAProxy's server events on standard
                     // output) happened now: the event clock's present, not the last line's.
@@ -158,9 +166,13 @@ impl Reader {
                     }
                     if let Some(t) = ev.time {
                         // Counted as read, so the count is committed with the position; a join
-                        // later moves it to the cause the error log gave (see `ReaderSink`).
-                        sink.counters
-                            .add(t.ms, id, ev.counted_upstream(line), ev.cause);
+                        // later moves it to the cause the error log gave (see `ReaderSink`). A
+                        // line read again to rebuild the detector was counted by whoever read
+                        // it first.
+                        if line_no != crate::source::REPLAYED {
+                            sink.counters
+                                .add(t.ms, id, ev.counted_upstream(line), ev.cause);
+                        }
                         // The event clock moves with every line read, also with lines the
                         // joiner holds back.
                         if clock.is_none_or(|(last, _)| t.ms > last) {
@@ -211,7 +223,14 @@ impl Reader {
                 Some(q) if at.elapsed() > q => last + (at.elapsed() - q).as_millis() as i64,
                 Some(_) => continue,
             };
-            lane.pipeline.tick(now, &mut ReaderSink { counters, out });
+            lane.pipeline.tick(
+                now,
+                &mut ReaderSink {
+                    counters,
+                    out,
+                    replaying: false,
+                },
+            );
         }
     }
 

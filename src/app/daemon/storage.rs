@@ -172,6 +172,9 @@ impl Reader {
                 (s.saved.as_ref() != Some(&c)).then_some((i, c))
             })
             .collect();
+        for (i, _) in &checkpoints {
+            self.slots[*i].src.before_commit();
+        }
         let named: Vec<(&str, crate::source::Checkpoint)> = checkpoints
             .iter()
             .map(|(i, c)| (self.slots[*i].src.name(), c.clone()))
