@@ -41,8 +41,11 @@ pub use group::client_config;
 pub const KIND: &str = "kafka";
 const VERSION: u32 = 2;
 
-/// Messages taken per read at most (the rest in the next).
-const TAKE: u64 = 8192;
+/// Messages taken per read at most, and the longest a read goes on (the rest in the next).
+/// Each read ends in a commit to the group and one to the state: a few milliseconds, so a
+/// read takes many messages when many are waiting.
+const TAKE: u64 = 65_536;
+const TAKE_FOR: Duration = Duration::from_millis(200);
 
 /// (host, file) pairs per source at most: beyond them, lines are counted as unparsed (a
 /// forwarder that puts a request id in the host field would otherwise grow them without end).
@@ -250,12 +253,19 @@ impl Source for KafkaSource {
             }
         }
         let (mut taken, mut idle) = (0, 0);
-        while taken < TAKE {
-            match self.consumer.poll(Duration::ZERO) {
-                // `None` also when the poll served an event (statistics, a log line, a
-                // rebalance) rather than a message: look again before calling it empty (the
-                // queue's wake-up comes only when it was empty).
-                None if idle < 4 => idle += 1,
+        let started = Instant::now();
+        while taken < TAKE && (taken % 1024 != 0 || started.elapsed() < TAKE_FOR) {
+            // `None` also when the poll served an event (statistics, a rebalance) or one of
+            // librdkafka's own operations rather than a message, with messages still queued
+            // behind: the queue's wake-up comes only when it was empty, so look again, waiting a
+            // little, before calling it empty.
+            let wait = if idle == 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(1)
+            };
+            match self.consumer.poll(wait) {
+                None if idle < 3 => idle += 1,
                 None => return Ok(round),
                 Some(Err(e)) => {
                     if self.failed.is_none_or(|t| t.elapsed() >= SAY_EVERY) {
