@@ -226,15 +226,42 @@ renotify = "off"
     )
 }
 
+/// A broker with the topic `proxy-logs` of `partitions`, a webhook receiver, and the config of
+/// an instance reading the topic.
+struct Setup {
+    broker: Broker,
+    dir: tempfile::TempDir,
+    hook: Receiver,
+    cfg: PathBuf,
+}
+
+impl Setup {
+    fn new(partitions: u32) -> Option<Setup> {
+        let broker = Broker::start()?;
+        broker.topic("proxy-logs", partitions);
+        let dir = tempfile::tempdir().unwrap();
+        let hook = Receiver::start(super::upstreams::free_port());
+        let cfg = kafka_config(dir.path(), &broker, &hook);
+        Some(Setup {
+            broker,
+            dir,
+            hook,
+            cfg,
+        })
+    }
+}
+
 #[test]
 fn a_topic_is_read_once_across_restarts_and_its_burst_names_the_host() {
-    let Some(broker) = Broker::start() else {
+    let Some(Setup {
+        broker,
+        dir,
+        hook,
+        cfg,
+    }) = Setup::new(4)
+    else {
         return;
     };
-    broker.topic("proxy-logs", 4);
-    let dir = tempfile::tempdir().unwrap();
-    let hook = Receiver::start(super::upstreams::free_port());
-    let cfg = kafka_config(dir.path(), &broker, &hook);
     let check = run(&["check", "--config", cfg.to_str().unwrap()]);
     assert!(check.status.success(), "{}", stderr(&check));
 
@@ -331,13 +358,15 @@ fn a_topic_is_read_once_across_restarts_and_its_burst_names_the_host() {
 
 #[test]
 fn a_message_that_is_not_the_envelope_is_counted_unparsed_not_misread() {
-    let Some(broker) = Broker::start() else {
+    let Some(Setup {
+        broker,
+        dir,
+        hook: _hook,
+        cfg,
+    }) = Setup::new(1)
+    else {
         return;
     };
-    broker.topic("proxy-logs", 1);
-    let dir = tempfile::tempdir().unwrap();
-    let hook = Receiver::start(super::upstreams::free_port());
-    let cfg = kafka_config(dir.path(), &broker, &hook);
     let p = broker.producer();
     for body in [
         "203.0.113.9 - - [06/Dec/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 502 0",
@@ -389,13 +418,15 @@ fn a_message_that_is_not_the_envelope_is_counted_unparsed_not_misread() {
 
 #[test]
 fn check_connect_reports_the_topic_and_the_group_or_why_it_cannot() {
-    let Some(broker) = Broker::start() else {
+    let Some(Setup {
+        broker,
+        dir,
+        hook: _hook,
+        cfg,
+    }) = Setup::new(2)
+    else {
         return;
     };
-    broker.topic("proxy-logs", 2);
-    let dir = tempfile::tempdir().unwrap();
-    let hook = Receiver::start(super::upstreams::free_port());
-    let cfg = kafka_config(dir.path(), &broker, &hook);
     let p = broker.producer();
     send(
         &p,
@@ -449,13 +480,15 @@ fn check_connect_reports_the_topic_and_the_group_or_why_it_cannot() {
 
 #[test]
 fn a_group_ahead_of_the_state_counts_here_only_if_this_instance_signed_it() {
-    let Some(broker) = Broker::start() else {
+    let Some(Setup {
+        broker,
+        dir,
+        hook: _hook,
+        cfg,
+    }) = Setup::new(1)
+    else {
         return;
     };
-    broker.topic("proxy-logs", 1);
-    let dir = tempfile::tempdir().unwrap();
-    let hook = Receiver::start(super::upstreams::free_port());
-    let cfg = kafka_config(dir.path(), &broker, &hook);
     let p = broker.producer();
     let lines = |n: u32| -> Vec<String> {
         (0..n)
