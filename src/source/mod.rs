@@ -436,13 +436,14 @@ pub fn plan(cfg: &SourceConfig, ctx: &Context) -> anyhow::Result<Box<dyn Plan>> 
     })
 }
 
-/// Whether the sources of a config are followed files (read after the others, so the others
-/// keep the first source numbers, which incidents saved before a restart refer to).
+/// Whether the sources of a config name streams that appear as it runs (followed files of a
+/// glob, a Kafka topic's (host, file) pairs): read after the others, so the others keep the
+/// first source numbers, which incidents saved before a restart refer to.
 pub fn is_file(cfg: &SourceConfig) -> bool {
     match &cfg.kind {
         SourceKind::Log { format, .. } => *format != Format::Alb,
-        SourceKind::Container { .. } => true,
-        SourceKind::Syslog { .. } | SourceKind::Kafka(_) => false,
+        SourceKind::Container { .. } | SourceKind::Kafka(_) => true,
+        SourceKind::Syslog { .. } => false,
     }
 }
 

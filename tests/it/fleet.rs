@@ -347,11 +347,12 @@ fn a_fleet_survives_an_instance_killed_mid_incident_with_one_alert_and_one_resol
             Some((p.parse::<i32>().ok()?, o.parse::<i64>().ok()?))
         })
         .unwrap_or_else(|| panic!("no partition taken at the group's offset in {said}"));
-    wait_for(
+    let mut survivor = seen.clone();
+    survivor.extend(wait_for(
         &logs_rx[other],
         "incident recognised",
         Duration::from_secs(20),
-    );
+    ));
     failing.join().unwrap();
     eprintln!(
         "fleet: takeover {:.1} s after SIGKILL",
@@ -361,11 +362,11 @@ fn a_fleet_survives_an_instance_killed_mid_incident_with_one_alert_and_one_resol
     // The upstream comes back: the survivor resolves; Alertmanager sends one resolved note.
     upstream.restart();
     traffic(proxy, 40, Duration::from_millis(25));
-    wait_for(
+    survivor.extend(wait_for(
         &logs_rx[other],
         "incident resolved",
         Duration::from_secs(30),
-    );
+    ));
     wait_until(
         "Alertmanager's resolved notification",
         Duration::from_secs(20),
@@ -411,6 +412,19 @@ fn a_fleet_survives_an_instance_killed_mid_incident_with_one_alert_and_one_resol
         total(),
         written - lost,
         "every line nginx wrote counted once across both states, but those of the killed read"
+    );
+    // The survivor's /metrics: the partition it took over, read to its end.
+    let lag = format!(
+        "gatewatch_kafka_consumer_lag{{source=\"kafka:fleet@edge-fleet\",partition=\"{partition}\"}} 0"
+    );
+    wait_until("the lag at 0 on /metrics", Duration::from_secs(20), || {
+        http_get(https[other], "/metrics").1.contains(&lag)
+    });
+    // Nothing was announced anew by the survivor: the incident was the killed instance's.
+    survivor.extend(logs_rx[other].try_iter());
+    assert!(
+        !survivor.iter().any(|l| l.contains("incident opened")),
+        "{survivor:#?}"
     );
     assert!(
         takeover < Duration::from_secs(30),

@@ -60,6 +60,8 @@ struct Outputs {
     /// Open incidents (upstream, entry) and when they were last announced (wall clock, Unix
     /// ms).
     announced: Vec<(String, crate::engine::kb::EntryId, i64)>,
+    /// Sources some of whose lines were read again after a Kafka takeover.
+    replayed: std::collections::HashSet<u16>,
     /// Told after a commit that wrote messages.
     sender: Option<Arc<tokio::sync::watch::Sender<u64>>>,
     /// Messages handed to the sender while the state cannot be written.
@@ -116,10 +118,14 @@ struct ReaderSink<'a> {
 
 impl Sink for ReaderSink<'_> {
     fn event(&mut self, s: &Settled<'_>) {
-        let Some(t) = s.ev.time else { return };
-        if s.line_no == crate::source::REPLAYED {
+        // The detector's changes follow the event of the line that caused them (a line the
+        // joiner held settles with a later push, or a tick).
+        self.replaying = s.line_no == crate::source::REPLAYED;
+        if self.replaying {
+            self.out.replayed.insert(s.source);
             return;
         }
+        let Some(t) = s.ev.time else { return };
         // Lines were counted as read; a join moves an access-log line to the cause (and
         // upstream) the error log gave it.
         if let Some(before) = s.joined_from {
@@ -137,7 +143,7 @@ impl Sink for ReaderSink<'_> {
         match &change {
             Change::Opened(i) => {
                 out.opened += 1;
-                if self.replaying {
+                if self.replaying && i.sources.iter().all(|s| out.replayed.contains(s)) {
                     log!(
                         Info,
                         "incident recognised: opened by the lines read again after a takeover, announced by the instance that read them first",
@@ -155,8 +161,10 @@ impl Sink for ReaderSink<'_> {
                     );
                 }
                 out.announced.push((i.upstream.clone(), i.entry, now_ms()));
+                // Announced elsewhere only if every failure in it came from lines read again:
+                // failures of this instance's own streams make it an incident of its own.
                 let mut n = crate::store::outbox::Notice::new(AlertKind::Opened, i.clone());
-                n.elsewhere = self.replaying;
+                n.elsewhere = self.replaying && i.sources.iter().all(|s| out.replayed.contains(s));
                 out.notices.push(n);
             }
             Change::Closed(i) => {
@@ -362,6 +370,7 @@ impl Reader {
                 maintenance: cfg.maintenance.clone(),
                 renotify_ms: cfg.alerts.renotify.map(|d| d.as_millis() as i64),
                 announced: Vec::new(),
+                replayed: Default::default(),
                 sender: None,
                 memory: Default::default(),
                 silenced_in_memory: Default::default(),

@@ -126,16 +126,18 @@ impl Reader {
         for slot in slots.iter_mut() {
             let fresh = slot.src.new_streams();
             if !fresh.is_empty() {
+                let n = fresh.len();
                 match register(names, formats, fresh) {
                     Ok(ids) => slot.ids.extend(ids),
                     Err(e) => {
+                        // Kept in their places, numbered by none: their lines are dropped.
+                        slot.ids.extend(std::iter::repeat_n(NO_ID, n));
                         log!(
                             Error,
                             "reading a source",
                             source = slot.src.name(),
                             error = format!("{e:#}")
                         );
-                        continue;
                     }
                 }
             }
@@ -151,10 +153,10 @@ impl Reader {
             let mut emit =
                 |stream: usize, line_no: u64, line: &[u8], mut ev: crate::engine::event::Event| {
                     // A stream the reader could not number (too many): its lines are dropped.
-                    let Some(&id) = ids.get(stream) else {
+                    let id = ids.get(stream).copied().unwrap_or(NO_ID);
+                    if id == NO_ID {
                         return;
-                    };
-                    sink.replaying = line_no == crate::source::REPLAYED;
+                    }
                     pipeline.correct(&mut ev);
                     // A line without a time of its own (HAProxy's server events on standard
                     // output) happened now: the event clock's present, not the last line's.
@@ -291,6 +293,9 @@ impl Reader {
     }
 }
 
+/// The place of a stream the reader could not number (`register` keeps every number below).
+const NO_ID: u16 = u16::MAX;
+
 /// Numbers streams after the names known, and returns their numbers.
 fn register(
     names: &mut Vec<String>,
@@ -298,7 +303,7 @@ fn register(
     streams: Vec<(String, Format)>,
 ) -> anyhow::Result<Vec<u16>> {
     anyhow::ensure!(
-        names.len() + streams.len() <= u16::MAX as usize,
+        names.len() + streams.len() < NO_ID as usize,
         "too many sources to read"
     );
     let mut ids = Vec::with_capacity(streams.len());

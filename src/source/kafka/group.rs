@@ -261,8 +261,8 @@ impl Ctx {
             if from == From::Librdkafka {
                 parts.next.remove(&p);
             }
-            let from = from.as_str();
-            parts.counting_from.remove(&p);
+            // A replay a rebalance cut short (counting had not begun): read again once more.
+            let unfinished = parts.counting_from.remove(&p);
             if let Offset::Offset(o) = offset {
                 parts.next.insert(p, o);
                 let g = match group.get(&p) {
@@ -270,10 +270,11 @@ impl Ctx {
                     _ => -1,
                 };
                 parts.group.insert(p, g);
-                if from == From::Group.as_str() {
+                if from == From::Group || (from == From::State && unfinished == Some(o)) {
                     taken.push((p, o));
                 }
             }
+            let from = from.as_str();
             let _ = tpl.set_partition_offset(&self.topic, p, offset);
             said.push(match offset {
                 Offset::Offset(o) => format!("{p}@{o} ({from})"),

@@ -103,8 +103,16 @@ impl Streams {
     pub(super) fn take(&mut self, m: &impl Message, emit: &mut Emit<'_>) -> Taken {
         let (p, offset) = (m.partition(), m.offset());
         let replayed = {
-            let parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
-            parts.counting_from.get(&p).is_some_and(|&c| offset < c)
+            let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+            match parts.counting_from.get(&p) {
+                Some(&c) if offset < c => true,
+                // The replay is over.
+                Some(_) => {
+                    parts.counting_from.remove(&p);
+                    false
+                }
+                None => false,
+            }
         };
         let n = self.lines_of(m, replayed, emit);
         if let Taken::Lines(_) = n {
