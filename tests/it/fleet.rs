@@ -11,7 +11,7 @@
 
 use super::daemon::{http_get, unsafe_kill, wait_for};
 use super::delivery::{db, start_seen, write};
-use super::kafka::Broker;
+use super::kafka::{Broker, counted};
 use super::receiver::Receiver;
 use super::upstreams::{Killable, free_port, get, wait_for_port};
 use super::*;
@@ -203,14 +203,6 @@ fn assigned(http: SocketAddr) -> Option<u32> {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     })
-}
-
-fn counted(dir: &Path) -> i64 {
-    db(dir)
-        .query_row("SELECT COALESCE(SUM(count), 0) FROM counters", [], |r| {
-            r.get(0)
-        })
-        .unwrap_or(0)
 }
 
 fn lines_in(path: &Path) -> i64 {

@@ -168,7 +168,8 @@ pub fn send(p: &BaseProducer, topic: &str, host: &str, file: &str, lines: &[Stri
     p.flush(Duration::from_secs(10)).expect("delivered");
 }
 
-fn counted(dir: &Path) -> i64 {
+/// Lines the state counted, over every source.
+pub fn counted(dir: &Path) -> i64 {
     db(dir)
         .query_row("SELECT COALESCE(SUM(count), 0) FROM counters", [], |r| {
             r.get(0)

@@ -67,6 +67,17 @@ impl Stream {
     }
 }
 
+/// A stream's parser; one taken back from a checkpoint is made from the first message's lines
+/// (they recognise an nginx access log's layout).
+fn parser_of<'p>(
+    slot: &'p mut Option<Parser>,
+    format: Format,
+    opts: &ParserOptions,
+    fields: &Fields,
+) -> &'p mut Parser {
+    slot.get_or_insert_with(|| Parser::new(format, opts, &fields.lines().collect::<Vec<_>>()))
+}
+
 /// What one message came to.
 pub(super) enum Taken {
     Lines(u64),
@@ -186,15 +197,8 @@ impl Streams {
             }
             return self.new_stream(format);
         };
-        let Streams {
-            parsers,
-            fields,
-            opts,
-            ..
-        } = self;
-        let (parser, count) = &mut parsers[s];
-        let parser = parser
-            .get_or_insert_with(|| Parser::new(format, opts, &fields.lines().collect::<Vec<_>>()));
+        let (slot, count) = &mut self.parsers[s];
+        let parser = parser_of(slot, format, &self.opts, &self.fields);
         let mut n = 0;
         for line in self.fields.lines() {
             n += 1;
@@ -238,16 +242,8 @@ impl Streams {
             }
             return self.new_stream(format);
         };
-        let Streams {
-            parsers,
-            fields,
-            opts,
-            ..
-        } = self;
-        let parser = parsers[s]
-            .0
-            .get_or_insert_with(|| Parser::new(format, opts, &fields.lines().collect::<Vec<_>>()));
-        for line in fields.lines() {
+        let parser = parser_of(&mut self.parsers[s].0, format, &self.opts, &self.fields);
+        for line in self.fields.lines() {
             if let Ok(ev) = parser.parse(line) {
                 emit(s + 1, crate::source::REPLAYED, line, ev);
             }
