@@ -143,7 +143,11 @@ impl Sink for ReaderSink<'_> {
         match &change {
             Change::Opened(i) => {
                 out.opened += 1;
-                if self.replaying && i.sources.iter().all(|s| out.replayed.contains(s)) {
+                // Announced elsewhere only if every failure in it came from lines read again:
+                // failures of this instance's own streams make it an incident of its own.
+                let elsewhere =
+                    self.replaying && i.sources.iter().all(|s| out.replayed.contains(s));
+                if elsewhere {
                     log!(
                         Info,
                         "incident recognised: opened by the lines read again after a takeover, announced by the instance that read them first",
@@ -161,10 +165,8 @@ impl Sink for ReaderSink<'_> {
                     );
                 }
                 out.announced.push((i.upstream.clone(), i.entry, now_ms()));
-                // Announced elsewhere only if every failure in it came from lines read again:
-                // failures of this instance's own streams make it an incident of its own.
                 let mut n = crate::store::outbox::Notice::new(AlertKind::Opened, i.clone());
-                n.elsewhere = self.replaying && i.sources.iter().all(|s| out.replayed.contains(s));
+                n.elsewhere = elsewhere;
                 out.notices.push(n);
             }
             Change::Closed(i) => {
