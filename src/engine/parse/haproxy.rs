@@ -8,6 +8,7 @@
 //! The termination state (`SC--`) says who ended the session and in which phase; it, not the
 //! status, names the cause: HAProxy answers 503 when it cannot connect to a server.
 
+use super::bytes;
 use super::syslog::{self, HeaderTime};
 use crate::engine::event::{Cause, Event, Format, Kind, Signal, Span, Timestamp, Unparsed};
 use crate::engine::time::{self, ZoneClock};
@@ -25,6 +26,8 @@ pub struct HaproxyParser {
     /// The last date's second (`06/Feb/2009:12:14:14`) and its time (Unix ms, local): lines
     /// of one second share it, and only their milliseconds are read.
     date_second: Option<([u8; 20], i64)>,
+    /// The syslog header's last time stamp.
+    stamps: syslog::Stamps,
     last_time: Option<Timestamp>,
 }
 
@@ -36,12 +39,13 @@ impl HaproxyParser {
             year,
             year_day: i64::MIN,
             date_second: None,
+            stamps: syslog::Stamps::default(),
             last_time: None,
         }
     }
 
     pub fn parse(&mut self, line: &[u8]) -> Result<Event, Unparsed> {
-        let s = syslog::split(line);
+        let s = syslog::split_with(line, &mut self.stamps);
         let header_offset = match s.time {
             Some(HeaderTime::Zoned { offset_secs, .. }) => Some(offset_secs),
             _ => None,
@@ -50,8 +54,8 @@ impl HaproxyParser {
         // A request line starts with its client, `address:port` (also `[::1]:port`,
         // `unix:…`, a redacted `X.X.X.54:64539`, `-:-` for HAProxy's internal requests such
         // as OCSP updates) or `abns@…`; event lines start with words (`Server …`).
-        let client = message.split(|&b| b == b' ').next().unwrap_or(b"");
-        if memchr::memchr2(b':', b'@', client).is_some()
+        let client = &message[..bytes::find_byte(b' ', message).unwrap_or(message.len())];
+        if bytes::find_byte2(b':', b'@', client).is_some()
             && let Ok(ev) = self.request_line(line, message, header_offset)
         {
             return Ok(ev);
@@ -130,7 +134,7 @@ impl HaproxyParser {
         self.last_time = Some(time);
         let frontend = w.next().ok_or(Unparsed::Shape)?;
         let backend_server = w.next().ok_or(Unparsed::Shape)?;
-        let slash = memchr::memchr(b'/', backend_server).ok_or(Unparsed::Shape)?;
+        let slash = bytes::find_byte(b'/', backend_server).ok_or(Unparsed::Shape)?;
         let timers = w.next().ok_or(Unparsed::Shape)?;
         let timer_count = timers.split(|&b| b == b'/').count();
         let (status, tsc, connect_ms) = match timer_count {
@@ -180,7 +184,7 @@ impl HaproxyParser {
         let upstream = if nosrv { backend } else { backend_server };
         ev.upstream = Span::of(line, upstream);
         ev.upstreams = ev.upstream;
-        if let Some(colon) = memchr::memrchr(b':', client) {
+        if let Some(colon) = client.iter().rposition(|&b| b == b':') {
             ev.client = Span::of(line, &client[..colon]);
         }
         if let Some(r) = request {
@@ -318,10 +322,17 @@ impl<'a> Words<'a> {
         Words { rest: b }
     }
 
+    #[inline]
     fn next(&mut self) -> Option<&'a [u8]> {
-        let start = self.rest.iter().position(|&b| b != b' ')?;
-        let r = &self.rest[start..];
-        let end = memchr::memchr(b' ', r).unwrap_or(r.len());
+        // HAProxy separates words by one space; more are skipped.
+        let mut r = self.rest;
+        while let [b' ', tail @ ..] = r {
+            r = tail;
+        }
+        if r.is_empty() {
+            return None;
+        }
+        let end = bytes::find_byte(b' ', r).unwrap_or(r.len());
         self.rest = &r[end..];
         Some(&r[..end])
     }
@@ -331,12 +342,12 @@ impl<'a> Words<'a> {
         loop {
             let r = self.rest.trim_ascii_start();
             if r.first() == Some(&b'{') {
-                let close = memchr::memchr(b'}', r)?;
+                let close = bytes::find_byte(b'}', r)?;
                 self.rest = &r[close + 1..];
                 continue;
             }
             let r = r.strip_prefix(b"\"")?;
-            let end = memchr::memchr(b'"', r).unwrap_or(r.len());
+            let end = bytes::find_byte(b'"', r).unwrap_or(r.len());
             self.rest = &r[(end + 1).min(r.len())..];
             return Some(&r[..end]);
         }

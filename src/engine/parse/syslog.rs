@@ -23,9 +23,44 @@ pub struct Syslog<'a> {
     pub message: &'a [u8],
 }
 
+/// The last RFC 3164 time stamp read and its value: a log's consecutive lines share it, and
+/// comparing 15 bytes costs less than reading them again.
+#[derive(Clone, Debug, Default)]
+pub struct Stamps {
+    last: Option<([u8; RFC3164_LEN], (u32, u32, i64))>,
+}
+
+/// `Feb  6 12:14:14`
+const RFC3164_LEN: usize = 15;
+
+impl Stamps {
+    fn rfc3164(&mut self, b: &[u8]) -> Option<(u32, u32, i64, usize)> {
+        let head = b.get(..RFC3164_LEN)?;
+        if let Some((raw, (month, day, ms))) = &self.last
+            && super::bytes::eq(raw, head)
+        {
+            return Some((*month, *day, *ms, RFC3164_LEN));
+        }
+        let (month, day, ms, used) = time::parse_rfc3164_time(b)?;
+        if used == RFC3164_LEN {
+            let mut raw = [0u8; RFC3164_LEN];
+            raw.copy_from_slice(head);
+            self.last = Some((raw, (month, day, ms)));
+        }
+        Some((month, day, ms, used))
+    }
+}
+
 /// Splits a line into its syslog header and message. A line without a recognisable header is
 /// returned whole as the message.
+#[cfg(test)]
 pub fn split(line: &[u8]) -> Syslog<'_> {
+    split_with(line, &mut Stamps::default())
+}
+
+/// Splits a line into its syslog header and message (a line without a recognisable header is
+/// returned whole as the message), with the last RFC 3164 time stamp remembered in `stamps`.
+pub fn split_with<'a>(line: &'a [u8], stamps: &mut Stamps) -> Syslog<'a> {
     let mut rest = line;
     let mut had_pri = false;
     if rest.first() == Some(&b'<') {
@@ -60,7 +95,7 @@ pub fn split(line: &[u8]) -> Syslog<'_> {
         });
     }
     // RFC 3164: `Feb  6 12:14:14 host tag[pid]: msg`
-    if let Some((month, day, day_ms, used)) = time::parse_rfc3164_time(rest)
+    if let Some((month, day, day_ms, used)) = stamps.rfc3164(rest)
         && rest.get(used) == Some(&b' ')
     {
         let t = HeaderTime::MonthDay { month, day, day_ms };
@@ -79,7 +114,7 @@ pub fn split(line: &[u8]) -> Syslog<'_> {
 
 /// `host tag[pid]: msg` or `tag[pid]: msg`.
 fn host_tag(b: &[u8], t: Option<HeaderTime>) -> Option<Syslog<'_>> {
-    let sp = memchr::memchr(b' ', b)?;
+    let sp = super::bytes::find_byte(b' ', b)?;
     let first = &b[..sp];
     if first.ends_with(b":") {
         // No host: the first word is already the tag.
@@ -98,7 +133,7 @@ fn tag<'a>(b: &'a [u8], host: Option<&'a [u8]>, t: Option<HeaderTime>) -> Option
     let head = &b[..b.len().min(TAG_MAX + 2)];
     let mut from = 0;
     let colon = loop {
-        let i = from + memchr::memchr2(b':', b' ', &head[from..])?;
+        let i = from + super::bytes::find_byte2(b':', b' ', &head[from..])?;
         if head[i] == b' ' {
             return None;
         }
@@ -111,7 +146,7 @@ fn tag<'a>(b: &'a [u8], host: Option<&'a [u8]>, t: Option<HeaderTime>) -> Option
     if t_raw.is_empty() || t_raw.len() > TAG_MAX {
         return None;
     }
-    let app = match memchr::memchr(b'[', t_raw) {
+    let app = match super::bytes::find_byte(b'[', t_raw) {
         Some(i) if t_raw.ends_with(b"]") => &t_raw[..i],
         Some(_) => return None,
         None => t_raw,
@@ -240,6 +275,18 @@ mod tests {
         }
         // HAProxy's own rfc3164 output has no host.
         let s = split(b"<134>Feb  6 12:14:14 haproxy[14389]: hello");
+        // A remembered stamp reads as a fresh one, and a changed one is read again.
+        let mut stamps = Stamps::default();
+        for l in [
+            &b"Feb  6 12:14:14 lb haproxy[1]: a"[..],
+            b"Feb  6 12:14:14 lb haproxy[1]: b",
+            b"Feb  6 12:14:15 lb haproxy[1]: c",
+            b"Feb 16 12:14:15 lb haproxy[1]: d",
+            b"Feb 16 12:14:1x lb haproxy[1]: e",
+            b"Feb 16 12:14:15 lb haproxy[1]: f",
+        ] {
+            assert_eq!(split_with(l, &mut stamps), split(l));
+        }
         assert_eq!(
             (s.app, s.host, s.message),
             (Some(&b"haproxy"[..]), None, &b"hello"[..])
