@@ -153,6 +153,37 @@ pub fn parse_iso8601(b: &[u8]) -> Option<(i64, Option<i32>, usize)> {
     Some((naive_ms(y, mo, d, h, mi, s, ms)?, off, used))
 }
 
+/// [`parse_iso8601`] for logs whose consecutive lines share the second: the date and the
+/// time of day are read once per second, the fraction and the offset on every line (ALB writes
+/// microseconds, so whole time stamps rarely repeat).
+#[derive(Clone, Debug, Default)]
+pub struct Iso8601Seconds {
+    /// The last `2024-05-01T12:00:00` read and its naive milliseconds.
+    second: Option<([u8; 19], i64)>,
+}
+
+impl Iso8601Seconds {
+    /// What [`parse_iso8601`] returns for `b`.
+    pub fn parse(&mut self, b: &[u8]) -> Option<(i64, Option<i32>, usize)> {
+        let head = b.first_chunk::<19>()?;
+        let second = match &self.second {
+            Some((raw, ms)) if crate::engine::parse::bytes::eq(raw, head) => *ms,
+            _ => {
+                let (ms, _, _) = parse_iso8601(head)?;
+                self.second = Some((*head, ms));
+                ms
+            }
+        };
+        let (ms, flen) = fraction(&b[19..]);
+        let mut used = 19 + flen;
+        let off = offset(&b[used..]).map(|(o, len)| {
+            used += len;
+            o
+        });
+        Some((second + i64::from(ms), off, used))
+    }
+}
+
 /// An ISO 8601 / RFC 3339 time that carries its offset (`2024-05-01T12:00:00.123Z`), as
 /// the Go and C++ proxies write it; `None` without an offset, or with more after it.
 pub fn parse_rfc3339(b: &[u8]) -> Option<Timestamp> {
@@ -408,6 +439,32 @@ mod tests {
         assert_eq!(t.ms, 1_714_557_600_000);
         assert!(parse_clf(b"01/Maj/2024:12:00:00 +0200").is_none());
         assert!(parse_clf(b"01/May/2024:25:00:00 +0200").is_none());
+    }
+
+    #[test]
+    fn a_remembered_second_reads_as_a_full_parse() {
+        let mut seconds = Iso8601Seconds::default();
+        for t in [
+            &b"2024-05-01T12:00:00.186641Z"[..],
+            b"2024-05-01T12:00:00.9Z",
+            b"2024-05-01T12:00:00Z",
+            b"2024-05-01T12:00:00",
+            b"2024-05-01T12:00:00.5+02:00 x",
+            b"2024-05-01T12:00:00.",
+            b"2024-05-01T12:00:01.000001Z",
+            b"2024-05-01T12:00:61.1Z",
+            b"2024-05-01T12:00:01.1Z",
+            b"2024-05-01T12:00:0",
+            b"2024-13-01T12:00:01.1Z",
+            b"2024-05-01 12:00:01.1-0530",
+        ] {
+            assert_eq!(
+                seconds.parse(t),
+                parse_iso8601(t),
+                "{}",
+                String::from_utf8_lossy(t)
+            );
+        }
     }
 
     #[test]

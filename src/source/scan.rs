@@ -248,6 +248,7 @@ impl Producer {
         tx: SyncSender<Block>,
         free: Receiver<Block>,
         helper: Option<SyncSender<Block>>,
+        share: Share,
     ) -> anyhow::Result<()> {
         let Some(mut parser) = self.parser.take() else {
             return Ok(());
@@ -261,7 +262,7 @@ impl Producer {
                 return Ok(());
             }
             let sent = match &helper {
-                Some(h) if !read_thread_parses(k) => h.send(block).is_ok(),
+                Some(h) if !share.reader_parses(k) => h.send(block).is_ok(),
                 _ => {
                     block.parse(&mut parser);
                     tx.send(block).is_ok()
@@ -343,8 +344,30 @@ const BLOCK_LINES: usize = 2048;
 /// parsing thread more, with longer queues, made runs slower and less steady on two cores.)
 const SPLIT: usize = 2;
 
-fn read_thread_parses(block: usize) -> bool {
-    block.is_multiple_of(SPLIT)
+/// Which blocks the reading thread parses itself when a parsing thread helps it.
+#[derive(Clone, Copy, Debug)]
+enum Share {
+    /// Every other block.
+    Half,
+    /// None: the reading thread also decompresses (gzip), which is as much work as parsing.
+    None,
+}
+
+impl Share {
+    fn of(producer: &Producer) -> Share {
+        if producer.report.gzip {
+            Share::None
+        } else {
+            Share::Half
+        }
+    }
+
+    fn reader_parses(self, block: usize) -> bool {
+        match self {
+            Share::Half => block.is_multiple_of(SPLIT),
+            Share::None => false,
+        }
+    }
 }
 
 /// Blocks queued between threads, per queue.
@@ -352,10 +375,11 @@ const BLOCKS_QUEUED: usize = 2;
 
 /// The scanning thread's end of a file read on threads of its own.
 struct Reading {
-    /// Blocks parsed by the reading thread, and by its helper (every other block).
+    /// Blocks parsed by the reading thread, and by its helper (as `share` says).
     rx: Receiver<Block>,
     helper_rx: Option<Receiver<Block>>,
-    /// Blocks taken so far (the next one comes from the helper when odd).
+    share: Share,
+    /// Blocks taken so far (which decides the queue of the next one).
     taken: usize,
     free: SyncSender<Block>,
     block: Option<Block>,
@@ -395,17 +419,19 @@ impl Reading {
             helper_rx = Some(out_rx);
             helper_tx = Some(raw_tx);
         }
+        let share = Share::of(&producer);
         let report = std::mem::take(&mut producer.report);
         threads.insert(
             0,
             thread::Builder::new()
                 .name("gatewatch-read".into())
-                .spawn(move || producer.run(tx, free_rx, helper_tx))
+                .spawn(move || producer.run(tx, free_rx, helper_tx, share))
                 .context("starting a reading thread")?,
         );
         Ok(Reading {
             rx,
             helper_rx,
+            share,
             taken: 0,
             free,
             block: None,
@@ -447,7 +473,7 @@ impl Reading {
                 }
             }
             let rx = match &self.helper_rx {
-                Some(h) if !read_thread_parses(self.taken) => h,
+                Some(h) if !self.share.reader_parses(self.taken) => h,
                 _ => &self.rx,
             };
             match rx.recv() {

@@ -10,6 +10,7 @@ pub mod envoy;
 pub mod go_net;
 pub mod haproxy;
 pub mod json;
+pub mod mask;
 pub mod nginx_access;
 pub mod nginx_error;
 pub mod nginx_formats;
