@@ -5,6 +5,7 @@ use crate::engine::detect::{Change, DetectConfig, Detector, Observation};
 use crate::engine::event::{Cause, Event, Kind};
 use crate::engine::join::{Item, JoinConfig, Joiner};
 use crate::engine::kb::{EntryId, Kb};
+use crate::engine::parse::nginx_access::Answered;
 use std::sync::Arc;
 
 /// A line once everything about it is known.
@@ -31,6 +32,11 @@ pub trait Sink {
     fn event(&mut self, settled: &Settled<'_>);
     /// Every incident that opens or closes.
     fn change(&mut self, change: Change);
+    /// Whether [`Sink::event`] does anything: without it, requests that did not fail can be
+    /// counted without their events ([`Pipeline::push_answered`]).
+    fn wants_events(&self) -> bool {
+        true
+    }
 }
 
 /// Counts per cause of the settled lines; an error-log line consumed by a join is not counted
@@ -304,6 +310,51 @@ impl Pipeline {
                 },
                 sink,
             ),
+        }
+    }
+
+    /// Whether [`Pipeline::push_answered`] may take requests that did not fail for `sink`.
+    pub fn takes_answered(&self, sink: &impl Sink) -> bool {
+        self.joiner.is_none() && !sink.wants_events()
+    }
+
+    /// Feeds a request that did not fail, read the short way ([`Parser::answered`]): what
+    /// [`Pipeline::push`] does with its event, when [`Pipeline::takes_answered`].
+    ///
+    /// [`Parser::answered`]: crate::engine::parse::Parser::answered
+    #[inline]
+    pub fn push_answered(&mut self, source: u16, line: &[u8], a: &Answered, sink: &mut impl Sink) {
+        debug_assert!(self.takes_answered(sink));
+        let state = &mut self.state;
+        state.counts.0[Cause::Ok.index()] += 1;
+        let t = a.time;
+        if t.ms > state.now_ms {
+            state.now_ms = t.ms;
+            state.detector.advance(t.ms, &mut state.changes);
+        }
+        let own = a.upstream.get(line);
+        if a.names_upstream || own.is_none() {
+            let upstream = own.unwrap_or_else(|| a.vhost.get(line).unwrap_or(UNNAMED));
+            state.detector.observe(
+                &Observation {
+                    time_ms: t.ms,
+                    offset_secs: t.offset_secs,
+                    upstream: Some(upstream),
+                    entry: None,
+                    cause: Cause::Ok,
+                    status: Some(a.status),
+                    request: true,
+                    failure: false,
+                    line,
+                    vhost: None,
+                    path: None,
+                    source,
+                },
+                &mut state.changes,
+            );
+        }
+        for c in state.changes.drain(..) {
+            sink.change(c);
         }
     }
 

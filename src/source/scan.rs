@@ -97,6 +97,20 @@ struct Head {
     ev: Event,
 }
 
+/// A line as read, before parsing.
+enum Raw {
+    Line(HeadLine),
+    TooLong,
+    Eof,
+}
+
+fn bytes_of<'a>(reader: &'a LineReader<Box<dyn Read + Send>>, line: &'a HeadLine) -> &'a [u8] {
+    match line {
+        HeadLine::Sample(s) => s,
+        HeadLine::Buffer(l) => reader.bytes(*l),
+    }
+}
+
 /// Reads one file's lines and parses them: in the scanning thread, or on a thread of its own
 /// (see [`Input`]).
 struct Producer {
@@ -174,46 +188,50 @@ impl Producer {
     }
 
     fn bytes<'a>(&'a self, line: &'a HeadLine) -> &'a [u8] {
-        match line {
-            HeadLine::Sample(s) => s,
-            HeadLine::Buffer(l) => self.reader.bytes(*l),
-        }
+        bytes_of(&self.reader, line)
+    }
+
+    /// The next line as read: from the samples first, then the file.
+    fn next_raw(&mut self) -> anyhow::Result<Raw> {
+        Ok(match self.samples.pop_front() {
+            Some(Some(s)) => Raw::Line(HeadLine::Sample(s)),
+            Some(None) => Raw::TooLong,
+            None => match self
+                .reader
+                .next_line()
+                .with_context(|| format!("reading {}", self.report.name))?
+            {
+                Next::Line(l) => Raw::Line(HeadLine::Buffer(l)),
+                Next::TooLong => Raw::TooLong,
+                Next::Eof => Raw::Eof,
+            },
+        })
     }
 
     /// Reads lines until one parses (counting the others): that line, or `None` at the end.
     /// A line in the reader's buffer is valid until the next call.
     fn next(&mut self) -> anyhow::Result<Option<Head>> {
         while !self.done {
-            let next = match self.samples.pop_front() {
-                Some(Some(s)) => Some(HeadLine::Sample(s)),
-                Some(None) => None,
-                None => match self
-                    .reader
-                    .next_line()
-                    .with_context(|| format!("reading {}", self.report.name))?
-                {
-                    Next::Line(l) => Some(HeadLine::Buffer(l)),
-                    Next::TooLong => None,
-                    Next::Eof => {
-                        self.done = true;
-                        break;
-                    }
-                },
+            let line = match self.next_raw()? {
+                Raw::Line(l) => l,
+                Raw::TooLong => {
+                    self.line_no += 1;
+                    self.report.lines += 1;
+                    self.count_unparsed(Unparsed::TooLong);
+                    continue;
+                }
+                Raw::Eof => {
+                    self.done = true;
+                    break;
+                }
             };
             self.line_no += 1;
             self.report.lines += 1;
-            let Some(line) = next else {
-                self.count_unparsed(Unparsed::TooLong);
-                continue;
-            };
             let Some(parser) = &mut self.parser else {
                 self.count_unparsed(Unparsed::Shape);
                 continue;
             };
-            let bytes: &[u8] = match &line {
-                HeadLine::Sample(s) => s,
-                HeadLine::Buffer(l) => self.reader.bytes(*l),
-            };
+            let bytes = bytes_of(&self.reader, &line);
             match parser.parse(bytes) {
                 Ok(mut ev) => {
                     self.report.parsed += 1;
@@ -233,6 +251,52 @@ impl Producer {
             }
         }
         Ok(None)
+    }
+
+    /// A file scanned on its own in this thread: each line goes straight to the pipeline (no
+    /// merge), and requests that did not fail take the short way ([`Parser::answered`]) when
+    /// the pipeline and the sink allow it. Counts and results are those of [`Producer::next`]
+    /// and [`Pipeline::push`].
+    fn run_alone(&mut self, pipeline: &mut Pipeline, sink: &mut impl Sink) -> anyhow::Result<()> {
+        let short = pipeline.takes_answered(sink);
+        loop {
+            let line = match self.next_raw()? {
+                Raw::Line(l) => l,
+                Raw::TooLong => {
+                    self.line_no += 1;
+                    self.report.lines += 1;
+                    self.count_unparsed(Unparsed::TooLong);
+                    continue;
+                }
+                Raw::Eof => break,
+            };
+            self.line_no += 1;
+            self.report.lines += 1;
+            let Some(parser) = &mut self.parser else {
+                self.count_unparsed(Unparsed::Shape);
+                continue;
+            };
+            let bytes = bytes_of(&self.reader, &line);
+            if short && let Some(a) = parser.answered(bytes) {
+                self.report.parsed += 1;
+                self.last_time = Some(a.time);
+                pipeline.push_answered(0, bytes, &a, sink);
+                continue;
+            }
+            match parser.parse(bytes) {
+                Ok(mut ev) => {
+                    self.report.parsed += 1;
+                    match ev.time {
+                        Some(t) => self.last_time = Some(t),
+                        None => ev.time = self.last_time,
+                    }
+                    pipeline.push(0, self.line_no, bytes, ev, sink);
+                }
+                Err(e) => count_unparsed(&mut self.report, self.line_no, e, Some(bytes)),
+            }
+        }
+        self.done = true;
+        Ok(())
     }
 
     fn count_unparsed(&mut self, why: Unparsed) {
@@ -632,9 +696,13 @@ pub fn scan(
         inputs.push(Input::new(p, threads)?);
     }
     let mut pipeline = Pipeline::new(kb, cfg);
-    merge(&mut inputs, |i, line_no, line, ev| {
-        pipeline.push(i as u16, line_no, line, ev, sink)
-    })?;
+    if let [Input::Inline { producer, .. }] = &mut inputs[..] {
+        producer.run_alone(&mut pipeline, sink)?;
+    } else {
+        merge(&mut inputs, |i, line_no, line, ev| {
+            pipeline.push(i as u16, line_no, line, ev, sink)
+        })?;
+    }
     pipeline.finish(sink);
     Ok(ScanReport {
         files: inputs.into_iter().map(Input::into_report).collect(),

@@ -62,6 +62,10 @@ impl<W: Write> Sink for ScanSink<'_, W> {
             self.incidents.push(inc);
         }
     }
+
+    fn wants_events(&self) -> bool {
+        self.counters.is_some() || self.events
+    }
 }
 
 /// A folder removed when `scan` ends.

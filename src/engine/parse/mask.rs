@@ -34,55 +34,79 @@ impl<'a> Masks<'a> {
     /// The first position at or after `from` that holds one of the bytes in `WHICH`.
     #[inline(always)]
     pub fn find<const WHICH: Which>(&mut self, from: usize) -> Option<usize> {
+        self.find_in(&select(WHICH), from)
+    }
+
+    /// The first position at or after `from` that holds one of the bytes `sel` selects (see
+    /// [`select`]).
+    #[inline(always)]
+    pub fn find_in(&mut self, sel: &[u64; 3], from: usize) -> Option<usize> {
         let mut b = from / BLOCK;
-        let mut m = self.select::<WHICH>(b) >> (from % BLOCK) << (from % BLOCK);
+        if b * BLOCK >= self.line.len() {
+            return None;
+        }
+        let mut m = self.block_mask(b, sel) >> (from % BLOCK) << (from % BLOCK);
         while m == 0 {
             b += 1;
             if b * BLOCK >= self.line.len() {
                 return None;
             }
-            m = self.select::<WHICH>(b);
+            m = self.block_mask(b, sel);
         }
         Some(b * BLOCK + m.trailing_zeros() as usize)
     }
 
-    /// The mask of the bytes in `WHICH` in block `b`.
+    /// The last position of the line that holds one of the bytes `sel` selects.
+    #[inline]
+    pub fn last_in(&mut self, sel: &[u64; 3]) -> Option<usize> {
+        let mut b = self.line.len().div_ceil(BLOCK);
+        while b > 0 {
+            b -= 1;
+            let m = self.block_mask(b, sel);
+            if m != 0 {
+                return Some(b * BLOCK + 63 - m.leading_zeros() as usize);
+            }
+        }
+        None
+    }
+
+    /// The mask of the bytes `sel` selects in block `b`.
     #[inline(always)]
-    fn select<const WHICH: Which>(&mut self, b: usize) -> u64 {
+    fn block_mask(&mut self, b: usize, sel: &[u64; 3]) -> u64 {
         if self.block != b {
             self.load(b);
         }
-        let mut m = 0;
-        for (k, mask) in self.masks.iter().enumerate() {
-            if WHICH & (1 << k) != 0 {
-                m |= mask;
-            }
-        }
-        m
+        (self.masks[0] & sel[0]) | (self.masks[1] & sel[1]) | (self.masks[2] & sel[2])
     }
 
     #[inline(never)]
     fn load(&mut self, b: usize) {
         self.block = b;
-        self.masks = if b * BLOCK < self.line.len() {
-            classify_block(self.line, b * BLOCK, self.set)
-        } else {
+        let (line, start) = (self.line, b * BLOCK);
+        self.masks = if let Some(block) = line.get(start..).and_then(|r| r.first_chunk()) {
+            classify(block, self.set)
+        } else if start >= line.len() {
             [0; 3]
+        } else if let Some(block) = line.last_chunk::<BLOCK>() {
+            // The last, partial block: the line's last 64 bytes, shifted so that bit 0 is
+            // `start` (the bits beyond the line's end come in as zeros).
+            let shift = BLOCK - (line.len() - start);
+            classify(block, self.set).map(|m| m >> shift)
+        } else {
+            let mut padded = [0u8; BLOCK];
+            padded[..line.len() - start].copy_from_slice(&line[start..]);
+            let keep = (1u64 << (line.len() - start)) - 1;
+            classify(&padded, self.set).map(|m| m & keep)
         };
     }
 }
 
-/// The masks of the block of `line` that starts at `start` (bits beyond the line's end clear).
-#[inline]
-fn classify_block(line: &[u8], start: usize, set: [u8; 3]) -> [u64; 3] {
-    let rest = &line[start..];
-    if let Some(block) = rest.first_chunk::<BLOCK>() {
-        return classify(block, set);
+/// The selector of [`Masks::find_in`] for the bytes of the set `which` names.
+pub const fn select(which: Which) -> [u64; 3] {
+    const fn bit(which: Which, k: u8) -> u64 {
+        if which & (1 << k) != 0 { u64::MAX } else { 0 }
     }
-    let mut padded = [0u8; BLOCK];
-    padded[..rest.len()].copy_from_slice(rest);
-    let keep = (1u64 << rest.len()) - 1;
-    classify(&padded, set).map(|m| m & keep)
+    [bit(which, 0), bit(which, 1), bit(which, 2)]
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -162,7 +186,12 @@ mod tests {
                         _ => masks.find::<7>(from),
                     };
                     assert_eq!(got, want, "{len} {which} {from}");
+                    assert_eq!(masks.find_in(&select(which), from), want);
                 }
+                let last = (0..len)
+                    .rev()
+                    .find(|&i| (0..3).any(|k| which & (1 << k) != 0 && line[i] == set[k]));
+                assert_eq!(masks.last_in(&select(which)), last, "{len} {which}");
             }
         }
     }

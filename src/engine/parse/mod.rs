@@ -14,6 +14,7 @@ pub mod mask;
 pub mod nginx_access;
 pub mod nginx_error;
 pub mod nginx_formats;
+mod nginx_walk;
 pub mod syslog;
 pub mod traefik;
 pub mod upstream;
@@ -166,6 +167,22 @@ impl Parser {
             Parser::Caddy(p) => p.parse(line),
             Parser::Envoy(p) => p.parse(line),
             Parser::Traefik(p) => p.parse(line),
+        }
+    }
+
+    /// A request that did not fail, read the short way (what the pipeline counts it by): the
+    /// same as [`Parser::parse`] gives for such a line, `None` for any other line and in
+    /// formats without a short way — `parse` then reads it.
+    #[inline]
+    pub fn answered(&mut self, line: &[u8]) -> Option<nginx_access::Answered> {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // Lines `parse` refuses before reading them (blank, coloured) start with these.
+        if line.first().is_none_or(|&b| b.is_ascii_whitespace() || b == 0x1b) {
+            return None;
+        }
+        match self {
+            Parser::NginxAccess(p) | Parser::ApacheAccess(p) => p.answered(line),
+            _ => None,
         }
     }
 }

@@ -25,7 +25,7 @@ pub enum Escape {
 
 /// The variables gatewatch reads; every other variable is skipped over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Var {
+pub(super) enum Var {
     RemoteAddr,
     TimeLocal,
     TimeIso8601,
@@ -72,7 +72,7 @@ impl Var {
         }
     }
 
-    fn is_list(self) -> bool {
+    pub(super) fn is_list(self) -> bool {
         matches!(
             self,
             Var::UpstreamAddr
@@ -113,11 +113,11 @@ impl Var {
 }
 
 #[derive(Clone, Debug)]
-struct Field {
-    var: Var,
+pub(super) struct Field {
+    pub(super) var: Var,
     name: String,
     /// The literal text between this variable and the next one (empty at the end).
-    after: Box<[u8]>,
+    pub(super) after: Box<[u8]>,
 }
 
 /// A compiled nginx `log_format`.
@@ -137,6 +137,8 @@ pub struct LogFormat {
     /// the line's last `"` belongs to that literal: a request that did not fail can jump there
     /// and skip the long quoted fields (referer, user agent) it does not need.
     jump: Option<(usize, usize)>,
+    /// The short walk of lines whose request did not fail (none for `escape=json`).
+    walk: Option<super::nginx_walk::Walk>,
 }
 
 /// A `log_format` that cannot be used, with the reason.
@@ -264,6 +266,7 @@ impl LogFormat {
                 let q = after.iter().rposition(|&b| b == b'"').expect("has a quote");
                 (j, after.len() - q - 1)
             });
+        let walk = super::nginx_walk::Walk::compile(&lead, &fields, escape, ok_last, jump);
         Ok(LogFormat {
             name: name.to_string(),
             text: format.to_string(),
@@ -272,6 +275,7 @@ impl LogFormat {
             fields,
             ok_last,
             jump,
+            walk,
         })
     }
 
@@ -392,7 +396,7 @@ impl LogFormat {
 
 /// Finds `lit` in `hay`. With JSON escaping, a `"` preceded by an odd number of backslashes is
 /// part of the value, not its end.
-fn find_literal(hay: &[u8], lit: &[u8], escape: Escape) -> Option<usize> {
+pub(super) fn find_literal(hay: &[u8], lit: &[u8], escape: Escape) -> Option<usize> {
     let first = lit[0];
     let mut from = 0;
     while let Some(i) = bytes::find_byte(first, &hay[from..]) {
@@ -508,18 +512,18 @@ fn split_quoted(t: &str) -> Result<(String, Escape, String), FormatError> {
 }
 
 /// Spans of the fields gatewatch reads from one access-log line.
-#[derive(Clone, Copy, Debug, Default)]
-struct Fields {
-    time: Span,
-    status: Span,
-    client: Span,
-    request: Span,
-    host: Span,
-    upstream_addr: Span,
-    upstream_host: Span,
-    service: Span,
-    upstream_status: Span,
-    connect_time: Span,
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Fields {
+    pub(super) time: Span,
+    pub(super) status: Span,
+    pub(super) client: Span,
+    pub(super) request: Span,
+    pub(super) host: Span,
+    pub(super) upstream_addr: Span,
+    pub(super) upstream_host: Span,
+    pub(super) service: Span,
+    pub(super) upstream_status: Span,
+    pub(super) connect_time: Span,
 }
 
 /// Remembers the last time field and its value: consecutive lines usually share the second.
@@ -649,7 +653,7 @@ impl AccessParser {
         let status = parse_status(f.status.get(line))?;
         let names_upstream =
             self.names_upstream && !(f.upstream_addr.is_none() && f.upstream_host.is_none());
-        let addr_field = f.upstream_addr.get(line).filter(|a| *a != b"-");
+        let up = upstream_of(line, &f);
         let mut ev = Event {
             format: Some(Format::NginxAccess),
             kind: Kind::Request,
@@ -660,51 +664,18 @@ impl AccessParser {
             client: f.client,
             request: f.request,
             vhost: f.host,
+            upstream: up.upstream,
+            upstreams: up.upstreams,
             ..Event::default()
         };
-        let mut last = None;
-        if let Some(addrs) = addr_field {
-            ev.upstreams = Span::of(line, addrs);
-            // Nearly every line has a single upstream: no need to walk a list.
-            let l = if bytes::find_byte2(b',', b' ', addrs).is_none() {
-                addrs
-            } else {
-                upstream::last_item(addrs)
-            };
-            if l != b"-" && !l.is_empty() {
-                ev.upstream = Span::of(line, l);
-            }
-            last = Some(l);
-        }
-        if ev.upstream.is_none()
-            && let Some(h) = f
-                .upstream_host
-                .get(line)
-                .filter(|h| !h.is_empty() && *h != b"-")
-        {
-            // Apache's `%{BALANCER_WORKER_NAME}e` is the worker's URL: its `host:port`.
-            let h = match memchr::memmem::find(h, b"://") {
-                Some(i) => {
-                    let rest = &h[i + 3..];
-                    &rest[..memchr::memchr(b'/', rest).unwrap_or(rest.len())]
-                }
-                None => h,
-            };
-            ev.upstream = Span::of(line, h);
-            ev.upstreams = ev.upstream;
-        }
         ev.cause = classify(
             status,
-            last,
+            up.last,
             f.upstream_status.get(line),
             f.connect_time.get(line),
         );
-        // ingress-nginx: the service is the upstream (`upstreams` keeps the pods tried, by
-        // which the error log's lines are joined), once the pods' addresses named the cause.
-        if let Some(svc) = f.service.get(line).filter(|s| !s.is_empty() && *s != b"-")
-            && !ev.upstream.is_none()
-        {
-            ev.upstream = Span::of(line, svc);
+        if !up.service.is_none() {
+            ev.upstream = up.service;
         }
         let exact = !whole || line[end..].iter().all(|b| b.is_ascii_whitespace());
         Ok((ev, exact))
@@ -713,6 +684,110 @@ impl AccessParser {
     pub fn parse(&mut self, line: &[u8]) -> Result<Event, Unparsed> {
         self.parse_fields(line, false).map(|(ev, _)| ev)
     }
+
+    /// A request that did not fail, read the short way: what [`AccessParser::parse`] makes of
+    /// `line` when it is one, `None` for every other line (which `parse` then reads).
+    #[inline]
+    pub fn answered(&mut self, line: &[u8]) -> Option<Answered> {
+        let Layout::Format(format) = &self.layout else {
+            return None;
+        };
+        let mut f = Fields::default();
+        match &format.walk {
+            Some(walk) => walk.answered(line, &mut f)?,
+            None => {
+                format.extract(line, &mut f, false).ok()?;
+            }
+        }
+        let status = parse_status(f.status.get(line)).ok()??;
+        if status >= 500 || status == 9 {
+            return None;
+        }
+        let time = self.time.get(f.time.get(line)?, &mut self.zone)?;
+        let up = upstream_of(line, &f);
+        Some(Answered {
+            time,
+            status,
+            upstream: if up.service.is_none() {
+                up.upstream
+            } else {
+                up.service
+            },
+            vhost: f.host,
+            names_upstream: self.names_upstream
+                && !(f.upstream_addr.is_none() && f.upstream_host.is_none()),
+        })
+    }
+}
+
+/// What a request that did not fail counts by (see [`AccessParser::answered`]): the fields
+/// of its event that the pipeline reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answered {
+    pub time: Timestamp,
+    pub status: u16,
+    pub upstream: Span,
+    pub vhost: Span,
+    pub names_upstream: bool,
+}
+
+/// Where a line's upstream is.
+struct Upstream<'a> {
+    /// The last upstream tried (or the balancer worker's `host:port`).
+    upstream: Span,
+    /// Every upstream tried, as written.
+    upstreams: Span,
+    /// The last item of `$upstream_addr`, `-` included (it names the cause).
+    last: Option<&'a [u8]>,
+    /// ingress-nginx's service, which names the upstream once one was tried.
+    service: Span,
+}
+
+fn upstream_of<'a>(line: &'a [u8], f: &Fields) -> Upstream<'a> {
+    let mut up = Upstream {
+        upstream: Span::NONE,
+        upstreams: Span::NONE,
+        last: None,
+        service: Span::NONE,
+    };
+    if let Some(addrs) = f.upstream_addr.get(line).filter(|a| *a != b"-") {
+        up.upstreams = Span::of(line, addrs);
+        // Nearly every line has a single upstream: no need to walk a list.
+        let l = if bytes::find_byte2(b',', b' ', addrs).is_none() {
+            addrs
+        } else {
+            upstream::last_item(addrs)
+        };
+        if l != b"-" && !l.is_empty() {
+            up.upstream = Span::of(line, l);
+        }
+        up.last = Some(l);
+    }
+    if up.upstream.is_none()
+        && let Some(h) = f
+            .upstream_host
+            .get(line)
+            .filter(|h| !h.is_empty() && *h != b"-")
+    {
+        // Apache's `%{BALANCER_WORKER_NAME}e` is the worker's URL: its `host:port`.
+        let h = match memchr::memmem::find(h, b"://") {
+            Some(i) => {
+                let rest = &h[i + 3..];
+                &rest[..memchr::memchr(b'/', rest).unwrap_or(rest.len())]
+            }
+            None => h,
+        };
+        up.upstream = Span::of(line, h);
+        up.upstreams = up.upstream;
+    }
+    // ingress-nginx: the service is the upstream (`upstreams` keeps the pods tried, by which
+    // the error log's lines are joined), once the pods' addresses named the cause.
+    if let Some(svc) = f.service.get(line).filter(|s| !s.is_empty() && *s != b"-")
+        && !up.upstream.is_none()
+    {
+        up.service = Span::of(line, svc);
+    }
+    up
 }
 
 /// `$status`: digits (nginx logs `009` for an HTTP/0.9 answer and `000`/`499` for clients that
