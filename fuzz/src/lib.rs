@@ -76,13 +76,22 @@ pub fn parse_checked(p: &mut Parser, line: &[u8]) -> Result<Event, Unparsed> {
     r
 }
 
-/// Parses every line with a copy of the fresh parser `fresh` (in order, as a file is read) and checks that a parser
+/// Parses every line with a copy of the fresh parser `fresh` (in order, as a file is read) and checks that the short
+/// way of answered requests agrees with `parse` on every line, that a parser
 /// that has seen earlier lines gives the same answer as a fresh one when the format is stateless
 /// (the threaded scan relies on that), and that a second run over the same lines gives the same
 /// answers (parsing is deterministic).
 pub fn parse_lines(fresh: &Parser, lines: &[&[u8]]) {
     let mut warm = fresh.clone();
     let first: Vec<_> = lines.iter().map(|l| parse_checked(&mut warm, l)).collect();
+    // The short way of requests that did not fail reads every line it reads as `parse` does.
+    for line in lines {
+        assert!(
+            fresh.answered_agrees(line),
+            "the short way and parse disagree on {:?}",
+            String::from_utf8_lossy(line)
+        );
+    }
     if warm.is_stateless() {
         for (line, got) in lines.iter().zip(&first) {
             let alone = fresh.clone().parse(line);

@@ -31,6 +31,18 @@ pub struct LineReader<R> {
     max_line: usize,
     /// Bytes consumed from the stream so far (lines and their newlines).
     offset: u64,
+    /// How much of `buf` a read may fill (`buf` is longer, to a multiple of 64 bytes).
+    cap: usize,
+    /// With [`LineReader::classify`]: the masks of `buf`, kept as it is read.
+    masks: Option<Classified>,
+}
+
+/// Masks of newlines and three more bytes for every 64 bytes of the buffer (see
+/// [`crate::engine::parse::mask`]): lines are split on the first, and a parser walks its
+/// fields on the others, all found in one pass over the bytes.
+struct Classified {
+    set: [u8; 4],
+    words: Vec<[u64; 4]>,
 }
 
 impl<R: Read> LineReader<R> {
@@ -39,13 +51,68 @@ impl<R: Read> LineReader<R> {
         let cap = (max_line + 1).max(256 * 1024);
         LineReader {
             inner,
-            buf: vec![0; cap],
+            buf: vec![0; cap.next_multiple_of(64)],
             pos: 0,
             end: 0,
             eof: false,
             max_line,
             offset: 0,
+            cap,
+            masks: None,
         }
+    }
+
+    /// From now on, classifies the bytes read (newlines and the three bytes of `set`) as they
+    /// come in: lines are split through the newline masks, and [`LineReader::masks`] gives the
+    /// others to a parser.
+    pub fn classify(&mut self, set: [u8; 3]) {
+        self.masks = Some(Classified {
+            set: [b'\n', set[0], set[1], set[2]],
+            words: vec![[0; 4]; self.buf.len() / 64],
+        });
+        self.reclassify(0, self.end);
+    }
+
+    /// With [`LineReader::classify`]: the masks of the buffer the lines are in, one entry per
+    /// 64 bytes (newlines first, then the set); a line starts at [`LineRef::start`] in it.
+    pub fn masks(&self) -> Option<&[[u64; 4]]> {
+        self.masks.as_ref().map(|c| &c.words[..])
+    }
+
+    /// Classifies `buf[from..to]` (`to` is the end of the data: the bytes after it up to the
+    /// next 64 are zeroed, so they match nothing).
+    fn reclassify(&mut self, from: usize, to: usize) {
+        let Some(c) = &mut self.masks else { return };
+        let to64 = to.next_multiple_of(64);
+        self.buf[to..to64].fill(0);
+        let w = from / 64;
+        crate::engine::parse::mask::classify_all(
+            &self.buf[w * 64..to64],
+            c.set,
+            &mut c.words[w..to64 / 64],
+        );
+    }
+
+    /// The first newline in `buf[from..self.end]`.
+    #[inline]
+    fn find_newline(&self, from: usize) -> Option<usize> {
+        let Some(c) = &self.masks else {
+            return memchr::memchr(b'\n', &self.buf[from..self.end]).map(|i| from + i);
+        };
+        if from >= self.end {
+            return None;
+        }
+        let mut w = from / 64;
+        let mut m = c.words[w][0] >> (from % 64) << (from % 64);
+        while m == 0 {
+            w += 1;
+            if w * 64 >= self.end {
+                return None;
+            }
+            m = c.words[w][0];
+        }
+        let p = w * 64 + m.trailing_zeros() as usize;
+        (p < self.end).then_some(p)
     }
 
     /// The bytes of a line returned by the last call to `next_line`.
@@ -64,8 +131,7 @@ impl<R: Read> LineReader<R> {
         let mut skipping = false;
         let mut searched = self.pos;
         loop {
-            if let Some(i) = memchr::memchr(b'\n', &self.buf[searched..self.end]) {
-                let nl = searched + i;
+            if let Some(nl) = self.find_newline(searched) {
                 let start = self.pos;
                 self.pos = nl + 1;
                 self.offset += (nl + 1 - start) as u64;
@@ -99,10 +165,11 @@ impl<R: Read> LineReader<R> {
                 self.buf.copy_within(self.pos..self.end, 0);
                 self.end -= self.pos;
                 self.pos = 0;
+                self.reclassify(0, self.end);
             }
             searched = self.end;
             let n = loop {
-                match self.inner.read(&mut self.buf[self.end..]) {
+                match self.inner.read(&mut self.buf[self.end..self.cap]) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e),
@@ -112,6 +179,7 @@ impl<R: Read> LineReader<R> {
                 self.eof = true;
             }
             self.end += n;
+            self.reclassify(searched, self.end);
         }
     }
 }
@@ -154,6 +222,81 @@ mod tests {
         input.extend_from_slice(b"\nok\n");
         input.extend(vec![b'y'; 300_000]);
         assert_eq!(lines(&input, 1000), vec![None, Some(b"ok".to_vec()), None]);
+    }
+
+    /// Gives its bytes in reads of varying, small sizes.
+    struct Dribble<'a> {
+        data: &'a [u8],
+        seed: u64,
+    }
+
+    impl Read for Dribble<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.seed ^= self.seed << 13;
+            self.seed ^= self.seed >> 7;
+            self.seed ^= self.seed << 17;
+            let n = (self.seed % 700) as usize + 1;
+            let n = n.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn classified_lines_split_alike_and_their_masks_are_theirs() {
+        let set = [b' ', b'"', b']'];
+        let mut input = Vec::new();
+        let mut seed = 7u64;
+        for i in 0..30_000 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (seed >> 33) as usize % 300;
+            input.extend((0..len).map(|k| b" \"]xy\r"[(k * 7 + i) % 6]));
+            if seed % 97 == 0 {
+                input.extend(vec![b'z'; 2_000]);
+            }
+            input.push(b'\n');
+        }
+        input.extend_from_slice(b"last \"line\" without ] newline");
+        for max in [64, 1_000, 100_000] {
+            let want = lines(&input, max);
+            let mut r = LineReader::new(
+                Dribble {
+                    data: &input,
+                    seed: 3,
+                },
+                max,
+            );
+            r.classify(set);
+            let mut got = Vec::new();
+            loop {
+                match r.next_line().unwrap() {
+                    Next::Line(l) => {
+                        let bytes = r.bytes(l);
+                        // The masks at the line's place are those of its bytes.
+                        let mut view = crate::engine::parse::mask::LineMasks::new(
+                            r.masks().unwrap(),
+                            l.start,
+                            bytes.len(),
+                        );
+                        for (k, b) in set.iter().enumerate() {
+                            let sel = crate::engine::parse::mask::select(1 << k);
+                            let want = bytes.iter().position(|c| c == b);
+                            use crate::engine::parse::mask::Find;
+                            assert_eq!(view.find_in(&sel, 0), want);
+                            assert_eq!(view.last_in(&sel), bytes.iter().rposition(|c| c == b));
+                        }
+                        got.push(Some(bytes.to_vec()));
+                    }
+                    Next::TooLong => got.push(None),
+                    Next::Eof => break,
+                }
+            }
+            assert_eq!(r.offset(), input.len() as u64);
+            assert_eq!(got, want, "max {max}");
+        }
     }
 
     #[test]

@@ -259,6 +259,10 @@ impl Producer {
     /// and [`Pipeline::push`].
     fn run_alone(&mut self, pipeline: &mut Pipeline, sink: &mut impl Sink) -> anyhow::Result<()> {
         let short = pipeline.takes_answered(sink);
+        if short && let Some(set) = self.parser.as_ref().and_then(Parser::mask_set) {
+            // Newlines and the short way's separators, found in one pass over each read.
+            self.reader.classify(set);
+        }
         loop {
             let line = match self.next_raw()? {
                 Raw::Line(l) => l,
@@ -277,7 +281,11 @@ impl Producer {
                 continue;
             };
             let bytes = bytes_of(&self.reader, &line);
-            if short && let Some(a) = parser.answered(bytes) {
+            let masks = match (&line, self.reader.masks()) {
+                (HeadLine::Buffer(l), Some(words)) => Some((words, l.start)),
+                _ => None,
+            };
+            if short && let Some(a) = parser.answered_at(bytes, masks) {
                 self.report.parsed += 1;
                 self.last_time = Some(a.time);
                 pipeline.push_answered(0, bytes, &a, sink);

@@ -1,8 +1,13 @@
 //! Where three chosen bytes are in a line, found 64 bytes at a time: each block of the line is
-//! classified once into one bit mask per byte (SSE2 on x86-64, whose baseline it is; a plain
-//! loop elsewhere, which gives the same masks), and every later search in that block is a
-//! shift and a count of trailing zeros. A tokenizer that walks a line field by field (spaces,
-//! quotes, backslashes) then costs a few instructions per field instead of a search each.
+//! classified once into one bit mask per byte (AVX2 when the CPU has it, else SSE2 on x86-64,
+//! whose baseline it is; a plain loop elsewhere — all give the same masks), and every later
+//! search in that block is a shift and a count of trailing zeros. A tokenizer that walks a line
+//! field by field (spaces, quotes, backslashes) then costs a few instructions per field instead
+//! of a search each.
+//!
+//! Two sources of masks: [`Masks`] classifies a line's blocks as searches reach them, and
+//! [`LineMasks`] views the masks a [`crate::engine::lines::LineReader`] computed for its whole
+//! buffer as it read it (in the same pass as its newlines).
 
 /// One of the three bytes a [`Masks`] looks for, by its place in the set, or several of them.
 pub type Which = u8;
@@ -21,6 +26,14 @@ pub struct Masks<'a> {
     masks: [u64; 3],
 }
 
+/// Searches through masks of three bytes (see [`select`]).
+pub trait Find {
+    /// The first position at or after `from` that holds one of the bytes `sel` selects.
+    fn find_in(&mut self, sel: &[u64; 3], from: usize) -> Option<usize>;
+    /// The last position of the line that holds one of the bytes `sel` selects.
+    fn last_in(&mut self, sel: &[u64; 3]) -> Option<usize>;
+}
+
 impl<'a> Masks<'a> {
     pub fn new(line: &'a [u8], set: [u8; 3]) -> Masks<'a> {
         Masks {
@@ -34,13 +47,13 @@ impl<'a> Masks<'a> {
     /// The first position at or after `from` that holds one of the bytes in `WHICH`.
     #[inline(always)]
     pub fn find<const WHICH: Which>(&mut self, from: usize) -> Option<usize> {
-        self.find_in(&select(WHICH), from)
+        self.find_sel(&select(WHICH), from)
     }
 
     /// The first position at or after `from` that holds one of the bytes `sel` selects (see
     /// [`select`]).
     #[inline(always)]
-    pub fn find_in(&mut self, sel: &[u64; 3], from: usize) -> Option<usize> {
+    fn find_sel(&mut self, sel: &[u64; 3], from: usize) -> Option<usize> {
         let mut b = from / BLOCK;
         if b * BLOCK >= self.line.len() {
             return None;
@@ -56,9 +69,8 @@ impl<'a> Masks<'a> {
         Some(b * BLOCK + m.trailing_zeros() as usize)
     }
 
-    /// The last position of the line that holds one of the bytes `sel` selects.
     #[inline]
-    pub fn last_in(&mut self, sel: &[u64; 3]) -> Option<usize> {
+    fn last_sel(&mut self, sel: &[u64; 3]) -> Option<usize> {
         let mut b = self.line.len().div_ceil(BLOCK);
         while b > 0 {
             b -= 1;
@@ -101,6 +113,127 @@ impl<'a> Masks<'a> {
     }
 }
 
+impl Find for Masks<'_> {
+    #[inline(always)]
+    fn find_in(&mut self, sel: &[u64; 3], from: usize) -> Option<usize> {
+        self.find_sel(sel, from)
+    }
+
+    #[inline]
+    fn last_in(&mut self, sel: &[u64; 3]) -> Option<usize> {
+        self.last_sel(sel)
+    }
+}
+
+/// The masks of one line inside a buffer classified as a whole: one entry per 64 bytes of the
+/// buffer, the newline mask first and then the three bytes of the set.
+pub struct LineMasks<'a> {
+    words: &'a [[u64; 4]],
+    /// Where the line starts in the buffer, and its length.
+    start: usize,
+    len: usize,
+}
+
+impl<'a> LineMasks<'a> {
+    /// `words` must cover the buffer up to `start + len`.
+    pub fn new(words: &'a [[u64; 4]], start: usize, len: usize) -> LineMasks<'a> {
+        debug_assert!(words.len() * BLOCK >= start + len);
+        LineMasks { words, start, len }
+    }
+
+    #[inline(always)]
+    fn word(&self, w: usize, sel: &[u64; 3]) -> u64 {
+        let m = &self.words[w];
+        (m[1] & sel[0]) | (m[2] & sel[1]) | (m[3] & sel[2])
+    }
+}
+
+impl Find for LineMasks<'_> {
+    #[inline(always)]
+    fn find_in(&mut self, sel: &[u64; 3], from: usize) -> Option<usize> {
+        if from >= self.len {
+            return None;
+        }
+        let at = self.start + from;
+        let end = self.start + self.len;
+        let mut w = at / BLOCK;
+        let mut m = self.word(w, sel) >> (at % BLOCK) << (at % BLOCK);
+        while m == 0 {
+            w += 1;
+            if w * BLOCK >= end {
+                return None;
+            }
+            m = self.word(w, sel);
+        }
+        let p = w * BLOCK + m.trailing_zeros() as usize;
+        (p < end).then(|| p - self.start)
+    }
+
+    #[inline]
+    fn last_in(&mut self, sel: &[u64; 3]) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        let end = self.start + self.len;
+        let mut w = (end - 1) / BLOCK;
+        // Bits at or beyond the line's end belong to the next lines.
+        let mut m = self.word(w, sel) & (u64::MAX >> (BLOCK - 1 - (end - 1) % BLOCK));
+        loop {
+            if m != 0 {
+                let p = w * BLOCK + 63 - m.leading_zeros() as usize;
+                return (p >= self.start).then(|| p - self.start);
+            }
+            if w * BLOCK <= self.start {
+                return None;
+            }
+            w -= 1;
+            m = self.word(w, sel);
+        }
+    }
+}
+
+/// Classifies `bytes` (a multiple of 64 long) into `out`, one entry per 64 bytes: for each, the
+/// masks of `set`'s four bytes.
+pub fn classify_all(bytes: &[u8], set: [u8; 4], out: &mut [[u64; 4]]) {
+    debug_assert!(bytes.len().is_multiple_of(BLOCK) && out.len() * BLOCK >= bytes.len());
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (detected just above).
+        unsafe { classify_all_avx2(bytes, set, out) };
+        return;
+    }
+    for (block, o) in bytes.chunks_exact(BLOCK).zip(out.iter_mut()) {
+        *o = classify(block.try_into().expect("64 bytes"), set);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn classify_all_avx2(bytes: &[u8], set: [u8; 4], out: &mut [[u64; 4]]) {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
+    };
+    let [s0, s1, s2, s3] = set.map(|b| _mm256_set1_epi8(b as i8));
+    let n = bytes.len() / BLOCK;
+    for (k, o) in out[..n].iter_mut().enumerate() {
+        // SAFETY: both 32-byte loads are inside `bytes` (k < n, 64 bytes per block); `loadu`
+        // needs no alignment.
+        let (lo, hi) = unsafe {
+            let p = bytes.as_ptr().add(k * BLOCK).cast::<__m256i>();
+            (_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1)))
+        };
+        // (A macro, not a closure: a closure would not inherit the function's AVX2.)
+        macro_rules! mask {
+            ($s:expr) => {{
+                let a = _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, $s)) as u32 as u64;
+                let b = _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, $s)) as u32 as u64;
+                a | b << 32
+            }};
+        }
+        *o = [mask!(s0), mask!(s1), mask!(s2), mask!(s3)];
+    }
+}
+
 /// The selector of [`Masks::find_in`] for the bytes of the set `which` names.
 pub const fn select(which: Which) -> [u64; 3] {
     const fn bit(which: Which, k: u8) -> u64 {
@@ -111,7 +244,7 @@ pub const fn select(which: Which) -> [u64; 3] {
 
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn classify(block: &[u8; BLOCK], set: [u8; 3]) -> [u64; 3] {
+fn classify<const N: usize>(block: &[u8; BLOCK], set: [u8; N]) -> [u64; N] {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
     };
@@ -119,7 +252,7 @@ fn classify(block: &[u8; BLOCK], set: [u8; 3]) -> [u64; 3] {
     // each load reads 16 bytes inside `block` (k < 4) and `loadu` needs no alignment.
     unsafe {
         let splat = set.map(|b| _mm_set1_epi8(b as i8));
-        let mut out = [0u64; 3];
+        let mut out = [0u64; N];
         for k in 0..BLOCK / 16 {
             let v = _mm_loadu_si128(block.as_ptr().add(16 * k).cast::<__m128i>());
             for (o, s) in out.iter_mut().zip(&splat) {
@@ -133,15 +266,15 @@ fn classify(block: &[u8; BLOCK], set: [u8; 3]) -> [u64; 3] {
 
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
-fn classify(block: &[u8; BLOCK], set: [u8; 3]) -> [u64; 3] {
+fn classify<const N: usize>(block: &[u8; BLOCK], set: [u8; N]) -> [u64; N] {
     classify_scalar(block, set)
 }
 
 /// The masks by a plain loop: what every other architecture uses, and what the SSE2 masks are
 /// checked against.
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-fn classify_scalar(block: &[u8; BLOCK], set: [u8; 3]) -> [u64; 3] {
-    let mut out = [0u64; 3];
+fn classify_scalar<const N: usize>(block: &[u8; BLOCK], set: [u8; N]) -> [u64; N] {
+    let mut out = [0u64; N];
     for (i, &c) in block.iter().enumerate() {
         for (o, &s) in out.iter_mut().zip(&set) {
             *o |= u64::from(c == s) << i;
@@ -176,6 +309,12 @@ mod tests {
                 for from in 0..=len {
                     let want = (from..len)
                         .find(|&i| (0..3).any(|k| which & (1 << k) != 0 && line[i] == set[k]));
+                    let mut whole = vec![[0u64; 4]; len.div_ceil(64) + 1];
+                    let mut padded = line.clone();
+                    padded.resize(whole.len() * 64, 0);
+                    classify_all(&padded, [b'\n', set[0], set[1], set[2]], &mut whole);
+                    let mut view = LineMasks::new(&whole, 0, len);
+                    assert_eq!(view.find_in(&select(which), from), want);
                     let got = match which {
                         1 => masks.find::<1>(from),
                         2 => masks.find::<2>(from),
@@ -192,6 +331,20 @@ mod tests {
                     .rev()
                     .find(|&i| (0..3).any(|k| which & (1 << k) != 0 && line[i] == set[k]));
                 assert_eq!(masks.last_in(&select(which)), last, "{len} {which}");
+                // A line inside a buffer, not at its start: the view sees only its own bytes.
+                for lead in [1usize, 63, 64, 70] {
+                    let mut buf = vec![b' '; lead];
+                    buf.extend_from_slice(&line);
+                    buf.extend_from_slice(b" \" \"\\");
+                    let mut words = vec![[0u64; 4]; buf.len().div_ceil(64)];
+                    buf.resize(words.len() * 64, b'"');
+                    classify_all(&buf, [b'\n', set[0], set[1], set[2]], &mut words);
+                    let mut view = LineMasks::new(&words, lead, len);
+                    assert_eq!(view.last_in(&select(which)), last, "{lead} {len} {which}");
+                    let first = (0..len)
+                        .find(|&i| (0..3).any(|k| which & (1 << k) != 0 && line[i] == set[k]));
+                    assert_eq!(view.find_in(&select(which), 0), first);
+                }
             }
         }
     }

@@ -175,14 +175,75 @@ impl Parser {
     /// formats without a short way — `parse` then reads it.
     #[inline]
     pub fn answered(&mut self, line: &[u8]) -> Option<nginx_access::Answered> {
+        self.answered_at(line, None)
+    }
+
+    /// The bytes besides newlines whose masks the short way reads, for a reader that computes
+    /// them with its buffer ([`Parser::answered_at`]); `None` for formats without one.
+    pub fn mask_set(&self) -> Option<[u8; 3]> {
+        match self {
+            Parser::NginxAccess(p) | Parser::ApacheAccess(p) => p.mask_set(),
+            _ => None,
+        }
+    }
+
+    /// Whether the short way reads `line` as [`Parser::parse`] does (the differential check of
+    /// the tests and fuzz targets): when it reads the line at all, `parse` makes of it a request
+    /// that did not fail, with the same time, status, upstream and virtual host — through masks
+    /// computed for the line alone and for the line inside a buffer, at every alignment.
+    #[doc(hidden)]
+    pub fn answered_agrees(&self, line: &[u8]) -> bool {
+        let Some(a) = self.clone().answered(line) else {
+            return true;
+        };
+        let Ok(ev) = self.clone().parse(line) else {
+            return false;
+        };
+        let same = ev.kind == crate::engine::event::Kind::Request
+            && ev.cause == crate::engine::event::Cause::Ok
+            && ev.time == Some(a.time)
+            && ev.status == Some(a.status)
+            && ev.upstream == a.upstream
+            && ev.vhost == a.vhost
+            && ev.names_upstream == a.names_upstream
+            && ev.thread.is_none();
+        let set = self.mask_set().unwrap_or([b' ', b'"', b']']);
+        let buffered = [0usize, 1, 17, 63, 64].iter().all(|&at| {
+            let mut buf = vec![b'\n'; at];
+            buf.extend_from_slice(line);
+            buf.extend_from_slice(b"\n1.2.3.4 - - [ \" \"");
+            let mut words = vec![[0u64; 4]; buf.len().div_ceil(64)];
+            buf.resize(words.len() * 64, 0);
+            mask::classify_all(&buf, [b'\n', set[0], set[1], set[2]], &mut words);
+            self.clone().answered_at(line, Some((&words, at))) == Some(a)
+        });
+        same && buffered
+    }
+
+    /// [`Parser::answered`] for a line at `start` of a buffer whose masks (of newlines and
+    /// [`Parser::mask_set`]) are `words`, one entry per 64 bytes.
+    #[inline]
+    pub fn answered_at(
+        &mut self,
+        line: &[u8],
+        masks: Option<(&[[u64; 4]], usize)>,
+    ) -> Option<nginx_access::Answered> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         // Lines `parse` refuses before reading them (blank, coloured) start with these.
-        if line.first().is_none_or(|&b| b.is_ascii_whitespace() || b == 0x1b) {
+        if line
+            .first()
+            .is_none_or(|&b| b.is_ascii_whitespace() || b == 0x1b)
+        {
             return None;
         }
-        match self {
-            Parser::NginxAccess(p) | Parser::ApacheAccess(p) => p.answered(line),
-            _ => None,
+        let (Parser::NginxAccess(p) | Parser::ApacheAccess(p)) = self else {
+            return None;
+        };
+        match masks {
+            Some((words, start)) => {
+                p.answered_in(line, &mut mask::LineMasks::new(words, start, line.len()))
+            }
+            None => p.answered(line),
         }
     }
 }

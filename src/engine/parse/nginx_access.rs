@@ -11,6 +11,7 @@ use super::upstream;
 use crate::engine::event::{Cause, Event, Format, Kind, Span, Timestamp, Unparsed};
 use crate::engine::time::{self, ZoneClock};
 
+use super::mask::{Find, Masks};
 pub use super::nginx_formats::*;
 
 /// How string values are escaped (`log_format ... escape=`).
@@ -685,16 +686,33 @@ impl AccessParser {
         self.parse_fields(line, false).map(|(ev, _)| ev)
     }
 
+    /// The bytes besides newlines whose masks [`AccessParser::answered_in`] reads; `None`
+    /// when it reads none (JSON lines, `escape=json`).
+    pub fn mask_set(&self) -> Option<[u8; 3]> {
+        match &self.layout {
+            Layout::Format(f) => f.walk.as_ref().map(super::nginx_walk::Walk::set),
+            _ => None,
+        }
+    }
+
     /// A request that did not fail, read the short way: what [`AccessParser::parse`] makes of
     /// `line` when it is one, `None` for every other line (which `parse` then reads).
     #[inline]
     pub fn answered(&mut self, line: &[u8]) -> Option<Answered> {
+        let set = self.mask_set().unwrap_or([b' ', b'"', b']']);
+        self.answered_in(line, &mut Masks::new(line, set))
+    }
+
+    /// [`AccessParser::answered`], through masks of [`AccessParser::mask_set`] computed with
+    /// the line's buffer.
+    #[inline]
+    pub fn answered_in(&mut self, line: &[u8], masks: &mut impl Find) -> Option<Answered> {
         let Layout::Format(format) = &self.layout else {
             return None;
         };
         let mut f = Fields::default();
         match &format.walk {
-            Some(walk) => walk.answered(line, &mut f)?,
+            Some(walk) => walk.answered(line, masks, &mut f)?,
             None => {
                 format.extract(line, &mut f, false).ok()?;
             }

@@ -8,8 +8,8 @@
 //! literal not where the first search finds it, a jump that does not land — is read the long
 //! way. The tests and the `nginx_access` fuzz target compare the two on every line they see.
 
-use super::bytes::has_prefix;
-use super::mask::{self, Masks};
+use super::bytes::{self, has_prefix};
+use super::mask::{self, Find};
 use super::nginx_access::{Escape, Field, Fields, Var, find_literal};
 use super::upstream;
 use crate::engine::event::Span;
@@ -26,6 +26,9 @@ pub(super) struct Walk {
     /// After `$status`: the field whose literal holds the line's last quote, and the bytes of
     /// that literal after the quote.
     jump: Option<(usize, Box<[u8]>)>,
+    /// Whether the format starts as `combined` does (`$remote_addr - $remote_user
+    /// [$time_local] "$request" `): those four fields are read in one straight stretch.
+    combined_start: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -67,6 +70,7 @@ enum Slot {
     Skip,
 }
 
+const SPACE: [u64; 3] = mask::select(mask::FIRST);
 const QUOTE: [u64; 3] = mask::select(mask::SECOND);
 
 impl Walk {
@@ -99,7 +103,10 @@ impl Walk {
         let steps = fields
             .iter()
             .map(|f| {
-                let which = f.after.first().and_then(|b| set.iter().position(|s| s == b));
+                let which = f
+                    .after
+                    .first()
+                    .and_then(|b| set.iter().position(|s| s == b));
                 let end = if f.var == Var::TimeLocal {
                     End::Fixed(26)
                 } else if f.var.is_list() {
@@ -131,6 +138,17 @@ impl Walk {
                 }
             })
             .collect();
+        let combined_start = lead.is_empty()
+            && fields.len() > 4
+            && [
+                (Var::RemoteAddr, &b" - "[..]),
+                (Var::Other, b" ["),
+                (Var::TimeLocal, b"] \""),
+                (Var::Request, b"\" "),
+            ]
+            .iter()
+            .zip(fields)
+            .all(|((var, after), f)| f.var == *var && &f.after[..] == *after);
         let jump = jump.filter(|&(j, _)| j < ok_last).map(|(j, tail)| {
             let after = &fields[j].after;
             (j, Box::from(&after[after.len() - tail..]))
@@ -140,19 +158,33 @@ impl Walk {
             set,
             steps,
             jump,
+            combined_start,
         })
     }
 
-    /// Reads the fields of a line whose request did not fail into `out`; `None` when the line
-    /// is anything else, or anything the long walk must decide.
+    /// The bytes the masks the walk reads find (see [`mask::Masks::new`]).
+    pub(super) fn set(&self) -> [u8; 3] {
+        self.set
+    }
+
+    /// Reads the fields of a line whose request did not fail into `out`, through masks of
+    /// [`Walk::set`]; `None` when the line is anything else, or anything the long walk must
+    /// decide.
     #[inline]
-    pub(super) fn answered(&self, line: &[u8], out: &mut Fields) -> Option<()> {
+    pub(super) fn answered(
+        &self,
+        line: &[u8],
+        masks: &mut impl Find,
+        out: &mut Fields,
+    ) -> Option<()> {
         if !has_prefix(line, &self.lead) {
             return None;
         }
-        let mut masks = Masks::new(line, self.set);
-        let mut pos = self.lead.len();
-        let mut i = 0;
+        let (mut pos, mut i) = if self.combined_start {
+            (combined_start(line, masks, out)?, 4)
+        } else {
+            (self.lead.len(), 0)
+        };
         while let Some(st) = self.steps.get(i) {
             let len = match st.end {
                 End::Fixed(n) => {
@@ -161,13 +193,28 @@ impl Walk {
                     }
                     n
                 }
-                End::List(stop) => upstream::list_len(&line[pos..], stop),
+                End::List(stop) => {
+                    // One item, as nearly always: it ends at the next space, with no comma in
+                    // it and no ` : ` after it (else the list is measured item by item).
+                    match masks.find_in(&SPACE, pos) {
+                        Some(p)
+                            if stop == b' '
+                                && bytes::find_byte(b',', &line[pos..p]).is_none()
+                                && !line[p..].starts_with(b" : ") =>
+                        {
+                            p - pos
+                        }
+                        _ => upstream::list_len(&line[pos..], stop),
+                    }
+                }
                 End::Rest => line.len() - pos,
                 End::Literal => {
+                    // The first place the literal is written: a byte the masks find, then the
+                    // literal's other bytes after it.
                     let mut from = pos;
                     loop {
                         let p = masks.find_in(&st.sel, from)?;
-                        if has_prefix(&line[p..], &st.after) {
+                        if has_prefix(&line[p + 1..], &st.after[1..]) {
                             break p - pos;
                         }
                         from = p + 1;
@@ -176,7 +223,11 @@ impl Walk {
                 End::Search => find_literal(&line[pos..], &st.after, Escape::Default)?,
             };
             let end = pos + len;
-            if !has_prefix(&line[end..], &st.after) {
+            // The searches found the literal where the field ends; the other ends must be
+            // followed by it.
+            if matches!(st.end, End::Fixed(_) | End::List(_) | End::Rest)
+                && !has_prefix(&line[end..], &st.after)
+            {
                 return None;
             }
             let span = Span::new(pos, end);
@@ -220,5 +271,148 @@ impl Walk {
             i += 1;
         }
         Some(())
+    }
+}
+
+/// `$remote_addr - $remote_user [$time_local] "$request" `, read as the walk reads it (each
+/// literal where it is first written) or not at all: the position after it.
+#[inline(always)]
+fn combined_start(line: &[u8], masks: &mut impl Find, out: &mut Fields) -> Option<usize> {
+    // The first ` - ` is at the first space, or the line is left to the long walk.
+    let sp = masks.find_in(&SPACE, 0)?;
+    if !line[sp..].starts_with(b" - ") {
+        return None;
+    }
+    let user_end = masks.find_in(&SPACE, sp + 3)?;
+    if !line[user_end..].starts_with(b" [") {
+        return None;
+    }
+    let time = user_end + 2;
+    if line.get(time + 26..time + 29)? != b"] \"" {
+        return None;
+    }
+    let request = time + 29;
+    let q = masks.find_in(&QUOTE, request)?;
+    if line.get(q + 1) != Some(&b' ') {
+        return None;
+    }
+    out.client = Span::new(0, sp);
+    out.time = Span::new(time, time + 26);
+    out.request = Span::new(request, q);
+    Some(q + 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::event::Format;
+    use crate::engine::parse::nginx_access::{Escape, KNOWN};
+    use crate::engine::parse::{LogFormat, Parser, ParserOptions};
+
+    /// Lines of every built-in layout (real ones from the corpus, and one of each layout with
+    /// upstream lists, ports, escaped quotes and failed requests), then mutated: separators
+    /// moved, added and removed, statuses changed, lines cut anywhere.
+    fn lines() -> Vec<Vec<u8>> {
+        let mut base: Vec<Vec<u8>> = Vec::new();
+        for file in [
+            "nginx_access_real.log",
+            "ingress_nginx_beats.log",
+            "apache_access_real.log",
+        ] {
+            let path = format!("{}/tests/data/corpus/{file}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read(path).expect("corpus file");
+            base.extend(text.split(|&b| b == b'\n').map(<[u8]>::to_vec));
+        }
+        let ua = r#""-" "Mozilla/5.0 (X11; Linux x86_64) \x22quoted\x22 Gecko""#;
+        for (status, up) in [
+            ("200", "10.0.1.5:8080"),
+            ("404", "10.0.1.5:8080, 10.0.1.6:8080"),
+            ("200", "10.0.1.5:8080 : 10.0.1.6:8080"),
+            ("502", "10.0.1.5:8080"),
+            ("200", "-"),
+            ("009", "backend"),
+            ("0200", "unix:/run/app.sock"),
+        ] {
+            base.push(
+                format!(
+                    "203.0.113.7 - alice [01/May/2024:12:00:00 +0200] \"GET /a?b=\\x22c HTTP/1.1\" {status} 12 {ua} api.example.com {up} {status} 0.001 0.002 0.003 0.004"
+                )
+                .into_bytes(),
+            );
+            base.push(
+                format!(
+                    "203.0.113.7 - - [01/May/2024:12:00:00 +0000] \"GET / HTTP/2.0\" {status} 5 {ua} 91 0.001 [ns-svc-80] [] {up} 59 0.000 {status} 529a0079"
+                )
+                .into_bytes(),
+            );
+        }
+        let mut seed = 0x853c_49e6_748f_ea9bu64;
+        let mut rand = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut out = base.clone();
+        for line in base.iter().filter(|l| !l.is_empty()) {
+            for cut in (0..line.len()).step_by(7) {
+                out.push(line[..cut].to_vec());
+            }
+            for _ in 0..150 {
+                let mut l = line.clone();
+                for _ in 0..1 + rand() % 3 {
+                    let at = rand() as usize % l.len().max(1);
+                    let b = b" \"5,:-[]\\x0\r"[rand() as usize % 12];
+                    match rand() % 3 {
+                        0 if at < l.len() => l[at] = b,
+                        1 => l.insert(at.min(l.len()), b),
+                        _ if at < l.len() => {
+                            l.remove(at);
+                        }
+                        _ => {}
+                    }
+                }
+                out.push(l);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_short_way_reads_every_line_it_reads_as_the_long_way() {
+        let lines = lines();
+        let mut parsers: Vec<Parser> = KNOWN
+            .iter()
+            .map(|(name, text)| {
+                let opts = ParserOptions {
+                    log_format: Some(LogFormat::compile(name, Escape::Default, text).unwrap()),
+                    ..ParserOptions::default()
+                };
+                Parser::new(Format::NginxAccess, &opts, &[])
+            })
+            .collect();
+        let none = ParserOptions {
+            log_format: Some(
+                LogFormat::from_directive(
+                    r#"log_format n escape=none '$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_user_agent" $upstream_addr';"#,
+                )
+                .unwrap(),
+            ),
+            ..ParserOptions::default()
+        };
+        parsers.push(Parser::new(Format::NginxAccess, &none, &[]));
+        let mut short = 0;
+        for p in &parsers {
+            for line in &lines {
+                assert!(
+                    p.answered_agrees(line),
+                    "{}: {:?}",
+                    p.describe(),
+                    String::from_utf8_lossy(line)
+                );
+                short += usize::from(p.clone().answered(line).is_some());
+            }
+        }
+        // The short way is taken, not only refused.
+        assert!(short > lines.len() / 2, "{short} of {}", lines.len());
     }
 }
