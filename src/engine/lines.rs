@@ -254,7 +254,7 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             let len = (seed >> 33) as usize % 300;
             input.extend((0..len).map(|k| b" \"]xy\r"[(k * 7 + i) % 6]));
-            if seed % 97 == 0 {
+            if seed.is_multiple_of(97) {
                 input.extend(vec![b'z'; 2_000]);
             }
             input.push(b'\n');
