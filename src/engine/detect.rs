@@ -277,6 +277,9 @@ pub struct DetectStats {
 pub struct Detector {
     cfg: DetectConfig,
     bucket_ms: i64,
+    /// The last time turned into a bucket, and its bucket: lines of one second share it, and a
+    /// division per line is not free.
+    last_bucket: (i64, i64),
     /// Upstream name → index in `upstreams`.
     index: FxHashMap<Box<[u8]>, usize>,
     upstreams: Vec<Upstream>,
@@ -299,6 +302,7 @@ impl Detector {
         Detector {
             cfg,
             bucket_ms,
+            last_bucket: (0, 0),
             index: FxHashMap::default(),
             upstreams: Vec::new(),
             recent: [usize::MAX; RECENT],
@@ -338,8 +342,12 @@ impl Detector {
             .collect()
     }
 
-    fn bucket(&self, ms: i64) -> i64 {
-        ms.div_euclid(self.bucket_ms)
+    #[inline]
+    fn bucket(&mut self, ms: i64) -> i64 {
+        if ms != self.last_bucket.0 {
+            self.last_bucket = (ms, ms.div_euclid(self.bucket_ms));
+        }
+        self.last_bucket.1
     }
 
     /// Counts one event. Incidents that open are pushed to `out`.

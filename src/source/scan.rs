@@ -9,7 +9,8 @@ use crate::engine::event::{Event, Format, Timestamp, Unparsed};
 use crate::engine::join::JoinStats;
 use crate::engine::kb::Kb;
 use crate::engine::lines::{LineReader, LineRef, Next};
-use crate::engine::parse::{self, Parser, ParserOptions};
+use crate::engine::parse::nginx_access::Answered;
+use crate::engine::parse::{self, Parser, ParserOptions, mask};
 use crate::engine::pipeline::{CauseCounts, Pipeline, PipelineConfig, Sink};
 use anyhow::Context;
 use queue::{Rx as Receiver, Tx as SyncSender};
@@ -122,6 +123,9 @@ struct Producer {
     report: FileReport,
     last_time: Option<Timestamp>,
     done: bool,
+    /// Whether requests that did not fail may take the short way ([`Parser::answered`]): the
+    /// pipeline and sink they go to do not need their events.
+    short: bool,
 }
 
 /// Opens a file (or `-` for standard input) and undoes gzip when the content is gzip.
@@ -165,6 +169,7 @@ impl Producer {
             },
             last_time: None,
             done: false,
+            short: false,
         };
         // Read the first lines to recognise the format; they are parsed again afterwards.
         while p.samples.len() < SAMPLE_LINES {
@@ -258,7 +263,7 @@ impl Producer {
     /// the pipeline and the sink allow it. Counts and results are those of [`Producer::next`]
     /// and [`Pipeline::push`].
     fn run_alone(&mut self, pipeline: &mut Pipeline, sink: &mut impl Sink) -> anyhow::Result<()> {
-        let short = pipeline.takes_answered(sink);
+        let short = self.short;
         if short && let Some(set) = self.parser.as_ref().and_then(Parser::mask_set) {
             // Newlines and the short way's separators, found in one pass over each read.
             self.reader.classify(set);
@@ -336,7 +341,7 @@ impl Producer {
             let sent = match &helper {
                 Some(h) if !share.reader_parses(k) => h.send(block).is_ok(),
                 _ => {
-                    block.parse(&mut parser);
+                    block.parse(&mut parser, self.short);
                     tx.send(block).is_ok()
                 }
             };
@@ -381,7 +386,33 @@ struct Block {
     /// Where each line is in `bytes`; `None` for an over-long line (skipped).
     spans: Vec<Option<(usize, usize)>>,
     /// What each line parsed into, once parsed.
-    parsed: Vec<Result<Event, Unparsed>>,
+    parsed: Vec<Parsed>,
+    /// The masks of `bytes` the short way reads (see [`Parser::mask_set`]).
+    words: Vec<[u64; 4]>,
+}
+
+/// What a line of a [`Block`] parsed into.
+enum Parsed {
+    Event(Event),
+    /// A request that did not fail, read the short way ([`Parser::answered`]).
+    Answered(Answered),
+    Unparsed(Unparsed),
+}
+
+/// A parsed line, as the merge hands it on.
+#[derive(Clone, Copy)]
+enum Line<'a> {
+    Event(&'a Event),
+    Answered(&'a Answered),
+}
+
+impl Line<'_> {
+    fn time_ms(self) -> i64 {
+        match self {
+            Line::Event(ev) => ev.time.map_or(i64::MIN, |t| t.ms),
+            Line::Answered(a) => a.time.ms,
+        }
+    }
 }
 
 impl Block {
@@ -399,11 +430,33 @@ impl Block {
         }));
     }
 
-    fn parse(&mut self, parser: &mut Parser) {
-        let bytes = &self.bytes;
-        self.parsed.extend(self.spans.iter().map(|span| match span {
-            Some((s, e)) => parser.parse(&bytes[*s..*e]),
-            None => Err(Unparsed::TooLong),
+    /// Parses the lines; with `short`, requests that did not fail take the short way, through
+    /// masks of the block's bytes computed in one pass.
+    fn parse(&mut self, parser: &mut Parser, short: bool) {
+        let set = parser.mask_set().filter(|_| short);
+        if let Some(set) = set {
+            let len = self.bytes.len().next_multiple_of(64);
+            self.bytes.resize(len, 0);
+            self.words.resize(len / 64, [0; 4]);
+            mask::classify_all(
+                &self.bytes,
+                [b'\n', set[0], set[1], set[2]],
+                &mut self.words,
+            );
+        }
+        let (bytes, words) = (&self.bytes, &self.words[..]);
+        self.parsed.extend(self.spans.iter().map(|span| {
+            let Some((s, e)) = *span else {
+                return Parsed::Unparsed(Unparsed::TooLong);
+            };
+            let line = &bytes[s..e];
+            if short && let Some(a) = parser.answered_at(line, set.map(|_| (words, s))) {
+                return Parsed::Answered(a);
+            }
+            match parser.parse(line) {
+                Ok(ev) => Parsed::Event(ev),
+                Err(e) => Parsed::Unparsed(e),
+            }
         }));
     }
 }
@@ -474,12 +527,13 @@ impl Reading {
             let (raw_tx, raw_rx) = queue::bounded::<Block>(BLOCKS_QUEUED);
             let (out_tx, out_rx) = queue::bounded(BLOCKS_QUEUED);
             let mut parser = parser.clone();
+            let short = producer.short;
             threads.push(
                 thread::Builder::new()
                     .name("gatewatch-parse".into())
                     .spawn(move || {
                         while let Ok(mut block) = raw_rx.recv() {
-                            block.parse(&mut parser);
+                            block.parse(&mut parser, short);
                             if out_tx.send(block).is_err() {
                                 break;
                             }
@@ -524,7 +578,7 @@ impl Reading {
                     self.line_no += 1;
                     self.report.lines += 1;
                     match &mut b.parsed[self.next] {
-                        Ok(ev) => {
+                        Parsed::Event(ev) => {
                             self.report.parsed += 1;
                             match ev.time {
                                 Some(t) => self.last_time = Some(t),
@@ -532,7 +586,12 @@ impl Reading {
                             }
                             return Ok(true);
                         }
-                        Err(e) => {
+                        Parsed::Answered(a) => {
+                            self.report.parsed += 1;
+                            self.last_time = Some(a.time);
+                            return Ok(true);
+                        }
+                        Parsed::Unparsed(e) => {
                             let e = *e;
                             let line = b.spans[self.next].map(|(s, end)| &b.bytes[s..end]);
                             count_unparsed(&mut self.report, self.line_no, e, line);
@@ -567,11 +626,15 @@ impl Reading {
         }
     }
 
-    fn head(&self) -> Option<(u64, &[u8], &Event)> {
+    fn head(&self) -> Option<(u64, &[u8], Line<'_>)> {
         let b = self.block.as_ref()?;
-        let ev = b.parsed.get(self.next)?.as_ref().ok()?;
+        let line = match b.parsed.get(self.next)? {
+            Parsed::Event(ev) => Line::Event(ev),
+            Parsed::Answered(a) => Line::Answered(a),
+            Parsed::Unparsed(_) => return None,
+        };
         let (s, e) = b.spans[self.next]?;
-        Some((self.line_no, &b.bytes[s..e], ev))
+        Some((self.line_no, &b.bytes[s..e], line))
     }
 }
 
@@ -630,19 +693,18 @@ impl Input {
         }
     }
 
-    /// The current line: its number, bytes and event.
-    fn head(&self) -> Option<(u64, &[u8], &Event)> {
+    /// The current line: its number, bytes and what it parsed into.
+    fn head(&self) -> Option<(u64, &[u8], Line<'_>)> {
         match self {
             Input::Inline { producer, head } => head
                 .as_ref()
-                .map(|h| (h.line_no, producer.bytes(&h.line), &h.ev)),
+                .map(|h| (h.line_no, producer.bytes(&h.line), Line::Event(&h.ev))),
             Input::Threaded(r) => r.head(),
         }
     }
 
     fn head_time(&self) -> Option<i64> {
-        self.head()
-            .map(|(_, _, ev)| ev.time.map_or(i64::MIN, |t| t.ms))
+        self.head().map(|(_, _, l)| l.time_ms())
     }
 
     fn into_report(self) -> FileReport {
@@ -699,16 +761,21 @@ pub fn scan(
         n if n <= MAX_READING_THREADS => opts.threads.min(2),
         _ => 1,
     };
+    // Requests that did not fail need no event when nothing joins them and the sink does not
+    // take events one by one.
+    let short = cfg.join.is_none() && !sink.wants_events();
     let mut inputs = Vec::with_capacity(names.len());
-    for p in producers {
+    for mut p in producers {
+        p.short = short;
         inputs.push(Input::new(p, threads)?);
     }
     let mut pipeline = Pipeline::new(kb, cfg);
     if let [Input::Inline { producer, .. }] = &mut inputs[..] {
         producer.run_alone(&mut pipeline, sink)?;
     } else {
-        merge(&mut inputs, |i, line_no, line, ev| {
-            pipeline.push(i as u16, line_no, line, ev, sink)
+        merge(&mut inputs, |i, line_no, line, l| match l {
+            Line::Event(ev) => pipeline.push(i as u16, line_no, line, *ev, sink),
+            Line::Answered(a) => pipeline.push_answered(i as u16, line, a, sink),
         })?;
     }
     pipeline.finish(sink);
@@ -731,8 +798,11 @@ pub fn read_merged(
     for name in names {
         inputs.push(Input::new(Producer::open(name, opts)?, 1)?);
     }
-    merge(&mut inputs, |_, line_no, line, ev| {
-        emit(0, line_no, line, ev)
+    merge(&mut inputs, |_, line_no, line, l| {
+        // Read without the short way: every line is an event.
+        if let Line::Event(ev) = l {
+            emit(0, line_no, line, *ev)
+        }
     })?;
     Ok(inputs.into_iter().map(Input::into_report).collect())
 }
@@ -741,15 +811,15 @@ pub fn read_merged(
 /// the index of their input.
 fn merge(
     inputs: &mut [Input],
-    mut emit: impl FnMut(usize, u64, &[u8], Event),
+    mut emit: impl FnMut(usize, u64, &[u8], Line<'_>),
 ) -> anyhow::Result<()> {
     for input in inputs.iter_mut() {
         input.advance()?;
     }
     if let [input] = inputs {
         // One file: no merge, lines in the order read.
-        while let Some((line_no, line, ev)) = input.head() {
-            emit(0, line_no, line, *ev);
+        while let Some((line_no, line, l)) = input.head() {
+            emit(0, line_no, line, l);
             input.advance()?;
         }
         return Ok(());
@@ -766,8 +836,8 @@ fn merge(
         }
         let Some((_, i)) = pick else { break };
         let input = &mut inputs[i];
-        let (line_no, line, ev) = input.head().expect("picked input has a line");
-        emit(i, line_no, line, *ev);
+        let (line_no, line, l) = input.head().expect("picked input has a line");
+        emit(i, line_no, line, l);
         input.advance()?;
     }
     Ok(())
