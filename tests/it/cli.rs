@@ -435,6 +435,113 @@ fn threaded_scan_gives_the_same_results_as_one_thread() {
     }
 }
 
+/// Requests that did not fail take a short way through `scan` when nothing needs their events
+/// (no join, no `--events`): the counts, the file reports and every incident opened and closed
+/// are exactly those of the long way, on one thread and on three, over a burst, failed
+/// requests of every kind, garbage, over-long lines and real lines of several layouts.
+#[test]
+fn the_short_way_of_answered_requests_changes_no_result() {
+    use gatewatch::engine::detect::Change;
+    use gatewatch::engine::pipeline::{Settled, Sink};
+    use gatewatch::engine::synth::{Burst, Synth, SynthConfig};
+    use gatewatch::source::scan::{ScanOptions, scan};
+
+    struct Collect {
+        events: bool,
+        changes: Vec<Change>,
+    }
+    impl Sink for Collect {
+        fn event(&mut self, _: &Settled<'_>) {}
+        fn change(&mut self, c: Change) {
+            self.changes.push(c);
+        }
+        fn wants_events(&self) -> bool {
+            self.events
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut synth = Synth::new(SynthConfig {
+        requests_per_sec: 300,
+        burst: Some(Burst {
+            start_secs: 20,
+            duration_secs: 15,
+            upstream: 2,
+            share: 0.6,
+        }),
+        ..SynthConfig::default()
+    });
+    let mut access = Vec::new();
+    for i in 0..30_000u32 {
+        let line = synth.next_request().access;
+        // Now and then a line the short way must leave to the long one.
+        let line = match i % 101 {
+            0 => line.replacen(" 200 ", " 504 ", 1),
+            1 => line.replacen(" 200 ", " 009 ", 1),
+            2 => line.replacen(" - ", "  - ", 1),
+            3 => line.replacen('"', "", 1),
+            4 => line[..line.len() / 2].to_string(),
+            _ => line,
+        };
+        access.extend_from_slice(line.as_bytes());
+        access.push(b'\n');
+        if i % 4_999 == 0 {
+            access.extend(std::iter::repeat_n(b'x', 70 * 1024));
+            access.extend_from_slice(b"\ngarbage\n\r\n");
+        }
+    }
+    let synthetic = dir.path().join("access.log");
+    std::fs::write(&synthetic, &access).unwrap();
+    let files = [
+        synthetic.display().to_string(),
+        data("corpus/nginx_access_real.log").display().to_string(),
+        data("corpus/ingress_nginx_beats.log").display().to_string(),
+    ];
+    let kb = std::sync::Arc::new(gatewatch::app::patterns::load_kb(&[]).unwrap());
+    for file in &files {
+        for threads in [1, 3] {
+            let opts = ScanOptions {
+                threads,
+                parser: gatewatch::engine::parse::ParserOptions {
+                    zone: "UTC".parse().unwrap(),
+                    log_format: (file == &files[0]).then(|| {
+                        gatewatch::engine::parse::LogFormat::from_directive(
+                            gatewatch::engine::synth::LOG_FORMAT,
+                        )
+                        .unwrap()
+                    }),
+                    ..Default::default()
+                },
+                ..ScanOptions::default()
+            };
+            let run = |events: bool| {
+                let mut sink = Collect {
+                    events,
+                    changes: Vec::new(),
+                };
+                let report =
+                    scan(std::slice::from_ref(file), &opts, kb.clone(), &mut sink).unwrap();
+                (
+                    report.files,
+                    report.counts,
+                    report.detect,
+                    format!("{:?}", sink.changes),
+                )
+            };
+            let (short, long) = (run(false), run(true));
+            assert_eq!(short, long, "{file}, {threads} threads");
+            if file == &files[0] {
+                assert!(
+                    short.3.contains("Opened") && short.3.contains("Closed"),
+                    "{}",
+                    short.3
+                );
+                assert!(short.0[0].unparsed > 300, "{:?}", short.0);
+            }
+        }
+    }
+}
+
 /// Read-only commands create no state, and the exit status says what went wrong: 1 when the
 /// command ran and failed, 2 when it cannot run as given (README, "Exit status").
 #[test]

@@ -1,5 +1,10 @@
 //! The nginx access-log formats people ship, by name: the built-in `log_format`s gatewatch
-//! recognises, each with where it comes from.
+//! recognises, each with where it comes from, and the choice of the one that reads a file's
+//! first lines.
+
+use super::nginx_access::{AccessParser, Escape, LogFormat};
+use crate::engine::event::Cause;
+use crate::engine::time::ZoneClock;
 
 /// nginx's predefined `combined` format.
 pub const COMBINED: &str = r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent""#;
@@ -66,3 +71,89 @@ pub const APACHE_KNOWN: [(&str, &str); 3] = [
     ("vhost_combined", APACHE_VHOST_COMBINED),
     ("common", APACHE_COMMON),
 ];
+
+/// Recognises which known layout fits sample lines best: the JSON layout, or the known
+/// `log_format` that parses the most lines, preferring one that explains whole lines. When two
+/// fit equally well but read the lines differently (another status, upstream, time or cause),
+/// it refuses to choose: the parser it returns refuses every line, naming both.
+pub fn recognise(samples: &[&[u8]], zone: &ZoneClock) -> Option<AccessParser> {
+    let mut candidates: Vec<AccessParser> = vec![AccessParser::json(zone.clone())];
+    candidates.extend(compile_known(&KNOWN, zone));
+    recognise_among(samples, candidates)
+}
+
+/// The Apache httpd `LogFormat` that reads sample lines best, among Apache's own
+/// ([`super::nginx_formats::APACHE_KNOWN`]); `combined` when none reads any.
+pub fn recognise_apache(samples: &[&[u8]], zone: &ZoneClock) -> AccessParser {
+    recognise_apache_lines(samples, zone)
+        .unwrap_or_else(|| compile_known(&APACHE_KNOWN[..1], zone).remove(0))
+}
+
+/// The Apache `LogFormat` that reads sample lines best, or `None` when none reads any.
+pub fn recognise_apache_lines(samples: &[&[u8]], zone: &ZoneClock) -> Option<AccessParser> {
+    recognise_among(samples, compile_known(&APACHE_KNOWN, zone))
+}
+
+fn compile_known(known: &[(&str, &str)], zone: &ZoneClock) -> Vec<AccessParser> {
+    known
+        .iter()
+        .map(|(name, text)| {
+            let format =
+                LogFormat::compile(name, Escape::Default, text).expect("built-in formats compile");
+            AccessParser::new(format, zone.clone())
+        })
+        .collect()
+}
+
+/// What a candidate made of the samples: how many it parsed, how many whole, and its reading
+/// of each (status, upstream, time, cause), for telling real ties from harmless ones.
+type Reading = (
+    usize,
+    usize,
+    Vec<Option<(Option<u16>, Option<Vec<u8>>, Option<i64>, Cause)>>,
+);
+
+fn recognise_among(samples: &[&[u8]], candidates: Vec<AccessParser>) -> Option<AccessParser> {
+    let mut scored: Vec<(Reading, AccessParser)> = Vec::new();
+    for mut p in candidates {
+        let mut parsed = 0;
+        let mut exact = 0;
+        let mut readings = Vec::with_capacity(samples.len());
+        for line in samples {
+            // A line without a status is not an access line of this layout (docker's and
+            // Traefik's JSON lines are JSON objects too).
+            match p.parse_exact(line) {
+                Ok((ev, whole)) if ev.status.is_some() => {
+                    parsed += 1;
+                    exact += whole as usize;
+                    readings.push(Some((
+                        ev.status,
+                        ev.upstream(line).map(<[u8]>::to_vec),
+                        ev.time.map(|t| t.ms),
+                        ev.cause,
+                    )));
+                }
+                _ => readings.push(None),
+            }
+        }
+        if parsed > 0 {
+            scored.push(((parsed, exact, readings), p));
+        }
+    }
+    let best = scored.iter().map(|((p, e, _), _)| (*p, *e)).max()?;
+    let mut top = scored.into_iter().filter(|((p, e, _), _)| (*p, *e) == best);
+    let (first_reading, first) = top.next()?;
+    let rivals: Vec<String> = top
+        .filter(|(r, _)| r.2 != first_reading.2)
+        .map(|(_, p)| p.layout_name().to_string())
+        .collect();
+    if rivals.is_empty() {
+        return Some(first);
+    }
+    let names = format!(
+        "ambiguous: {} or {}",
+        first.layout_name(),
+        rivals.join(" or ")
+    );
+    Some(AccessParser::ambiguous(names, first.zone().clone()))
+}
