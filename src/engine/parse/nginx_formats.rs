@@ -94,7 +94,7 @@ pub fn recognise_apache_lines(samples: &[&[u8]], zone: &ZoneClock) -> Option<Acc
     recognise_among(samples, compile_known(&APACHE_KNOWN, zone))
 }
 
-fn compile_known(known: &[(&str, &str)], zone: &ZoneClock) -> Vec<AccessParser> {
+pub(super) fn compile_known(known: &[(&str, &str)], zone: &ZoneClock) -> Vec<AccessParser> {
     known
         .iter()
         .map(|(name, text)| {
@@ -113,7 +113,7 @@ type Reading = (
     Vec<Option<(Option<u16>, Option<Vec<u8>>, Option<i64>, Cause)>>,
 );
 
-fn recognise_among(samples: &[&[u8]], candidates: Vec<AccessParser>) -> Option<AccessParser> {
+pub(super) fn recognise_among(samples: &[&[u8]], candidates: Vec<AccessParser>) -> Option<AccessParser> {
     let mut scored: Vec<(Reading, AccessParser)> = Vec::new();
     for mut p in candidates {
         let mut parsed = 0;
