@@ -197,12 +197,6 @@ impl Find for LineMasks<'_> {
 pub fn classify_all(bytes: &[u8], set: [u8; 4], out: &mut [[u64; 4]]) {
     debug_assert!(bytes.len().is_multiple_of(BLOCK) && out.len() * BLOCK >= bytes.len());
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512bw") {
-        // SAFETY: the CPU has AVX-512BW (detected just above).
-        unsafe { classify_all_avx512(bytes, set, out) };
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (detected just above).
         unsafe { classify_all_avx2(bytes, set, out) };
@@ -210,24 +204,6 @@ pub fn classify_all(bytes: &[u8], set: [u8; 4], out: &mut [[u64; 4]]) {
     }
     for (block, o) in bytes.chunks_exact(BLOCK).zip(out.iter_mut()) {
         *o = classify(block.try_into().expect("64 bytes"), set);
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512bw")]
-fn classify_all_avx512(bytes: &[u8], set: [u8; 4], out: &mut [[u64; 4]]) {
-    use std::arch::x86_64::{_mm512_cmpeq_epi8_mask, _mm512_loadu_si512, _mm512_set1_epi8};
-    let [s0, s1, s2, s3] = set.map(|b| _mm512_set1_epi8(b as i8));
-    let n = bytes.len() / BLOCK;
-    for (k, o) in out[..n].iter_mut().enumerate() {
-        // SAFETY: the 64-byte load is inside `bytes` (k < n); `loadu` needs no alignment.
-        let v = unsafe { _mm512_loadu_si512(bytes.as_ptr().add(k * BLOCK).cast()) };
-        *o = [
-            _mm512_cmpeq_epi8_mask(v, s0),
-            _mm512_cmpeq_epi8_mask(v, s1),
-            _mm512_cmpeq_epi8_mask(v, s2),
-            _mm512_cmpeq_epi8_mask(v, s3),
-        ];
     }
 }
 
@@ -397,11 +373,6 @@ mod tests {
                     if std::arch::is_x86_feature_detected!("avx2") {
                         // SAFETY: the CPU has AVX2.
                         unsafe { classify_all_avx2(&block, four, &mut out) };
-                        assert_eq!(out[0], want);
-                    }
-                    if std::arch::is_x86_feature_detected!("avx512bw") {
-                        // SAFETY: the CPU has AVX-512BW.
-                        unsafe { classify_all_avx512(&block, four, &mut out) };
                         assert_eq!(out[0], want);
                     }
                 }

@@ -113,7 +113,10 @@ type Reading = (
     Vec<Option<(Option<u16>, Option<Vec<u8>>, Option<i64>, Cause)>>,
 );
 
-pub(super) fn recognise_among(samples: &[&[u8]], candidates: Vec<AccessParser>) -> Option<AccessParser> {
+pub(super) fn recognise_among(
+    samples: &[&[u8]],
+    candidates: Vec<AccessParser>,
+) -> Option<AccessParser> {
     let mut scored: Vec<(Reading, AccessParser)> = Vec::new();
     for mut p in candidates {
         let mut parsed = 0;
