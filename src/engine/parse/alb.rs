@@ -169,7 +169,7 @@ fn classify(
 
 /// `my-targets` of `arn:aws:elasticloadbalancing:…:targetgroup/my-targets/73e2d6bc24d8a067`.
 fn target_group_name(arn: &[u8]) -> Option<&[u8]> {
-    let i = memchr::memmem::find(arn, b"targetgroup/")?;
+    let i = find!(arn, b"targetgroup/")?;
     let rest = &arn[i + 12..];
     let end = memchr::memchr(b'/', rest).unwrap_or(rest.len());
     (end > 0).then(|| &rest[..end])
@@ -177,7 +177,7 @@ fn target_group_name(arn: &[u8]) -> Option<&[u8]> {
 
 /// `www.example.com` of `GET http://www.example.com:80/ HTTP/1.1`.
 fn url_host(request: &[u8]) -> Option<&[u8]> {
-    let i = memchr::memmem::find(request, b"://")?;
+    let i = find!(request, b"://")?;
     let rest = &request[i + 3..];
     let end = rest
         .iter()

@@ -99,8 +99,7 @@ impl ApacheErrorParser {
             }
         }
         let severe = matches!(level, b"error" | b"crit" | b"alert" | b"emerg");
-        let proxy =
-            module.starts_with(b"proxy") || (!v24 && memmem::find(message, b"proxy").is_some());
+        let proxy = module.starts_with(b"proxy") || (!v24 && find!(message, b"proxy").is_some());
         if !severe || !proxy {
             return Ok(ev);
         }
@@ -110,7 +109,7 @@ impl ApacheErrorParser {
 
     fn classify(&mut self, line: &[u8], thread: &[u8], errno: Errno, msg: &[u8], ev: &mut Event) {
         let key = fnv(thread);
-        if let Some(i) = memmem::find(msg, b"attempt to connect to ") {
+        if let Some(i) = find!(msg, b"attempt to connect to ") {
             // Connection-level: remembered for the request line that follows.
             let cause = errno.cause().unwrap_or(Cause::UpstreamUnreachable);
             self.remember(key, cause);
@@ -129,7 +128,7 @@ impl ApacheErrorParser {
             ev.upstream = Span::of(line, configured.unwrap_or(&after[..end]));
             return;
         }
-        if let Some(i) = memmem::find(msg, b"pass request body failed to ") {
+        if let Some(i) = find!(msg, b"pass request body failed to ") {
             // AH01084: the backend the request was being sent to (before a failed TLS
             // handshake's AH00898, which names none): carried to the thread's next report.
             let after = &msg[i + 28..];
@@ -137,7 +136,7 @@ impl ApacheErrorParser {
             ev.upstream = Span::of(line, &after[..end]);
             return;
         }
-        if let Some(i) = memmem::find(msg, b"failed to enable ssl support for ") {
+        if let Some(i) = find!(msg, b"failed to enable ssl support for ") {
             // AH00961: an https:// backend without `SSLProxyEngine on`: httpd answers 500.
             let after = &msg[i + 33..];
             let end = memchr::memchr(b' ', after).unwrap_or(after.len());
@@ -146,7 +145,7 @@ impl ApacheErrorParser {
             ev.cause = Cause::TlsFailure;
             return;
         }
-        if let Some(i) = memmem::find(msg, b"disabled connection for (") {
+        if let Some(i) = find!(msg, b"disabled connection for (") {
             // The worker is still in its retry period after a failure: httpd answers 503 at
             // once, and this line (without the client) is all it writes about the request.
             let after = &msg[i + 25..];
@@ -157,7 +156,7 @@ impl ApacheErrorParser {
             ev.cause = Cause::NoLiveUpstreams;
             return;
         }
-        if let Some(i) = memmem::find(msg, b"failed to make connection to backend: ") {
+        if let Some(i) = find!(msg, b"failed to make connection to backend: ") {
             let backend = &msg[i + 38..];
             let end = memchr::memchr2(b' ', b',', backend).unwrap_or(backend.len());
             ev.upstream = Span::of(line, &backend[..end]);
@@ -165,7 +164,7 @@ impl ApacheErrorParser {
             ev.cause = self.take(key).unwrap_or(Cause::UpstreamUnreachable);
             return;
         }
-        if let Some(i) = memmem::find(msg, b"error reading status line from remote server ") {
+        if let Some(i) = find!(msg, b"error reading status line from remote server ") {
             let server = &msg[i + 45..];
             let end = memchr::memchr2(b' ', b',', server).unwrap_or(server.len());
             ev.upstream = Span::of(line, &server[..end]);
@@ -176,7 +175,7 @@ impl ApacheErrorParser {
             };
             return;
         }
-        if let Some(i) = memmem::find(msg, b"DNS lookup failure for: ") {
+        if let Some(i) = find!(msg, b"DNS lookup failure for: ") {
             let host = &msg[i + 24..];
             let end = memchr::memchr(b' ', host).unwrap_or(host.len());
             ev.upstream = Span::of(line, &host[..end]);
@@ -184,10 +183,10 @@ impl ApacheErrorParser {
             ev.cause = Cause::DnsFailure;
             return;
         }
-        if memmem::find(msg, b"All workers are in error state").is_some()
-            || memmem::find(msg, b"No workers in balancer").is_some()
+        if find!(msg, b"All workers are in error state").is_some()
+            || find!(msg, b"No workers in balancer").is_some()
         {
-            if let Some(i) = memmem::find(msg, b"balancer://") {
+            if let Some(i) = find!(msg, b"balancer://") {
                 let name = &msg[i..];
                 let end = name[11..]
                     .iter()
@@ -199,7 +198,7 @@ impl ApacheErrorParser {
             ev.cause = Cause::NoLiveUpstreams;
             return;
         }
-        if memmem::find(msg, b"Error during SSL Handshake with remote server").is_some() {
+        if find!(msg, b"Error during SSL Handshake with remote server").is_some() {
             ev.kind = Kind::UpstreamReport;
             ev.cause = Cause::TlsFailure;
         }
@@ -294,7 +293,7 @@ fn errno(b: &[u8]) -> (Errno<'_>, &[u8]) {
     };
     let code = &inner[..close];
     let after = &inner[close + 1..];
-    let Some(colon) = memmem::find(after, b": ") else {
+    let Some(colon) = find!(after, b": ") else {
         return (Errno::None, b);
     };
     let text = &after[..colon];
@@ -311,7 +310,7 @@ fn errno(b: &[u8]) -> (Errno<'_>, &[u8]) {
 
 /// Skips `mod_proxy.c(1234): ` (the `%F` of debug-level lines).
 fn skip_source_position(b: &[u8]) -> &[u8] {
-    let Some(i) = memmem::find(b, b"): ") else {
+    let Some(i) = find!(b, b"): ") else {
         return b;
     };
     let head = &b[..i];

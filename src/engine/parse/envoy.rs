@@ -227,7 +227,7 @@ fn decide(line: &[u8], f: &Fields, ev: &mut Event) {
         .iter()
         .any(|f| has(f.as_bytes()))
         || ((has(b"UC") || has(b"UR") || has(b"LR"))
-            && memchr::memmem::find(details, b"before_response_started").is_some());
+            && find!(details, b"before_response_started").is_some());
     if f.tcp {
         // A TCP proxy session (`"- - -"`): no HTTP status, the flags say how it ended.
         ev.status = None;
@@ -244,10 +244,7 @@ fn decide(line: &[u8], f: &Fields, ev: &mut Event) {
             return;
         }
     }
-    let tls = |s: &[u8]| {
-        memchr::memmem::find(s, b"TLS error").is_some()
-            || memchr::memmem::find(s, b"TLS_error").is_some()
-    };
+    let tls = |s: &[u8]| find!(s, b"TLS error").is_some() || find!(s, b"TLS_error").is_some();
     ev.cause = if has(b"DF") {
         Cause::DnsFailure
     } else if has(b"UF") {
@@ -257,8 +254,8 @@ fn decide(line: &[u8], f: &Fields, ev: &mut Event) {
             // Envoy's own `connect_timeout` (`{connection_timeout}`), or the kernel's
             // ETIMEDOUT by number or, in recent releases, by name.
             let timed_out = connect_errno(details) == Some(110)
-                || memchr::memmem::find(details, b"connection_timeout").is_some()
-                || memchr::memmem::find(details, b"Connection_timed_out").is_some();
+                || find!(details, b"connection_timeout").is_some()
+                || find!(details, b"Connection_timed_out").is_some();
             if timed_out {
                 Cause::UpstreamTimeout
             } else {
@@ -281,7 +278,7 @@ fn decide(line: &[u8], f: &Fields, ev: &mut Event) {
 
 /// The errno of `delayed_connect_error:_111` in the details.
 fn connect_errno(details: &[u8]) -> Option<u32> {
-    let i = memchr::memmem::find(details, b"delayed_connect_error:_")?;
+    let i = find!(details, b"delayed_connect_error:_")?;
     let digits = &details[i + 23..];
     let n = digits.iter().take_while(|b| b.is_ascii_digit()).count();
     if n == 0 || n > 6 {

@@ -14,7 +14,7 @@ pub fn cause(msg: &[u8]) -> Option<(Cause, Option<&[u8]>)> {
     let has = |s: &[u8]| memmem::find(msg, s).is_some();
     // `dial tcp: lookup NAME[ on RESOLVER]: no such host` — checked first: a lookup that timed
     // out is a DNS failure, not an upstream timeout.
-    if let Some(i) = memmem::find(msg, b"lookup ") {
+    if let Some(i) = find!(msg, b"lookup ") {
         let name = &msg[i + 7..];
         let end = name
             .iter()
@@ -83,7 +83,7 @@ pub fn report(line: &[u8], err: &[u8], ev: &mut crate::engine::event::Event) {
 
 /// The address of `dial tcp ADDR: …` / `dial unix PATH: …`.
 fn dial_target(msg: &[u8]) -> Option<&[u8]> {
-    let i = memmem::find(msg, b"dial ")?;
+    let i = find!(msg, b"dial ")?;
     let after = &msg[i + 5..];
     let sp = memchr::memchr(b' ', after)?;
     let network = &after[..sp];
@@ -91,15 +91,15 @@ fn dial_target(msg: &[u8]) -> Option<&[u8]> {
         return None;
     }
     let target = &after[sp + 1..];
-    let end = memmem::find(target, b": ")?;
+    let end = find!(target, b": ")?;
     (end > 0).then(|| &target[..end])
 }
 
 /// The far end of `read tcp LOCAL->REMOTE: …` / `write tcp …`.
 fn read_peer(msg: &[u8]) -> Option<&[u8]> {
-    let i = memmem::find(msg, b"->")?;
+    let i = find!(msg, b"->")?;
     let after = &msg[i + 2..];
-    let end = memmem::find(after, b": ").unwrap_or(after.len());
+    let end = find!(after, b": ").unwrap_or(after.len());
     (end > 0).then(|| &after[..end])
 }
 

@@ -12,7 +12,6 @@ use super::bytes;
 use super::syslog::{self, HeaderTime};
 use crate::engine::event::{Cause, Event, Format, Kind, Signal, Span, Timestamp, Unparsed};
 use crate::engine::time::{self, ZoneClock};
-use memchr::memmem;
 
 /// Parser for one HAProxy log. HAProxy's accept date carries no UTC offset; the syslog header's
 /// offset is used when it has one, else `zone`.
@@ -204,7 +203,7 @@ fn strip_stderr_prefix(msg: &[u8]) -> &[u8] {
         b"[ERROR]",
     ] {
         if let Some(rest) = msg.strip_prefix(level)
-            && let Some(i) = memmem::find(rest, b") : ")
+            && let Some(i) = find!(rest, b") : ")
         {
             return &rest[i + 4..];
         }
@@ -274,7 +273,7 @@ fn event_line(line: &[u8], msg: &[u8], time: Option<Timestamp>) -> Option<Event>
         memchr::memchr(b'/', name)?;
         let what = &rest[sp + 1..];
         if what.starts_with(b"is DOWN") {
-            let reason = memmem::find(what, b"reason: ").map(|i| &what[i + 8..]);
+            let reason = find!(what, b"reason: ").map(|i| &what[i + 8..]);
             ev.cause = match reason {
                 Some(r) if r.starts_with(b"Layer4 connection problem") => {
                     Cause::UpstreamUnreachable
@@ -299,7 +298,7 @@ fn event_line(line: &[u8], msg: &[u8], time: Option<Timestamp>) -> Option<Event>
     let rest = msg
         .strip_prefix(b"backend ")
         .or_else(|| msg.strip_prefix(b"proxy "))?;
-    let i = memmem::find(rest, b" has no server available!")?;
+    let i = find!(rest, b" has no server available!")?;
     let name = &rest[..i];
     let name = name
         .strip_prefix(b"'")

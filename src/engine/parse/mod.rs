@@ -1,5 +1,15 @@
 //! Parsers, one per format: bytes of one line in, an [`Event`] out. Pure: no IO, no clock.
 
+/// `memchr::memmem::find(hay, NEEDLE)` with the searcher built once, not on every call
+/// (building one costs more than searching a log line).
+macro_rules! find {
+    ($hay:expr, $needle:literal) => {{
+        static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+            std::sync::LazyLock::new(|| memchr::memmem::Finder::new($needle));
+        FINDER.find($hay)
+    }};
+}
+
 pub mod alb;
 pub mod apache_access;
 pub mod apache_error;

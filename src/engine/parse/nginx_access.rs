@@ -804,7 +804,7 @@ fn upstream_of<'a>(line: &'a [u8], f: &Fields) -> Upstream<'a> {
             .filter(|h| !h.is_empty() && *h != b"-")
     {
         // Apache's `%{BALANCER_WORKER_NAME}e` is the worker's URL: its `host:port`.
-        let h = match memchr::memmem::find(h, b"://") {
+        let h = match find!(h, b"://") {
             Some(i) => {
                 let rest = &h[i + 3..];
                 &rest[..memchr::memchr(b'/', rest).unwrap_or(rest.len())]

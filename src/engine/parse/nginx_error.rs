@@ -7,7 +7,6 @@
 use super::upstream;
 use crate::engine::event::{Cause, Event, Format, Kind, Signal, Span, Unparsed};
 use crate::engine::time::{self, ZoneClock};
-use memchr::memmem;
 
 /// Parser for one nginx error log. Its lines carry no UTC offset: `zone` says which applies.
 #[derive(Clone, Debug)]
@@ -55,7 +54,7 @@ impl ErrorParser {
             .strip_prefix(b" ")
             .ok_or(Unparsed::Shape)?;
         // `pid#tid: ` is followed by `*connection ` when the message is about a connection.
-        let colon = memmem::find(rest, b": ").ok_or(Unparsed::Shape)?;
+        let colon = find!(rest, b": ").ok_or(Unparsed::Shape)?;
         let pid = &rest[..colon];
         if pid.is_empty() || !pid.iter().all(|b| b.is_ascii_digit() || *b == b'#') {
             return Err(Unparsed::Shape);
@@ -75,13 +74,13 @@ impl ErrorParser {
             time: Some(self.zone.to_utc(naive)),
             ..Event::default()
         };
-        if let Some(ctx) = memmem::find(message, b", client: ") {
+        if let Some(ctx) = find!(message, b", client: ") {
             read_context(line, &message[ctx + 2..], &mut ev);
             message = &message[..ctx];
         }
         // nginx 1.21.1 to 1.21.3 logged invalid upstream headers at [info] by mistake (fixed in
         // 1.21.4); the request failed all the same.
-        severe |= memmem::find(message, b"upstream sent invalid header").is_some();
+        severe |= find!(message, b"upstream sent invalid header").is_some();
         let (cause, named) = if severe {
             classify(message)
         } else {
@@ -143,7 +142,7 @@ fn read_context(line: &[u8], mut ctx: &[u8], ev: &mut Event) {
             let end = quoted_end(quoted);
             (&quoted[..end], &quoted[(end + 1).min(quoted.len())..])
         } else {
-            let end = memmem::find(value_and_rest, b", ").unwrap_or(value_and_rest.len());
+            let end = find!(value_and_rest, b", ").unwrap_or(value_and_rest.len());
             (&value_and_rest[..end], &value_and_rest[end..])
         };
         match *key {
@@ -187,7 +186,7 @@ fn quoted_end(q: &[u8]) -> usize {
 /// `10.0.1.5:8080` of `connect() to 10.0.1.5:8080 failed (111: …)`.
 fn peer_in_connect(message: &[u8]) -> Option<&[u8]> {
     let rest = message.strip_prefix(b"connect() to ")?;
-    let end = memmem::find(rest, b" failed")?;
+    let end = find!(rest, b" failed")?;
     (end > 0).then(|| &rest[..end])
 }
 
@@ -231,10 +230,10 @@ fn errno_cause(n: u32, connecting: bool) -> Cause {
 /// The cause of an error-log message, and an upstream name the message itself carries (for
 /// messages without an `upstream:` context, such as resolver failures).
 fn classify(message: &[u8]) -> (Cause, Option<&[u8]>) {
-    let phase = memmem::find(message, b" while ").map(|i| &message[i + 7..]);
+    let phase = find!(message, b" while ").map(|i| &message[i + 7..]);
     // The phase says it, or the message does: "upstream prematurely closed connection while
     // sending to client" (the body was under way: the client got a truncated answer).
-    let about_upstream = phase.is_some_and(|p| memmem::find(p, b"upstream").is_some())
+    let about_upstream = phase.is_some_and(|p| find!(p, b"upstream").is_some())
         || message.starts_with(b"upstream prematurely closed");
 
     if let Some(rest) = message.strip_prefix(b"host not found in upstream \"") {
@@ -242,18 +241,18 @@ fn classify(message: &[u8]) -> (Cause, Option<&[u8]>) {
         return (Cause::DnsFailure, Some(&rest[..end]));
     }
     // The mail proxy resolving its client's address is not about an upstream.
-    if let Some(i) = memmem::find(message, b" could not be resolved (")
-        && memmem::find(message, b"resolving client address").is_none()
+    if let Some(i) = find!(message, b" could not be resolved (")
+        && find!(message, b"resolving client address").is_none()
     {
         return (Cause::DnsFailure, Some(&message[..i]));
     }
     // ingress-nginx's Lua balancer: no endpoint could be chosen, or set.
-    if let Some(i) = memmem::find(message, b"error while setting current upstream peer ") {
+    if let Some(i) = find!(message, b"error while setting current upstream peer ") {
         let rest = &message[i + 42..];
-        let peer = memmem::find(rest, b": ").map(|e| &rest[..e]);
+        let peer = find!(rest, b": ").map(|e| &rest[..e]);
         return (Cause::NoLiveUpstreams, peer.filter(|p| !p.is_empty()));
     }
-    if memmem::find(message, b"no peer was returned, balancer").is_some() {
+    if find!(message, b"no peer was returned, balancer").is_some() {
         return (Cause::NoLiveUpstreams, None);
     }
     if let Some(name) = message.strip_prefix(b"no resolver defined to resolve ") {

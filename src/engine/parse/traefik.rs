@@ -206,7 +206,7 @@ fn parse_json(line: &[u8]) -> Result<Event, Unparsed> {
 /// logrus's text: `time="…" level=debug msg="'502 Bad Gateway' caused by: …"`.
 fn parse_logfmt(line: &[u8]) -> Result<Event, Unparsed> {
     let t = quoted_value(line, b"time=\"").ok_or(Unparsed::Shape)?;
-    if memmem::find(line, b" level=").is_none() {
+    if find!(line, b" level=").is_none() {
         return Err(Unparsed::Shape);
     }
     let time = time::parse_rfc3339(t).ok_or(Unparsed::Time)?;
@@ -232,13 +232,13 @@ fn parse_console(line: &[u8]) -> Result<Event, Unparsed> {
     ) {
         return Err(Unparsed::Shape);
     }
-    let msg = match memmem::find(rest, b" > ") {
+    let msg = match find!(rest, b" > ") {
         Some(i) => &rest[i + 3..],
         None => &rest[3..],
     };
     // zerolog quotes a value only when it holds a space or a quote: `error=EOF`.
     let error = quoted_value(msg, b"error=\"").or_else(|| {
-        let i = memmem::find(msg, b" error=")? + 7;
+        let i = find!(msg, b" error=")? + 7;
         let v = &msg[i..];
         Some(&v[..memchr::memchr(b' ', v).unwrap_or(v.len())])
     });
@@ -264,7 +264,7 @@ fn report(line: &[u8], msg: &[u8], error: Option<&[u8]>, ev: &mut Event) {
         return;
     };
     // v2 and early v3: `'502 Bad Gateway' caused by: ERROR`; v3: the error in its own field.
-    let err = error.or_else(|| memmem::find(msg, b"caused by: ").map(|i| &msg[i + 11..]));
+    let err = error.or_else(|| find!(msg, b"caused by: ").map(|i| &msg[i + 11..]));
     let Some(err) = err else { return };
     ev.status = Some(status);
     go_net::report(line, err, ev);
@@ -286,7 +286,7 @@ fn quoted_value<'a>(line: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
 
 /// `http://172.19.0.3:5601/` → `172.19.0.3:5601`.
 fn host_port(line: &[u8], url: &[u8]) -> Span {
-    let rest = match memmem::find(url, b"://") {
+    let rest = match find!(url, b"://") {
         Some(i) => &url[i + 3..],
         None => url,
     };

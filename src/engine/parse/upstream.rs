@@ -87,7 +87,7 @@ pub fn is_pool_name(addr: &[u8]) -> bool {
 /// `unix:/run/app.sock`; `fastcgi://unix:/run/php.sock:` → `unix:/run/php.sock`;
 /// `http://[::1]:8080/` → `[::1]:8080`; `http://backend/x` → `backend`.
 pub fn from_url(url: &[u8]) -> &[u8] {
-    let rest = match memchr::memmem::find(url, b"://") {
+    let rest = match find!(url, b"://") {
         Some(i) => &url[i + 3..],
         None => url,
     };
