@@ -81,6 +81,20 @@ pub fn find_byte(b: u8, hay: &[u8]) -> Option<usize> {
     memchr::memchr(b, &hay[i..]).map(|k| k + i)
 }
 
+/// The position of the first `a` followed by `b` in `hay`.
+#[inline]
+pub fn find_pair(hay: &[u8], a: u8, b: u8) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = find_byte(a, &hay[from..]) {
+        let p = from + i;
+        if hay.get(p + 1) == Some(&b) {
+            return Some(p);
+        }
+        from = p + 1;
+    }
+    None
+}
+
 /// The position of the first of two bytes in `hay`.
 #[inline(always)]
 pub fn find_byte2(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
@@ -137,6 +151,9 @@ mod tests {
                     find_byte3(b, b'f', b'!', h),
                     memchr::memchr3(b, b'f', b'!', h)
                 );
+                for c in [b'a', b'#', b'!'] {
+                    assert_eq!(find_pair(h, b, c), memchr::memmem::find(h, &[b, c]));
+                }
             }
         }
     }

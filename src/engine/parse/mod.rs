@@ -2,11 +2,17 @@
 
 /// `memchr::memmem::find(hay, NEEDLE)` with the searcher built once, not on every call
 /// (building one costs more than searching a log line).
+/// A two-byte needle (`": "`, `", "`) usually ends a short field: it is looked for byte by byte.
 macro_rules! find {
     ($hay:expr, $needle:literal) => {{
-        static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-            std::sync::LazyLock::new(|| memchr::memmem::Finder::new($needle));
-        FINDER.find($hay)
+        const NEEDLE: &[u8] = $needle;
+        if let [a, b] = *NEEDLE {
+            $crate::engine::parse::bytes::find_pair($hay, a, b)
+        } else {
+            static FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+                std::sync::LazyLock::new(|| memchr::memmem::Finder::new(NEEDLE));
+            FINDER.find($hay)
+        }
     }};
 }
 

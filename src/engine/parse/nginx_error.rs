@@ -80,7 +80,7 @@ impl ErrorParser {
         }
         // nginx 1.21.1 to 1.21.3 logged invalid upstream headers at [info] by mistake (fixed in
         // 1.21.4); the request failed all the same.
-        severe |= find!(message, b"upstream sent invalid header").is_some();
+        severe = severe || find!(message, b"upstream sent invalid header").is_some();
         let (cause, named) = if severe {
             classify(message)
         } else {
