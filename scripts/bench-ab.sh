@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Two builds of gatewatch against each other, format by format, in one hyperfine session per
+# format (the commands alternate, so the shared machine's noise falls on both alike): ripgrep's
+# count and `scan --threads 1` pinned to one core, and `scan` with all threads.
+#
+#   scripts/bench-ab.sh OLD_BINARY NEW_BINARY
+#
+# The files are scripts/bench-formats.sh's (generated if missing). RUNS (8), FORMATS (nginx
+# nginx_error haproxy alb) and BENCH_DIR change the defaults. Needs hyperfine and ripgrep.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+old=${1:?usage: scripts/bench-ab.sh OLD_BINARY NEW_BINARY}
+new=${2:?usage: scripts/bench-ab.sh OLD_BINARY NEW_BINARY}
+lines=${LINES:-2000000}
+dir=${BENCH_DIR:-target/bench}
+for f in ${FORMATS:-nginx nginx_error haproxy alb}; do
+    case $f in
+        nginx) file="$dir/access-$lines.log"; grep=(rg -c ' 502 ') ;;
+        nginx_error) file="$dir/error-$lines.log"; grep=(rg -c 'connect\(\) failed') ;;
+        haproxy) file="$dir/haproxy-$lines.log"; grep=(rg -c ' SC-- ') ;;
+        alb) file="$dir/alb-$lines.log.gz"; grep=(rg -z -c ' 502 - ') ;;
+        *) echo "unknown format $f" >&2; exit 2 ;;
+    esac
+    if [ ! -s "$file" ]; then
+        RUNS=1 FORMATS=$f scripts/bench-formats.sh >/dev/null
+    fi
+    cat "$file" > /dev/null
+    json="$dir/ab-$f.json"
+    hyperfine --style none --warmup 1 --runs "${RUNS:-8}" --export-json "$json" \
+        "taskset -c 1 ${grep[*]@Q} $file" \
+        "taskset -c 1 $old scan --threads 1 --timezone UTC $file" \
+        "taskset -c 1 $new scan --threads 1 --timezone UTC $file" \
+        "$old scan --timezone UTC $file" \
+        "$new scan --timezone UTC $file" >/dev/null
+    python3 - "$json" "$f" <<'PY'
+import json, sys
+rg, o1, n1, oa, na = (r["median"] * 1000 for r in json.load(open(sys.argv[1]))["results"])
+print(f"| {sys.argv[2]} | {rg:.0f} ms | {o1:.0f} → {n1:.0f} ms ({o1/n1:.2f}×; {rg/n1:.2f} of rg) "
+      f"| {oa:.0f} → {na:.0f} ms ({oa/na:.2f}×; {rg/na:.2f} of rg) |")
+PY
+done
