@@ -9,18 +9,13 @@
 # nginx_error haproxy alb) and BENCH_DIR change the defaults. Needs hyperfine and ripgrep.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-files.sh
 old=${1:?usage: scripts/bench-ab.sh OLD_BINARY NEW_BINARY}
 new=${2:?usage: scripts/bench-ab.sh OLD_BINARY NEW_BINARY}
 lines=${LINES:-2000000}
 dir=${BENCH_DIR:-target/bench}
 for f in ${FORMATS:-nginx nginx_error haproxy alb}; do
-    case $f in
-        nginx) file="$dir/access-$lines.log"; grep=(rg -c ' 502 ') ;;
-        nginx_error) file="$dir/error-$lines.log"; grep=(rg -c 'connect\(\) failed') ;;
-        haproxy) file="$dir/haproxy-$lines.log"; grep=(rg -c ' SC-- ') ;;
-        alb) file="$dir/alb-$lines.log.gz"; grep=(rg -z -c ' 502 - ') ;;
-        *) echo "unknown format $f" >&2; exit 2 ;;
-    esac
+    bench_file "$f"
     if [ ! -s "$file" ]; then
         RUNS=1 FORMATS=$f scripts/bench-formats.sh >/dev/null
     fi

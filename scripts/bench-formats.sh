@@ -8,6 +8,7 @@
 # change the defaults; FORMATS picks formats (nginx nginx_error haproxy alb).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-files.sh
 lines=${LINES:-2000000}
 runs=${RUNS:-10}
 dir=${BENCH_DIR:-target/bench}
@@ -20,13 +21,7 @@ rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1; }
 printf '| format | file | rg -c (1 core) | scan, 1 thread (1 core) | scan, all threads | peak RSS |\n'
 printf '|---|---|---|---|---|---|\n'
 for f in $formats; do
-    case $f in
-        nginx) file="$dir/access-$lines.log"; grep=(rg -c ' 502 ') ;;
-        nginx_error) file="$dir/error-$lines.log"; grep=(rg -c 'connect\(\) failed') ;;
-        haproxy) file="$dir/haproxy-$lines.log"; grep=(rg -c ' SC-- ') ;;
-        alb) file="$dir/alb-$lines.log.gz"; grep=(rg -z -c ' 502 - ') ;;
-        *) echo "unknown format $f" >&2; exit 2 ;;
-    esac
+    bench_file "$f"
     if [ ! -s "$file" ]; then
         if [ "$f" = alb ]; then
             target/release/examples/genlog --format alb --lines "$lines" --burst-at 300 --burst-for 60 \

@@ -100,13 +100,6 @@ struct Head {
     ev: Event,
 }
 
-/// A line as read, before parsing.
-enum Raw {
-    Line(HeadLine),
-    TooLong,
-    Eof,
-}
-
 fn bytes_of<'a>(reader: &'a LineReader<Box<dyn Read + Send>>, line: &'a HeadLine) -> &'a [u8] {
     match line {
         HeadLine::Sample(s) => s,
@@ -198,42 +191,40 @@ impl Producer {
         bytes_of(&self.reader, line)
     }
 
-    /// The next line as read: from the samples first, then the file.
-    fn next_raw(&mut self) -> anyhow::Result<Raw> {
-        Ok(match self.samples.pop_front() {
-            Some(Some(s)) => Raw::Line(HeadLine::Sample(s)),
-            Some(None) => Raw::TooLong,
-            None => match self
-                .reader
-                .next_line()
-                .with_context(|| format!("reading {}", self.report.name))?
-            {
-                Next::Line(l) => Raw::Line(HeadLine::Buffer(l)),
-                Next::TooLong => Raw::TooLong,
-                Next::Eof => Raw::Eof,
-            },
-        })
+    /// The next line that is not over-long (those are counted), from the samples first, then
+    /// the file; `None` at the end.
+    fn next_line(&mut self) -> anyhow::Result<Option<HeadLine>> {
+        loop {
+            let line = match self.samples.pop_front() {
+                Some(Some(s)) => Some(HeadLine::Sample(s)),
+                Some(None) => None,
+                None => match self
+                    .reader
+                    .next_line()
+                    .with_context(|| format!("reading {}", self.report.name))?
+                {
+                    Next::Line(l) => Some(HeadLine::Buffer(l)),
+                    Next::TooLong => None,
+                    Next::Eof => return Ok(None),
+                },
+            };
+            self.line_no += 1;
+            self.report.lines += 1;
+            match line {
+                Some(l) => return Ok(Some(l)),
+                None => self.count_unparsed(Unparsed::TooLong),
+            }
+        }
     }
 
     /// Reads lines until one parses (counting the others): that line, or `None` at the end.
     /// A line in the reader's buffer is valid until the next call.
     fn next(&mut self) -> anyhow::Result<Option<Head>> {
         while !self.done {
-            let line = match self.next_raw()? {
-                Raw::Line(l) => l,
-                Raw::TooLong => {
-                    self.line_no += 1;
-                    self.report.lines += 1;
-                    self.count_unparsed(Unparsed::TooLong);
-                    continue;
-                }
-                Raw::Eof => {
-                    self.done = true;
-                    break;
-                }
+            let Some(line) = self.next_line()? else {
+                self.done = true;
+                break;
             };
-            self.line_no += 1;
-            self.report.lines += 1;
             let Some(parser) = &mut self.parser else {
                 self.count_unparsed(Unparsed::Shape);
                 continue;
@@ -241,13 +232,7 @@ impl Producer {
             let bytes = bytes_of(&self.reader, &line);
             match parser.parse(bytes) {
                 Ok(mut ev) => {
-                    self.report.parsed += 1;
-                    // Lines without a time of their own (some HAProxy events) take the time of
-                    // the line before, which keeps them in place in the merge.
-                    match ev.time {
-                        Some(t) => self.last_time = Some(t),
-                        None => ev.time = self.last_time,
-                    }
+                    count_parsed(&mut self.report, &mut self.last_time, &mut ev);
                     return Ok(Some(Head {
                         line_no: self.line_no,
                         line,
@@ -270,19 +255,7 @@ impl Producer {
             // Newlines and the short way's separators, found in one pass over each read.
             self.reader.classify(set);
         }
-        loop {
-            let line = match self.next_raw()? {
-                Raw::Line(l) => l,
-                Raw::TooLong => {
-                    self.line_no += 1;
-                    self.report.lines += 1;
-                    self.count_unparsed(Unparsed::TooLong);
-                    continue;
-                }
-                Raw::Eof => break,
-            };
-            self.line_no += 1;
-            self.report.lines += 1;
+        while let Some(line) = self.next_line()? {
             let Some(parser) = &mut self.parser else {
                 self.count_unparsed(Unparsed::Shape);
                 continue;
@@ -300,11 +273,7 @@ impl Producer {
             }
             match parser.parse(bytes) {
                 Ok(mut ev) => {
-                    self.report.parsed += 1;
-                    match ev.time {
-                        Some(t) => self.last_time = Some(t),
-                        None => ev.time = self.last_time,
-                    }
+                    count_parsed(&mut self.report, &mut self.last_time, &mut ev);
                     pipeline.push(0, self.line_no, bytes, ev, sink);
                 }
                 Err(e) => count_unparsed(&mut self.report, self.line_no, e, Some(bytes)),
@@ -581,11 +550,7 @@ impl Reading {
                     self.report.lines += 1;
                     match &mut b.parsed[self.next] {
                         Parsed::Event(ev) => {
-                            self.report.parsed += 1;
-                            match ev.time {
-                                Some(t) => self.last_time = Some(t),
-                                None => ev.time = self.last_time,
-                            }
+                            count_parsed(&mut self.report, &mut self.last_time, ev);
                             return Ok(true);
                         }
                         Parsed::Answered(a) => {
@@ -637,6 +602,16 @@ impl Reading {
         };
         let (s, e) = b.spans[self.next]?;
         Some((self.line_no, &b.bytes[s..e], line))
+    }
+}
+
+/// Counts a line that parsed into `ev`. Lines without a time of their own (some HAProxy events)
+/// take the time of the line before, which keeps them in place in the merge.
+fn count_parsed(report: &mut FileReport, last_time: &mut Option<Timestamp>, ev: &mut Event) {
+    report.parsed += 1;
+    match ev.time {
+        Some(t) => *last_time = Some(t),
+        None => ev.time = *last_time,
     }
 }
 
