@@ -253,7 +253,7 @@ mod tests {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let len = (seed >> 33) as usize % 300;
-            input.extend((0..len).map(|k| b" \"]xy\r"[(k * 7 + i) % 6]));
+            input.extend((0..len).map(|k| b" \"]xy\r\0"[(k * 7 + i) % 7]));
             if seed.is_multiple_of(97) {
                 input.extend(vec![b'z'; 2_000]);
             }

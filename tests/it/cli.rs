@@ -448,10 +448,14 @@ fn the_short_way_of_answered_requests_changes_no_result() {
 
     struct Collect {
         events: bool,
+        /// Lines settled through `event` (the short way does not settle its lines).
+        settled: u64,
         changes: Vec<Change>,
     }
     impl Sink for Collect {
-        fn event(&mut self, _: &Settled<'_>) {}
+        fn event(&mut self, _: &Settled<'_>) {
+            self.settled += 1;
+        }
         fn change(&mut self, c: Change) {
             self.changes.push(c);
         }
@@ -492,19 +496,29 @@ fn the_short_way_of_answered_requests_changes_no_result() {
     }
     let synthetic = dir.path().join("access.log");
     std::fs::write(&synthetic, &access).unwrap();
-    let files = [
-        synthetic.display().to_string(),
-        data("corpus/nginx_access_real.log").display().to_string(),
-        data("corpus/ingress_nginx_beats.log").display().to_string(),
+    // The same lines gzipped: the reading thread inflates, the parsing thread parses them all.
+    let gz = dir.path().join("access.log.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut enc, &access).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let (synthetic, gz) = (synthetic.display().to_string(), gz.display().to_string());
+    let corpus = |f: &str| data(&format!("corpus/{f}")).display().to_string();
+    // (files, read with the synthetic lines' log_format): alone, gzipped, and two merged.
+    let sets = [
+        (vec![synthetic.clone()], true),
+        (vec![gz.clone()], true),
+        (vec![synthetic.clone(), gz.clone()], true),
+        (vec![corpus("nginx_access_real.log")], false),
+        (vec![corpus("ingress_nginx_beats.log")], false),
     ];
     let kb = std::sync::Arc::new(gatewatch::app::patterns::load_kb(&[]).unwrap());
-    for file in &files {
+    for (files, synthetic_format) in &sets {
         for threads in [1, 3] {
             let opts = ScanOptions {
                 threads,
                 parser: gatewatch::engine::parse::ParserOptions {
                     zone: "UTC".parse().unwrap(),
-                    log_format: (file == &files[0]).then(|| {
+                    log_format: synthetic_format.then(|| {
                         gatewatch::engine::parse::LogFormat::from_directive(
                             gatewatch::engine::synth::LOG_FORMAT,
                         )
@@ -517,20 +531,29 @@ fn the_short_way_of_answered_requests_changes_no_result() {
             let run = |events: bool| {
                 let mut sink = Collect {
                     events,
+                    settled: 0,
                     changes: Vec::new(),
                 };
-                let report =
-                    scan(std::slice::from_ref(file), &opts, kb.clone(), &mut sink).unwrap();
-                (
+                let report = scan(files, &opts, kb.clone(), &mut sink).unwrap();
+                let result = (
                     report.files,
                     report.counts,
                     report.detect,
                     format!("{:?}", sink.changes),
-                )
+                );
+                (result, sink.settled)
             };
-            let (short, long) = (run(false), run(true));
-            assert_eq!(short, long, "{file}, {threads} threads");
-            if file == &files[0] {
+            let ((short, settled_short), (long, settled_long)) = (run(false), run(true));
+            assert_eq!(short, long, "{files:?}, {threads} threads");
+            let parsed: u64 = short.0.iter().map(|f| f.parsed).sum();
+            assert_eq!(settled_long, parsed, "{files:?}");
+            // The short way was taken: most lines never became events. (Files merged in one
+            // thread are parsed line by line for the merge, the long way.)
+            assert!(
+                settled_short < parsed / 2 || files.len() > 1 && threads == 1,
+                "{files:?}, {threads} threads: {settled_short} of {parsed} lines settled"
+            );
+            if *synthetic_format {
                 assert!(
                     short.3.contains("Opened") && short.3.contains("Closed"),
                     "{}",

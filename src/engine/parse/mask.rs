@@ -195,7 +195,7 @@ impl Find for LineMasks<'_> {
 /// Classifies `bytes` (a multiple of 64 long) into `out`, one entry per 64 bytes: for each, the
 /// masks of `set`'s four bytes.
 pub fn classify_all(bytes: &[u8], set: [u8; 4], out: &mut [[u64; 4]]) {
-    debug_assert!(bytes.len().is_multiple_of(BLOCK) && out.len() * BLOCK >= bytes.len());
+    assert!(bytes.len().is_multiple_of(BLOCK) && out.len() * BLOCK >= bytes.len());
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (detected just above).
@@ -222,7 +222,6 @@ fn classify_all_avx2(bytes: &[u8], set: [u8; 4], out: &mut [[u64; 4]]) {
             let p = bytes.as_ptr().add(k * BLOCK).cast::<__m256i>();
             (_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1)))
         };
-        // (A macro, not a closure: a closure would not inherit the function's AVX2.)
         macro_rules! mask {
             ($s:expr) => {{
                 let a = _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, $s)) as u32 as u64;
@@ -242,7 +241,7 @@ pub const fn select(which: Which) -> [u64; 3] {
     [bit(which, 0), bit(which, 1), bit(which, 2)]
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline]
 fn classify<const N: usize>(block: &[u8; BLOCK], set: [u8; N]) -> [u64; N] {
     use std::arch::x86_64::{
@@ -264,7 +263,7 @@ fn classify<const N: usize>(block: &[u8; BLOCK], set: [u8; N]) -> [u64; N] {
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 #[inline]
 fn classify<const N: usize>(block: &[u8; BLOCK], set: [u8; N]) -> [u64; N] {
     classify_scalar(block, set)
@@ -272,7 +271,7 @@ fn classify<const N: usize>(block: &[u8; BLOCK], set: [u8; N]) -> [u64; N] {
 
 /// The masks by a plain loop: what every other architecture uses, and what the SSE2 masks are
 /// checked against.
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 fn classify_scalar<const N: usize>(block: &[u8; BLOCK], set: [u8; N]) -> [u64; N] {
     let mut out = [0u64; N];
     for (i, &c) in block.iter().enumerate() {
