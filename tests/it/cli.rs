@@ -438,7 +438,7 @@ fn threaded_scan_gives_the_same_results_as_one_thread() {
 /// Requests that did not fail take a short way through `scan` when nothing needs their events
 /// (no join, no `--events`): the counts, the file reports and every incident opened and closed
 /// are exactly those of the long way, on one thread and on three, over a burst, failed
-/// requests of every kind, garbage, over-long lines and real lines of several layouts.
+/// requests of every kind, garbage, over-long lines and real lines of several layouts and ALB.
 #[test]
 fn the_short_way_of_answered_requests_changes_no_result() {
     use gatewatch::engine::detect::Change;
@@ -510,6 +510,7 @@ fn the_short_way_of_answered_requests_changes_no_result() {
         (vec![synthetic.clone(), gz.clone()], true),
         (vec![corpus("nginx_access_real.log")], false),
         (vec![corpus("ingress_nginx_beats.log")], false),
+        (vec![corpus("alb_real.log")], false),
     ];
     let kb = std::sync::Arc::new(gatewatch::app::patterns::load_kb(&[]).unwrap());
     for (files, synthetic_format) in &sets {

@@ -199,6 +199,7 @@ impl Parser {
     pub fn mask_set(&self) -> Option<[u8; 3]> {
         match self {
             Parser::NginxAccess(p) | Parser::ApacheAccess(p) => p.mask_set(),
+            Parser::Alb(_) => Some(alb::MASK_SET),
             _ => None,
         }
     }
@@ -252,14 +253,17 @@ impl Parser {
         {
             return None;
         }
-        let (Parser::NginxAccess(p) | Parser::ApacheAccess(p)) = self else {
-            return None;
-        };
-        match masks {
-            Some((words, start)) => {
-                p.answered_in(line, &mut mask::LineMasks::new(words, start, line.len()))
+        let view = masks.map(|(words, start)| mask::LineMasks::new(words, start, line.len()));
+        match (self, view) {
+            (Parser::NginxAccess(p) | Parser::ApacheAccess(p), Some(mut m)) => {
+                p.answered_in(line, &mut m)
             }
-            None => p.answered(line),
+            (Parser::NginxAccess(p) | Parser::ApacheAccess(p), None) => p.answered(line),
+            (Parser::Alb(p), Some(mut m)) => p.answered_in(line, &mut m),
+            (Parser::Alb(p), None) => {
+                p.answered_in(line, &mut mask::Masks::new(line, alb::MASK_SET))
+            }
+            _ => None,
         }
     }
 }
