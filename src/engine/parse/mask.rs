@@ -44,44 +44,6 @@ impl<'a> Masks<'a> {
         }
     }
 
-    /// The first position at or after `from` that holds one of the bytes in `WHICH`.
-    #[inline(always)]
-    pub fn find<const WHICH: Which>(&mut self, from: usize) -> Option<usize> {
-        self.find_sel(&select(WHICH), from)
-    }
-
-    /// The first position at or after `from` that holds one of the bytes `sel` selects (see
-    /// [`select`]).
-    #[inline(always)]
-    fn find_sel(&mut self, sel: &[u64; 3], from: usize) -> Option<usize> {
-        let mut b = from / BLOCK;
-        if b * BLOCK >= self.line.len() {
-            return None;
-        }
-        let mut m = self.block_mask(b, sel) >> (from % BLOCK) << (from % BLOCK);
-        while m == 0 {
-            b += 1;
-            if b * BLOCK >= self.line.len() {
-                return None;
-            }
-            m = self.block_mask(b, sel);
-        }
-        Some(b * BLOCK + m.trailing_zeros() as usize)
-    }
-
-    #[inline]
-    fn last_sel(&mut self, sel: &[u64; 3]) -> Option<usize> {
-        let mut b = self.line.len().div_ceil(BLOCK);
-        while b > 0 {
-            b -= 1;
-            let m = self.block_mask(b, sel);
-            if m != 0 {
-                return Some(b * BLOCK + 63 - m.leading_zeros() as usize);
-            }
-        }
-        None
-    }
-
     /// The mask of the bytes `sel` selects in block `b`.
     #[inline(always)]
     fn block_mask(&mut self, b: usize, sel: &[u64; 3]) -> u64 {
@@ -116,12 +78,32 @@ impl<'a> Masks<'a> {
 impl Find for Masks<'_> {
     #[inline(always)]
     fn find_in(&mut self, sel: &[u64; 3], from: usize) -> Option<usize> {
-        self.find_sel(sel, from)
+        let mut b = from / BLOCK;
+        if b * BLOCK >= self.line.len() {
+            return None;
+        }
+        let mut m = self.block_mask(b, sel) >> (from % BLOCK) << (from % BLOCK);
+        while m == 0 {
+            b += 1;
+            if b * BLOCK >= self.line.len() {
+                return None;
+            }
+            m = self.block_mask(b, sel);
+        }
+        Some(b * BLOCK + m.trailing_zeros() as usize)
     }
 
     #[inline]
     fn last_in(&mut self, sel: &[u64; 3]) -> Option<usize> {
-        self.last_sel(sel)
+        let mut b = self.line.len().div_ceil(BLOCK);
+        while b > 0 {
+            b -= 1;
+            let m = self.block_mask(b, sel);
+            if m != 0 {
+                return Some(b * BLOCK + 63 - m.leading_zeros() as usize);
+            }
+        }
+        None
     }
 }
 
@@ -233,7 +215,7 @@ fn classify_all_avx2(bytes: &[u8], set: [u8; 4], out: &mut [[u64; 4]]) {
     }
 }
 
-/// The selector of [`Masks::find_in`] for the bytes of the set `which` names.
+/// The selector of [`Find::find_in`] for the bytes of the set `which` names.
 pub const fn select(which: Which) -> [u64; 3] {
     const fn bit(which: Which, k: u8) -> u64 {
         if which & (1 << k) != 0 { u64::MAX } else { 0 }
@@ -314,17 +296,8 @@ mod tests {
                     classify_all(&padded, [b'\n', set[0], set[1], set[2]], &mut whole);
                     let mut view = LineMasks::new(&whole, 0, len);
                     assert_eq!(view.find_in(&select(which), from), want);
-                    let got = match which {
-                        1 => masks.find::<1>(from),
-                        2 => masks.find::<2>(from),
-                        3 => masks.find::<3>(from),
-                        4 => masks.find::<4>(from),
-                        5 => masks.find::<5>(from),
-                        6 => masks.find::<6>(from),
-                        _ => masks.find::<7>(from),
-                    };
+                    let got = masks.find_in(&select(which), from);
                     assert_eq!(got, want, "{len} {which} {from}");
-                    assert_eq!(masks.find_in(&select(which), from), want);
                 }
                 let last = (0..len)
                     .rev()
