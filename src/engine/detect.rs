@@ -20,8 +20,8 @@ use rustc_hash::FxHashMap;
 /// Buckets per window: the window slides in steps of `window / BUCKETS`.
 const BUCKETS: usize = 60;
 
-/// Upstreams remembered for lookups without hashing.
-const RECENT: usize = 8;
+/// Upstreams remembered for lookups without hashing (a power of two).
+const RECENT: usize = 16;
 
 /// Detector settings (`[detect]` in the config).
 #[derive(Clone, Debug, PartialEq)]
@@ -56,6 +56,8 @@ struct Ring {
     counts: [u32; BUCKETS],
     /// The newest bucket (absolute bucket number); `None` before the first count.
     head: Option<i64>,
+    /// Where the newest bucket's count is (`head` modulo [`BUCKETS`]): most counts land there.
+    head_slot: usize,
     total: u32,
 }
 
@@ -64,6 +66,7 @@ impl Ring {
         Ring {
             counts: [0; BUCKETS],
             head: None,
+            head_slot: 0,
             total: 0,
         }
     }
@@ -72,6 +75,7 @@ impl Ring {
     fn advance(&mut self, bucket: i64) {
         let Some(head) = self.head else {
             self.head = Some(bucket);
+            self.head_slot = slot(bucket);
             return;
         };
         if bucket <= head {
@@ -82,25 +86,51 @@ impl Ring {
             self.total = 0;
         } else {
             for b in head + 1..=bucket {
-                let i = b.rem_euclid(BUCKETS as i64) as usize;
+                let i = slot(b);
                 self.total -= self.counts[i];
                 self.counts[i] = 0;
             }
         }
         self.head = Some(bucket);
+        self.head_slot = slot(bucket);
     }
 
     /// Counts one at `bucket`; false when the bucket has already left the window.
+    #[inline]
     fn add(&mut self, bucket: i64) -> bool {
+        if self.head == Some(bucket) {
+            self.counts[self.head_slot] += 1;
+            self.total += 1;
+            return true;
+        }
         self.advance(bucket);
         let head = self.head.expect("advanced");
         if bucket <= head - BUCKETS as i64 {
             return false;
         }
-        self.counts[bucket.rem_euclid(BUCKETS as i64) as usize] += 1;
+        self.counts[slot(bucket)] += 1;
         self.total += 1;
         true
     }
+}
+
+/// The slot of [`Detector::recent`] a name is remembered in: from its length and last bytes,
+/// where addresses differ (`10.0.1.5:8080`, `10.0.1.6:8080`).
+#[inline]
+fn hint(name: &[u8]) -> usize {
+    let n = name.len();
+    let tail = if n >= 8 {
+        u64::from_le_bytes(name[n - 8..].try_into().expect("8 bytes"))
+    } else {
+        name.iter().fold(0u64, |h, &b| h << 8 | b as u64)
+    };
+    let h = (tail ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> (64 - RECENT.trailing_zeros())) as usize
+}
+
+/// Where a bucket's count is kept in a [`Ring`].
+fn slot(bucket: i64) -> usize {
+    bucket.rem_euclid(BUCKETS as i64) as usize
 }
 
 /// Up to a few distinct values with their counts (virtual hosts, paths of an incident).
@@ -256,6 +286,16 @@ struct Upstream {
 }
 
 impl Upstream {
+    /// Counts one request in `bucket`.
+    #[inline]
+    fn count_request(&mut self, bucket: i64, stats: &mut DetectStats) {
+        self.requests_seen = true;
+        self.requests_total += 1;
+        if !self.requests.add(bucket) {
+            stats.late += 1;
+        }
+    }
+
     fn has_open_incident(&self) -> bool {
         self.failing.iter().any(|f| f.open.is_some())
     }
@@ -283,10 +323,9 @@ pub struct Detector {
     /// Upstream name → index in `upstreams`.
     index: FxHashMap<Box<[u8]>, usize>,
     upstreams: Vec<Upstream>,
-    /// The upstreams looked up last: a proxy has few, and comparing a name with a handful of
-    /// recent ones is cheaper than hashing it.
+    /// The upstreams looked up last, each in the slot of its name's [`hint`] or the one beside
+    /// it: a proxy has few, and comparing a name with one or two is cheaper than hashing it.
     recent: [usize; RECENT],
-    recent_next: usize,
     /// Keys with an open incident.
     open: Vec<(Box<[u8]>, EntryId)>,
     now_ms: i64,
@@ -306,7 +345,6 @@ impl Detector {
             index: FxHashMap::default(),
             upstreams: Vec::new(),
             recent: [usize::MAX; RECENT],
-            recent_next: 0,
             open: Vec::new(),
             now_ms: i64::MIN,
             seq: 0,
@@ -362,34 +400,14 @@ impl Detector {
             self.now_ms = obs.time_ms;
         }
         let bucket = self.bucket(obs.time_ms);
-        let i = match self.lookup(name) {
-            Some(i) => i,
-            None => {
-                if !self.make_room() {
-                    self.stats.dropped += 1;
-                    return;
-                }
-                self.upstreams.push(Upstream {
-                    name: Box::from(name),
-                    requests: Ring::new(),
-                    requests_total: 0,
-                    requests_seen: false,
-                    last_seen_ms: obs.time_ms,
-                    failing: Vec::new(),
-                });
-                self.index.insert(Box::from(name), self.upstreams.len() - 1);
-                self.upstreams.len() - 1
-            }
+        let Some(i) = self.upstream_at(name, obs.time_ms) else {
+            return;
         };
         let cfg = &self.cfg;
         let up = &mut self.upstreams[i];
         up.last_seen_ms = up.last_seen_ms.max(obs.time_ms);
         if obs.request {
-            up.requests_seen = true;
-            up.requests_total += 1;
-            if !up.requests.add(bucket) {
-                self.stats.late += 1;
-            }
+            up.count_request(bucket, &mut self.stats);
         }
         let Some(entry) = obs.entry.filter(|_| obs.failure) else {
             return;
@@ -490,10 +508,53 @@ impl Detector {
         }
     }
 
+    /// Counts a request that did not fail to `upstream` at `time_ms`: what [`Detector::observe`]
+    /// does with such a request's observation, without one (the short way of `scan`).
+    #[inline]
+    pub fn count_request(&mut self, upstream: &[u8], time_ms: i64) {
+        let name = crate::engine::parse::upstream::key(upstream);
+        if time_ms > self.now_ms {
+            self.now_ms = time_ms;
+        }
+        let bucket = self.bucket(time_ms);
+        let Some(i) = self.upstream_at(name, time_ms) else {
+            return;
+        };
+        let up = &mut self.upstreams[i];
+        up.last_seen_ms = up.last_seen_ms.max(time_ms);
+        up.count_request(bucket, &mut self.stats);
+    }
+
+    /// The index of the upstream `name`, tracked from now on if it was not (`None` when there
+    /// is no room for it: counted as dropped).
+    #[inline]
+    fn upstream_at(&mut self, name: &[u8], time_ms: i64) -> Option<usize> {
+        if let Some(i) = self.lookup(name) {
+            return Some(i);
+        }
+        if !self.make_room() {
+            self.stats.dropped += 1;
+            return None;
+        }
+        self.upstreams.push(Upstream {
+            name: Box::from(name),
+            requests: Ring::new(),
+            requests_total: 0,
+            requests_seen: false,
+            last_seen_ms: time_ms,
+            failing: Vec::new(),
+        });
+        self.index.insert(Box::from(name), self.upstreams.len() - 1);
+        Some(self.upstreams.len() - 1)
+    }
+
     /// The index of an upstream: one of the recent ones, else from the map (then remembered).
     #[inline]
     fn lookup(&mut self, name: &[u8]) -> Option<usize> {
-        for &i in &self.recent {
+        // Two slots a name may be in, the one it was last put in first.
+        let slot = hint(name);
+        for s in [slot, slot ^ 1] {
+            let i = self.recent[s];
             if let Some(u) = self.upstreams.get(i)
                 && crate::engine::parse::bytes::eq(&u.name, name)
             {
@@ -501,8 +562,8 @@ impl Detector {
             }
         }
         let i = *self.index.get(name)?;
-        self.recent[self.recent_next] = i;
-        self.recent_next = (self.recent_next + 1) % RECENT;
+        self.recent[slot ^ 1] = self.recent[slot];
+        self.recent[slot] = i;
         Some(i)
     }
 

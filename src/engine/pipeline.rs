@@ -323,7 +323,7 @@ impl Pipeline {
     ///
     /// [`Parser::answered`]: crate::engine::parse::Parser::answered
     #[inline]
-    pub fn push_answered(&mut self, source: u16, line: &[u8], a: &Answered, sink: &mut impl Sink) {
+    pub fn push_answered(&mut self, line: &[u8], a: &Answered, sink: &mut impl Sink) {
         debug_assert!(self.takes_answered(sink));
         let state = &mut self.state;
         state.counts.0[Cause::Ok.index()] += 1;
@@ -335,26 +335,12 @@ impl Pipeline {
         let own = a.upstream.get(line);
         if a.names_upstream || own.is_none() {
             let upstream = own.unwrap_or_else(|| a.vhost.get(line).unwrap_or(UNNAMED));
-            state.detector.observe(
-                &Observation {
-                    time_ms: t.ms,
-                    offset_secs: t.offset_secs,
-                    upstream: Some(upstream),
-                    entry: None,
-                    cause: Cause::Ok,
-                    status: Some(a.status),
-                    request: true,
-                    failure: false,
-                    line,
-                    vhost: None,
-                    path: None,
-                    source,
-                },
-                &mut state.changes,
-            );
+            state.detector.count_request(upstream, t.ms);
         }
-        for c in state.changes.drain(..) {
-            sink.change(c);
+        if !state.changes.is_empty() {
+            for c in state.changes.drain(..) {
+                sink.change(c);
+            }
         }
     }
 

@@ -265,19 +265,29 @@ impl Producer {
                 (HeadLine::Buffer(l), Some(words)) => Some((words, l.start)),
                 _ => None,
             };
-            if short && let Some(a) = parser.answered_at(bytes, masks) {
-                self.report.parsed += 1;
-                self.last_time = Some(a.time);
-                pipeline.push_answered(0, bytes, &a, sink);
-                continue;
-            }
-            match parser.parse(bytes) {
-                Ok(mut ev) => {
-                    count_parsed(&mut self.report, &mut self.last_time, &mut ev);
-                    pipeline.push(0, self.line_no, bytes, ev, sink);
-                }
-                Err(e) => count_unparsed(&mut self.report, self.line_no, e, Some(bytes)),
-            }
+            // (What `read` does, without moving an event through `Parsed`.)
+            let answered = match short {
+                true => parser.answered_at(bytes, masks),
+                false => None,
+            };
+            let answered = match answered {
+                Some(a) => a,
+                None => match parser.parse(bytes) {
+                    Ok(ev) if short && let Some(a) = Answered::of(&ev) => a,
+                    Ok(mut ev) => {
+                        count_parsed(&mut self.report, &mut self.last_time, &mut ev);
+                        pipeline.push(0, self.line_no, bytes, ev, sink);
+                        continue;
+                    }
+                    Err(e) => {
+                        count_unparsed(&mut self.report, self.line_no, e, Some(bytes));
+                        continue;
+                    }
+                },
+            };
+            self.report.parsed += 1;
+            self.last_time = Some(answered.time);
+            pipeline.push_answered(bytes, &answered, sink);
         }
         self.done = true;
         Ok(())
@@ -362,6 +372,28 @@ struct Block {
     words: Vec<[u64; 4]>,
 }
 
+/// Reads a line (its masks at `masks`, when its buffer has them). With `short`, a request
+/// that did not fail takes the short way: read by [`Parser::answered_at`] where the format has
+/// a short walk, else parsed and handed on as what it is ([`Answered::of`]) without its event.
+#[inline(always)]
+fn read(
+    parser: &mut Parser,
+    line: &[u8],
+    masks: Option<(&[[u64; 4]], usize)>,
+    short: bool,
+) -> Parsed {
+    if short && let Some(a) = parser.answered_at(line, masks) {
+        return Parsed::Answered(a);
+    }
+    match parser.parse(line) {
+        Ok(ev) => match Answered::of(&ev) {
+            Some(a) if short => Parsed::Answered(a),
+            _ => Parsed::Event(ev),
+        },
+        Err(e) => Parsed::Unparsed(e),
+    }
+}
+
 /// What a line of a [`Block`] parsed into.
 enum Parsed {
     Event(Event),
@@ -420,14 +452,7 @@ impl Block {
             let Some((s, e)) = *span else {
                 return Parsed::Unparsed(Unparsed::TooLong);
             };
-            let line = &bytes[s..e];
-            if short && let Some(a) = parser.answered_at(line, set.map(|_| (words, s))) {
-                return Parsed::Answered(a);
-            }
-            match parser.parse(line) {
-                Ok(ev) => Parsed::Event(ev),
-                Err(e) => Parsed::Unparsed(e),
-            }
+            read(parser, &bytes[s..e], set.map(|_| (words, s)), short)
         }));
     }
 }
@@ -752,7 +777,7 @@ pub fn scan(
     } else {
         merge(&mut inputs, |i, line_no, line, l| match l {
             Line::Event(ev) => pipeline.push(i as u16, line_no, line, *ev, sink),
-            Line::Answered(a) => pipeline.push_answered(i as u16, line, a, sink),
+            Line::Answered(a) => pipeline.push_answered(line, a, sink),
         })?;
     }
     pipeline.finish(sink);

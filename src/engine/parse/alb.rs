@@ -6,7 +6,7 @@
 //! 2024 and on the three transform fields in 2025), so anything after the fields read here is
 //! accepted and ignored.
 
-use super::mask::{self, Find, Masks};
+use super::mask::{self, Find, Masks, Scan};
 use super::nginx_access::Answered;
 
 const SPACE: [u64; 3] = mask::select(mask::FIRST);
@@ -101,14 +101,7 @@ impl AlbParser {
     #[inline(always)]
     fn read(&mut self, line: &[u8], masks: &mut impl Find) -> Result<Entry, Unparsed> {
         let mut spans = [Span::NONE; field::READ];
-        let mut count = 0;
-        for tok in Tokens::new(line, masks) {
-            spans[count] = tok?;
-            count += 1;
-            if count == field::READ {
-                break;
-            }
-        }
+        let count = split(line, masks, &mut spans)?;
         if count < field::REQUIRED {
             return Err(Unparsed::Shape);
         }
@@ -248,92 +241,83 @@ fn url_host(request: &[u8]) -> Option<&[u8]> {
     (end > 0).then(|| &rest[..end])
 }
 
-/// Space-separated fields; a field starting with `"` runs to the next unescaped `"`, and its
-/// span excludes the quotes. The line's spaces, quotes and backslashes are found 64 bytes at a
-/// time ([`mask`]): a field costs a few instructions, not a search.
-struct Tokens<'a, 'm, F: Find> {
-    line: &'a [u8],
-    pos: usize,
-    masks: &'m mut F,
-}
-
-impl<'a, 'm, F: Find> Tokens<'a, 'm, F> {
-    /// `masks` are those of `line` (of [`MASK_SET`]); the trailing white space it ignores does
-    /// not matter to them.
-    fn new(line: &'a [u8], masks: &'m mut F) -> Tokens<'a, 'm, F> {
-        Tokens {
-            line: line.trim_ascii_end(),
-            pos: 0,
-            masks,
-        }
-    }
-}
-
-impl<F: Find> Iterator for Tokens<'_, '_, F> {
-    type Item = Result<Span, Unparsed>;
-
-    #[inline(always)]
-    fn next(&mut self) -> Option<Result<Span, Unparsed>> {
-        let b = self.line;
-        if self.pos >= b.len() {
-            return None;
-        }
-        if b[self.pos] == b'"' {
-            let start = self.pos + 1;
+/// Splits `line` into its first `out.len()` fields (fewer if it has fewer): space-separated,
+/// a field starting with `"` running to the next unescaped `"` (its span without the quotes).
+/// The number of fields, or the error of the first that breaks those rules. The line's spaces,
+/// quotes and backslashes are found 64 bytes at a time ([`mask`]): an unquoted field costs a
+/// count of trailing zeros, not a search. `masks` are those of `line` (of [`MASK_SET`]); the
+/// trailing white space it ignores does not matter to them.
+#[inline(always)]
+fn split(line: &[u8], masks: &mut impl Find, out: &mut [Span]) -> Result<usize, Unparsed> {
+    let b = line.trim_ascii_end();
+    let mut spaces = Scan::new(masks, &SPACE, 0);
+    let mut pos = 0;
+    let mut n = 0;
+    while pos < b.len() && n < out.len() {
+        if b[pos] == b'"' {
+            let start = pos + 1;
             let mut p = start;
-            loop {
-                match self.masks.find_in(&QUOTE_OR_ESCAPE, p) {
+            let end = loop {
+                match masks.find_in(&QUOTE_OR_ESCAPE, p) {
                     Some(i) if b[i] == b'\\' => p = i + 2,
-                    Some(end) => {
-                        self.pos = end + 1;
-                        if self.pos < b.len() {
-                            if b[self.pos] != b' ' {
-                                return Some(Err(Unparsed::Shape));
-                            }
-                            self.pos += 1;
-                        }
-                        return Some(Ok(Span::new(start, end)));
-                    }
-                    None => return Some(Err(Unparsed::Shape)),
+                    Some(end) => break end,
+                    None => return Err(Unparsed::Shape),
                 }
                 if p > b.len() {
-                    return Some(Err(Unparsed::Shape));
+                    return Err(Unparsed::Shape);
                 }
+            };
+            pos = end + 1;
+            if pos < b.len() {
+                if b[pos] != b' ' {
+                    return Err(Unparsed::Shape);
+                }
+                pos += 1;
             }
+            out[n] = Span::new(start, end);
+            n += 1;
+            spaces.seek(masks, &SPACE, pos);
+            continue;
         }
-        let start = self.pos;
         // (The masks may be of the line with its trailing white space: a space found there
         // is past the last field's end.)
-        let end = self
-            .masks
-            .find_in(&SPACE, start)
-            .filter(|&e| e < b.len())
-            .unwrap_or(b.len());
-        self.pos = end + 1;
-        Some(Ok(Span::new(start, end)))
+        let end = match spaces.next(masks, &SPACE) {
+            Some(e) if e < b.len() => e,
+            _ => b.len(),
+        };
+        out[n] = Span::new(pos, end);
+        n += 1;
+        pos = end + 1;
     }
+    Ok(n)
 }
 
-/// Whether [`Tokens`] splits `line` as a plain byte-by-byte walk does (the differential check
-/// of the fuzz target and the tests).
+/// Whether [`split`] splits `line` as a plain byte-by-byte walk does (the differential check
+/// of the fuzz target and the tests): every field, and the first [`field::READ`] as the parser
+/// reads them.
 #[doc(hidden)]
 pub fn tokens_agree(line: &[u8]) -> bool {
     let plain = plain_tokens(line);
-    let mut masks = Masks::new(line, MASK_SET);
-    let mut fast = Tokens::new(line, &mut masks);
-    for want in &plain {
-        if fast.next().as_ref() != Some(want) {
-            return false;
+    let first_error = plain.iter().position(Result::is_err);
+    let split_all = |out: &mut [Span]| split(line, &mut Masks::new(line, MASK_SET), out);
+    let mut all = vec![Span::NONE; plain.len() + 1];
+    let whole = match (split_all(&mut all), first_error) {
+        (Ok(n), None) => n == plain.len() && plain.iter().zip(&all).all(|(p, s)| p == &Ok(*s)),
+        (Err(e), Some(i)) => {
+            plain[i] == Err(e) && plain[..i].iter().zip(&all).all(|(p, s)| p == &Ok(*s))
         }
-        if want.is_err() {
-            // The parser stops at the first error; so does the plain walk.
-            return true;
-        }
-    }
-    fast.next().is_none()
+        _ => false,
+    };
+    let mut first = [Span::NONE; field::READ];
+    let read = split_all(&mut first);
+    let want = match first_error {
+        Some(i) if i < field::READ => Err(plain[i].expect_err("an error")),
+        _ => Ok(plain.len().min(field::READ)),
+    };
+    whole && read == want
 }
 
-/// The reference for [`Tokens`]: the same rules, one byte at a time.
+/// The reference for [`split`]: the same rules, one byte at a time.
 fn plain_tokens(line: &[u8]) -> Vec<Result<Span, Unparsed>> {
     let b = line.trim_ascii_end();
     let mut out = Vec::new();

@@ -32,6 +32,77 @@ pub trait Find {
     fn find_in(&mut self, sel: &[u64; 3], from: usize) -> Option<usize>;
     /// The last position of the line that holds one of the bytes `sel` selects.
     fn last_in(&mut self, sel: &[u64; 3]) -> Option<usize>;
+    /// Where the line starts in the blocks of [`Find::block`] (0, or its place in a buffer),
+    /// and where it ends.
+    fn bounds(&self) -> (usize, usize);
+    /// The mask of the bytes `sel` selects in block `w`, in the coordinates of
+    /// [`Find::bounds`]: bit `i` is the line's byte `w * 64 + i - start`. Bits before the
+    /// line's start or past its end may be set. `w * 64` must be below the line's end.
+    fn block(&mut self, w: usize, sel: &[u64; 3]) -> u64;
+}
+
+/// The positions of a selection of bytes from a place in a line onwards, one after the other:
+/// a field costs a count of trailing zeros, not a search. Every call passes the same selection.
+#[derive(Clone, Copy, Debug)]
+pub struct Scan {
+    /// The block of `bits`, and its bits not yet returned (in block coordinates); `w` is
+    /// [`Scan::DONE`] past the line's end.
+    w: usize,
+    bits: u64,
+    start: usize,
+    end: usize,
+}
+
+impl Scan {
+    const DONE: usize = usize::MAX / BLOCK;
+
+    /// The positions of `sel`'s bytes at or after `from`.
+    #[inline(always)]
+    pub fn new(masks: &mut impl Find, sel: &[u64; 3], from: usize) -> Scan {
+        let (start, end) = masks.bounds();
+        let mut s = Scan {
+            w: Scan::DONE,
+            bits: 0,
+            start,
+            end,
+        };
+        s.seek(masks, sel, from);
+        s
+    }
+
+    /// Goes on from `from` instead (forwards or back).
+    #[inline(always)]
+    pub fn seek(&mut self, masks: &mut impl Find, sel: &[u64; 3], from: usize) {
+        let at = self.start + from;
+        if at >= self.end {
+            self.w = Scan::DONE;
+            self.bits = 0;
+            return;
+        }
+        self.w = at / BLOCK;
+        self.bits = masks.block(self.w, sel) >> (at % BLOCK) << (at % BLOCK);
+    }
+
+    /// The next position, or `None` at the line's end.
+    #[inline(always)]
+    pub fn next(&mut self, masks: &mut impl Find, sel: &[u64; 3]) -> Option<usize> {
+        while self.bits == 0 {
+            if self.w == Scan::DONE || (self.w + 1) * BLOCK >= self.end {
+                self.w = Scan::DONE;
+                return None;
+            }
+            self.w += 1;
+            self.bits = masks.block(self.w, sel);
+        }
+        let p = self.w * BLOCK + self.bits.trailing_zeros() as usize;
+        self.bits &= self.bits - 1;
+        if p >= self.end {
+            self.w = Scan::DONE;
+            self.bits = 0;
+            return None;
+        }
+        Some(p - self.start)
+    }
 }
 
 impl<'a> Masks<'a> {
@@ -105,6 +176,16 @@ impl Find for Masks<'_> {
         }
         None
     }
+
+    #[inline(always)]
+    fn bounds(&self) -> (usize, usize) {
+        (0, self.line.len())
+    }
+
+    #[inline(always)]
+    fn block(&mut self, w: usize, sel: &[u64; 3]) -> u64 {
+        self.block_mask(w, sel)
+    }
 }
 
 /// The masks of one line inside a buffer classified as a whole: one entry per 64 bytes of the
@@ -171,6 +252,16 @@ impl Find for LineMasks<'_> {
             w -= 1;
             m = self.word(w, sel);
         }
+    }
+
+    #[inline(always)]
+    fn bounds(&self) -> (usize, usize) {
+        (self.start, self.start + self.len)
+    }
+
+    #[inline(always)]
+    fn block(&mut self, w: usize, sel: &[u64; 3]) -> u64 {
+        self.word(w, sel)
     }
 }
 

@@ -711,6 +711,12 @@ impl AccessParser {
         }
     }
 
+    /// Whether the short way of this parser's format is the straight walk.
+    #[cfg(test)]
+    pub(super) fn walks_straight(&self) -> bool {
+        matches!(&self.layout, Layout::Format(f) if f.walk.as_ref().is_some_and(super::nginx_walk::Walk::is_straight))
+    }
+
     /// A request that did not fail, read the short way: what [`AccessParser::parse`] makes of
     /// `line` when it is one, `None` for every other line (which `parse` then reads).
     #[inline]
@@ -763,6 +769,26 @@ pub struct Answered {
     pub upstream: Span,
     pub vhost: Span,
     pub names_upstream: bool,
+}
+
+impl Answered {
+    /// The request that did not fail an event is, when the pipeline counts it alike either
+    /// way ([`crate::engine::pipeline::Pipeline::push_answered`]): a request with a time and
+    /// a status, whose cause is `ok` and whose upstream no earlier line of its writer names.
+    /// Formats without a short way of their own hand their answered requests on so.
+    #[inline]
+    pub fn of(ev: &Event) -> Option<Answered> {
+        if ev.kind != Kind::Request || ev.cause != Cause::Ok || !ev.thread.is_none() {
+            return None;
+        }
+        Some(Answered {
+            time: ev.time?,
+            status: ev.status?,
+            upstream: ev.upstream,
+            vhost: ev.vhost,
+            names_upstream: ev.names_upstream,
+        })
+    }
 }
 
 /// Where a line's upstream is.

@@ -9,7 +9,7 @@
 //! way. The tests and the `nginx_access` fuzz target compare the two on every line they see.
 
 use super::bytes::{self, has_prefix};
-use super::mask::{self, Find};
+use super::mask::{self, Find, Scan};
 use super::nginx_access::{Escape, Field, Fields, Var, find_literal};
 use super::upstream;
 use crate::engine::event::Span;
@@ -29,6 +29,19 @@ pub(super) struct Walk {
     /// Whether the format starts as `combined` does (`$remote_addr - $remote_user
     /// [$time_local] "$request" `): those four fields are read in one straight stretch.
     combined_start: bool,
+    /// The straight walk, for formats that start as `combined` and go on with `$status `,
+    /// then (when an answered request needs more) the quoted fields jumped over and fields
+    /// separated by single spaces: what each of those fields is, in order.
+    straight: Option<Straight>,
+}
+
+/// See [`Walk::straight`].
+#[derive(Clone, Debug)]
+struct Straight {
+    /// The fields after the line's last quote and its space, up to the last one needed.
+    tail: Box<[Slot]>,
+    /// Whether the last of them is the rest of the line (else it ends at a space).
+    rest: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -100,7 +113,7 @@ impl Walk {
             .max_by_key(|&b| (counts[b as usize], b == b']'))
             .unwrap_or(b']');
         let set = [b' ', b'"', third];
-        let steps = fields
+        let steps: Box<[Step]> = fields
             .iter()
             .map(|f| {
                 let which = f
@@ -153,13 +166,21 @@ impl Walk {
             let after = &fields[j].after;
             (j, Box::from(&after[after.len() - tail..]))
         });
+        let straight = straight(&steps, combined_start, jump.as_ref());
         Some(Walk {
             lead: Box::from(lead),
             set,
             steps,
             jump,
             combined_start,
+            straight,
         })
+    }
+
+    /// Whether the walk of this format is the straight one (see [`Walk::straight`]).
+    #[cfg(test)]
+    pub(super) fn is_straight(&self) -> bool {
+        self.straight.is_some()
     }
 
     /// The bytes the masks the walk reads find (see [`mask::Masks::new`]).
@@ -177,6 +198,9 @@ impl Walk {
         masks: &mut impl Find,
         out: &mut Fields,
     ) -> Option<()> {
+        if let Some(st) = &self.straight {
+            return straight_answered(st, line, masks, out);
+        }
         if !has_prefix(line, &self.lead) {
             return None;
         }
@@ -272,6 +296,109 @@ impl Walk {
         }
         Some(())
     }
+}
+
+/// The straight walk of a format, when it has one (see [`Walk::straight`]).
+fn straight(
+    steps: &[Step],
+    combined_start: bool,
+    jump: Option<&(usize, Box<[u8]>)>,
+) -> Option<Straight> {
+    let status = steps.get(4)?;
+    if !combined_start || status.slot != Slot::Status || &status.after[..] != b" " {
+        return None;
+    }
+    let Some((j, tail)) = jump else {
+        // `$status` is the last field needed.
+        return (steps.len() == 5).then(|| Straight {
+            tail: Box::new([]),
+            rest: false,
+        });
+    };
+    if &tail[..] != b" " {
+        return None;
+    }
+    let fields = steps.get(j + 1..)?;
+    let last = fields.len().checked_sub(1)?;
+    let mut rest = false;
+    for (k, st) in fields.iter().enumerate() {
+        if st.slot == Slot::Status {
+            return None;
+        }
+        match (st.end, &st.after[..]) {
+            (End::Literal | End::List(b' '), b" ") => {}
+            (End::Rest, _) if k == last => rest = true,
+            _ => return None,
+        }
+    }
+    Some(Straight {
+        tail: fields.iter().map(|st| st.slot).collect(),
+        rest,
+    })
+}
+
+/// The straight walk: what [`Walk::answered`]'s steps read of such a format, field by field
+/// from the masks of spaces.
+#[inline(always)]
+fn straight_answered(
+    st: &Straight,
+    line: &[u8],
+    masks: &mut impl Find,
+    out: &mut Fields,
+) -> Option<()> {
+    let pos = combined_start(line, masks, out)?;
+    let mut spaces = Scan::new(masks, &SPACE, pos);
+    let end = spaces.next(masks, &SPACE)?;
+    let v = &line[pos..end];
+    if v.first() == Some(&b'5') || v == b"009" {
+        return None;
+    }
+    out.status = Span::new(pos, end);
+    if st.tail.is_empty() {
+        return Some(());
+    }
+    // The line's last quote ends the quoted fields jumped over; a space follows it.
+    let q = masks.last_in(&QUOTE)?;
+    if q <= end || line.get(q + 1) != Some(&b' ') {
+        return None;
+    }
+    let mut pos = q + 2;
+    spaces.seek(masks, &SPACE, pos);
+    let last = st.tail.len() - 1;
+    for (k, &slot) in st.tail.iter().enumerate() {
+        let end = if k == last && st.rest {
+            line.len()
+        } else {
+            spaces.next(masks, &SPACE)?
+        };
+        let span = Span::new(pos, end);
+        match slot {
+            Slot::Host => {
+                if out.host.is_none() {
+                    out.host = span;
+                }
+            }
+            Slot::UpstreamAddr => {
+                // One item, as nearly always (else the long walk measures the list).
+                if bytes::find_byte(b',', &line[pos..end]).is_some()
+                    || line[end..].starts_with(b" : ")
+                {
+                    return None;
+                }
+                out.upstream_addr = span;
+            }
+            Slot::UpstreamHost => out.upstream_host = span,
+            Slot::Service => out.service = span,
+            Slot::UpstreamStatus => out.upstream_status = span,
+            Slot::ConnectTime => out.connect_time = span,
+            Slot::Client => out.client = span,
+            Slot::Time => out.time = span,
+            Slot::Request => out.request = span,
+            Slot::Status | Slot::Skip => {}
+        }
+        pos = end + 1;
+    }
+    Some(())
 }
 
 /// `$remote_addr - $remote_user [$time_local] "$request" `, read as the walk reads it (each
@@ -423,8 +550,18 @@ mod tests {
                 );
                 short += usize::from(p.clone().answered(line).is_some());
             }
-            // The short way is taken, not only refused, by the layouts the lines are written in.
+            // The short way is taken, not only refused, by the layouts the lines are written in,
+            // and the commonest take the straight walk.
             let name = p.describe();
+            let straight = match p {
+                Parser::NginxAccess(a) | Parser::ApacheAccess(a) => a.walks_straight(),
+                _ => false,
+            };
+            for l in ["combined", "gatewatch", "main"] {
+                if name.ends_with(&format!("({l})")) {
+                    assert!(straight, "{name} takes the straight walk");
+                }
+            }
             if ["combined", "gatewatch", "upstreaminfo", "vhost_combined"]
                 .iter()
                 .any(|l| name.ends_with(&format!("({l})")))
