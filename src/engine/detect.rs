@@ -527,11 +527,17 @@ impl Detector {
 
     /// The index of the upstream `name`, tracked from now on if it was not (`None` when there
     /// is no room for it: counted as dropped).
-    #[inline]
+    #[inline(always)]
     fn upstream_at(&mut self, name: &[u8], time_ms: i64) -> Option<usize> {
         if let Some(i) = self.lookup(name) {
             return Some(i);
         }
+        self.track(name, time_ms)
+    }
+
+    /// Tracks a new upstream (see [`Detector::upstream_at`]).
+    #[inline(never)]
+    fn track(&mut self, name: &[u8], time_ms: i64) -> Option<usize> {
         if !self.make_room() {
             self.stats.dropped += 1;
             return None;
@@ -549,7 +555,7 @@ impl Detector {
     }
 
     /// The index of an upstream: one of the recent ones, else from the map (then remembered).
-    #[inline]
+    #[inline(always)]
     fn lookup(&mut self, name: &[u8]) -> Option<usize> {
         // Two slots a name may be in, the one it was last put in first.
         let slot = hint(name);
@@ -561,6 +567,12 @@ impl Detector {
                 return Some(i);
             }
         }
+        self.lookup_map(name, slot)
+    }
+
+    /// [`Detector::lookup`] of a name in neither of its slots.
+    #[inline(never)]
+    fn lookup_map(&mut self, name: &[u8], slot: usize) -> Option<usize> {
         let i = *self.index.get(name)?;
         self.recent[slot ^ 1] = self.recent[slot];
         self.recent[slot] = i;

@@ -17,6 +17,7 @@ macro_rules! find {
 }
 
 pub mod alb;
+pub mod answered;
 pub mod apache_access;
 pub mod apache_error;
 pub mod bytes;

@@ -38,10 +38,39 @@ pub(super) struct Walk {
 /// See [`Walk::straight`].
 #[derive(Clone, Debug)]
 struct Straight {
-    /// The fields after the line's last quote and its space, up to the last one needed.
-    tail: Box<[Slot]>,
-    /// Whether the last of them is the rest of the line (else it ends at a space).
-    rest: bool,
+    /// Whether the quoted fields after `$status` are jumped over to the line's last quote,
+    /// and the literal after that quote.
+    jump: Option<Box<[u8]>>,
+    /// The fields after `$status` (or after the jump), up to the last one needed.
+    tail: Box<[Tail]>,
+}
+
+/// A field of [`Straight::tail`].
+#[derive(Clone, Debug)]
+struct Tail {
+    slot: Slot,
+    end: TailEnd,
+    /// An upstream list (`$upstream_addr`, `$upstream_status`, …) followed by a space: one
+    /// item, or left to the long walk.
+    list: bool,
+}
+
+#[derive(Clone, Debug)]
+enum TailEnd {
+    /// At the next space (the literal after the field is one space).
+    Space,
+    /// Where the literal after the field, which holds a space, is first written: found from
+    /// the next space, as the space is the literal's `space`th byte. With `more` spaces in it,
+    /// the spaces are searched from after it.
+    Literal {
+        after: Box<[u8]>,
+        space: usize,
+        more: bool,
+    },
+    /// The last field: the rest of the line.
+    Rest,
+    /// The last field, an upstream list: measured as the long walk measures it.
+    List,
 }
 
 #[derive(Clone, Debug)]
@@ -308,32 +337,39 @@ fn straight(
     if !combined_start || status.slot != Slot::Status || &status.after[..] != b" " {
         return None;
     }
-    let Some((j, tail)) = jump else {
-        // `$status` is the last field needed.
-        return (steps.len() == 5).then(|| Straight {
-            tail: Box::new([]),
-            rest: false,
-        });
+    let (first, jump) = match jump {
+        Some((j, lit)) => (j + 1, Some(lit.clone())),
+        None => (5, None),
     };
-    if &tail[..] != b" " {
-        return None;
-    }
-    let fields = steps.get(j + 1..)?;
-    let last = fields.len().checked_sub(1)?;
-    let mut rest = false;
+    let fields = steps.get(first..)?;
+    let last = fields.len().checked_sub(1);
+    let mut tail = Vec::with_capacity(fields.len());
     for (k, st) in fields.iter().enumerate() {
         if st.slot == Slot::Status {
             return None;
         }
-        match (st.end, &st.after[..]) {
-            (End::Literal | End::List(b' '), b" ") => {}
-            (End::Rest, _) if k == last => rest = true,
+        let space = st.after.iter().position(|&b| b == b' ');
+        let is_last = Some(k) == last;
+        let end = match (st.end, space) {
+            (End::Rest, _) if is_last => TailEnd::Rest,
+            (End::List(b'\n'), _) if is_last && st.after.is_empty() => TailEnd::List,
+            (End::Literal | End::List(b' '), _) if &st.after[..] == b" " => TailEnd::Space,
+            (End::Literal | End::Search, Some(space)) => TailEnd::Literal {
+                after: st.after.clone(),
+                space,
+                more: st.after.iter().filter(|&&b| b == b' ').count() > 1,
+            },
             _ => return None,
-        }
+        };
+        tail.push(Tail {
+            slot: st.slot,
+            list: matches!(st.end, End::List(b' ')),
+            end,
+        });
     }
     Some(Straight {
-        tail: fields.iter().map(|st| st.slot).collect(),
-        rest,
+        jump,
+        tail: tail.into(),
     })
 }
 
@@ -354,39 +390,51 @@ fn straight_answered(
         return None;
     }
     out.status = Span::new(pos, end);
-    if st.tail.is_empty() {
-        return Some(());
-    }
-    // The line's last quote ends the quoted fields jumped over; a space follows it.
-    let q = masks.last_in(&QUOTE)?;
-    if q <= end || line.get(q + 1) != Some(&b' ') {
-        return None;
-    }
-    let mut pos = q + 2;
-    spaces.seek(masks, &SPACE, pos);
-    let last = st.tail.len() - 1;
-    for (k, &slot) in st.tail.iter().enumerate() {
-        let end = if k == last && st.rest {
-            line.len()
-        } else {
-            spaces.next(masks, &SPACE)?
+    let mut pos = end + 1;
+    if let Some(lit) = &st.jump {
+        // The line's last quote ends the quoted fields jumped over; the literal follows it.
+        let q = masks.last_in(&QUOTE)?;
+        let follows = match &lit[..] {
+            b" " => line.get(q + 1) == Some(&b' '),
+            _ => has_prefix(&line[q + 1..], lit),
         };
+        if q <= end || !follows {
+            return None;
+        }
+        pos = q + 1 + lit.len();
+        spaces.seek(masks, &SPACE, pos);
+    }
+    for f in &st.tail {
+        let end = match &f.end {
+            TailEnd::Space => spaces.next(masks, &SPACE)?,
+            TailEnd::Literal { after, space, .. } => {
+                // The first space at or after `pos` is the literal's, or the literal is not
+                // where the long walk finds it first: no space can come before it in the field.
+                let sp = spaces.next(masks, &SPACE)?;
+                let end = sp.checked_sub(*space).filter(|&e| e >= pos)?;
+                if !has_prefix(&line[end..], after) {
+                    return None;
+                }
+                end
+            }
+            TailEnd::Rest => line.len(),
+            TailEnd::List => pos + upstream::list_len(&line[pos..], b'\n'),
+        };
+        // One item, as nearly always (else the long walk measures the list).
+        if f.list
+            && (bytes::find_byte(b',', &line[pos..end]).is_some()
+                || line[end..].starts_with(b" : "))
+        {
+            return None;
+        }
         let span = Span::new(pos, end);
-        match slot {
+        match f.slot {
             Slot::Host => {
                 if out.host.is_none() {
                     out.host = span;
                 }
             }
-            Slot::UpstreamAddr => {
-                // One item, as nearly always (else the long walk measures the list).
-                if bytes::find_byte(b',', &line[pos..end]).is_some()
-                    || line[end..].starts_with(b" : ")
-                {
-                    return None;
-                }
-                out.upstream_addr = span;
-            }
+            Slot::UpstreamAddr => out.upstream_addr = span,
             Slot::UpstreamHost => out.upstream_host = span,
             Slot::Service => out.service = span,
             Slot::UpstreamStatus => out.upstream_status = span,
@@ -396,7 +444,16 @@ fn straight_answered(
             Slot::Request => out.request = span,
             Slot::Status | Slot::Skip => {}
         }
-        pos = end + 1;
+        pos = match &f.end {
+            TailEnd::Space => end + 1,
+            TailEnd::Literal { after, more, .. } => {
+                if *more {
+                    spaces.seek(masks, &SPACE, end + after.len());
+                }
+                end + after.len()
+            }
+            TailEnd::Rest | TailEnd::List => end,
+        };
     }
     Some(())
 }
@@ -473,6 +530,24 @@ mod tests {
                 )
                 .into_bytes(),
             );
+            // The layouts of the custom formats of `the_short_way_reads_…` (`lists`, `mixed`,
+            // `plain`).
+            let times = up
+                .replace("10.0.1.5:8080", "0.001")
+                .replace("10.0.1.6:8080", "0.002");
+            for line in [
+                format!(
+                    "203.0.113.7 - - [01/May/2024:12:00:00 +0000] \"GET / HTTP/1.1\" {status} 5 {ua} {times} {up} 0.003"
+                ),
+                format!(
+                    "203.0.113.7 - - [01/May/2024:12:00:00 +0000] \"GET / HTTP/1.1\" {status} 5 {ua} {times} 1714564800.123 rt=0.003 [api.example.com] ua=\"{up}\""
+                ),
+                format!(
+                    "203.0.113.7 - - [01/May/2024:12:00:00 +0000] \"GET / HTTP/1.1\" {status} 5 api.example.com {up}"
+                ),
+            ] {
+                base.push(line.into_bytes());
+            }
         }
         let mut seed = 0x853c_49e6_748f_ea9bu64;
         let mut rand = move || {
@@ -529,6 +604,28 @@ mod tests {
             ..ParserOptions::default()
         };
         parsers.push(Parser::new(Format::NginxAccess, &none, &[]));
+        // Upstream lists before `$upstream_addr` (a retried request), a time after them, and
+        // literals that are not single spaces.
+        for (name, text) in [
+            (
+                "lists",
+                r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $upstream_response_time $upstream_addr $request_time"#,
+            ),
+            (
+                "mixed",
+                r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_referer" "$http_user_agent" $upstream_status $msec rt=$request_time [$host] ua="$upstream_addr""#,
+            ),
+            (
+                "plain",
+                r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent $host $upstream_addr"#,
+            ),
+        ] {
+            let opts = ParserOptions {
+                log_format: Some(LogFormat::compile(name, Escape::Default, text).unwrap()),
+                ..ParserOptions::default()
+            };
+            parsers.push(Parser::new(Format::NginxAccess, &opts, &[]));
+        }
         // Apache's own layouts (`vhost_combined` starts `%v:%p `: a literal found by search).
         for (name, text) in APACHE_KNOWN {
             let format = LogFormat::compile(name, Escape::Default, text).unwrap();
@@ -557,7 +654,14 @@ mod tests {
                 Parser::NginxAccess(a) | Parser::ApacheAccess(a) => a.walks_straight(),
                 _ => false,
             };
-            for l in ["combined", "gatewatch", "main"] {
+            for l in [
+                "combined",
+                "gatewatch",
+                "main",
+                "upstreaminfo",
+                "lists",
+                "plain",
+            ] {
                 if name.ends_with(&format!("({l})")) {
                     assert!(straight, "{name} takes the straight walk");
                 }
