@@ -112,6 +112,29 @@ enum Slot {
     Skip,
 }
 
+impl Slot {
+    /// Keeps a field's span where it goes (`$status`'s is kept by the walk, which decides on it).
+    #[inline(always)]
+    fn store(self, span: Span, out: &mut Fields) {
+        match self {
+            Slot::Client => out.client = span,
+            Slot::Time => out.time = span,
+            Slot::Request => out.request = span,
+            Slot::Host => {
+                if out.host.is_none() {
+                    out.host = span;
+                }
+            }
+            Slot::UpstreamAddr => out.upstream_addr = span,
+            Slot::UpstreamHost => out.upstream_host = span,
+            Slot::Service => out.service = span,
+            Slot::UpstreamStatus => out.upstream_status = span,
+            Slot::ConnectTime => out.connect_time = span,
+            Slot::Status | Slot::Skip => {}
+        }
+    }
+}
+
 const SPACE: [u64; 3] = mask::select(mask::FIRST);
 const QUOTE: [u64; 3] = mask::select(mask::SECOND);
 
@@ -305,20 +328,7 @@ impl Walk {
                         continue;
                     }
                 }
-                Slot::Client => out.client = span,
-                Slot::Time => out.time = span,
-                Slot::Request => out.request = span,
-                Slot::Host => {
-                    if out.host.is_none() {
-                        out.host = span;
-                    }
-                }
-                Slot::UpstreamAddr => out.upstream_addr = span,
-                Slot::UpstreamHost => out.upstream_host = span,
-                Slot::Service => out.service = span,
-                Slot::UpstreamStatus => out.upstream_status = span,
-                Slot::ConnectTime => out.connect_time = span,
-                Slot::Skip => {}
+                slot => slot.store(span, out),
             }
             pos = end + st.after.len();
             i += 1;
@@ -427,23 +437,7 @@ fn straight_answered(
         {
             return None;
         }
-        let span = Span::new(pos, end);
-        match f.slot {
-            Slot::Host => {
-                if out.host.is_none() {
-                    out.host = span;
-                }
-            }
-            Slot::UpstreamAddr => out.upstream_addr = span,
-            Slot::UpstreamHost => out.upstream_host = span,
-            Slot::Service => out.service = span,
-            Slot::UpstreamStatus => out.upstream_status = span,
-            Slot::ConnectTime => out.connect_time = span,
-            Slot::Client => out.client = span,
-            Slot::Time => out.time = span,
-            Slot::Request => out.request = span,
-            Slot::Status | Slot::Skip => {}
-        }
+        f.slot.store(Span::new(pos, end), out);
         pos = match &f.end {
             TailEnd::Space => end + 1,
             TailEnd::Literal { after, more, .. } => {
