@@ -125,6 +125,28 @@ impl<R: Read> LineReader<R> {
         self.offset
     }
 
+    /// The longest line kept, in bytes.
+    pub fn max_line(&self) -> usize {
+        self.max_line
+    }
+
+    /// The whole lines already in the buffer from the next one on, each with its `\n`, without
+    /// reading: `None` when the next line is not whole there (then [`LineReader::next_line`]
+    /// reads on). Take some with [`LineReader::consume`]; a line longer than
+    /// [`LineReader::max_line`] among them is the caller's to skip, as `next_line` would.
+    pub fn whole_lines(&self) -> Option<&[u8]> {
+        let rest = &self.buf[self.pos..self.end];
+        let last = memchr::memrchr(b'\n', rest)?;
+        Some(&rest[..=last])
+    }
+
+    /// Takes the first `n` bytes of [`LineReader::whole_lines`] (whole lines, newlines included).
+    pub fn consume(&mut self, n: usize) {
+        assert!(self.pos + n <= self.end, "consumed past the buffer");
+        self.pos += n;
+        self.offset += n as u64;
+    }
+
     /// The next line, without its `\n`. A last line without a newline is returned at the end
     /// of the stream.
     pub fn next_line(&mut self) -> io::Result<Next> {
@@ -222,6 +244,63 @@ mod tests {
         input.extend_from_slice(b"\nok\n");
         input.extend(vec![b'y'; 300_000]);
         assert_eq!(lines(&input, 1000), vec![None, Some(b"ok".to_vec()), None]);
+    }
+
+    /// Whole lines taken from the buffer in runs of varying length, `next_line` when there is
+    /// none: the same lines, over-long ones skipped, and the same offsets as `next_line` alone.
+    #[test]
+    fn runs_of_whole_lines_are_the_lines_next_line_gives() {
+        let mut input = Vec::new();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..3_000u32 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = match i % 97 {
+                _ if i == 1_500 => 300_000, // longer than the buffer: skipped while read
+                0 => 1_500 + (seed % 600) as usize, // over-long (the limit below is 1,000)
+                1 => 0,
+                _ => (seed % 300) as usize,
+            };
+            input.extend((0..len).map(|k| b'a' + (k % 26) as u8));
+            input.push(b'\n');
+        }
+        input.extend_from_slice(b"last line without a newline");
+        for max in [1_000, 100_000] {
+            let want = lines(&input, max);
+            let mut r = LineReader::new(
+                Dribble {
+                    data: &input,
+                    seed: 7,
+                },
+                max,
+            );
+            let mut got = Vec::new();
+            let mut budget = 1usize;
+            loop {
+                if let Some(run) = r.whole_lines() {
+                    budget = budget % 7 + 1;
+                    let mut taken = 0;
+                    for (k, line) in run.split_inclusive(|&b| b == b'\n').enumerate() {
+                        if k == budget {
+                            break;
+                        }
+                        let body = &line[..line.len() - 1];
+                        got.push((body.len() <= r.max_line()).then(|| body.to_vec()));
+                        taken += line.len();
+                    }
+                    r.consume(taken);
+                    continue;
+                }
+                match r.next_line().unwrap() {
+                    Next::Line(l) => got.push(Some(r.bytes(l).to_vec())),
+                    Next::TooLong => got.push(None),
+                    Next::Eof => break,
+                }
+            }
+            assert_eq!(got, want, "max {max}");
+            assert_eq!(r.offset(), input.len() as u64);
+        }
     }
 
     /// Gives its bytes in reads of varying, small sizes.

@@ -334,9 +334,18 @@ impl Producer {
         }
     }
 
-    /// Fills a block with the next lines; false at the end of the file.
+    /// Fills a block with the next lines; false at the end of the file. The whole lines the
+    /// reader holds go in with one copy (their ends found here, the fields on the parsing
+    /// threads); `next_line` reads on when there are none.
     fn fill(&mut self, block: &mut Block) -> anyhow::Result<bool> {
         while block.bytes.len() < BLOCK_BYTES && block.spans.len() < BLOCK_LINES {
+            if self.samples.is_empty()
+                && let Some(lines) = self.reader.whole_lines()
+            {
+                let taken = block.push_lines(lines, self.reader.max_line());
+                self.reader.consume(taken);
+                continue;
+            }
             let line: Option<&[u8]> = match self.samples.pop_front() {
                 Some(Some(s)) => {
                     block.push(Some(&s));
@@ -431,6 +440,23 @@ impl Block {
             self.bytes.extend_from_slice(l);
             (start, self.bytes.len())
         }));
+    }
+
+    /// Takes whole lines (each with its `\n`) from the front of `lines` while the block has
+    /// room, a line longer than `max_line` as over-long; the bytes taken.
+    fn push_lines(&mut self, lines: &[u8], max_line: usize) -> usize {
+        let base = self.bytes.len();
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', lines) {
+            let span = (base + start, base + nl);
+            self.spans.push((nl - start <= max_line).then_some(span));
+            start = nl + 1;
+            if base + start >= BLOCK_BYTES || self.spans.len() >= BLOCK_LINES {
+                break;
+            }
+        }
+        self.bytes.extend_from_slice(&lines[..start]);
+        start
     }
 
     /// Parses the lines; with `short`, requests that did not fail take the short way, through

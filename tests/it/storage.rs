@@ -572,7 +572,15 @@ fn damage_to_the_state_while_running_is_said_on_health() {
         !seen.iter().any(|l| l.contains("cannot save the state")),
         "{seen:#?}"
     );
-    let (code, body) = super::daemon::http_get(http, "/health");
+    // `/health` takes the damage with the round's status, just after the log line.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (code, body) = loop {
+        let (code, body) = super::daemon::http_get(http, "/health");
+        if code == 503 || std::time::Instant::now() > deadline {
+            break (code, body);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert_eq!(code, 503, "{body} {seen:#?}");
     assert!(body.contains("the state file is damaged"), "{body}");
     let _ = Command::new("kill")
