@@ -19,7 +19,27 @@ pub enum Next {
     Eof,
 }
 
-/// Reads lines from any `Read` (a file, a gzip decoder).
+/// Where a [`LineReader`] takes its bytes from: any reader, or a decoder that writes into the
+/// reader's buffer after the bytes it gave before ([`crate::engine::gunzip::Gunzip`]).
+pub trait Source {
+    /// How many of the bytes given before the next read must still be right before where it
+    /// writes (all of them when fewer were given).
+    fn history(&self) -> usize {
+        0
+    }
+
+    /// Reads into `buf[at..]` (`buf[..at]` ends with the last [`Source::history`] bytes read);
+    /// how many, 0 at the end.
+    fn read_after(&mut self, buf: &mut [u8], at: usize) -> io::Result<usize>;
+}
+
+impl<R: Read> Source for R {
+    fn read_after(&mut self, buf: &mut [u8], at: usize) -> io::Result<usize> {
+        self.read(&mut buf[at..])
+    }
+}
+
+/// Reads lines from any [`Source`] (a file, a gzip decoder).
 pub struct LineReader<R> {
     inner: R,
     buf: Vec<u8>,
@@ -45,10 +65,10 @@ struct Classified {
     words: Vec<[u64; 4]>,
 }
 
-impl<R: Read> LineReader<R> {
+impl<R: Source> LineReader<R> {
     /// `max_line` is the longest line kept, in bytes; the buffer holds at least that.
     pub fn new(inner: R, max_line: usize) -> LineReader<R> {
-        let cap = (max_line + 1).max(256 * 1024);
+        let cap = (max_line + 1 + inner.history()).max(256 * 1024);
         LineReader {
             inner,
             buf: vec![0; cap.next_multiple_of(64)],
@@ -147,6 +167,41 @@ impl<R: Read> LineReader<R> {
         self.offset += n as u64;
     }
 
+    /// For a caller that finds the lines itself from here on: the bytes the buffer still
+    /// holds (the start of the next line, after as many bytes before it as the source needs
+    /// before its next read) and where the line starts in them. [`LineReader::read_after`]
+    /// reads on; [`LineReader::next_line`] must not be called again.
+    pub fn detach(&mut self) -> (&[u8], usize) {
+        let from = self.pos.min(self.end.saturating_sub(self.inner.history()));
+        let start = self.pos - from;
+        self.offset += (self.end - self.pos) as u64;
+        self.pos = self.end;
+        (&self.buf[from..self.end], start)
+    }
+
+    /// After [`LineReader::detach`]: what [`Source::read_after`] reads (`buf[..at]` ending
+    /// with the bytes read before, as many as [`Source::history`] asks).
+    pub fn read_after(&mut self, buf: &mut [u8], at: usize) -> io::Result<usize> {
+        if self.eof {
+            return Ok(0);
+        }
+        let n = loop {
+            match self.inner.read_after(buf, at) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        self.eof = n == 0;
+        self.offset += n as u64;
+        Ok(n)
+    }
+
+    /// How many bytes read before must stay before the next read (see [`Source::history`]).
+    pub fn history(&self) -> usize {
+        self.inner.history()
+    }
+
     /// The next line, without its `\n`. A last line without a newline is returned at the end
     /// of the stream.
     pub fn next_line(&mut self) -> io::Result<Next> {
@@ -177,21 +232,25 @@ impl<R: Read> LineReader<R> {
                     end: self.end,
                 }));
             }
+            // What the source needs of the bytes before its next read stays in the buffer.
+            let keep = self.end.saturating_sub(self.inner.history());
             if self.end - self.pos > self.max_line {
                 // No newline within the limit: drop what we have and skip to the next one.
                 self.offset += (self.end - self.pos) as u64;
-                self.pos = 0;
-                self.end = 0;
+                self.buf.copy_within(keep..self.end, 0);
+                self.end -= keep;
+                self.pos = self.end;
                 skipping = true;
-            } else if self.pos > 0 {
-                self.buf.copy_within(self.pos..self.end, 0);
-                self.end -= self.pos;
-                self.pos = 0;
-                self.reclassify(0, self.end);
+            } else if self.pos.min(keep) > 0 {
+                let from = self.pos.min(keep);
+                self.buf.copy_within(from..self.end, 0);
+                self.end -= from;
+                self.pos -= from;
+                self.reclassify(self.pos, self.end);
             }
             searched = self.end;
             let n = loop {
-                match self.inner.read(&mut self.buf[self.end..self.cap]) {
+                match self.inner.read_after(&mut self.buf[..self.cap], self.end) {
                     Ok(n) => break n,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e),
@@ -248,8 +307,9 @@ mod tests {
 
     /// Whole lines taken from the buffer in runs of varying length, `next_line` when there is
     /// none: the same lines, over-long ones skipped, and the same offsets as `next_line` alone.
-    #[test]
-    fn runs_of_whole_lines_are_the_lines_next_line_gives() {
+    /// Lines of every length: empty, short, over 1,000 bytes, one longer than the buffer; the
+    /// last without its newline.
+    fn mixed() -> Vec<u8> {
         let mut input = Vec::new();
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         for i in 0..3_000u32 {
@@ -266,6 +326,55 @@ mod tests {
             input.push(b'\n');
         }
         input.extend_from_slice(b"last line without a newline");
+        input
+    }
+
+    /// A gzip stream decoded into the buffer (the decoder's window kept before each read, on
+    /// every refill and while an over-long line is skipped) gives the lines and offsets the
+    /// plain bytes give, classified or not.
+    #[test]
+    fn gzip_decoded_in_place_gives_the_lines_of_the_plain_bytes() {
+        use flate2::{Compression, write::GzEncoder};
+        use std::io::Write;
+        let input = mixed();
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(&input).unwrap();
+        let gz = gz.finish().unwrap();
+        for max in [1_000, 100_000] {
+            let want = lines(&input, max);
+            for classify in [false, true] {
+                let source = crate::engine::gunzip::Gunzip::new(Dribble { data: &gz, seed: 3 });
+                let mut r = LineReader::new(source, max);
+                if classify {
+                    r.classify([b' ', b'"', b']']);
+                }
+                let mut got = Vec::new();
+                loop {
+                    match r.next_line().unwrap() {
+                        Next::Line(l) => {
+                            if let Some(words) = r.masks() {
+                                // The masks are of the line's own bytes.
+                                for (i, &b) in r.bytes(l).iter().enumerate() {
+                                    let at = l.start + i;
+                                    let bit = |k: usize| words[at / 64][k] >> (at % 64) & 1 == 1;
+                                    assert_eq!((bit(0), bit(1)), (b == b'\n', b == b' '));
+                                }
+                            }
+                            got.push(Some(r.bytes(l).to_vec()))
+                        }
+                        Next::TooLong => got.push(None),
+                        Next::Eof => break,
+                    }
+                }
+                assert!(got == want, "max {max}, classify {classify}");
+                assert_eq!(r.offset(), input.len() as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn runs_of_whole_lines_are_the_lines_next_line_gives() {
+        let input = mixed();
         for max in [1_000, 100_000] {
             let want = lines(&input, max);
             let mut r = LineReader::new(

@@ -10,6 +10,7 @@ pub mod detect;
 pub mod error;
 pub mod event;
 pub mod glob;
+pub mod gunzip;
 pub mod join;
 pub mod kb;
 pub mod lines;

@@ -6,11 +6,12 @@
 //! them live.
 
 use crate::engine::event::{Event, Format, Timestamp, Unparsed};
+use crate::engine::gunzip::Gunzip;
 use crate::engine::join::JoinStats;
 use crate::engine::kb::Kb;
-use crate::engine::lines::{LineReader, LineRef, Next};
+use crate::engine::lines::{LineReader, LineRef, Next, Source};
 use crate::engine::parse::nginx_access::Answered;
-use crate::engine::parse::{self, Parser, ParserOptions, mask};
+use crate::engine::parse::{self, Parser, ParserOptions};
 use crate::engine::pipeline::{CauseCounts, Pipeline, PipelineConfig, Sink};
 use anyhow::Context;
 use queue::{Rx as Receiver, Tx as SyncSender};
@@ -21,7 +22,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
+mod block;
 mod queue;
+
+use block::{Block, Direct, Parsed};
 
 /// Lines read from the start of a file to recognise its format.
 const SAMPLE_LINES: usize = 50;
@@ -100,7 +104,7 @@ struct Head {
     ev: Event,
 }
 
-fn bytes_of<'a>(reader: &'a LineReader<Box<dyn Read + Send>>, line: &'a HeadLine) -> &'a [u8] {
+fn bytes_of<'a>(reader: &'a LineReader<Stream>, line: &'a HeadLine) -> &'a [u8] {
     match line {
         HeadLine::Sample(s) => s,
         HeadLine::Buffer(l) => reader.bytes(*l),
@@ -110,7 +114,7 @@ fn bytes_of<'a>(reader: &'a LineReader<Box<dyn Read + Send>>, line: &'a HeadLine
 /// Reads one file's lines and parses them: in the scanning thread, or on a thread of its own
 /// (see [`Input`]).
 struct Producer {
-    reader: LineReader<Box<dyn Read + Send>>,
+    reader: LineReader<Stream>,
     parser: Option<Parser>,
     /// The first lines, read to recognise the format (`None` for an over-long line).
     samples: VecDeque<Option<Vec<u8>>>,
@@ -121,10 +125,35 @@ struct Producer {
     /// Whether requests that did not fail may take the short way ([`Parser::answered`]): the
     /// pipeline and sink they go to do not need their events.
     short: bool,
+    /// On a reading thread, once the lines already read are in blocks: the file read straight
+    /// into the blocks.
+    direct: Option<Direct>,
+}
+
+/// A file's bytes: as they are, or gzip decoded into the line reader's buffer.
+pub enum Stream {
+    Plain(Box<dyn Read + Send>),
+    Gzip(Gunzip<Box<dyn Read + Send>>),
+}
+
+impl Source for Stream {
+    fn history(&self) -> usize {
+        match self {
+            Stream::Plain(_) => 0,
+            Stream::Gzip(g) => g.history(),
+        }
+    }
+
+    fn read_after(&mut self, buf: &mut [u8], at: usize) -> io::Result<usize> {
+        match self {
+            Stream::Plain(r) => r.read(&mut buf[at..]),
+            Stream::Gzip(g) => g.read_after(buf, at),
+        }
+    }
 }
 
 /// Opens a file (or `-` for standard input) and undoes gzip when the content is gzip.
-pub fn open(name: &str) -> io::Result<(Box<dyn Read + Send>, bool)> {
+pub fn open(name: &str) -> io::Result<(Stream, bool)> {
     let mut raw: Box<dyn Read + Send> = if name == "-" {
         Box::new(io::stdin())
     } else {
@@ -140,11 +169,11 @@ pub fn open(name: &str) -> io::Result<(Box<dyn Read + Send>, bool)> {
         got += n;
     }
     let head = io::Cursor::new(magic[..got].to_vec());
-    let stream = head.chain(raw);
+    let stream = Box::new(head.chain(raw));
     if got == 2 && magic == [0x1f, 0x8b] {
-        Ok((Box::new(flate2::read::MultiGzDecoder::new(stream)), true))
+        Ok((Stream::Gzip(Gunzip::new(stream)), true))
     } else {
-        Ok((Box::new(stream), false))
+        Ok((Stream::Plain(stream), false))
     }
 }
 
@@ -165,6 +194,7 @@ impl Producer {
             last_time: None,
             done: false,
             short: false,
+            direct: None,
         };
         // Read the first lines to recognise the format; they are parsed again afterwards.
         while p.samples.len() < SAMPLE_LINES {
@@ -334,81 +364,32 @@ impl Producer {
         }
     }
 
-    /// Fills a block with the next lines; false at the end of the file. The whole lines the
-    /// reader holds go in with one copy (their ends found here, the fields on the parsing
-    /// threads); `next_line` reads on when there are none.
+    /// Fills a block (empty) with the next lines; false at the end of the file. The lines read
+    /// to recognise the format and the whole lines the reader holds go in first (copied);
+    /// then the file is read straight into the blocks ([`Direct`]).
     fn fill(&mut self, block: &mut Block) -> anyhow::Result<bool> {
-        while block.bytes.len() < BLOCK_BYTES && block.spans.len() < BLOCK_LINES {
-            if self.samples.is_empty()
-                && let Some(lines) = self.reader.whole_lines()
-            {
+        if let Some(direct) = &mut self.direct {
+            return direct
+                .fill(&mut self.reader, block)
+                .with_context(|| format!("reading {}", self.report.name));
+        }
+        while !block.full() {
+            if let Some(line) = self.samples.pop_front() {
+                block.push(line.as_deref());
+            } else if let Some(lines) = self.reader.whole_lines() {
                 let taken = block.push_lines(lines, self.reader.max_line());
                 self.reader.consume(taken);
-                continue;
-            }
-            let line: Option<&[u8]> = match self.samples.pop_front() {
-                Some(Some(s)) => {
-                    block.push(Some(&s));
-                    continue;
+            } else {
+                // The reader holds no whole line: on from here straight into the blocks.
+                self.direct = Some(Direct::new(&mut self.reader));
+                if block.spans.is_empty() {
+                    return self.fill(block);
                 }
-                Some(None) => None,
-                None => match self
-                    .reader
-                    .next_line()
-                    .with_context(|| format!("reading {}", self.report.name))?
-                {
-                    Next::Line(l) => Some(self.reader.bytes(l)),
-                    Next::TooLong => None,
-                    Next::Eof => return Ok(false),
-                },
-            };
-            block.push(line);
+                break;
+            }
         }
         Ok(true)
     }
-}
-
-/// Lines of one file, read in order and parsed on a reading thread, handed to the scanning
-/// thread.
-#[derive(Default)]
-struct Block {
-    bytes: Vec<u8>,
-    /// Where each line is in `bytes`; `None` for an over-long line (skipped).
-    spans: Vec<Option<(usize, usize)>>,
-    /// What each line parsed into, once parsed.
-    parsed: Vec<Parsed>,
-    /// The masks of `bytes` the short way reads (see [`Parser::mask_set`]).
-    words: Vec<[u64; 4]>,
-}
-
-/// Reads a line (its masks at `masks`, when its buffer has them). With `short`, a request
-/// that did not fail takes the short way: read by [`Parser::answered_at`] where the format has
-/// a short walk, else parsed and handed on as what it is ([`Answered::of`]) without its event.
-#[inline(always)]
-fn read(
-    parser: &mut Parser,
-    line: &[u8],
-    masks: Option<(&[[u64; 4]], usize)>,
-    short: bool,
-) -> Parsed {
-    if short && let Some(a) = parser.answered_at(line, masks) {
-        return Parsed::Answered(a);
-    }
-    match parser.parse(line) {
-        Ok(ev) => match Answered::of(&ev) {
-            Some(a) if short => Parsed::Answered(a),
-            _ => Parsed::Event(ev),
-        },
-        Err(e) => Parsed::Unparsed(e),
-    }
-}
-
-/// What a line of a [`Block`] parsed into.
-enum Parsed {
-    Event(Event),
-    /// A request that did not fail, read the short way ([`Parser::answered`]).
-    Answered(Answered),
-    Unparsed(Unparsed),
 }
 
 /// A parsed line, as the merge hands it on.
@@ -427,65 +408,6 @@ impl Line<'_> {
     }
 }
 
-impl Block {
-    fn clear(&mut self) {
-        self.bytes.clear();
-        self.spans.clear();
-        self.parsed.clear();
-    }
-
-    fn push(&mut self, line: Option<&[u8]>) {
-        self.spans.push(line.map(|l| {
-            let start = self.bytes.len();
-            self.bytes.extend_from_slice(l);
-            (start, self.bytes.len())
-        }));
-    }
-
-    /// Takes whole lines (each with its `\n`) from the front of `lines` while the block has
-    /// room, a line longer than `max_line` as over-long; the bytes taken.
-    fn push_lines(&mut self, lines: &[u8], max_line: usize) -> usize {
-        let base = self.bytes.len();
-        let mut start = 0;
-        for nl in memchr::memchr_iter(b'\n', lines) {
-            let span = (base + start, base + nl);
-            self.spans.push((nl - start <= max_line).then_some(span));
-            start = nl + 1;
-            if base + start >= BLOCK_BYTES || self.spans.len() >= BLOCK_LINES {
-                break;
-            }
-        }
-        self.bytes.extend_from_slice(&lines[..start]);
-        start
-    }
-
-    /// Parses the lines; with `short`, requests that did not fail take the short way, through
-    /// masks of the block's bytes computed in one pass.
-    fn parse(&mut self, parser: &mut Parser, short: bool) {
-        let set = parser.mask_set().filter(|_| short);
-        if let Some(set) = set {
-            let len = self.bytes.len().next_multiple_of(64);
-            self.bytes.resize(len, 0);
-            self.words.resize(len / 64, [0; 4]);
-            mask::classify_all(
-                &self.bytes,
-                [b'\n', set[0], set[1], set[2]],
-                &mut self.words,
-            );
-        }
-        let (bytes, words) = (&self.bytes, &self.words[..]);
-        self.parsed.extend(self.spans.iter().map(|span| {
-            let Some((s, e)) = *span else {
-                return Parsed::Unparsed(Unparsed::TooLong);
-            };
-            read(parser, &bytes[s..e], set.map(|_| (words, s)), short)
-        }));
-    }
-}
-
-/// A block is full at this many bytes of lines or this many lines.
-const BLOCK_BYTES: usize = 256 * 1024;
-const BLOCK_LINES: usize = 2048;
 /// With a parsing thread beside the reading thread, the reading thread parses one block in
 /// this many, the parsing thread the others. (Every other block measured best: giving the
 /// parsing thread more, with longer queues, made runs slower and less steady on two cores.)

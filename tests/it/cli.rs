@@ -330,7 +330,8 @@ fn the_packaged_config_is_valid() {
 
 /// `scan` on threads (reading and parsing ahead of detection) gives exactly what the
 /// single-threaded scan gives: the same events, incidents and counts, over files several
-/// blocks long with a burst, garbage, binary and over-long lines, alone and joined with an
+/// blocks long with a burst, garbage, binary and over-long lines (one longer than a block), runs
+/// of empty lines, plain and gzip (decoded into the blocks), alone and joined with an
 /// error log.
 #[test]
 fn threaded_scan_gives_the_same_results_as_one_thread() {
@@ -362,6 +363,12 @@ fn threaded_scan_gives_the_same_results_as_one_thread() {
                 access.extend(std::iter::repeat_n(b'x', 70 * 1024));
                 access.push(b'\n');
             }
+            // Longer than a block, and a block's worth of lines by their number.
+            3 if i == 20_941 => {
+                access.extend(std::iter::repeat_n(b'y', 300 * 1024));
+                access.push(b'\n');
+            }
+            4 if i % 4 == 0 => access.extend(std::iter::repeat_n(b'\n', 2_500)),
             _ => {}
         }
     }
@@ -369,11 +376,22 @@ fn threaded_scan_gives_the_same_results_as_one_thread() {
     access.pop();
     let a = dir.path().join("access.log");
     let e = dir.path().join("error.log");
+    let z = dir.path().join("access.log.gz");
     std::fs::write(&a, &access).unwrap();
     std::fs::write(&e, &error).unwrap();
-    let (a, e) = (a.to_str().unwrap(), e.to_str().unwrap());
+    // The gzip file ends in an over-long line without its newline (skipped to the end).
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &access).unwrap();
+    std::io::Write::write_all(&mut gz, b"\n").unwrap();
+    std::io::Write::write_all(&mut gz, &[b'z'; 70 * 1024]).unwrap();
+    std::fs::write(&z, gz.finish().unwrap()).unwrap();
+    let (a, e, z) = (
+        a.to_str().unwrap(),
+        e.to_str().unwrap(),
+        z.to_str().unwrap(),
+    );
     let lf = format!("--log-format={}", gatewatch::engine::synth::LOG_FORMAT);
-    for files in [vec![a], vec![a, e]] {
+    for files in [vec![a], vec![a, e], vec![z], vec![z, e]] {
         for mode in [&["--events", "--json"][..], &["--json"][..], &[][..]] {
             let scan = |threads: &str| {
                 let mut args = vec!["scan", "--timezone", "UTC", &lf, "--threads", threads];

@@ -1,0 +1,255 @@
+//! Blocks of whole lines, read on a reading thread and parsed there or on a parsing thread.
+//!
+//! Once the lines read to recognise the format are handed on, a file is read straight into the
+//! blocks ([`Direct`]): the reader's bytes are the block's bytes, and only the part of a line
+//! a block ends in is copied, to the start of the next.
+
+use crate::engine::event::{Event, Unparsed};
+use crate::engine::lines::{LineReader, Source};
+use crate::engine::parse::nginx_access::Answered;
+use crate::engine::parse::{Parser, mask};
+use std::io;
+
+/// A block is full at this many bytes of lines or this many lines.
+pub(super) const BLOCK_BYTES: usize = 256 * 1024;
+pub(super) const BLOCK_LINES: usize = 2048;
+/// Read straight into a block this many bytes at a time at most (so that a block full of
+/// lines by their number leaves little to copy to the next).
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Lines of one file, read in order and parsed on a reading thread, handed to the scanning
+/// thread.
+#[derive(Default)]
+pub(super) struct Block {
+    /// The lines' bytes are `bytes[..end]`. The vector keeps its length between uses (it is
+    /// zeroed once, not before every read into it).
+    pub(super) bytes: Vec<u8>,
+    end: usize,
+    /// Where each line is in `bytes`; `None` for an over-long line (skipped).
+    pub(super) spans: Vec<Option<(usize, usize)>>,
+    /// What each line parsed into, once parsed.
+    pub(super) parsed: Vec<Parsed>,
+    /// The masks of `bytes` the short way reads (see [`Parser::mask_set`]).
+    words: Vec<[u64; 4]>,
+}
+
+/// What a line of a [`Block`] parsed into.
+pub(super) enum Parsed {
+    Event(Event),
+    /// A request that did not fail, read the short way ([`Parser::answered`]).
+    Answered(Answered),
+    Unparsed(Unparsed),
+}
+
+/// Reads a line (its masks at `masks`, when its buffer has them). With `short`, a request
+/// that did not fail takes the short way: read by [`Parser::answered_at`] where the format has
+/// a short walk, else parsed and handed on as what it is ([`Answered::of`]) without its event.
+#[inline(always)]
+fn read(
+    parser: &mut Parser,
+    line: &[u8],
+    masks: Option<(&[[u64; 4]], usize)>,
+    short: bool,
+) -> Parsed {
+    if short && let Some(a) = parser.answered_at(line, masks) {
+        return Parsed::Answered(a);
+    }
+    match parser.parse(line) {
+        Ok(ev) => match Answered::of(&ev) {
+            Some(a) if short => Parsed::Answered(a),
+            _ => Parsed::Event(ev),
+        },
+        Err(e) => Parsed::Unparsed(e),
+    }
+}
+
+impl Block {
+    pub(super) fn clear(&mut self) {
+        self.end = 0;
+        self.spans.clear();
+        self.parsed.clear();
+    }
+
+    /// Whether the block is full.
+    pub(super) fn full(&self) -> bool {
+        self.end >= BLOCK_BYTES || self.spans.len() >= BLOCK_LINES
+    }
+
+    /// `n` bytes of room after the block's bytes (grown, and zeroed, only when it has not had
+    /// them before).
+    fn room(&mut self, n: usize) -> &mut [u8] {
+        let want = self.end + n;
+        if self.bytes.len() < want {
+            self.bytes.resize(want.next_multiple_of(64), 0);
+        }
+        &mut self.bytes[self.end..want]
+    }
+
+    fn extend(&mut self, b: &[u8]) {
+        self.room(b.len()).copy_from_slice(b);
+        self.end += b.len();
+    }
+
+    /// A line (`None`: an over-long one, skipped).
+    pub(super) fn push(&mut self, line: Option<&[u8]>) {
+        let span = line.map(|l| {
+            let start = self.end;
+            self.extend(l);
+            (start, self.end)
+        });
+        self.spans.push(span);
+    }
+
+    /// Takes whole lines (each with its `\n`) from the front of `lines` while the block has
+    /// room, a line longer than `max_line` as over-long; the bytes taken.
+    pub(super) fn push_lines(&mut self, lines: &[u8], max_line: usize) -> usize {
+        let base = self.end;
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', lines) {
+            self.spans.push(span(base + start, base + nl, max_line));
+            start = nl + 1;
+            if base + start >= BLOCK_BYTES || self.spans.len() >= BLOCK_LINES {
+                break;
+            }
+        }
+        self.extend(&lines[..start]);
+        start
+    }
+
+    /// Parses the lines; with `short`, requests that did not fail take the short way, through
+    /// masks of the block's bytes computed in one pass.
+    pub(super) fn parse(&mut self, parser: &mut Parser, short: bool) {
+        let set = parser.mask_set().filter(|_| short);
+        if let Some(set) = set {
+            let len = self.end.next_multiple_of(64);
+            self.room(len - self.end).fill(0);
+            self.words.resize(len / 64, [0; 4]);
+            // From the first line on (before it: bytes kept for the decoder).
+            let w = self.spans.iter().flatten().next().map_or(len, |s| s.0) / 64;
+            mask::classify_all(
+                &self.bytes[w * 64..len],
+                [b'\n', set[0], set[1], set[2]],
+                &mut self.words[w..],
+            );
+        }
+        let (bytes, words) = (&self.bytes, &self.words[..]);
+        self.parsed.extend(self.spans.iter().map(|span| {
+            let Some((s, e)) = *span else {
+                return Parsed::Unparsed(Unparsed::TooLong);
+            };
+            read(parser, &bytes[s..e], set.map(|_| (words, s)), short)
+        }));
+    }
+}
+
+/// The line from `start` to `end` (its newline, or the end of the file), over-long when it is
+/// longer than `max_line`.
+fn span(start: usize, end: usize, max_line: usize) -> Option<(usize, usize)> {
+    (end - start <= max_line).then_some((start, end))
+}
+
+/// Reading a file straight into blocks: the lines are found as [`LineReader::next_line`] finds
+/// them (the same lines, over-long ones skipped and counted once, a last line without its
+/// newline), without first copying them into the reader's buffer.
+pub(super) struct Direct {
+    /// The bytes the last block ended with: the start of a line it did not hold, after as
+    /// many bytes before it as the source needs before its next read ([`Source::history`]).
+    carry: Vec<u8>,
+    /// Where that line starts in `carry`.
+    line: usize,
+    /// An over-long line is being skipped (counted already) up to its newline.
+    skipping: bool,
+    eof: bool,
+}
+
+impl Direct {
+    /// Takes over from `reader` where its lines were taken up to.
+    pub(super) fn new<R: Source>(reader: &mut LineReader<R>) -> Direct {
+        let (rest, line) = reader.detach();
+        Direct {
+            carry: rest.to_vec(),
+            line,
+            skipping: false,
+            eof: false,
+        }
+    }
+
+    /// Fills `block` (empty) with the next lines; false when the file has no more.
+    pub(super) fn fill<R: Source>(
+        &mut self,
+        reader: &mut LineReader<R>,
+        block: &mut Block,
+    ) -> io::Result<bool> {
+        let max_line = reader.max_line();
+        block.extend(&self.carry);
+        // `bytes[..start]` are whole lines, skipped bytes or bytes kept for the source;
+        // `bytes[start..end]` the start of the next line, searched for its newline up to
+        // `searched`.
+        let mut start = self.line;
+        let mut searched = start;
+        loop {
+            for nl in memchr::memchr_iter(b'\n', &block.bytes[searched..block.end]) {
+                let nl = searched + nl;
+                if self.skipping {
+                    self.skipping = false;
+                } else {
+                    block.spans.push(span(start, nl, max_line));
+                }
+                start = nl + 1;
+                if block.spans.len() >= BLOCK_LINES {
+                    break;
+                }
+            }
+            searched = block.end.max(start);
+            if !block.spans.is_empty()
+                && (block.spans.len() >= BLOCK_LINES || block.end >= BLOCK_BYTES)
+            {
+                let from = start.min(block.end.saturating_sub(reader.history()));
+                self.carry.clear();
+                self.carry.extend_from_slice(&block.bytes[from..block.end]);
+                self.line = start - from;
+                block.end = start;
+                return Ok(true);
+            }
+            // Bytes before `start` that no line holds (the end of a skipped line) are not
+            // kept, but for what the source needs.
+            let keep = start.min(block.end.saturating_sub(reader.history()));
+            if block.spans.is_empty() && keep > 0 {
+                block.bytes.copy_within(keep..block.end, 0);
+                block.end -= keep;
+                start -= keep;
+                searched -= keep;
+            }
+            if !self.skipping && block.end - start > max_line {
+                // No newline within the limit: the line is over-long whatever follows.
+                block.spans.push(None);
+                self.skipping = true;
+            }
+            if self.skipping {
+                // Its bytes are not kept, but for what the source needs (the lines before it
+                // stay where they are).
+                let cut = block.end.saturating_sub(reader.history());
+                if cut > start {
+                    block.bytes.copy_within(cut..block.end, start);
+                    block.end -= cut - start;
+                }
+                searched = block.end;
+            }
+            if self.eof {
+                if !self.skipping && block.end > start {
+                    block.spans.push(span(start, block.end, max_line));
+                }
+                return Ok(false);
+            }
+            let want = match BLOCK_BYTES.checked_sub(block.end) {
+                Some(room @ 1..) => room.min(READ_CHUNK),
+                // A line longer than a block, within the limit.
+                _ => READ_CHUNK,
+            };
+            block.room(want);
+            let n = reader.read_after(&mut block.bytes[..block.end + want], block.end)?;
+            block.end += n;
+            self.eof = n == 0;
+        }
+    }
+}
