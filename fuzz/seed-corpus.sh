@@ -155,5 +155,12 @@ printf '[detect]\nwindow = "9223372036854776s"\n\n[alerts]\ngroup_wait = "922337
 # patterns: every knowledge-base entry.
 for f in patterns/*/*.toml; do put patterns <"$f"; done
 
+# gunzip: the first byte is the mode (see fuzz_targets/gunzip.rs): 0 takes the rest as a gzip
+# stream (the ALB fixture, and two members), 1 and 0x93 compress the rest first (and damage it).
+{ printf '\000'; gzip -c tests/data/alb.log; } | put gunzip
+{ printf '\000'; printf 'a\n%.0s' $(seq 3000) | gzip -c; printf 'second member\n' | gzip -9 -n -c; } | put gunzip
+{ printf '\001'; head -c 3000 tests/data/alb.log; } | put gunzip
+{ printf '\223'; head -c 3000 tests/data/alb.log; } | put gunzip
+
 du -sh "$corpus"
 for d in "$corpus"/*; do echo "$(basename "$d"): $(find "$d" -type f | wc -l) files"; done

@@ -26,7 +26,7 @@ fi
 targets=${FUZZ_TARGETS:-$(cd fuzz && cargo fuzz list)}
 # These parse a whole file (a config, a knowledge-base entry) or compile a log_format per input,
 # and reach their depth quickly: half the time keeps the whole run short.
-half="config patterns nginx_access_format alb"
+half="config patterns nginx_access_format alb gunzip"
 
 start=$(date +%s)
 echo "fuzz: building $(echo "$targets" | wc -w) targets (sanitizer: $sanitizer)"

@@ -34,6 +34,8 @@ pub struct Gunzip<R> {
     crc: crc32fast::Hasher,
     /// Bytes of the current member decoded so far.
     out: u64,
+    /// Members begun so far (an empty stream is not gzip: it has none).
+    members: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -68,6 +70,7 @@ impl<R: Read> Gunzip<R> {
             phase: Phase::Header,
             crc: crc32fast::Hasher::new(),
             out: 0,
+            members: 0,
         }
     }
 
@@ -109,8 +112,12 @@ impl<R: Read> Gunzip<R> {
     fn header(&mut self) -> io::Result<bool> {
         let mut crc = crc32fast::Hasher::new();
         let Some(id1) = self.byte()? else {
-            return Ok(false);
+            return match self.members {
+                0 => Err(truncated()),
+                _ => Ok(false),
+            };
         };
+        self.members += 1;
         crc.update(&[id1]);
         let id2 = self.need(&mut crc)?;
         if (id1, id2) != (0x1f, 0x8b) {
@@ -309,6 +316,8 @@ mod tests {
             }
         }
         assert_eq!(decode(&gzip(b"", 6), HISTORY + 1).unwrap(), b"");
+        // No member at all is no gzip stream.
+        assert!(decode(b"", HISTORY + 1).is_err());
     }
 
     #[test]
