@@ -25,7 +25,7 @@ use std::thread::{self, JoinHandle};
 mod block;
 mod queue;
 
-use block::{Block, Direct, Parsed};
+use block::{Block, Direct, Parsed, Words};
 
 /// Lines read from the start of a file to recognise its format.
 const SAMPLE_LINES: usize = 50;
@@ -341,6 +341,7 @@ impl Producer {
         let Some(mut parser) = self.parser.take() else {
             return Ok(());
         };
+        let mut words = Words::new();
         let mut k = 0usize;
         loop {
             let mut block = free.try_recv().unwrap_or_default();
@@ -352,7 +353,7 @@ impl Producer {
             let sent = match &helper {
                 Some(h) if !share.reader_parses(k) => h.send(block).is_ok(),
                 _ => {
-                    block.parse(&mut parser, self.short);
+                    block.parse(&mut parser, self.short, &mut words);
                     tx.send(block).is_ok()
                 }
             };
@@ -478,8 +479,9 @@ impl Reading {
                 thread::Builder::new()
                     .name("gatewatch-parse".into())
                     .spawn(move || {
+                        let mut words = Words::new();
                         while let Ok(mut block) = raw_rx.recv() {
-                            block.parse(&mut parser, short);
+                            block.parse(&mut parser, short, &mut words);
                             if out_tx.send(block).is_err() {
                                 break;
                             }

@@ -29,9 +29,12 @@ pub(super) struct Block {
     pub(super) spans: Vec<Option<(usize, usize)>>,
     /// What each line parsed into, once parsed.
     pub(super) parsed: Vec<Parsed>,
-    /// The masks of `bytes` the short way reads (see [`Parser::mask_set`]).
-    words: Vec<[u64; 4]>,
 }
+
+/// A parsing thread's masks of the block it parses (see [`Block::parse`]): half the size of
+/// a block's bytes, needed only while it is parsed, so one per thread rather than one per
+/// block in flight.
+pub(super) type Words = Vec<[u64; 4]>;
 
 /// What a line of a [`Block`] parsed into.
 pub(super) enum Parsed {
@@ -117,22 +120,22 @@ impl Block {
     }
 
     /// Parses the lines; with `short`, requests that did not fail take the short way, through
-    /// masks of the block's bytes computed in one pass.
-    pub(super) fn parse(&mut self, parser: &mut Parser, short: bool) {
+    /// masks of the block's bytes computed in one pass (into `words`).
+    pub(super) fn parse(&mut self, parser: &mut Parser, short: bool, words: &mut Words) {
         let set = parser.mask_set().filter(|_| short);
         if let Some(set) = set {
             let len = self.end.next_multiple_of(64);
             self.room(len - self.end).fill(0);
-            self.words.resize(len / 64, [0; 4]);
+            words.resize(len / 64, [0; 4]);
             // From the first line on (before it: bytes kept for the decoder).
             let w = self.spans.iter().flatten().next().map_or(len, |s| s.0) / 64;
             mask::classify_all(
                 &self.bytes[w * 64..len],
                 [b'\n', set[0], set[1], set[2]],
-                &mut self.words[w..],
+                &mut words[w..len / 64],
             );
         }
-        let (bytes, words) = (&self.bytes, &self.words[..]);
+        let (bytes, words) = (&self.bytes, &words[..]);
         self.parsed.extend(self.spans.iter().map(|span| {
             let Some((s, e)) = *span else {
                 return Parsed::Unparsed(Unparsed::TooLong);
