@@ -5,30 +5,9 @@
 //! valid streams are reached).
 #![no_main]
 
-use gatewatch::engine::gunzip::{Gunzip, HISTORY};
-use gatewatch::engine::lines::Source;
+use gatewatch::engine::gunzip::{HISTORY, decode_all as ours};
 use libfuzzer_sys::fuzz_target;
 use std::io::{Read, Write};
-
-/// Decodes as the line reader does: into a buffer of `cap` bytes, keeping the last `HISTORY`
-/// bytes before each read.
-fn ours(gz: &[u8], cap: usize) -> std::io::Result<Vec<u8>> {
-    let mut g = Gunzip::new(gz);
-    let mut buf = vec![0u8; cap];
-    let (mut at, mut out) = (0, Vec::new());
-    loop {
-        if at == cap {
-            buf.copy_within(cap - HISTORY..cap, 0);
-            at = HISTORY;
-        }
-        let n = g.read_after(&mut buf, at)?;
-        if n == 0 {
-            return Ok(out);
-        }
-        out.extend_from_slice(&buf[at..at + n]);
-        at += n;
-    }
-}
 
 fn flate2(gz: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();

@@ -244,6 +244,28 @@ impl<R: Read> Source for Gunzip<R> {
     }
 }
 
+/// A whole stream decoded the way the line reader decodes it: into a buffer of `cap` bytes
+/// (more than [`HISTORY`]), the last [`HISTORY`] bytes kept before each read (for the tests and
+/// the fuzz target, which compare it with flate2).
+#[doc(hidden)]
+pub fn decode_all(gz: &[u8], cap: usize) -> io::Result<Vec<u8>> {
+    let mut g = Gunzip::new(gz);
+    let mut buf = vec![0u8; cap];
+    let (mut at, mut out) = (0, Vec::new());
+    loop {
+        if at == cap {
+            buf.copy_within(cap - HISTORY..cap, 0);
+            at = HISTORY;
+        }
+        let n = g.read_after(&mut buf, at)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[at..at + n]);
+        at += n;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,27 +277,6 @@ mod tests {
         let mut e = GzEncoder::new(Vec::new(), Compression::new(level));
         e.write_all(data).unwrap();
         e.finish().unwrap()
-    }
-
-    /// Decodes `gz` the way the line reader does: into a buffer of `cap` bytes, keeping the
-    /// last `HISTORY` bytes before each read.
-    fn decode(gz: &[u8], cap: usize) -> io::Result<Vec<u8>> {
-        let mut g = Gunzip::new(gz);
-        let mut buf = vec![0u8; cap];
-        let mut at = 0;
-        let mut out = Vec::new();
-        loop {
-            if at == cap {
-                buf.copy_within(cap - HISTORY..cap, 0);
-                at = HISTORY;
-            }
-            let n = g.read_after(&mut buf, at)?;
-            if n == 0 {
-                return Ok(out);
-            }
-            out.extend_from_slice(&buf[at..at + n]);
-            at += n;
-        }
     }
 
     /// Log-like text with long repeats (back-references reaching far) and some noise.
@@ -310,14 +311,14 @@ mod tests {
             let gz = gzip(&data, level);
             for cap in [HISTORY + 1, HISTORY + 7, 64 * 1024, 256 * 1024] {
                 assert!(
-                    decode(&gz, cap).unwrap() == data,
+                    decode_all(&gz, cap).unwrap() == data,
                     "level {level}, buffer {cap}"
                 );
             }
         }
-        assert_eq!(decode(&gzip(b"", 6), HISTORY + 1).unwrap(), b"");
+        assert_eq!(decode_all(&gzip(b"", 6), HISTORY + 1).unwrap(), b"");
         // No member at all is no gzip stream.
-        assert!(decode(b"", HISTORY + 1).is_err());
+        assert!(decode_all(b"", HISTORY + 1).is_err());
     }
 
     #[test]
@@ -335,7 +336,7 @@ mod tests {
         gz.extend_from_slice(&gzip(b"", 6));
         gz.extend_from_slice(&gzip(b"last line without a newline", 6));
         let want = [&a[..], &b, b"last line without a newline"].concat();
-        assert!(decode(&gz, 100_000).unwrap() == want);
+        assert!(decode_all(&gz, 100_000).unwrap() == want);
 
         // A header checksum (FHCRC), right and wrong.
         let mut h = vec![0x1f, 0x8b, 8, 0x02, 0, 0, 0, 0, 0, 3];
@@ -344,10 +345,10 @@ mod tests {
         let mut good = h.clone();
         good.extend_from_slice(&crc.to_le_bytes());
         good.extend_from_slice(body);
-        assert_eq!(decode(&good, HISTORY + 1).unwrap(), b"x\n");
+        assert_eq!(decode_all(&good, HISTORY + 1).unwrap(), b"x\n");
         h.extend_from_slice(&(crc ^ 1).to_le_bytes());
         h.extend_from_slice(body);
-        let e = decode(&h, HISTORY + 1).unwrap_err();
+        let e = decode_all(&h, HISTORY + 1).unwrap_err();
         assert!(e.to_string().contains("header checksum"), "{e}");
     }
 
@@ -357,26 +358,26 @@ mod tests {
         let gz = gzip(&data, 6);
         // Cut anywhere: an error (not the bytes so far as if they were all).
         for cut in [1, 5, 10, 11, 100, gz.len() / 2, gz.len() - 8, gz.len() - 1] {
-            let e = decode(&gz[..cut], 64 * 1024).unwrap_err();
+            let e = decode_all(&gz[..cut], 64 * 1024).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}: {e}");
         }
         // A flipped bit in the data, the checksum or the length.
         for at in [gz.len() / 3, gz.len() - 8, gz.len() - 2] {
             let mut bad = gz.clone();
             bad[at] ^= 0x10;
-            assert!(decode(&bad, 64 * 1024).is_err(), "bit flipped at {at}");
+            assert!(decode_all(&bad, 64 * 1024).is_err(), "bit flipped at {at}");
         }
         // Garbage after a member, a method other than deflate, reserved flags.
         let mut after = gz.clone();
         after.extend_from_slice(b"\nnot gzip");
-        let e = decode(&after, 64 * 1024).unwrap_err();
+        let e = decode_all(&after, 64 * 1024).unwrap_err();
         assert!(e.to_string().contains("not another member"), "{e}");
         let mut method = gz.clone();
         method[2] = 7;
-        assert!(decode(&method, 64 * 1024).is_err());
+        assert!(decode_all(&method, 64 * 1024).is_err());
         let mut reserved = gz.clone();
         reserved[3] = 0x20;
-        assert!(decode(&reserved, 64 * 1024).is_err());
+        assert!(decode_all(&reserved, 64 * 1024).is_err());
     }
 
     #[test]
