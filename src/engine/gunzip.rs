@@ -45,6 +45,14 @@ enum Phase {
     Body,
     Trailer,
     End,
+    /// The stream is damaged (said once the bytes decoded before the damage are handed on).
+    Failed(Damage),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Damage {
+    Truncated,
+    Corrupt,
 }
 
 fn corrupt(what: &str) -> io::Error {
@@ -190,6 +198,8 @@ impl<R: Read> Source for Gunzip<R> {
         loop {
             match self.phase {
                 Phase::End => return Ok(0),
+                Phase::Failed(Damage::Truncated) => return Err(truncated()),
+                Phase::Failed(Damage::Corrupt) => return Err(corrupt("corrupt deflate data")),
                 Phase::Header => {
                     if !self.header()? {
                         self.phase = Phase::End;
@@ -230,10 +240,10 @@ impl<R: Read> Source for Gunzip<R> {
                         TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress
                             if self.eof =>
                         {
-                            return Err(truncated());
+                            self.phase = Phase::Failed(Damage::Truncated);
                         }
                         TINFLStatus::NeedsMoreInput | TINFLStatus::HasMoreOutput => {}
-                        _ => return Err(corrupt("corrupt deflate data")),
+                        _ => self.phase = Phase::Failed(Damage::Corrupt),
                     }
                     if n > 0 {
                         return Ok(n);
@@ -360,6 +370,46 @@ mod tests {
         for cut in [1, 5, 10, 11, 100, gz.len() / 2, gz.len() - 8, gz.len() - 1] {
             let e = decode_all(&gz[..cut], 64 * 1024).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}: {e}");
+        }
+        // What was decoded before the cut is handed on before the error, as flate2 does.
+        let before_error = |decode: &mut dyn FnMut(&mut Vec<u8>) -> io::Result<usize>| {
+            let mut out = Vec::new();
+            while let Ok(n) = decode(&mut out) {
+                assert!(n > 0, "the end of a cut stream");
+            }
+            out
+        };
+        // (A buffer with little room: a copy left pending when the input runs out is likely.)
+        for (cut, cap) in (20..gz.len() - 8)
+            .step_by(331)
+            .flat_map(|c| [(c, HISTORY + 7), (c, 2 * HISTORY)])
+        {
+            let mut ours = Gunzip::new(&gz[..cut]);
+            let mut buf = vec![0u8; cap];
+            let mut at = 0;
+            let got = before_error(&mut |out| {
+                if at == cap {
+                    buf.copy_within(cap - HISTORY.., 0);
+                    at = HISTORY;
+                }
+                let n = ours.read_after(&mut buf, at)?;
+                out.extend_from_slice(&buf[at..at + n]);
+                at += n;
+                Ok(n)
+            });
+            let mut theirs = flate2::read::MultiGzDecoder::new(&gz[..cut]);
+            let want = before_error(&mut |out| {
+                let mut b = [0u8; 4096];
+                let n = theirs.read(&mut b)?;
+                out.extend_from_slice(&b[..n]);
+                Ok(n)
+            });
+            assert!(
+                got == want,
+                "cut at {cut}: {} bytes, flate2 {}",
+                got.len(),
+                want.len()
+            );
         }
         // A flipped bit in the data, the checksum or the length.
         for at in [gz.len() / 3, gz.len() - 8, gz.len() - 2] {

@@ -494,7 +494,15 @@ impl Reading {
             helper_tx = Some(raw_tx);
         }
         let share = Share::of(&producer);
-        let report = std::mem::take(&mut producer.report);
+        // (The reading thread keeps the file's name, for its errors.)
+        let name = producer.report.name.clone();
+        let report = std::mem::replace(
+            &mut producer.report,
+            FileReport {
+                name,
+                ..FileReport::default()
+            },
+        );
         threads.insert(
             0,
             thread::Builder::new()

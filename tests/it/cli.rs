@@ -422,6 +422,39 @@ fn threaded_scan_gives_the_same_results_as_one_thread() {
             }
         }
     }
+    // A gzip file cut short: the lines before the damage are read on threads as on one, then
+    // the damage is said, naming the file.
+    let cut = dir.path().join("cut.log.gz");
+    let whole = std::fs::read(z).unwrap();
+    std::fs::write(&cut, &whole[..whole.len() * 3 / 5]).unwrap();
+    let cut = cut.to_str().unwrap();
+    let scan = |threads: &str| {
+        let o = run(&[
+            "scan",
+            "--timezone",
+            "UTC",
+            &lf,
+            "--events",
+            "--json",
+            "--threads",
+            threads,
+            cut,
+        ]);
+        (stdout(&o), stderr(&o), o.status.code())
+    };
+    let one = scan("1");
+    assert!(
+        one.1.contains(cut) && one.1.contains("truncated"),
+        "{}",
+        one.1
+    );
+    assert!(one.0.lines().count() > 10_000, "{}", one.0.lines().count());
+    for threads in ["2", "3"] {
+        assert!(
+            scan(threads) == one,
+            "--threads {threads} differs on a cut gzip file"
+        );
+    }
     // The other formats (HAProxy's parser keeps state between lines: read on a thread, never
     // split), and all of the test data together.
     let all: Vec<String> = std::fs::read_dir(data(""))

@@ -163,6 +163,8 @@ pub(super) struct Direct {
     /// An over-long line is being skipped (counted already) up to its newline.
     skipping: bool,
     eof: bool,
+    /// A read failed after the block had lines: said once they are handed on.
+    failed: Option<io::Error>,
 }
 
 impl Direct {
@@ -174,6 +176,7 @@ impl Direct {
             line,
             skipping: false,
             eof: false,
+            failed: None,
         }
     }
 
@@ -183,6 +186,9 @@ impl Direct {
         reader: &mut LineReader<R>,
         block: &mut Block,
     ) -> io::Result<bool> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let max_line = reader.max_line();
         block.extend(&self.carry);
         // `bytes[..start]` are whole lines, skipped bytes or bytes kept for the source;
@@ -250,7 +256,17 @@ impl Direct {
                 _ => READ_CHUNK,
             };
             block.room(want);
-            let n = reader.read_after(&mut block.bytes[..block.end + want], block.end)?;
+            let n = match reader.read_after(&mut block.bytes[..block.end + want], block.end) {
+                Ok(n) => n,
+                // The lines before the damage go on first, as they do read one by one (the
+                // line it cut is not one).
+                Err(e) if !block.spans.is_empty() => {
+                    self.failed = Some(e);
+                    block.end = start;
+                    return Ok(true);
+                }
+                Err(e) => return Err(e),
+            };
             block.end += n;
             self.eof = n == 0;
         }
