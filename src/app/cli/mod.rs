@@ -285,8 +285,9 @@ struct ScanArgs {
     #[arg(long, requires = "summary")]
     date: Option<String>,
     /// Threads: 1 does everything in one thread; 2 reads and parses each file on a thread of
-    /// its own while the first finds the bursts in time order; 3 also parses two blocks in three
-    /// of a single file on a third [default: 3 where the machine has two cores or more, else 1]
+    /// its own while the first finds the bursts in time order (and, for a single file, parses
+    /// the blocks the reading thread leaves it); 3 parses two blocks in three of a single file
+    /// on a third [default: the machine's cores, at most 3]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
     /// Log files; `-` reads standard input.
