@@ -922,7 +922,7 @@ pub fn file_year(name: &str) -> Option<i32> {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+mod tests {
     use super::*;
     use crate::engine::detect::Change;
     use crate::engine::pipeline::Settled;
@@ -932,7 +932,7 @@ pub(super) mod tests {
     /// When not 0: with [`Helper::Scanner`], the reading thread leaves block `k` to the
     /// scanning thread when `k % LEAVE_EVERY != 0` (instead of by how busy it is), so that a
     /// test chooses who parses which block.
-    pub(in crate::source) static LEAVE_EVERY: AtomicUsize = AtomicUsize::new(0);
+    pub(super) static LEAVE_EVERY: AtomicUsize = AtomicUsize::new(0);
 
     struct Collect {
         events: bool,
