@@ -10,6 +10,7 @@ use crate::engine::gunzip::Gunzip;
 use crate::engine::join::JoinStats;
 use crate::engine::kb::Kb;
 use crate::engine::lines::{LineReader, LineRef, Next, Source};
+use crate::engine::parse::haproxy::Year;
 use crate::engine::parse::nginx_access::Answered;
 use crate::engine::parse::{self, Parser, ParserOptions};
 use crate::engine::pipeline::{CauseCounts, Pipeline, PipelineConfig, Sink};
@@ -328,7 +329,7 @@ impl Producer {
     }
 
     /// On a thread of its own: reads the file into blocks of whole lines and parses them, or
-    /// leaves some to a `helper` (parsing needs no order for stateless formats; the blocks are
+    /// leaves some to a `helper` (parsing needs no order, see [`Parser::parses_in_blocks`]; the blocks are
     /// taken back in order). Blocks come back through `free` for reuse, so memory stays
     /// bounded.
     fn run(
@@ -487,9 +488,12 @@ struct Reading {
     rx: Receiver<Block>,
     helper_rx: Option<Receiver<Block>>,
     share: Share,
-    /// With [`Threads::Shared`]: the parser of the blocks left unparsed, whether requests
-    /// that did not fail take the short way, and the masks of the block being parsed.
+    /// The scanning thread's parser, for the blocks left unparsed ([`Threads::Shared`]) and
+    /// the lines read again in order ([`Block::read_deferred`]); whether requests that did
+    /// not fail take the short way, and the masks of the block being parsed.
     parser: Option<(Parser, bool, Words)>,
+    /// What the blocks taken so far leave for the next ([`Parser::carried`]).
+    carried: Option<Year>,
     /// Blocks taken so far (which decides the queue of the next one).
     taken: usize,
     free: SyncSender<Block>,
@@ -535,14 +539,12 @@ impl Reading {
             helper_tx = Some(raw_tx);
         }
         let share = Share::of(&producer);
-        let parser = match (how, &producer.parser) {
-            (Threads::Shared, Some(p)) => Some((p.clone(), producer.short, Words::new())),
-            _ => None,
-        };
-        let helper = match (helper_tx, &parser) {
+        let parser = (producer.parser.clone()).map(|p| (p, producer.short, Words::new()));
+        let carried = producer.parser.as_ref().and_then(Parser::carried);
+        let helper = match (helper_tx, how) {
             (Some(h), _) => Helper::Thread(h, share),
-            (None, Some(_)) => Helper::Scanner,
-            (None, None) => Helper::None,
+            (None, Threads::Shared) => Helper::Scanner,
+            (None, _) => Helper::None,
         };
         // (The reading thread keeps the file's name, for its errors.)
         let name = producer.report.name.clone();
@@ -565,6 +567,7 @@ impl Reading {
             helper_rx,
             share,
             parser,
+            carried,
             taken: 0,
             free,
             block: None,
@@ -589,11 +592,12 @@ impl Reading {
         match rx.recv() {
             Ok(mut b) => {
                 self.taken += 1;
-                if b.parsed.is_empty()
-                    && let Some((parser, short, words)) = &mut self.parser
-                {
-                    // Left by the reading thread ([`Helper::Scanner`]).
-                    b.parse(parser, *short, words);
+                if let Some((parser, short, words)) = &mut self.parser {
+                    if b.parsed.is_empty() {
+                        // Left by the reading thread ([`Helper::Scanner`]).
+                        b.parse(parser, *short, words);
+                    }
+                    b.read_deferred(parser, *short, &mut self.carried);
                 }
                 self.block = Some(b);
                 // `advance` moves past `next` first.
@@ -730,11 +734,14 @@ enum Input {
 
 impl Input {
     /// `threads`: 1 parses in the scanning thread; 2 or more read and parse on a thread of
-    /// its own. A `single` file in a stateless format is parsed on two threads: with 2, the
+    /// its own. A `single` file whose blocks parse apart is parsed on two threads: with 2, the
     /// reading thread and the scanning thread share the parsing ([`Threads::Shared`]); with 3
     /// or more a parsing thread parses two blocks in three ([`Threads::Helper`]).
     fn new(producer: Producer, threads: usize, single: bool) -> anyhow::Result<Input> {
-        let stateless = producer.parser.as_ref().is_some_and(Parser::is_stateless);
+        let apart = producer
+            .parser
+            .as_ref()
+            .is_some_and(Parser::parses_in_blocks);
         if threads < 2 || producer.parser.is_none() {
             return Ok(Input::Inline {
                 producer: Box::new(producer),
@@ -742,7 +749,7 @@ impl Input {
             });
         }
         let how = match threads {
-            _ if !single || !stateless => Threads::Reader,
+            _ if !single || !apart => Threads::Reader,
             2 => Threads::Shared,
             _ => Threads::Helper,
         };
@@ -937,12 +944,18 @@ mod tests {
     struct Collect {
         events: bool,
         settled: u64,
+        /// The times of the events settled, summed with their line numbers.
+        times: i64,
         changes: Vec<Change>,
     }
 
     impl Sink for Collect {
-        fn event(&mut self, _: &Settled<'_>) {
+        fn event(&mut self, s: &Settled<'_>) {
             self.settled += 1;
+            let t = s.ev.time.map_or(-1, |t| t.ms);
+            self.times = self
+                .times
+                .wrapping_add(t.wrapping_mul(s.line_no as i64 | 1));
         }
         fn change(&mut self, c: Change) {
             self.changes.push(c);
@@ -992,12 +1005,13 @@ mod tests {
             let mut sink = Collect {
                 events,
                 settled: 0,
+                times: 0,
                 changes: Vec::new(),
             };
             let r = scan(&names, &opts, kb.clone(), &mut sink).unwrap();
             let out = format!(
-                "{:?} {:?} {:?} {:?} {}",
-                r.files, r.counts, r.detect, sink.changes, sink.settled
+                "{:?} {:?} {:?} {:?} {} {}",
+                r.files, r.counts, r.detect, sink.changes, sink.settled, sink.times
             );
             (out, r.counts.total(), sink.changes.len())
         };
@@ -1016,6 +1030,103 @@ mod tests {
                     two == one,
                     "blocks left every {every} (events: {events}):\n{two}\nagainst\n{one}"
                 );
+            }
+        }
+        LEAVE_EVERY.store(0, Ordering::Relaxed);
+    }
+
+    /// HAProxy's RFC 3164 headers take the year of the request lines before them: a block of
+    /// such lines parsed apart from those before is read again in order where it needs it.
+    #[test]
+    fn haproxy_blocks_parsed_apart_take_the_year_of_the_lines_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::new();
+        let request = |text: &mut String, i: usize, date: &str, header: &str, failed: bool| {
+            let (timers, status, flags) = match failed {
+                true => ("0/0/-1/-1/3001", "503", "SC--"),
+                false => ("0/0/1/83/85", "200", "----"),
+            };
+            text.push_str(&format!(
+                "{header} lb1 haproxy[14389]: 203.0.113.{}:{} [{date}.{:03}] http-in app/srv{} {timers} {status} 2740 - - {flags} 12/12/3/1/0 0/0 \"GET /api/{i} HTTP/1.1\"\n",
+                i % 250,
+                30_000 + i % 30_000,
+                i % 1000,
+                i % 3,
+            ));
+        };
+        let event = |text: &mut String, i: usize, header: &str| {
+            text.push_str(&match i % 2 {
+                0 => format!("{header} lb1 haproxy[14389]: Proxy http-in started.\n"),
+                _ => format!(
+                    "{header} lb1 haproxy[14389]: Server app/srv1 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: 0ms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.\n"
+                ),
+            });
+        };
+        // Event lines first (the year of the options), requests of the last seconds of 2023,
+        // event lines of the first minute of 2024 (still taking 2023: no request of 2024 yet),
+        // a few requests of 2024, then event lines taking 2024 — runs of several blocks each.
+        for i in 0..3_000 {
+            event(&mut text, i, "Dec 31 23:58:00");
+        }
+        for i in 0..3_000 {
+            let s = 50 + i % 10;
+            let date = format!("31/Dec/2023:23:59:{s}");
+            request(&mut text, i, &date, &format!("Dec 31 23:59:{s}"), i % 7 < 5);
+        }
+        for i in 0..5_000 {
+            event(&mut text, i, &format!("Jan  1 00:00:{:02}", i % 30));
+        }
+        for i in 0..100 {
+            request(
+                &mut text,
+                i,
+                "01/Jan/2024:00:00:30",
+                "Jan  1 00:00:30",
+                false,
+            );
+        }
+        for i in 0..5_000 {
+            event(&mut text, i, &format!("Jan  1 00:01:{:02}", i % 60));
+        }
+        let file = dir.path().join("haproxy.log");
+        std::fs::write(&file, &text).unwrap();
+        let names = [file.display().to_string()];
+        let kb = Arc::new(crate::app::patterns::load_kb(&[]).unwrap());
+        let scan_with = |threads: usize, events: bool| {
+            let opts = ScanOptions {
+                threads,
+                parser: ParserOptions {
+                    zone: "UTC".parse().unwrap(),
+                    year: 2031,
+                    log_format: None,
+                },
+                ..ScanOptions::default()
+            };
+            let mut sink = Collect {
+                events,
+                settled: 0,
+                times: 0,
+                changes: Vec::new(),
+            };
+            let r = scan(&names, &opts, kb.clone(), &mut sink).unwrap();
+            format!(
+                "{:?} {:?} {:?} {:?} {} {}",
+                r.files, r.counts, r.detect, sink.changes, sink.settled, sink.times
+            )
+        };
+        for events in [true, false] {
+            LEAVE_EVERY.store(0, Ordering::Relaxed);
+            let one = scan_with(1, events);
+            assert!(one.contains("Haproxy") || one.contains("haproxy"), "{one}");
+            for every in [2, 3, 1_000, 1, 0] {
+                LEAVE_EVERY.store(every, Ordering::Relaxed);
+                for threads in [2, 3] {
+                    let other = scan_with(threads, events);
+                    assert!(
+                        other == one,
+                        "{threads} threads, blocks left every {every} (events: {events}):\n{other}\nagainst\n{one}"
+                    );
+                }
             }
         }
         LEAVE_EVERY.store(0, Ordering::Relaxed);

@@ -28,6 +28,19 @@ pub struct HaproxyParser {
     /// The syslog header's last time stamp.
     stamps: syslog::Stamps,
     last_time: Option<Timestamp>,
+    /// False after [`HaproxyParser::forget_year`] until a request line gives the year again.
+    year_known: bool,
+    /// A line read since the last [`HaproxyParser::took_unknown_year`] took the year while it
+    /// was not known.
+    took_unknown: bool,
+}
+
+/// What a HAProxy parser carries from line to line besides caches: the year RFC 3164 headers
+/// take (see [`HaproxyParser::carried`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Year {
+    year: i32,
+    day: i64,
 }
 
 impl HaproxyParser {
@@ -40,7 +53,42 @@ impl HaproxyParser {
             date_second: None,
             stamps: syslog::Stamps::default(),
             last_time: None,
+            year_known: true,
+            took_unknown: false,
         }
+    }
+
+    /// The year later RFC 3164 headers take.
+    pub fn carried(&self) -> Year {
+        Year {
+            year: self.year,
+            day: self.year_day,
+        }
+    }
+
+    /// Reads on as if the lines before had left `year`.
+    pub fn carry(&mut self, year: Year) {
+        self.year = year.year;
+        self.year_day = year.day;
+        self.year_known = true;
+    }
+
+    /// For a block of lines read out of order: forgets the year, so that the lines that take
+    /// it before a request line gives it again are known ([`HaproxyParser::took_unknown_year`])
+    /// and read again in order.
+    pub fn forget_year(&mut self) {
+        self.year_known = false;
+        self.year_day = i64::MIN;
+    }
+
+    /// Whether the year is known (given by a request line since [`HaproxyParser::forget_year`]).
+    pub fn knows_year(&self) -> bool {
+        self.year_known
+    }
+
+    /// Whether a line read since the last call took the year while it was not known.
+    pub fn took_unknown_year(&mut self) -> bool {
+        std::mem::take(&mut self.took_unknown)
     }
 
     pub fn parse(&mut self, line: &[u8]) -> Result<Event, Unparsed> {
@@ -94,6 +142,7 @@ impl HaproxyParser {
         let t = match t? {
             HeaderTime::Zoned { ms, offset_secs } => Timestamp::new(ms, offset_secs),
             HeaderTime::MonthDay { month, day, day_ms } => {
+                self.took_unknown |= !self.year_known;
                 let naive = time::naive_from_parts(self.year, month, day, day_ms);
                 self.zone.to_utc(naive)
             }
@@ -130,6 +179,7 @@ impl HaproxyParser {
             self.year_day = day;
             self.year = time::year_of(naive);
         }
+        self.year_known = true;
         self.last_time = Some(time);
         let frontend = w.next().ok_or(Unparsed::Shape)?;
         let backend_server = w.next().ok_or(Unparsed::Shape)?;

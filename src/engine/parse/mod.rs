@@ -124,10 +124,59 @@ impl Parser {
         }
     }
 
-    /// Whether each line parses the same whatever lines came before (HAProxy's RFC 3164
-    /// headers take the year from earlier lines), so lines can be parsed out of order.
+    /// Whether each line parses the same whatever lines came before, so lines can be parsed
+    /// out of order.
     pub fn is_stateless(&self) -> bool {
         !matches!(self, Parser::Haproxy(_) | Parser::ApacheError(_))
+    }
+
+    /// Whether blocks of lines can be parsed out of order, the lines whose reading depends on
+    /// lines of earlier blocks read again in order ([`Parser::begin_block`]): every stateless
+    /// format, and HAProxy (its RFC 3164 headers take the year of the request lines before).
+    pub fn parses_in_blocks(&self) -> bool {
+        self.is_stateless() || matches!(self, Parser::Haproxy(_))
+    }
+
+    /// What the lines read so far leave for the next (HAProxy's year), to carry into a block
+    /// parsed apart; `None` in formats that carry nothing.
+    pub fn carried(&self) -> Option<haproxy::Year> {
+        match self {
+            Parser::Haproxy(p) => Some(p.carried()),
+            _ => None,
+        }
+    }
+
+    /// Reads on as if the lines before had left `carried` ([`Parser::carried`]).
+    pub fn carry(&mut self, carried: Option<haproxy::Year>) {
+        if let (Parser::Haproxy(p), Some(y)) = (self, carried) {
+            p.carry(y);
+        }
+    }
+
+    /// Before parsing a block apart from the lines before it: forgets what they left, so
+    /// that a line that needs it is known ([`Parser::needed_carried`]) and read again in order.
+    pub fn begin_block(&mut self) {
+        if let Parser::Haproxy(p) = self {
+            p.forget_year();
+        }
+    }
+
+    /// Whether the line just parsed needed what earlier blocks left (see
+    /// [`Parser::begin_block`]): its reading is to be done again, in order.
+    pub fn needed_carried(&mut self) -> bool {
+        match self {
+            Parser::Haproxy(p) => p.took_unknown_year(),
+            _ => false,
+        }
+    }
+
+    /// After a block parsed apart: what it leaves for the next, when its own lines gave it
+    /// (else what came before it carries on).
+    pub fn block_leaves(&self) -> Option<haproxy::Year> {
+        match self {
+            Parser::Haproxy(p) if p.knows_year() => Some(p.carried()),
+            _ => None,
+        }
     }
 
     pub fn format(&self) -> Format {

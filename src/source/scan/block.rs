@@ -6,6 +6,7 @@
 
 use crate::engine::event::{Event, Unparsed};
 use crate::engine::lines::{LineReader, Source};
+use crate::engine::parse::haproxy::Year;
 use crate::engine::parse::nginx_access::Answered;
 use crate::engine::parse::{Parser, mask};
 use std::io;
@@ -29,6 +30,12 @@ pub(super) struct Block {
     pub(super) spans: Vec<Option<(usize, usize)>>,
     /// What each line parsed into, once parsed.
     pub(super) parsed: Vec<Parsed>,
+    /// The lines whose reading needed what earlier blocks left ([`Parser::begin_block`]):
+    /// read again in order by the scanning thread.
+    pub(super) deferred: Vec<usize>,
+    /// What the block's lines leave for the next block, when they gave it
+    /// ([`Parser::block_leaves`]).
+    pub(super) leaves: Option<Year>,
 }
 
 /// A parsing thread's masks of the block it parses (see [`Block::parse`]): half the size of
@@ -48,7 +55,7 @@ pub(super) enum Parsed {
 /// that did not fail takes the short way: read by [`Parser::answered_at`] where the format has
 /// a short walk, else parsed and handed on as what it is ([`Answered::of`]) without its event.
 #[inline(always)]
-fn read(
+pub(super) fn read(
     parser: &mut Parser,
     line: &[u8],
     masks: Option<(&[[u64; 4]], usize)>,
@@ -71,6 +78,8 @@ impl Block {
         self.end = 0;
         self.spans.clear();
         self.parsed.clear();
+        self.deferred.clear();
+        self.leaves = None;
     }
 
     /// Whether the block is full.
@@ -136,12 +145,39 @@ impl Block {
             );
         }
         let (bytes, words) = (&self.bytes, &words[..]);
-        self.parsed.extend(self.spans.iter().map(|span| {
-            let Some((s, e)) = *span else {
-                return Parsed::Unparsed(Unparsed::TooLong);
-            };
-            read(parser, &bytes[s..e], set.map(|_| (words, s)), short)
-        }));
+        parser.begin_block();
+        let deferred = &mut self.deferred;
+        self.parsed
+            .extend(self.spans.iter().enumerate().map(|(i, span)| {
+                let Some((s, e)) = *span else {
+                    return Parsed::Unparsed(Unparsed::TooLong);
+                };
+                let p = read(parser, &bytes[s..e], set.map(|_| (words, s)), short);
+                if parser.needed_carried() {
+                    deferred.push(i);
+                }
+                p
+            }));
+        self.leaves = parser.block_leaves();
+    }
+
+    /// Reads again, in order, the lines that needed what the blocks before left (`carried`,
+    /// which becomes what this block leaves).
+    pub(super) fn read_deferred(
+        &mut self,
+        parser: &mut Parser,
+        short: bool,
+        carried: &mut Option<Year>,
+    ) {
+        for &i in &self.deferred {
+            if let Some((s, e)) = self.spans[i] {
+                parser.carry(*carried);
+                self.parsed[i] = read(parser, &self.bytes[s..e], None, short);
+            }
+        }
+        if self.leaves.is_some() {
+            *carried = self.leaves;
+        }
     }
 }
 
