@@ -329,9 +329,9 @@ impl Producer {
     }
 
     /// On a thread of its own: reads the file into blocks of whole lines and parses them, or
-    /// leaves some to a `helper` (parsing needs no order, see [`Parser::parses_in_blocks`]; the blocks are
-    /// taken back in order). Blocks come back through `free` for reuse, so memory stays
-    /// bounded.
+    /// leaves some to a `helper` (parsing needs no order, see [`Parser::parses_in_blocks`];
+    /// the blocks are taken back in order). Blocks come back through `free` for reuse, so
+    /// memory stays bounded.
     fn run(
         mut self,
         tx: SyncSender<Block>,
