@@ -150,6 +150,16 @@ impl<R: Source> LineReader<R> {
         self.max_line
     }
 
+    /// With [`LineReader::classify`]: the buffer, its masks, and where the unread bytes start
+    /// and end in it — for a caller that walks the whole lines among them through the newline
+    /// masks itself, taking them with [`LineReader::consume`] (a line longer than
+    /// [`LineReader::max_line`] among them is the caller's to skip, as `next_line` would).
+    #[inline]
+    pub fn classified(&self) -> Option<(&[u8], &[[u64; 4]], usize, usize)> {
+        let c = self.masks.as_ref()?;
+        Some((&self.buf, &c.words, self.pos, self.end))
+    }
+
     /// The whole lines already in the buffer from the next one on, each with its `\n`, without
     /// reading: `None` when the next line is not whole there (then [`LineReader::next_line`]
     /// reads on). Take some with [`LineReader::consume`]; a line longer than

@@ -178,6 +178,53 @@ pub fn open(name: &str) -> io::Result<(Stream, bool)> {
     }
 }
 
+/// A line of a file scanned alone ([`Producer::run_alone`]): its bytes, number, and masks
+/// when its buffer has them.
+struct Take<'a> {
+    bytes: &'a [u8],
+    line_no: u64,
+    masks: Option<(&'a [[u64; 4]], usize)>,
+}
+
+impl Take<'_> {
+    /// Reads the line and hands it to the pipeline, counting it — what [`Producer::next`] and
+    /// [`Pipeline::push`] do, without moving an event through `Parsed`: with `short`, a
+    /// request that did not fail takes the short way ([`Parser::answered_at`]).
+    #[inline(always)]
+    fn take(
+        self,
+        parser: &mut Parser,
+        short: bool,
+        report: &mut FileReport,
+        last_time: &mut Option<Timestamp>,
+        pipeline: &mut Pipeline,
+        sink: &mut impl Sink,
+    ) {
+        let answered = match short {
+            true => parser.answered_at(self.bytes, self.masks),
+            false => None,
+        };
+        let answered = match answered {
+            Some(a) => a,
+            None => match parser.parse(self.bytes) {
+                Ok(ev) if short && let Some(a) = Answered::of(&ev) => a,
+                Ok(mut ev) => {
+                    count_parsed(report, last_time, &mut ev);
+                    pipeline.push(0, self.line_no, self.bytes, ev, sink);
+                    return;
+                }
+                Err(e) => {
+                    count_unparsed(report, self.line_no, e, Some(self.bytes));
+                    return;
+                }
+            },
+        };
+        report.parsed += 1;
+        *last_time = Some(answered.time);
+        pipeline.push_answered(self.bytes, &answered, sink);
+    }
+}
+
 impl Producer {
     fn open(name: &str, opts: &ScanOptions) -> anyhow::Result<Producer> {
         let (stream, gzip) = open(name).with_context(|| format!("opening {name}"))?;
@@ -286,39 +333,78 @@ impl Producer {
             // Newlines and the short way's separators, found in one pass over each read.
             self.reader.classify(set);
         }
-        while let Some(line) = self.next_line()? {
+        loop {
+            // The whole lines the buffer holds, walked through its newline masks (the
+            // lines `next_line` would give, over-long ones counted as it counts them).
+            if self.samples.is_empty()
+                && let Some(parser) = &mut self.parser
+                && let Some((buf, words, pos, end)) = self.reader.classified()
+                && pos < end
+            {
+                let max_line = self.reader.max_line();
+                let mut start = pos;
+                let mut w = pos / 64;
+                let mut m = words[w][0] >> (pos % 64) << (pos % 64);
+                'words: loop {
+                    while m != 0 {
+                        let nl = w * 64 + m.trailing_zeros() as usize;
+                        if nl >= end {
+                            break 'words;
+                        }
+                        m &= m - 1;
+                        self.line_no += 1;
+                        self.report.lines += 1;
+                        if nl - start > max_line {
+                            count_unparsed(&mut self.report, self.line_no, Unparsed::TooLong, None);
+                        } else {
+                            let line = Take {
+                                bytes: &buf[start..nl],
+                                line_no: self.line_no,
+                                masks: Some((words, start)),
+                            };
+                            line.take(
+                                parser,
+                                short,
+                                &mut self.report,
+                                &mut self.last_time,
+                                pipeline,
+                                sink,
+                            );
+                        }
+                        start = nl + 1;
+                    }
+                    w += 1;
+                    if w * 64 >= end {
+                        break;
+                    }
+                    m = words[w][0];
+                }
+                self.reader.consume(start - pos);
+            }
+            let Some(line) = self.next_line()? else {
+                break;
+            };
             let Some(parser) = &mut self.parser else {
                 self.count_unparsed(Unparsed::Shape);
                 continue;
             };
-            let bytes = bytes_of(&self.reader, &line);
             let masks = match (&line, self.reader.masks()) {
                 (HeadLine::Buffer(l), Some(words)) => Some((words, l.start)),
                 _ => None,
             };
-            // (What `read` does, without moving an event through `Parsed`.)
-            let answered = match short {
-                true => parser.answered_at(bytes, masks),
-                false => None,
+            let line = Take {
+                bytes: bytes_of(&self.reader, &line),
+                line_no: self.line_no,
+                masks,
             };
-            let answered = match answered {
-                Some(a) => a,
-                None => match parser.parse(bytes) {
-                    Ok(ev) if short && let Some(a) = Answered::of(&ev) => a,
-                    Ok(mut ev) => {
-                        count_parsed(&mut self.report, &mut self.last_time, &mut ev);
-                        pipeline.push(0, self.line_no, bytes, ev, sink);
-                        continue;
-                    }
-                    Err(e) => {
-                        count_unparsed(&mut self.report, self.line_no, e, Some(bytes));
-                        continue;
-                    }
-                },
-            };
-            self.report.parsed += 1;
-            self.last_time = Some(answered.time);
-            pipeline.push_answered(bytes, &answered, sink);
+            line.take(
+                parser,
+                short,
+                &mut self.report,
+                &mut self.last_time,
+                pipeline,
+                sink,
+            );
         }
         self.done = true;
         Ok(())
