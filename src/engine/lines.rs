@@ -39,6 +39,15 @@ impl<R: Read> Source for R {
     }
 }
 
+/// The unread bytes of a classified buffer ([`LineReader::classified`]): `buf[pos..end]`,
+/// with the masks of every 64 bytes of `buf` in `words` (newlines first).
+pub struct Unread<'a> {
+    pub buf: &'a [u8],
+    pub words: &'a [[u64; 4]],
+    pub pos: usize,
+    pub end: usize,
+}
+
 /// Reads lines from any [`Source`] (a file, a gzip decoder).
 pub struct LineReader<R> {
     inner: R,
@@ -155,9 +164,14 @@ impl<R: Source> LineReader<R> {
     /// masks itself, taking them with [`LineReader::consume`] (a line longer than
     /// [`LineReader::max_line`] among them is the caller's to skip, as `next_line` would).
     #[inline]
-    pub fn classified(&self) -> Option<(&[u8], &[[u64; 4]], usize, usize)> {
+    pub fn classified(&self) -> Option<Unread<'_>> {
         let c = self.masks.as_ref()?;
-        Some((&self.buf, &c.words, self.pos, self.end))
+        Some(Unread {
+            buf: &self.buf,
+            words: &c.words,
+            pos: self.pos,
+            end: self.end,
+        })
     }
 
     /// The whole lines already in the buffer from the next one on, each with its `\n`, without

@@ -9,7 +9,7 @@ use crate::engine::event::{Event, Format, Timestamp, Unparsed};
 use crate::engine::gunzip::Gunzip;
 use crate::engine::join::JoinStats;
 use crate::engine::kb::Kb;
-use crate::engine::lines::{LineReader, LineRef, Next, Source};
+use crate::engine::lines::{LineReader, LineRef, Next, Source, Unread};
 use crate::engine::parse::haproxy::Year;
 use crate::engine::parse::nginx_access::Answered;
 use crate::engine::parse::{self, Parser, ParserOptions};
@@ -338,7 +338,12 @@ impl Producer {
             // lines `next_line` would give, over-long ones counted as it counts them).
             if self.samples.is_empty()
                 && let Some(parser) = &mut self.parser
-                && let Some((buf, words, pos, end)) = self.reader.classified()
+                && let Some(Unread {
+                    buf,
+                    words,
+                    pos,
+                    end,
+                }) = self.reader.classified()
                 && pos < end
             {
                 let max_line = self.reader.max_line();
