@@ -10,23 +10,22 @@ use crate::engine::gunzip::Gunzip;
 use crate::engine::join::JoinStats;
 use crate::engine::kb::Kb;
 use crate::engine::lines::{LineReader, LineRef, Next, Source, Unread};
-use crate::engine::parse::haproxy::Year;
 use crate::engine::parse::nginx_access::Answered;
 use crate::engine::parse::{self, Parser, ParserOptions};
 use crate::engine::pipeline::{CauseCounts, Pipeline, PipelineConfig, Sink};
 use anyhow::Context;
-use queue::{Rx as Receiver, Tx as SyncSender};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
 
 mod block;
 mod queue;
+mod reading;
 
-use block::{Block, Direct, Parsed, Words};
+use block::Direct;
+use reading::{Reading, Threads};
 
 /// Lines read from the start of a file to recognise its format.
 const SAMPLE_LINES: usize = 50;
@@ -418,71 +417,6 @@ impl Producer {
     fn count_unparsed(&mut self, why: Unparsed) {
         count_unparsed(&mut self.report, self.line_no, why, None);
     }
-
-    /// On a thread of its own: reads the file into blocks of whole lines and parses them, or
-    /// leaves some to a `helper` (parsing needs no order, see [`Parser::parses_in_blocks`];
-    /// the blocks are taken back in order). Blocks come back through `free` for reuse, so
-    /// memory stays bounded.
-    fn run(
-        mut self,
-        tx: SyncSender<Block>,
-        free: Receiver<Block>,
-        helper: Helper,
-    ) -> anyhow::Result<()> {
-        let Some(mut parser) = self.parser.take() else {
-            return Ok(());
-        };
-        let mut words = Words::new();
-        let mut k = 0usize;
-        loop {
-            let mut block = free.try_recv().unwrap_or_default();
-            block.clear();
-            let more = self.fill(&mut block)?;
-            if block.spans.is_empty() {
-                return Ok(());
-            }
-            let sent = match &helper {
-                Helper::Thread(h, share) if !share.reader_parses(k) => h.send(block).is_ok(),
-                Helper::Scanner if leaves(k, &tx) => tx.send(block).is_ok(),
-                _ => {
-                    block.parse(&mut parser, self.short, &mut words);
-                    tx.send(block).is_ok()
-                }
-            };
-            // A failed send: the scan stopped (an error in the scanning thread).
-            if !sent || !more {
-                return Ok(());
-            }
-            k += 1;
-        }
-    }
-
-    /// Fills a block (empty) with the next lines; false at the end of the file. The lines read
-    /// to recognise the format and the whole lines the reader holds go in first (copied);
-    /// then the file is read straight into the blocks ([`Direct`]).
-    fn fill(&mut self, block: &mut Block) -> anyhow::Result<bool> {
-        if let Some(direct) = &mut self.direct {
-            return direct
-                .fill(&mut self.reader, block)
-                .with_context(|| format!("reading {}", self.report.name));
-        }
-        while !block.full() {
-            if let Some(line) = self.samples.pop_front() {
-                block.push(line.as_deref());
-            } else if let Some(lines) = self.reader.whole_lines() {
-                let taken = block.push_lines(lines, self.reader.max_line());
-                self.reader.consume(taken);
-            } else {
-                // The reader holds no whole line: on from here straight into the blocks.
-                self.direct = Some(Direct::new(&mut self.reader));
-                if block.spans.is_empty() {
-                    return self.fill(block);
-                }
-                break;
-            }
-        }
-        Ok(true)
-    }
 }
 
 /// A parsed line, as the merge hands it on.
@@ -498,291 +432,6 @@ impl Line<'_> {
             Line::Event(ev) => ev.time.map_or(i64::MIN, |t| t.ms),
             Line::Answered(a) => a.time.ms,
         }
-    }
-}
-
-/// With a parsing thread beside the reading thread, the reading thread parses one block in
-/// this many, the parsing thread the others. (One in three measured best once the reading
-/// thread read straight into the blocks: nginx 174 → 167 ms, 20 alternating runs; while it
-/// copied the lines, every other block was best, and longer queues made runs slower and less
-/// steady on two cores.)
-const SPLIT: usize = 3;
-
-/// Which blocks the reading thread parses itself when a parsing thread helps it.
-#[derive(Clone, Copy, Debug)]
-enum Share {
-    /// One block in [`SPLIT`].
-    Part,
-    /// None: the reading thread also decompresses (gzip), which is as much work as parsing.
-    None,
-}
-
-impl Share {
-    fn of(producer: &Producer) -> Share {
-        if producer.report.gzip {
-            Share::None
-        } else {
-            Share::Part
-        }
-    }
-
-    fn reader_parses(self, block: usize) -> bool {
-        match self {
-            Share::Part => block.is_multiple_of(SPLIT),
-            Share::None => false,
-        }
-    }
-}
-
-/// Who parses the blocks a reading thread leaves.
-enum Helper {
-    /// Nobody: the reading thread parses every block.
-    None,
-    /// A parsing thread, the blocks `Share` gives it.
-    Thread(SyncSender<Block>, Share),
-    /// The scanning thread, each block the reading thread finishes while the scanning thread
-    /// has none waiting: the two share the parsing by how busy each is, and no third thread
-    /// takes turns with them on two cores.
-    Scanner,
-}
-
-/// With [`Helper::Scanner`]: whether the reading thread leaves block `k` to the scanning
-/// thread — when the scanning thread has at most one block waiting (it would soon wait for
-/// the reading thread; leaving only when it has none measured slower: 2 M nginx lines 266 →
-/// 222 ms, twelve alternating runs).
-fn leaves(k: usize, tx: &SyncSender<Block>) -> bool {
-    #[cfg(test)]
-    if let n @ 1.. = tests::LEAVE_EVERY.load(std::sync::atomic::Ordering::Relaxed) {
-        return !k.is_multiple_of(n);
-    }
-    let _ = k;
-    tx.queued() <= 1
-}
-
-/// How a single file is read on threads (see [`Input::new`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Threads {
-    /// A reading thread parses every block.
-    Reader,
-    /// The scanning thread parses the blocks the reading thread leaves it ([`Helper::Scanner`]).
-    Shared,
-    /// A parsing thread parses two blocks in three ([`Helper::Thread`]).
-    Helper,
-}
-
-/// Blocks queued between threads, per queue.
-const BLOCKS_QUEUED: usize = 2;
-
-/// The scanning thread's end of a file read on threads of its own.
-struct Reading {
-    /// Blocks parsed by the reading thread, and by its helper (as `share` says).
-    rx: Receiver<Block>,
-    helper_rx: Option<Receiver<Block>>,
-    share: Share,
-    /// The scanning thread's parser, for the blocks left unparsed ([`Threads::Shared`]) and
-    /// the lines read again in order ([`Block::read_deferred`]); whether requests that did
-    /// not fail take the short way, and the masks of the block being parsed.
-    parser: Option<(Parser, bool, Words)>,
-    /// What the blocks taken so far leave for the next ([`Parser::carried`]).
-    carried: Option<Year>,
-    /// Blocks taken so far (which decides the queue of the next one).
-    taken: usize,
-    free: SyncSender<Block>,
-    block: Option<Block>,
-    /// The line of `block` that is the head.
-    next: usize,
-    threads: Vec<JoinHandle<anyhow::Result<()>>>,
-    line_no: u64,
-    report: FileReport,
-    last_time: Option<Timestamp>,
-}
-
-impl Reading {
-    fn start(mut producer: Producer, how: Threads) -> anyhow::Result<Reading> {
-        let (tx, rx) = queue::bounded(BLOCKS_QUEUED);
-        let (free, free_rx) = queue::bounded(2 * BLOCKS_QUEUED + 4);
-        let mut threads = Vec::new();
-        let mut helper_rx = None;
-        let mut helper_tx = None;
-        if how == Threads::Helper
-            && let Some(parser) = &producer.parser
-        {
-            let (raw_tx, raw_rx) = queue::bounded::<Block>(BLOCKS_QUEUED);
-            let (out_tx, out_rx) = queue::bounded(BLOCKS_QUEUED);
-            let mut parser = parser.clone();
-            let short = producer.short;
-            threads.push(
-                thread::Builder::new()
-                    .name("gatewatch-parse".into())
-                    .spawn(move || {
-                        let mut words = Words::new();
-                        while let Ok(mut block) = raw_rx.recv() {
-                            block.parse(&mut parser, short, &mut words);
-                            if out_tx.send(block).is_err() {
-                                break;
-                            }
-                        }
-                        Ok(())
-                    })
-                    .context("starting a parsing thread")?,
-            );
-            helper_rx = Some(out_rx);
-            helper_tx = Some(raw_tx);
-        }
-        let share = Share::of(&producer);
-        let parser = (producer.parser.clone()).map(|p| (p, producer.short, Words::new()));
-        let carried = producer.parser.as_ref().and_then(Parser::carried);
-        let helper = match (helper_tx, how) {
-            (Some(h), _) => Helper::Thread(h, share),
-            (None, Threads::Shared) => Helper::Scanner,
-            (None, _) => Helper::None,
-        };
-        // (The reading thread keeps the file's name, for its errors.)
-        let name = producer.report.name.clone();
-        let report = std::mem::replace(
-            &mut producer.report,
-            FileReport {
-                name,
-                ..FileReport::default()
-            },
-        );
-        threads.insert(
-            0,
-            thread::Builder::new()
-                .name("gatewatch-read".into())
-                .spawn(move || producer.run(tx, free_rx, helper))
-                .context("starting a reading thread")?,
-        );
-        Ok(Reading {
-            rx,
-            helper_rx,
-            share,
-            parser,
-            carried,
-            taken: 0,
-            free,
-            block: None,
-            next: 0,
-            threads,
-            line_no: 0,
-            report,
-            last_time: None,
-        })
-    }
-
-    /// Takes the next block, parsing it when the reading thread left it unparsed (the one
-    /// before goes back for reuse); false at the end of the file.
-    fn next_block(&mut self) -> anyhow::Result<bool> {
-        if let Some(b) = self.block.take() {
-            let _ = self.free.try_send(b);
-        }
-        let rx = match &self.helper_rx {
-            Some(h) if !self.share.reader_parses(self.taken) => h,
-            _ => &self.rx,
-        };
-        match rx.recv() {
-            Ok(mut b) => {
-                self.taken += 1;
-                if let Some((parser, short, words)) = &mut self.parser {
-                    if b.parsed.is_empty() {
-                        // Left by the reading thread ([`Helper::Scanner`]).
-                        b.parse(parser, *short, words);
-                    }
-                    b.read_deferred(parser, *short, &mut self.carried);
-                }
-                self.block = Some(b);
-                // `advance` moves past `next` first.
-                self.next = usize::MAX;
-                Ok(true)
-            }
-            Err(_) => {
-                // The reading threads are done: the end of the file, or an error.
-                for t in self.threads.drain(..) {
-                    t.join()
-                        .map_err(|_| anyhow::anyhow!("a reading thread panicked"))??;
-                }
-                Ok(false)
-            }
-        }
-    }
-
-    /// Moves to the next line that parsed, counting the others; false at the end.
-    fn advance(&mut self) -> anyhow::Result<bool> {
-        loop {
-            if let Some(b) = &mut self.block {
-                self.next = self.next.wrapping_add(1);
-                while self.next < b.parsed.len() {
-                    self.line_no += 1;
-                    self.report.lines += 1;
-                    match &mut b.parsed[self.next] {
-                        Parsed::Event(ev) => {
-                            count_parsed(&mut self.report, &mut self.last_time, ev);
-                            return Ok(true);
-                        }
-                        Parsed::Answered(a) => {
-                            self.report.parsed += 1;
-                            self.last_time = Some(a.time);
-                            return Ok(true);
-                        }
-                        Parsed::Unparsed(e) => {
-                            let e = *e;
-                            let line = b.spans[self.next].map(|(s, end)| &b.bytes[s..end]);
-                            count_unparsed(&mut self.report, self.line_no, e, line);
-                            self.next += 1;
-                        }
-                    }
-                }
-            }
-            if !self.next_block()? {
-                return Ok(false);
-            }
-        }
-    }
-
-    /// A file read alone: each line that parsed to `emit` in the order read, the others
-    /// counted — what [`Reading::advance`] and [`Reading::head`] give, a block at a time.
-    fn each(&mut self, mut emit: impl FnMut(u64, &[u8], Line<'_>)) -> anyhow::Result<()> {
-        while self.next_block()? {
-            let Reading {
-                block: Some(b),
-                report,
-                line_no,
-                last_time,
-                ..
-            } = self
-            else {
-                break;
-            };
-            for (p, span) in b.parsed.iter_mut().zip(&b.spans) {
-                *line_no += 1;
-                report.lines += 1;
-                let line = span.map(|(s, e)| &b.bytes[s..e]);
-                match p {
-                    Parsed::Event(ev) => {
-                        count_parsed(report, last_time, ev);
-                        emit(*line_no, line.unwrap_or_default(), Line::Event(ev));
-                    }
-                    Parsed::Answered(a) => {
-                        report.parsed += 1;
-                        *last_time = Some(a.time);
-                        emit(*line_no, line.unwrap_or_default(), Line::Answered(a));
-                    }
-                    Parsed::Unparsed(e) => count_unparsed(report, *line_no, *e, line),
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn head(&self) -> Option<(u64, &[u8], Line<'_>)> {
-        let b = self.block.as_ref()?;
-        let line = match b.parsed.get(self.next)? {
-            Parsed::Event(ev) => Line::Event(ev),
-            Parsed::Answered(a) => Line::Answered(a),
-            Parsed::Unparsed(_) => return None,
-        };
-        let (s, e) = b.spans[self.next]?;
-        Some((self.line_no, &b.bytes[s..e], line))
     }
 }
 
@@ -827,7 +476,8 @@ impl Input {
     /// `threads`: 1 parses in the scanning thread; 2 or more read and parse on a thread of
     /// its own. A `single` file whose blocks parse apart is parsed on two threads: with 2, the
     /// reading thread and the scanning thread share the parsing ([`Threads::Shared`]); with 3
-    /// or more a parsing thread parses two blocks in three ([`Threads::Helper`]).
+    /// or more a parsing thread parses two blocks in three (every block of a gzip file:
+    /// inflating is the reading thread's share, [`Threads::Helper`]).
     fn new(producer: Producer, threads: usize, single: bool) -> anyhow::Result<Input> {
         let apart = producer
             .parser
@@ -1032,6 +682,12 @@ mod tests {
     /// test chooses who parses which block.
     pub(super) static LEAVE_EVERY: AtomicUsize = AtomicUsize::new(0);
 
+    /// Held by a test while it sets [`LEAVE_EVERY`] (tests run in parallel in one process).
+    fn choosing() -> std::sync::MutexGuard<'static, ()> {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     struct Collect {
         events: bool,
         settled: u64,
@@ -1058,6 +714,7 @@ mod tests {
 
     #[test]
     fn blocks_left_to_the_scanning_thread_give_what_one_thread_gives() {
+        let _choosing = choosing();
         let dir = tempfile::tempdir().unwrap();
         let mut synth = Synth::new(SynthConfig {
             requests_per_sec: 400,
@@ -1130,6 +787,7 @@ mod tests {
     /// such lines parsed apart from those before is read again in order where it needs it.
     #[test]
     fn haproxy_blocks_parsed_apart_take_the_year_of_the_lines_before() {
+        let _choosing = choosing();
         let dir = tempfile::tempdir().unwrap();
         let mut text = String::new();
         let request = |text: &mut String, i: usize, date: &str, header: &str, failed: bool| {

@@ -287,7 +287,7 @@ struct ScanArgs {
     /// Threads: 1 does everything in one thread; 2 reads and parses each file on a thread of
     /// its own while the first finds the bursts in time order (and, for a single file, parses
     /// the blocks the reading thread leaves it); 3 parses two blocks in three of a single file
-    /// on a third [default: the machine's cores, at most 3]
+    /// (every block of a gzip one) on a third [default: the machine's cores, at most 3]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
     /// Log files; `-` reads standard input.

@@ -28,7 +28,8 @@ pub struct HaproxyParser {
     /// The syslog header's last time stamp.
     stamps: syslog::Stamps,
     last_time: Option<Timestamp>,
-    /// False after [`HaproxyParser::forget_year`] until a request line gives the year again.
+    /// False after [`HaproxyParser::forget_year`] until a request line gives the year again
+    /// (or [`HaproxyParser::carry`] does).
     year_known: bool,
     /// A line read since the last [`HaproxyParser::took_unknown_year`] took the year while it
     /// was not known.

@@ -1,4 +1,5 @@
-//! Blocks of whole lines, read on a reading thread and parsed there or on a parsing thread.
+//! Blocks of whole lines, read on a reading thread and parsed there, on a parsing thread or on
+//! the scanning thread.
 //!
 //! Once the lines read to recognise the format are handed on, a file is read straight into the
 //! blocks ([`Direct`]): the reader's bytes are the block's bytes, and only the part of a line
@@ -36,12 +37,26 @@ pub(super) struct Block {
     /// What the block's lines leave for the next block, when they gave it
     /// ([`Parser::block_leaves`]).
     pub(super) leaves: Option<Year>,
+    /// The block's place in the file (0 for the first).
+    pub(super) seq: usize,
 }
 
-/// A parsing thread's masks of the block it parses (see [`Block::parse`]): half the size of
-/// a block's bytes, needed only while it is parsed, so one per thread rather than one per
-/// block in flight.
-pub(super) type Words = Vec<[u64; 4]>;
+/// A parsing thread's own (see [`Block::parse`]): the masks of the block it parses — half the
+/// size of a block's bytes, needed only while it is parsed, so one per thread rather than one
+/// per block in flight — and the block its parser has read up to.
+#[derive(Default)]
+pub(super) struct Words {
+    masks: Vec<[u64; 4]>,
+    /// The block whose lines follow those the parser read last (0 before any): a parser
+    /// that reads blocks one after another needs to forget nothing ([`Parser::begin_block`]).
+    next: usize,
+}
+
+impl Words {
+    pub(super) fn new() -> Words {
+        Words::default()
+    }
+}
 
 /// What a line of a [`Block`] parsed into.
 pub(super) enum Parsed {
@@ -80,6 +95,7 @@ impl Block {
         self.parsed.clear();
         self.deferred.clear();
         self.leaves = None;
+        self.seq = 0;
     }
 
     /// Whether the block is full.
@@ -130,8 +146,9 @@ impl Block {
 
     /// Parses the lines; with `short`, requests that did not fail take the short way, through
     /// masks of the block's bytes computed in one pass (into `words`).
-    pub(super) fn parse(&mut self, parser: &mut Parser, short: bool, words: &mut Words) {
+    pub(super) fn parse(&mut self, parser: &mut Parser, short: bool, scratch: &mut Words) {
         let set = parser.mask_set().filter(|_| short);
+        let words = &mut scratch.masks;
         if let Some(set) = set {
             let len = self.end.next_multiple_of(64);
             self.room(len - self.end).fill(0);
@@ -145,7 +162,11 @@ impl Block {
             );
         }
         let (bytes, words) = (&self.bytes, &words[..]);
-        parser.begin_block();
+        // A block parsed apart from the one before: what earlier lines left is not known.
+        if self.seq != scratch.next {
+            parser.begin_block();
+        }
+        scratch.next = self.seq + 1;
         let deferred = &mut self.deferred;
         self.parsed
             .extend(self.spans.iter().enumerate().map(|(i, span)| {
@@ -162,7 +183,8 @@ impl Block {
     }
 
     /// Reads again, in order, the lines that needed what the blocks before left (`carried`,
-    /// which becomes what this block leaves).
+    /// which becomes what this block leaves, and what `parser` is left with: this block's
+    /// end, should it read the next).
     pub(super) fn read_deferred(
         &mut self,
         parser: &mut Parser,
@@ -177,6 +199,9 @@ impl Block {
         }
         if self.leaves.is_some() {
             *carried = self.leaves;
+        }
+        if !self.deferred.is_empty() {
+            parser.carry(*carried);
         }
     }
 }
