@@ -34,6 +34,7 @@ impl Producer {
             if block.spans.is_empty() {
                 return Ok(());
             }
+            block.seq = k;
             let sent = match &helper {
                 Helper::Thread(h, share) if !share.reader_parses(k) => h.send(block).is_ok(),
                 Helper::Scanner if leaves(k, &tx) => tx.send(block).is_ok(),
