@@ -70,7 +70,7 @@ pub(super) enum Parsed {
 /// that did not fail takes the short way: read by [`Parser::answered_at`] where the format has
 /// a short walk, else parsed and handed on as what it is ([`Answered::of`]) without its event.
 #[inline(always)]
-pub(super) fn read(
+fn read(
     parser: &mut Parser,
     line: &[u8],
     masks: Option<(&[[u64; 4]], usize)>,
