@@ -256,12 +256,25 @@ impl Parser {
 
     /// Whether the short way reads `line` as [`Parser::parse`] does (the differential check of
     /// the tests and fuzz targets): when it reads the line at all, `parse` makes of it a request
-    /// that did not fail, with the same time, status, upstream and virtual host — through masks
-    /// computed for the line alone and for the line inside a buffer, at every alignment.
+    /// that did not fail, with the same time, status, upstream and virtual host; and masks
+    /// computed for the line alone and for the line inside a buffer (at several alignments,
+    /// before bytes the walk must not take for the line's) read it alike or refuse it alike.
     #[doc(hidden)]
     pub fn answered_agrees(&self, line: &[u8]) -> bool {
-        let Some(a) = self.clone().answered(line) else {
-            return true;
+        let a = self.clone().answered(line);
+        let set = self.mask_set().unwrap_or([b' ', b'"', b']']);
+        let buffered = [0usize, 1, 17, 63, 64].iter().all(|&at| {
+            let mut buf = vec![b'\n'; at];
+            buf.extend_from_slice(line);
+            buf.extend_from_slice(b"\n1.2.3.4 - - [ \" \", ");
+            let mut words = vec![[0u64; 4]; buf.len().div_ceil(64)];
+            buf.resize(words.len() * 64, 0);
+            mask::classify_all(&buf, [b'\n', set[0], set[1], set[2]], &mut words);
+            self.clone().answered_at(line, Some((&words, at))) == a
+        });
+        let Some(a) = a else {
+            // Refused through either kind of masks alike.
+            return buffered;
         };
         let Ok(ev) = self.clone().parse(line) else {
             return false;
@@ -274,16 +287,6 @@ impl Parser {
             && ev.vhost == a.vhost
             && ev.names_upstream == a.names_upstream
             && ev.thread.is_none();
-        let set = self.mask_set().unwrap_or([b' ', b'"', b']']);
-        let buffered = [0usize, 1, 17, 63, 64].iter().all(|&at| {
-            let mut buf = vec![b'\n'; at];
-            buf.extend_from_slice(line);
-            buf.extend_from_slice(b"\n1.2.3.4 - - [ \" \"");
-            let mut words = vec![[0u64; 4]; buf.len().div_ceil(64)];
-            buf.resize(words.len() * 64, 0);
-            mask::classify_all(&buf, [b'\n', set[0], set[1], set[2]], &mut words);
-            self.clone().answered_at(line, Some((&words, at))) == Some(a)
-        });
         same && buffered
     }
 

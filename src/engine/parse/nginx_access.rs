@@ -526,6 +526,9 @@ pub(super) struct Fields {
     pub(super) service: Span,
     pub(super) upstream_status: Span,
     pub(super) connect_time: Span,
+    /// Set by the short walk when it found `$upstream_addr` to be one item with neither a
+    /// comma nor a space in it.
+    pub(super) single_upstream: bool,
 }
 
 /// Remembers the last time field and its value: consecutive lines usually share the second.
@@ -746,7 +749,13 @@ impl AccessParser {
                 format.extract(line, &mut f, false).ok()?;
             }
         }
-        let status = parse_status(f.status.get(line)).ok()??;
+        let status = match f.status.get(line)? {
+            // Three digits, as nearly always.
+            &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_digit) => {
+                (a - b'0') as u16 * 100 + (b - b'0') as u16 * 10 + (c - b'0') as u16
+            }
+            other => parse_status(Some(other)).ok()??,
+        };
         if status >= 500 || status == 9 {
             return None;
         }
@@ -757,7 +766,7 @@ impl AccessParser {
             Some(a)
                 if f.service.is_none()
                     && a != b"-"
-                    && bytes::find_byte2(b',', b' ', a).is_none() =>
+                    && (f.single_upstream || bytes::find_byte2(b',', b' ', a).is_none()) =>
             {
                 f.upstream_addr
             }

@@ -137,6 +137,8 @@ impl Slot {
 
 const SPACE: [u64; 3] = mask::select(mask::FIRST);
 const QUOTE: [u64; 3] = mask::select(mask::SECOND);
+/// The third byte of a straight walk's set (see [`Walk::compile`]).
+const COMMA: [u64; 3] = mask::select(mask::THIRD);
 
 impl Walk {
     /// The short walk of a format (none for `escape=json`, whose quotes may be escaped).
@@ -219,6 +221,13 @@ impl Walk {
             (j, Box::from(&after[after.len() - tail..]))
         });
         let straight = straight(&steps, combined_start, jump.as_ref());
+        // The straight walk reads only spaces and quotes through the masks (its steps are not
+        // walked): the third byte is the comma of upstream lists, which it must not find in
+        // the one item it reads.
+        let set = match straight {
+            Some(_) => [b' ', b'"', b','],
+            None => set,
+        };
         Some(Walk {
             lead: Box::from(lead),
             set,
@@ -431,11 +440,16 @@ fn straight_answered(
             TailEnd::List => pos + upstream::list_len(&line[pos..], b'\n'),
         };
         // One item, as nearly always (else the long walk measures the list).
-        if f.list
-            && (bytes::find_byte(b',', &line[pos..end]).is_some()
-                || line[end..].starts_with(b" : "))
-        {
-            return None;
+        if f.list {
+            if masks.find_in(&COMMA, pos).is_some_and(|c| c < end)
+                || line[end..].starts_with(b" : ")
+            {
+                return None;
+            }
+            // A space ends it (see `Tail::list`): no comma and no space in it.
+            if f.slot == Slot::UpstreamAddr {
+                out.single_upstream = true;
+            }
         }
         f.slot.store(Span::new(pos, end), out);
         pos = match &f.end {
