@@ -322,7 +322,7 @@ impl Pipeline {
     /// [`Pipeline::push`] does with its event, when [`Pipeline::takes_answered`].
     ///
     /// [`Parser::answered`]: crate::engine::parse::Parser::answered
-    #[inline]
+    #[inline(always)]
     pub fn push_answered(&mut self, line: &[u8], a: &Answered, sink: &mut impl Sink) {
         debug_assert!(self.takes_answered(sink));
         let state = &mut self.state;
