@@ -19,7 +19,7 @@ for f in ${FORMATS:-nginx nginx_error haproxy alb}; do
     if [ ! -s "$file" ]; then
         RUNS=1 FORMATS=$f scripts/bench-formats.sh >/dev/null
     fi
-    cat "$file" > /dev/null
+    fresh_in_cache "$file"   # in the page cache, as a log just written is
     json="$dir/ab-$f.json"
     hyperfine --style none --warmup 1 --runs "${RUNS:-8}" --export-json "$json" \
         "taskset -c 1 ${grep[*]@Q} $file" \

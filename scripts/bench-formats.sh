@@ -30,7 +30,7 @@ for f in $formats; do
             target/release/examples/genlog --format "$f" --lines "$lines" --burst-at 300 --burst-for 60 > "$file"
         fi
     fi
-    cat "$file" > /dev/null   # page cache: every tool reads from memory
+    fresh_in_cache "$file"   # in the page cache, as a log just written is
     json="$dir/hyperfine-$f.json"
     hyperfine --style none --warmup 2 --runs "$runs" --export-json "$json" \
         "taskset -c 1 ${grep[*]@Q} $file" \

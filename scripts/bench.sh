@@ -5,6 +5,7 @@
 # Needs hyperfine and ripgrep (apt-get install hyperfine ripgrep).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-files.sh
 lines=${LINES:-2000000}
 dir=${BENCH_DIR:-target/bench}
 mkdir -p "$dir"
@@ -15,7 +16,7 @@ if [ ! -s "$log" ]; then
     target/release/examples/genlog --lines "$lines" --burst-at 300 --burst-for 60 > "$log"
 fi
 bytes=$(stat -c %s "$log")
-cat "$log" > /dev/null   # page cache: both tools read from memory
+fresh_in_cache "$log"   # in the page cache, as a log just written is
 echo "file: $log ($lines lines, $((bytes / 1000000)) MB)"
 
 # `wc -l` only reads the file and counts newlines: the floor for anything that looks at every
