@@ -440,16 +440,17 @@ fn straight_answered(
             TailEnd::List => pos + upstream::list_len(&line[pos..], b'\n'),
         };
         // One item, as nearly always (else the long walk measures the list).
-        if f.list {
-            if masks.find_in(&COMMA, pos).is_some_and(|c| c < end)
-                || line[end..].starts_with(b" : ")
-            {
-                return None;
-            }
-            // A space ends it (see `Tail::list`): no comma and no space in it.
-            if f.slot == Slot::UpstreamAddr {
-                out.single_upstream = true;
-            }
+        if f.list
+            && (masks.find_in(&COMMA, pos).is_some_and(|c| c < end)
+                || line[end..].starts_with(b" : "))
+        {
+            return None;
+        }
+        if f.slot == Slot::UpstreamAddr {
+            // A list a space ends (see `Tail::list`) was checked just above: one item, with
+            // neither a comma nor a space. (Set for every `$upstream_addr`, as the last one
+            // stored is the one read.)
+            out.single_upstream = f.list;
         }
         f.slot.store(Span::new(pos, end), out);
         pos = match &f.end {
@@ -539,7 +540,7 @@ mod tests {
                 .into_bytes(),
             );
             // The layouts of the custom formats of `the_short_way_reads_…` (`lists`, `mixed`,
-            // `plain`).
+            // `plain`, `twice`).
             let times = up
                 .replace("10.0.1.5:8080", "0.001")
                 .replace("10.0.1.6:8080", "0.002");
@@ -552,6 +553,9 @@ mod tests {
                 ),
                 format!(
                     "203.0.113.7 - - [01/May/2024:12:00:00 +0000] \"GET / HTTP/1.1\" {status} 5 api.example.com {up}"
+                ),
+                format!(
+                    "203.0.113.7 - - [01/May/2024:12:00:00 +0000] \"GET / HTTP/1.1\" {status} 5 {ua} 10.0.1.9:8080 api.example.com {up}"
                 ),
             ] {
                 base.push(line.into_bytes());
@@ -627,6 +631,11 @@ mod tests {
                 "plain",
                 r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent $host $upstream_addr"#,
             ),
+            // `$upstream_addr` twice: the second, a list at the end, is the one read.
+            (
+                "twice",
+                r#"$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent "$http_user_agent" $upstream_addr $host $upstream_addr"#,
+            ),
         ] {
             let opts = ParserOptions {
                 log_format: Some(LogFormat::compile(name, Escape::Default, text).unwrap()),
@@ -669,14 +678,21 @@ mod tests {
                 "upstreaminfo",
                 "lists",
                 "plain",
+                "twice",
             ] {
                 if name.ends_with(&format!("({l})")) {
                     assert!(straight, "{name} takes the straight walk");
                 }
             }
-            if ["combined", "gatewatch", "upstreaminfo", "vhost_combined"]
-                .iter()
-                .any(|l| name.ends_with(&format!("({l})")))
+            if [
+                "combined",
+                "gatewatch",
+                "upstreaminfo",
+                "vhost_combined",
+                "twice",
+            ]
+            .iter()
+            .any(|l| name.ends_with(&format!("({l})")))
             {
                 assert!(short >= 20, "{name}: {short} of {}", lines.len());
             }
