@@ -19,7 +19,7 @@ use crate::engine::event::Span;
 pub(super) struct Walk {
     lead: Box<[u8]>,
     /// The bytes the masks find: a space, a quote, and the commonest other first byte of the
-    /// literals between fields.
+    /// literals between fields — or, for the straight walk, the comma of upstream lists.
     set: [u8; 3],
     /// The fields up to the last one an answered request needs.
     steps: Box<[Step]>,
