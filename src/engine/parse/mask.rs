@@ -45,6 +45,11 @@ pub trait Find {
     fn blocks(&mut self, w: usize) -> [u64; 3] {
         [FIRST, SECOND, THIRD].map(|k| self.block(w, &select(k)))
     }
+    /// The masks of a buffer, when the line's are read from one ([`LineMasks::window`]).
+    #[inline(always)]
+    fn buffered(&self) -> Option<&LineMasks<'_>> {
+        None
+    }
 }
 
 /// The positions of a selection of bytes from a place in a line onwards, one after the other:
@@ -218,6 +223,21 @@ impl<'a> LineMasks<'a> {
         LineMasks { words, start, len }
     }
 
+    /// The masks of the set's three bytes over the 64 bytes of the buffer from the line's
+    /// byte `at`: bit `i` is byte `at + i`. Bits past the line's end are the buffer's next
+    /// bytes' (or none): the caller checks what it finds against the line's length.
+    #[inline(always)]
+    pub fn window(&self, at: usize) -> [u64; 3] {
+        const NONE: [u64; 4] = [0; 4];
+        let a = self.start + at;
+        let (w, s) = (a / BLOCK, a % BLOCK);
+        let lo = self.words.get(w).unwrap_or(&NONE);
+        let hi = self.words.get(w + 1).unwrap_or(&NONE);
+        // `<< 1 << (63 - s)`: no bits of the next word when `s` is 0 (a shift by 64 is not one).
+        let at = |k: usize| lo[k] >> s | hi[k] << 1 << (63 - s);
+        [at(1), at(2), at(3)]
+    }
+
     #[inline(always)]
     fn word(&self, w: usize, sel: &[u64; 3]) -> u64 {
         let m = &self.words[w];
@@ -282,6 +302,11 @@ impl Find for LineMasks<'_> {
     fn blocks(&mut self, w: usize) -> [u64; 3] {
         let m = &self.words[w];
         [m[1], m[2], m[3]]
+    }
+
+    #[inline(always)]
+    fn buffered(&self) -> Option<&LineMasks<'_>> {
+        Some(self)
     }
 }
 

@@ -727,6 +727,21 @@ impl AccessParser {
         matches!(&self.layout, Layout::Format(f) if f.walk.as_ref().is_some_and(super::nginx_walk::Walk::is_straight))
     }
 
+    /// Whether the quick shape of the straight walk reads `line` (alone in its buffer).
+    #[cfg(test)]
+    pub(super) fn reads_quickly(&self, line: &[u8]) -> bool {
+        let Layout::Format(f) = &self.layout else {
+            return false;
+        };
+        let set = self.mask_set().unwrap_or([b' ', b'"', b']']);
+        let mut buf = line.to_vec();
+        let mut words = vec![[0u64; 4]; buf.len().div_ceil(64) + 1];
+        buf.resize(words.len() * 64, b'\n');
+        super::mask::classify_all(&buf, [b'\n', set[0], set[1], set[2]], &mut words);
+        let m = super::mask::LineMasks::new(&words, 0, line.len());
+        f.walk.as_ref().and_then(|w| w.quick(line, &m)).is_some()
+    }
+
     /// A request that did not fail, read the short way: what [`AccessParser::parse`] makes of
     /// `line` when it is one, `None` for every other line (which `parse` then reads).
     #[inline]
@@ -742,6 +757,18 @@ impl AccessParser {
         let Layout::Format(format) = &self.layout else {
             return None;
         };
+        if let Some(walk) = &format.walk
+            && let Some(m) = masks.buffered()
+            && let Some(q) = walk.quick(line, m)
+        {
+            return Some(Answered {
+                time: self.time.get(&line[q.time..q.time + 26], &mut self.zone)?,
+                status: q.status,
+                upstream: q.upstream,
+                vhost: q.host,
+                names_upstream: self.names_upstream && q.named,
+            });
+        }
         let mut f = Fields::default();
         match &format.walk {
             Some(walk) => walk.answered(line, masks, &mut f)?,

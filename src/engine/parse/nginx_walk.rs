@@ -33,6 +33,46 @@ pub(super) struct Walk {
     /// then (when an answered request needs more) the quoted fields jumped over and fields
     /// separated by single spaces: what each of those fields is, in order.
     straight: Option<Straight>,
+    /// The straight walk's commonest shape, read from windows of a buffer's masks first.
+    quick: Option<Quick>,
+}
+
+/// A straight walk whose jump (if any) lands on `" "` and whose tail's fields each end at one
+/// space — `combined`, `main`, `gatewatch` — read from 64-byte windows of the buffer's masks
+/// ([`mask::LineMasks::window`]): the spaces of each stretch of the line found from one
+/// window, not by a search each, and only what an answered request is made of kept. Anything
+/// the windows do not settle (a field running past one, a failed request) is left to the
+/// straight walk, which reads the line as before.
+#[derive(Clone, Debug)]
+struct Quick {
+    jump: bool,
+    /// The tail's fields read (up to the last one needed).
+    fields: usize,
+    /// Which of them is `$host` and which `$upstream_addr` ([`Quick::NONE`] for neither).
+    host: usize,
+    upstream: usize,
+    /// Which of them are upstream lists (bit `k` for field `k`): one item each, or left to
+    /// the straight walk (see [`Tail::list`]).
+    lists: u64,
+}
+
+impl Quick {
+    const NONE: usize = usize::MAX;
+    /// The most fields of a tail read so.
+    const MAX: usize = 16;
+}
+
+/// What [`Walk::quick`] reads of a line: what an answered request is made of.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct QuickLine {
+    /// Where `$time_local`'s 26 bytes start.
+    pub(super) time: usize,
+    pub(super) status: u16,
+    pub(super) host: Span,
+    /// The one upstream of `$upstream_addr` (none for `-`, an empty field or no such field).
+    pub(super) upstream: Span,
+    /// Whether `$upstream_addr` was written (not empty): the line names its upstream.
+    pub(super) named: bool,
 }
 
 /// See [`Walk::straight`].
@@ -221,6 +261,7 @@ impl Walk {
             (j, Box::from(&after[after.len() - tail..]))
         });
         let straight = straight(&steps, combined_start, jump.as_ref());
+        let quick = straight.as_ref().and_then(quick);
         // The straight walk reads only spaces and quotes through the masks (its steps are not
         // walked): the third byte is the comma of upstream lists, which it must not find in
         // the one item it reads.
@@ -235,7 +276,16 @@ impl Walk {
             jump,
             combined_start,
             straight,
+            quick,
         })
+    }
+
+    /// What an answered request is made of, read from windows of the line's buffer's masks
+    /// when the walk has the quick shape ([`Quick`]) and they settle it; `None` otherwise
+    /// (then [`Walk::answered`] reads the line).
+    #[inline(always)]
+    pub(super) fn quick(&self, line: &[u8], m: &mask::LineMasks<'_>) -> Option<QuickLine> {
+        quick_answered(self.quick.as_ref()?, line, m)
     }
 
     /// Whether the walk of this format is the straight one (see [`Walk::straight`]).
@@ -390,6 +440,154 @@ fn straight(
         jump,
         tail: tail.into(),
     })
+}
+
+/// The quick shape of a straight walk, when it has it (see [`Quick`]): besides the tail's
+/// shape, no field of it that [`super::nginx_access::AccessParser::answered_in`] reads but
+/// one `$host` and one `$upstream_addr`.
+fn quick(st: &Straight) -> Option<Quick> {
+    let jump = match st.jump.as_deref() {
+        None => false,
+        Some(b" ") => true,
+        Some(_) => return None,
+    };
+    let mut q = Quick {
+        jump,
+        fields: st.tail.len(),
+        host: Quick::NONE,
+        upstream: Quick::NONE,
+        lists: 0,
+    };
+    if st.tail.len() > Quick::MAX {
+        return None;
+    }
+    for (k, t) in st.tail.iter().enumerate() {
+        if !matches!(t.end, TailEnd::Space) {
+            return None;
+        }
+        q.lists |= u64::from(t.list) << k;
+        let at = match t.slot {
+            Slot::Host => &mut q.host,
+            Slot::UpstreamAddr => &mut q.upstream,
+            Slot::UpstreamStatus | Slot::ConnectTime | Slot::Skip => continue,
+            _ => return None,
+        };
+        // Written twice: which one counts is the straight walk's to say.
+        if *at != Quick::NONE {
+            return None;
+        }
+        *at = k;
+    }
+    Some(q)
+}
+
+/// What [`straight_answered`] reads of a line, from windows of its buffer's masks, as
+/// [`QuickLine`]; `None` when they do not settle it — including every line the straight walk
+/// refuses.
+#[inline(always)]
+fn quick_answered(q: &Quick, line: &[u8], m: &mask::LineMasks<'_>) -> Option<QuickLine> {
+    // `$remote_addr - $remote_user [$time_local] "`: the first two spaces from one window.
+    let [head, ..] = m.window(0);
+    let sp = head.trailing_zeros() as usize;
+    if sp > 60 || line.get(sp + 1..sp + 3) != Some(b"- ") {
+        return None;
+    }
+    let rest = head >> (sp + 3);
+    if rest == 0 {
+        return None;
+    }
+    let user_end = sp + 3 + rest.trailing_zeros() as usize;
+    let time = user_end + 2;
+    if line.get(user_end + 1) != Some(&b'[') || line.get(time + 26..time + 29)? != b"] \"" {
+        return None;
+    }
+    let request = time + 29;
+    let mut at = request;
+    let q_end = loop {
+        let quotes = m.window(at)[1];
+        if quotes != 0 {
+            break at + quotes.trailing_zeros() as usize;
+        }
+        at += mask::BLOCK;
+        if at >= line.len() {
+            return None;
+        }
+    };
+    // `" $status `: three digits, as nearly always (the first space after them ends them).
+    let status = q_end + 2;
+    let &[b' ', a, b, c, b' '] = line.get(q_end + 1..status + 4)? else {
+        return None;
+    };
+    if ![a, b, c].iter().all(u8::is_ascii_digit) || a == b'5' || [a, b, c] == *b"009" {
+        return None;
+    }
+    let mut out = QuickLine {
+        time,
+        status: (a - b'0') as u16 * 100 + (b - b'0') as u16 * 10 + (c - b'0') as u16,
+        host: Span::NONE,
+        upstream: Span::NONE,
+        named: false,
+    };
+    let mut pos = status + 4;
+    if q.jump {
+        // The line's last quote, from windows of 64 bytes back from its end, followed by a
+        // space.
+        let mut at = line.len().checked_sub(mask::BLOCK)?;
+        let last = loop {
+            let quotes = m.window(at)[1];
+            if quotes != 0 {
+                break at + 63 - quotes.leading_zeros() as usize;
+            }
+            if at < pos {
+                return None;
+            }
+            at = at.saturating_sub(mask::BLOCK);
+        };
+        if last < pos || line.get(last + 1) != Some(&b' ') {
+            return None;
+        }
+        pos = last + 2;
+    }
+    if q.fields == 0 {
+        return Some(out);
+    }
+    // The tail's fields, each to the next space of one window: where they end.
+    let [mut spaces, _, commas] = m.window(pos);
+    let mut ends = [0u8; Quick::MAX];
+    for end in &mut ends[..q.fields] {
+        if spaces == 0 {
+            return None;
+        }
+        *end = spaces.trailing_zeros() as u8;
+        spaces &= spaces - 1;
+    }
+    let end = |k: usize| ends[k] as usize;
+    let start = |k: usize| if k == 0 { 0 } else { end(k - 1) + 1 };
+    let last = end(q.fields - 1);
+    // No comma in them (in the lists, one item each), nor ` : ` after a list (else the
+    // straight walk measures them).
+    if pos + last >= line.len() || commas & ((1 << last) - 1) != 0 {
+        return None;
+    }
+    let mut lists = q.lists;
+    while lists != 0 {
+        let k = lists.trailing_zeros() as usize;
+        lists &= lists - 1;
+        if line[pos + end(k)..].starts_with(b" : ") {
+            return None;
+        }
+    }
+    if q.host != Quick::NONE {
+        out.host = Span::new(pos + start(q.host), pos + end(q.host));
+    }
+    if q.upstream != Quick::NONE {
+        let (a, b) = (pos + start(q.upstream), pos + end(q.upstream));
+        out.named = b > a;
+        if b > a && &line[a..b] != b"-" {
+            out.upstream = Span::new(a, b);
+        }
+    }
+    Some(out)
 }
 
 /// The straight walk: what [`Walk::answered`]'s steps read of such a format, field by field
@@ -654,7 +852,7 @@ mod tests {
         for p in &parsers {
             // Every layout has a short walk.
             assert!(p.mask_set().is_some(), "{}", p.describe());
-            let mut short = 0;
+            let (mut short, mut quick) = (0, 0);
             for line in &lines {
                 assert!(
                     p.answered_agrees(line),
@@ -663,6 +861,10 @@ mod tests {
                     String::from_utf8_lossy(line)
                 );
                 short += usize::from(p.clone().answered(line).is_some());
+                quick += usize::from(match p {
+                    Parser::NginxAccess(a) | Parser::ApacheAccess(a) => a.reads_quickly(line),
+                    _ => false,
+                });
             }
             // The short way is taken, not only refused, by the layouts the lines are written in,
             // and the commonest take the straight walk.
@@ -695,6 +897,16 @@ mod tests {
             .any(|l| name.ends_with(&format!("({l})")))
             {
                 assert!(short >= 20, "{name}: {short} of {}", lines.len());
+            }
+            // The quick shape reads most of what the straight walk reads in the commonest
+            // layouts (a long request or user agent is left to the straight walk).
+            if ["combined", "gatewatch", "main", "lists"]
+                .iter()
+                .any(|l| name.ends_with(&format!("({l})")))
+            {
+                assert!(quick >= 20 && quick * 2 >= short, "{name}: {quick} of {short}");
+            } else if name.ends_with("(twice)") {
+                assert_eq!(quick, 0, "{name}: `$upstream_addr` twice is not the quick shape");
             }
         }
     }
