@@ -349,6 +349,9 @@ impl Producer {
                 let mut start = pos;
                 let mut w = pos / 64;
                 let mut m = words[w][0] >> (pos % 64) << (pos % 64);
+                // Counted here and kept after the loop (in registers, not through `self`).
+                let first = self.line_no;
+                let mut line_no = first;
                 'words: loop {
                     while m != 0 {
                         let nl = w * 64 + m.trailing_zeros() as usize;
@@ -356,14 +359,13 @@ impl Producer {
                             break 'words;
                         }
                         m &= m - 1;
-                        self.line_no += 1;
-                        self.report.lines += 1;
+                        line_no += 1;
                         if nl - start > max_line {
-                            count_unparsed(&mut self.report, self.line_no, Unparsed::TooLong, None);
+                            count_unparsed(&mut self.report, line_no, Unparsed::TooLong, None);
                         } else {
                             let line = Take {
                                 bytes: &buf[start..nl],
-                                line_no: self.line_no,
+                                line_no,
                                 masks: Some((words, start)),
                             };
                             line.take(
@@ -383,6 +385,8 @@ impl Producer {
                     }
                     m = words[w][0];
                 }
+                self.line_no = line_no;
+                self.report.lines += line_no - first;
                 self.reader.consume(start - pos);
             }
             let Some(line) = self.next_line()? else {

@@ -45,11 +45,6 @@ pub trait Find {
     fn blocks(&mut self, w: usize) -> [u64; 3] {
         [FIRST, SECOND, THIRD].map(|k| self.block(w, &select(k)))
     }
-    /// The masks of a buffer, when the line's are read from one ([`LineMasks::window`]).
-    #[inline(always)]
-    fn buffered(&self) -> Option<&LineMasks<'_>> {
-        None
-    }
 }
 
 /// The positions of a selection of bytes from a place in a line onwards, one after the other:
@@ -302,11 +297,6 @@ impl Find for LineMasks<'_> {
     fn blocks(&mut self, w: usize) -> [u64; 3] {
         let m = &self.words[w];
         [m[1], m[2], m[3]]
-    }
-
-    #[inline(always)]
-    fn buffered(&self) -> Option<&LineMasks<'_>> {
-        Some(self)
     }
 }
 

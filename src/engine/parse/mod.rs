@@ -292,8 +292,24 @@ impl Parser {
 
     /// [`Parser::answered`] for a line at `start` of a buffer whose masks (of newlines and
     /// [`Parser::mask_set`]) are `words`, one entry per 64 bytes.
-    #[inline]
+    #[inline(always)]
     pub fn answered_at(
+        &mut self,
+        line: &[u8],
+        masks: Option<(&[[u64; 4]], usize)>,
+    ) -> Option<nginx_access::Answered> {
+        if let (Parser::NginxAccess(p) | Parser::ApacheAccess(p), Some((words, start))) =
+            (&mut *self, masks)
+            && let Some(a) = p.answered_quickly(line, words, start)
+        {
+            return Some(a);
+        }
+        self.answered_otherwise(line, masks)
+    }
+
+    /// [`Parser::answered_at`] for the lines the quick way does not read.
+    #[inline(never)]
+    fn answered_otherwise(
         &mut self,
         line: &[u8],
         masks: Option<(&[[u64; 4]], usize)>,

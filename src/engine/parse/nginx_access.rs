@@ -12,7 +12,7 @@ use super::upstream;
 use crate::engine::event::{Cause, Event, Format, Kind, Span, Timestamp, Unparsed};
 use crate::engine::time::{self, ZoneClock};
 
-use super::mask::{Find, Masks};
+use super::mask::{Find, LineMasks, Masks};
 pub use super::nginx_formats::*;
 
 /// How string values are escaped (`log_format ... escape=`).
@@ -556,6 +556,22 @@ impl TimeCache {
         self.parse(raw, zone)
     }
 
+    /// [`TimeCache::get`] for a time of `N` bytes (`$time_local`'s 26): compared as an array.
+    #[inline(always)]
+    fn get_fixed<const N: usize>(
+        &mut self,
+        raw: &[u8],
+        zone: &mut ZoneClock,
+    ) -> Option<Timestamp> {
+        let (Some(raw), Some(last)) = (raw.first_chunk::<N>(), self.raw.first_chunk::<N>()) else {
+            return self.get(raw, zone);
+        };
+        if self.len == N && raw == last {
+            return self.value;
+        }
+        self.parse(raw, zone)
+    }
+
     #[inline(never)]
     fn parse(&mut self, raw: &[u8], zone: &mut ZoneClock) -> Option<Timestamp> {
         let value = parse_any_time(raw, zone);
@@ -742,6 +758,36 @@ impl AccessParser {
         f.walk.as_ref().and_then(|w| w.quick(line, &m)).is_some()
     }
 
+    /// [`AccessParser::answered_in`] for the lines the quick shape of the straight walk reads
+    /// ([`super::nginx_walk::Walk::quick`]), at `start` of a buffer whose masks are `words`;
+    /// `None` for every other line.
+    #[inline(never)]
+    pub(super) fn answered_quickly(
+        &mut self,
+        line: &[u8],
+        words: &[[u64; 4]],
+        start: usize,
+    ) -> Option<Answered> {
+        let Layout::Format(format) = &self.layout else {
+            return None;
+        };
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // Lines `parse` refuses before reading them (blank, coloured) start with these.
+        let &first = line.first()?;
+        if first.is_ascii_whitespace() || first == 0x1b {
+            return None;
+        }
+        let m = LineMasks::new(words, start, line.len());
+        let q = format.walk.as_ref()?.quick(line, &m)?;
+        Some(Answered {
+            time: self.time.get_fixed::<26>(line.get(q.time..q.time + 26)?, &mut self.zone)?,
+            status: q.status,
+            upstream: q.upstream,
+            vhost: q.host,
+            names_upstream: self.names_upstream && q.named,
+        })
+    }
+
     /// A request that did not fail, read the short way: what [`AccessParser::parse`] makes of
     /// `line` when it is one, `None` for every other line (which `parse` then reads).
     #[inline]
@@ -757,18 +803,6 @@ impl AccessParser {
         let Layout::Format(format) = &self.layout else {
             return None;
         };
-        if let Some(walk) = &format.walk
-            && let Some(m) = masks.buffered()
-            && let Some(q) = walk.quick(line, m)
-        {
-            return Some(Answered {
-                time: self.time.get(&line[q.time..q.time + 26], &mut self.zone)?,
-                status: q.status,
-                upstream: q.upstream,
-                vhost: q.host,
-                names_upstream: self.names_upstream && q.named,
-            });
-        }
         let mut f = Fields::default();
         match &format.walk {
             Some(walk) => walk.answered(line, masks, &mut f)?,

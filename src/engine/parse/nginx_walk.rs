@@ -518,7 +518,9 @@ fn quick_answered(q: &Quick, line: &[u8], m: &mask::LineMasks<'_>) -> Option<Qui
     let &[b' ', a, b, c, b' '] = line.get(q_end + 1..status + 4)? else {
         return None;
     };
-    if ![a, b, c].iter().all(u8::is_ascii_digit) || a == b'5' || [a, b, c] == *b"009" {
+    // A failed request, or a status above 599 (`answered_in` leaves it to the long way, as
+    // it does every status from 500).
+    if ![a, b, c].iter().all(u8::is_ascii_digit) || a >= b'5' || [a, b, c] == *b"009" {
         return None;
     }
     let mut out = QuickLine {
@@ -529,14 +531,17 @@ fn quick_answered(q: &Quick, line: &[u8], m: &mask::LineMasks<'_>) -> Option<Qui
         named: false,
     };
     let mut pos = status + 4;
+    // The spaces and commas from `pos` on, when the window of the last quote has them.
+    let mut tail = None;
     if q.jump {
         // The line's last quote, from windows of 64 bytes back from its end, followed by a
         // space.
-        let mut at = line.len().checked_sub(mask::BLOCK)?;
-        let last = loop {
-            let quotes = m.window(at)[1];
-            if quotes != 0 {
-                break at + 63 - quotes.leading_zeros() as usize;
+        let end = line.len().checked_sub(mask::BLOCK)?;
+        let mut at = end;
+        let (last, [spaces, _, commas]) = loop {
+            let w = m.window(at);
+            if w[1] != 0 {
+                break (at + 63 - w[1].leading_zeros() as usize, w);
             }
             if at < pos {
                 return None;
@@ -547,41 +552,51 @@ fn quick_answered(q: &Quick, line: &[u8], m: &mask::LineMasks<'_>) -> Option<Qui
             return None;
         }
         pos = last + 2;
+        if at == end {
+            // That window ends where the line does: the tail is in it.
+            let shift = (pos - at) as u32;
+            tail = Some((
+                spaces.checked_shr(shift).unwrap_or(0),
+                commas.checked_shr(shift).unwrap_or(0),
+            ));
+        }
     }
     if q.fields == 0 {
         return Some(out);
     }
-    // The tail's fields, each to the next space of one window: where they end.
-    let [mut spaces, _, commas] = m.window(pos);
-    let mut ends = [0u8; Quick::MAX];
-    for end in &mut ends[..q.fields] {
+    // The tail's fields, each to the next space of one window, with no comma in them (in
+    // the lists, one item each) nor ` : ` after a list (else the straight walk measures them;
+    // a `:` after the space is enough to leave it).
+    let (mut spaces, commas) = tail.unwrap_or_else(|| {
+        let [spaces, _, commas] = m.window(pos);
+        (spaces, commas)
+    });
+    let (mut from, mut host, mut upstream) = (0, (0, 0), (0, 0));
+    for k in 0..q.fields {
         if spaces == 0 {
             return None;
         }
-        *end = spaces.trailing_zeros() as u8;
+        let end = spaces.trailing_zeros() as usize;
         spaces &= spaces - 1;
-    }
-    let end = |k: usize| ends[k] as usize;
-    let start = |k: usize| if k == 0 { 0 } else { end(k - 1) + 1 };
-    let last = end(q.fields - 1);
-    // No comma in them (in the lists, one item each), nor ` : ` after a list (else the
-    // straight walk measures them).
-    if pos + last >= line.len() || commas & ((1 << last) - 1) != 0 {
-        return None;
-    }
-    let mut lists = q.lists;
-    while lists != 0 {
-        let k = lists.trailing_zeros() as usize;
-        lists &= lists - 1;
-        if line[pos + end(k)..].starts_with(b" : ") {
+        if q.lists >> k & 1 != 0 && line.get(pos + end + 1) == Some(&b':') {
             return None;
         }
+        if k == q.host {
+            host = (from, end);
+        }
+        if k == q.upstream {
+            upstream = (from, end);
+        }
+        from = end + 1;
+    }
+    if pos + from > line.len() || commas & ((1 << (from - 1)) - 1) != 0 {
+        return None;
     }
     if q.host != Quick::NONE {
-        out.host = Span::new(pos + start(q.host), pos + end(q.host));
+        out.host = Span::new(pos + host.0, pos + host.1);
     }
     if q.upstream != Quick::NONE {
-        let (a, b) = (pos + start(q.upstream), pos + end(q.upstream));
+        let (a, b) = (pos + upstream.0, pos + upstream.1);
         out.named = b > a;
         if b > a && &line[a..b] != b"-" {
             out.upstream = Span::new(a, b);
@@ -724,6 +739,8 @@ mod tests {
             ("200", "-"),
             ("009", "backend"),
             ("0200", "unix:/run/app.sock"),
+            // Found by the fuzz target: a status above 599 is not an answered request's.
+            ("702", "10.0.1.5:8080"),
         ] {
             base.push(
                 format!(
