@@ -20,4 +20,7 @@ bench_file() {
 fresh_in_cache() {
     cp "$1" "$1.tmp"
     mv "$1.tmp" "$1"
+    # Written back before timing starts (the pages stay cached as they are): a write-back of
+    # hundreds of MB during the runs slowed whichever command it fell on by up to 2x.
+    sync "$1"
 }
