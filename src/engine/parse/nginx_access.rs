@@ -558,11 +558,7 @@ impl TimeCache {
 
     /// [`TimeCache::get`] for a time of `N` bytes (`$time_local`'s 26): compared as an array.
     #[inline(always)]
-    fn get_fixed<const N: usize>(
-        &mut self,
-        raw: &[u8],
-        zone: &mut ZoneClock,
-    ) -> Option<Timestamp> {
+    fn get_fixed<const N: usize>(&mut self, raw: &[u8], zone: &mut ZoneClock) -> Option<Timestamp> {
         let (Some(raw), Some(last)) = (raw.first_chunk::<N>(), self.raw.first_chunk::<N>()) else {
             return self.get(raw, zone);
         };
@@ -603,6 +599,8 @@ fn parse_any_time(raw: &[u8], zone: &mut ZoneClock) -> Option<Timestamp> {
 }
 
 /// How lines are split into fields.
+// One per parser, read on every line: the compiled format stays inline rather than boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Layout {
     Format(LogFormat),
@@ -780,7 +778,9 @@ impl AccessParser {
         let m = LineMasks::new(words, start, line.len());
         let q = format.walk.as_ref()?.quick(line, &m)?;
         Some(Answered {
-            time: self.time.get_fixed::<26>(line.get(q.time..q.time + 26)?, &mut self.zone)?,
+            time: self
+                .time
+                .get_fixed::<26>(line.get(q.time..q.time + 26)?, &mut self.zone)?,
             status: q.status,
             upstream: q.upstream,
             vhost: q.host,

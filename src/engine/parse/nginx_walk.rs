@@ -921,9 +921,15 @@ mod tests {
                 .iter()
                 .any(|l| name.ends_with(&format!("({l})")))
             {
-                assert!(quick >= 20 && quick * 2 >= short, "{name}: {quick} of {short}");
+                assert!(
+                    quick >= 20 && quick * 2 >= short,
+                    "{name}: {quick} of {short}"
+                );
             } else if name.ends_with("(twice)") {
-                assert_eq!(quick, 0, "{name}: `$upstream_addr` twice is not the quick shape");
+                assert_eq!(
+                    quick, 0,
+                    "{name}: `$upstream_addr` twice is not the quick shape"
+                );
             }
         }
     }
