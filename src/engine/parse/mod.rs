@@ -31,6 +31,7 @@ pub mod mask;
 pub mod nginx_access;
 pub mod nginx_error;
 pub mod nginx_formats;
+mod nginx_time;
 mod nginx_walk;
 pub mod syslog;
 pub mod traefik;

@@ -8,9 +8,10 @@
 pub use super::answered::Answered;
 use super::bytes::{self, has_prefix};
 use super::json;
+use super::nginx_time::TimeCache;
 use super::upstream;
-use crate::engine::event::{Cause, Event, Format, Kind, Span, Timestamp, Unparsed};
-use crate::engine::time::{self, ZoneClock};
+use crate::engine::event::{Cause, Event, Format, Kind, Span, Unparsed};
+use crate::engine::time::ZoneClock;
 
 use super::mask::{Find, LineMasks, Masks};
 pub use super::nginx_formats::*;
@@ -529,73 +530,6 @@ pub(super) struct Fields {
     /// Set by the short walk when it found `$upstream_addr` to be one item with neither a
     /// comma nor a space in it.
     pub(super) single_upstream: bool,
-}
-
-/// Remembers the last time field and its value: consecutive lines usually share the second.
-#[derive(Clone, Debug)]
-struct TimeCache {
-    raw: [u8; 40],
-    len: usize,
-    value: Option<Timestamp>,
-}
-
-impl TimeCache {
-    fn new() -> TimeCache {
-        TimeCache {
-            raw: [0; 40],
-            len: usize::MAX,
-            value: None,
-        }
-    }
-
-    #[inline(always)]
-    fn get(&mut self, raw: &[u8], zone: &mut ZoneClock) -> Option<Timestamp> {
-        if raw.len() == self.len && bytes::eq(&self.raw[..raw.len()], raw) {
-            return self.value;
-        }
-        self.parse(raw, zone)
-    }
-
-    /// [`TimeCache::get`] for a time of `N` bytes (`$time_local`'s 26): compared as an array.
-    #[inline(always)]
-    fn get_fixed<const N: usize>(&mut self, raw: &[u8], zone: &mut ZoneClock) -> Option<Timestamp> {
-        let (Some(raw), Some(last)) = (raw.first_chunk::<N>(), self.raw.first_chunk::<N>()) else {
-            return self.get(raw, zone);
-        };
-        if self.len == N && raw == last {
-            return self.value;
-        }
-        self.parse(raw, zone)
-    }
-
-    #[inline(never)]
-    fn parse(&mut self, raw: &[u8], zone: &mut ZoneClock) -> Option<Timestamp> {
-        let value = parse_any_time(raw, zone);
-        if raw.len() <= self.raw.len() {
-            self.raw[..raw.len()].copy_from_slice(raw);
-            self.len = raw.len();
-            self.value = value;
-        }
-        value
-    }
-}
-
-/// `$time_local`, `$time_iso8601` or `$msec`, recognised by shape.
-fn parse_any_time(raw: &[u8], zone: &mut ZoneClock) -> Option<Timestamp> {
-    if raw.get(2) == Some(&b'/') {
-        return time::parse_clf(raw);
-    }
-    if raw.get(4) == Some(&b'-') {
-        let (naive, off, used) = time::parse_iso8601(raw)?;
-        if used != raw.len() {
-            return None;
-        }
-        return Some(match off {
-            Some(o) => Timestamp::new(naive - o as i64 * 1000, o),
-            None => zone.to_utc(naive),
-        });
-    }
-    time::parse_msec(raw)
 }
 
 /// How lines are split into fields.
