@@ -39,6 +39,11 @@ pub(super) struct Block {
     pub(super) leaves: Option<Year>,
     /// The block's place in the file (0 for the first).
     pub(super) seq: usize,
+    /// The masks of the block's bytes (`masks[w]`: bytes `64 w` to `64 w + 64`, see
+    /// [`mask::classify_all`]) when the reading thread made them as it read ([`Direct`] with
+    /// a set): the lines were found from them, and the parsing needs no pass of its own.
+    masks: Vec<[u64; 4]>,
+    masked: bool,
 }
 
 /// A parsing thread's own (see [`Block::parse`]): the masks of the block it parses — half the
@@ -96,6 +101,7 @@ impl Block {
         self.deferred.clear();
         self.leaves = None;
         self.seq = 0;
+        self.masked = false;
     }
 
     /// Whether the block is full.
@@ -116,6 +122,22 @@ impl Block {
     fn extend(&mut self, b: &[u8]) {
         self.room(b.len()).copy_from_slice(b);
         self.end += b.len();
+    }
+
+    /// Makes the masks of the bytes from `from` (those before have theirs) to the end, with
+    /// the newline and `set`; the bytes after the end in its last word are zeroed first.
+    fn classify(&mut self, from: usize, set: [u8; 3]) {
+        let (first, len) = (from / 64, self.end.next_multiple_of(64));
+        // (`bytes` grows by whole words: see `room`.)
+        self.bytes[self.end..len].fill(0);
+        if self.masks.len() < len / 64 {
+            self.masks.resize(len / 64, [0; 4]);
+        }
+        mask::classify_all(
+            &self.bytes[first * 64..len],
+            [b'\n', set[0], set[1], set[2]],
+            &mut self.masks[first..len / 64],
+        );
     }
 
     /// A line (`None`: an over-long one, skipped).
@@ -149,7 +171,9 @@ impl Block {
     pub(super) fn parse(&mut self, parser: &mut Parser, short: bool, scratch: &mut Words) {
         let set = parser.mask_set().filter(|_| short);
         let words = &mut scratch.masks;
-        if let Some(set) = set {
+        if let Some(set) = set
+            && !self.masked
+        {
             let len = self.end.next_multiple_of(64);
             self.room(len - self.end).fill(0);
             words.resize(len / 64, [0; 4]);
@@ -161,7 +185,10 @@ impl Block {
                 &mut words[w..len / 64],
             );
         }
-        let (bytes, words) = (&self.bytes, &words[..]);
+        let (bytes, words) = match self.masked {
+            true => (&self.bytes, &self.masks[..]),
+            false => (&self.bytes, &words[..]),
+        };
         // A block parsed apart from the one before: what earlier lines left is not known.
         if self.seq != scratch.next {
             parser.begin_block();
@@ -226,11 +253,15 @@ pub(super) struct Direct {
     eof: bool,
     /// A read failed after the block had lines: said once they are handed on.
     failed: Option<io::Error>,
+    /// The bytes the parsing finds (see [`Parser::mask_set`]), when the blocks' masks are made
+    /// as they are read: one pass over the bytes finds the lines and what the parsing needs
+    /// (else the lines are found with `memchr`, and the parsing makes its masks).
+    set: Option<[u8; 3]>,
 }
 
 impl Direct {
     /// Takes over from `reader` where its lines were taken up to.
-    pub(super) fn new<R: Source>(reader: &mut LineReader<R>) -> Direct {
+    pub(super) fn new<R: Source>(reader: &mut LineReader<R>, set: Option<[u8; 3]>) -> Direct {
         let (rest, line) = reader.detach();
         Direct {
             carry: rest.to_vec(),
@@ -238,6 +269,7 @@ impl Direct {
             skipping: false,
             eof: false,
             failed: None,
+            set,
         }
     }
 
@@ -257,9 +289,22 @@ impl Direct {
         // `searched`.
         let mut start = self.line;
         let mut searched = start;
+        // The masks are those of `bytes[..masked]` (its last word's made again as bytes come).
+        let mut masked = 0;
+        block.masked = self.set.is_some();
         loop {
-            for nl in memchr::memchr_iter(b'\n', &block.bytes[searched..block.end]) {
-                let nl = searched + nl;
+            let newlines = match self.set {
+                Some(set) => {
+                    block.classify(masked, set);
+                    masked = block.end;
+                    Newlines::masks(&block.masks, searched, block.end)
+                }
+                None => Newlines::Bytes(
+                    memchr::memchr_iter(b'\n', &block.bytes[searched..block.end]),
+                    searched,
+                ),
+            };
+            for nl in newlines {
                 if self.skipping {
                     self.skipping = false;
                 } else {
@@ -289,6 +334,7 @@ impl Direct {
                 block.end -= keep;
                 start -= keep;
                 searched -= keep;
+                masked = 0;
             }
             if !self.skipping && block.end - start > max_line {
                 // No newline within the limit: the line is over-long whatever follows.
@@ -302,10 +348,14 @@ impl Direct {
                 if cut > start {
                     block.bytes.copy_within(cut..block.end, start);
                     block.end -= cut - start;
+                    masked = masked.min(start);
                 }
                 searched = block.end;
             }
             if self.eof {
+                if let Some(set) = self.set {
+                    block.classify(masked, set);
+                }
                 if !self.skipping && block.end > start {
                     block.spans.push(span(start, block.end, max_line));
                 }
@@ -330,6 +380,64 @@ impl Direct {
             };
             block.end += n;
             self.eof = n == 0;
+        }
+    }
+}
+
+/// Where the newlines are from a place of a block up to its end, as [`Direct::fill`] finds
+/// them: with `memchr` in its bytes, or from its masks.
+enum Newlines<'a> {
+    /// The positions `memchr` gives, and where it started.
+    Bytes(memchr::Memchr<'a>, usize),
+    /// The newline bits left of word `w` (those before `from` cleared), up to `end`.
+    Masks {
+        words: &'a [[u64; 4]],
+        w: usize,
+        bits: u64,
+        end: usize,
+    },
+}
+
+impl<'a> Newlines<'a> {
+    fn masks(words: &'a [[u64; 4]], from: usize, end: usize) -> Newlines<'a> {
+        let w = from / 64;
+        let bits = match words.get(w) {
+            Some(m) if from < end => m[0] >> (from % 64) << (from % 64),
+            _ => 0,
+        };
+        Newlines::Masks {
+            words,
+            w,
+            bits,
+            end,
+        }
+    }
+}
+
+impl Iterator for Newlines<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        match self {
+            Newlines::Bytes(it, at) => it.next().map(|nl| *at + nl),
+            Newlines::Masks {
+                words,
+                w,
+                bits,
+                end,
+            } => {
+                while *bits == 0 {
+                    *w += 1;
+                    if *w * 64 >= *end {
+                        return None;
+                    }
+                    *bits = words[*w][0];
+                }
+                let nl = *w * 64 + bits.trailing_zeros() as usize;
+                *bits &= *bits - 1;
+                (nl < *end).then_some(nl)
+            }
         }
     }
 }
