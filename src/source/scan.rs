@@ -347,6 +347,8 @@ impl Producer {
             {
                 let max_line = self.reader.max_line();
                 let mut start = pos;
+                // (The words up to the end: one bound for the walk to check.)
+                let words = &words[..end.div_ceil(64)];
                 let mut w = pos / 64;
                 let mut m = words[w][0] >> (pos % 64) << (pos % 64);
                 // Counted here and kept after the loop (in registers, not through `self`).
@@ -380,10 +382,10 @@ impl Producer {
                         start = nl + 1;
                     }
                     w += 1;
-                    if w * 64 >= end {
+                    let Some(word) = words.get(w) else {
                         break;
-                    }
-                    m = words[w][0];
+                    };
+                    m = word[0];
                 }
                 self.line_no = line_no;
                 self.report.lines += line_no - first;

@@ -293,28 +293,21 @@ impl Direct {
         let mut masked = 0;
         block.masked = self.set.is_some();
         loop {
-            let newlines = match self.set {
-                Some(set) => {
-                    block.classify(masked, set);
-                    masked = block.end;
-                    Newlines::masks(&block.masks, searched, block.end)
-                }
-                None => Newlines::Bytes(
-                    memchr::memchr_iter(b'\n', &block.bytes[searched..block.end]),
-                    searched,
-                ),
-            };
-            for nl in newlines {
-                if self.skipping {
-                    self.skipping = false;
+            if let Some(set) = self.set {
+                block.classify(masked, set);
+                masked = block.end;
+            }
+            let words = self.set.map(|_| &block.masks[..]);
+            let (spans, skipping) = (&mut block.spans, &mut self.skipping);
+            newlines(&block.bytes, words, searched, block.end, |nl| {
+                if *skipping {
+                    *skipping = false;
                 } else {
-                    block.spans.push(span(start, nl, max_line));
+                    spans.push(span(start, nl, max_line));
                 }
                 start = nl + 1;
-                if block.spans.len() >= BLOCK_LINES {
-                    break;
-                }
-            }
+                spans.len() >= BLOCK_LINES
+            });
             searched = block.end.max(start);
             if !block.spans.is_empty()
                 && (block.spans.len() >= BLOCK_LINES || block.end >= BLOCK_BYTES)
@@ -384,60 +377,45 @@ impl Direct {
     }
 }
 
-/// Where the newlines are from a place of a block up to its end, as [`Direct::fill`] finds
-/// them: with `memchr` in its bytes, or from its masks.
-enum Newlines<'a> {
-    /// The positions `memchr` gives, and where it started.
-    Bytes(memchr::Memchr<'a>, usize),
-    /// The newline bits left of word `w` (those before `from` cleared), up to `end`.
-    Masks {
-        words: &'a [[u64; 4]],
-        w: usize,
-        bits: u64,
-        end: usize,
-    },
-}
-
-impl<'a> Newlines<'a> {
-    fn masks(words: &'a [[u64; 4]], from: usize, end: usize) -> Newlines<'a> {
-        let w = from / 64;
-        let bits = match words.get(w) {
-            Some(m) if from < end => m[0] >> (from % 64) << (from % 64),
-            _ => 0,
-        };
-        Newlines::Masks {
-            words,
-            w,
-            bits,
-            end,
-        }
-    }
-}
-
-impl Iterator for Newlines<'_> {
-    type Item = usize;
-
-    #[inline]
-    fn next(&mut self) -> Option<usize> {
-        match self {
-            Newlines::Bytes(it, at) => it.next().map(|nl| *at + nl),
-            Newlines::Masks {
-                words,
-                w,
-                bits,
-                end,
-            } => {
-                while *bits == 0 {
-                    *w += 1;
-                    if *w * 64 >= *end {
-                        return None;
-                    }
-                    *bits = words[*w][0];
-                }
-                let nl = *w * 64 + bits.trailing_zeros() as usize;
-                *bits &= *bits - 1;
-                (nl < *end).then_some(nl)
+/// Calls `f` with each newline of `bytes[from..end]` in turn until it returns true: found from
+/// the masks of `bytes` (`words`, see [`Block::classify`]), or with `memchr`.
+#[inline(always)]
+fn newlines(
+    bytes: &[u8],
+    words: Option<&[[u64; 4]]>,
+    from: usize,
+    end: usize,
+    mut f: impl FnMut(usize) -> bool,
+) {
+    let Some(words) = words else {
+        for nl in memchr::memchr_iter(b'\n', &bytes[from..end]) {
+            if f(from + nl) {
+                return;
             }
         }
+        return;
+    };
+    // (The words up to the end: one bound for the walk to check.)
+    let words = &words[..end.div_ceil(64)];
+    let mut w = from / 64;
+    let mut bits = words
+        .get(w)
+        .map_or(0, |m| m[0] >> (from % 64) << (from % 64));
+    loop {
+        while bits != 0 {
+            let nl = w * 64 + bits.trailing_zeros() as usize;
+            if nl >= end {
+                return;
+            }
+            bits &= bits - 1;
+            if f(nl) {
+                return;
+            }
+        }
+        w += 1;
+        let Some(m) = words.get(w) else {
+            return;
+        };
+        bits = m[0];
     }
 }
