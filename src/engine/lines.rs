@@ -1,6 +1,7 @@
 //! Splitting a byte stream into lines: one reusable buffer, no allocation per line, a limit on
 //! line length so a file without newlines cannot exhaust memory.
 
+use crate::engine::parse::mask::Classes;
 use std::io::{self, Read};
 
 /// A line inside the reader's buffer: valid until the next call to [`LineReader::next_line`].
@@ -70,7 +71,7 @@ pub struct LineReader<R> {
 /// [`crate::engine::parse::mask`]): lines are split on the first, and a parser walks its
 /// fields on the others, all found in one pass over the bytes.
 struct Classified {
-    set: [u8; 4],
+    classes: Classes,
     words: Vec<[u64; 4]>,
 }
 
@@ -91,12 +92,12 @@ impl<R: Source> LineReader<R> {
         }
     }
 
-    /// From now on, classifies the bytes read (newlines and the three bytes of `set`) as they
-    /// come in: lines are split through the newline masks, and [`LineReader::masks`] gives the
-    /// others to a parser.
-    pub fn classify(&mut self, set: [u8; 3]) {
+    /// From now on, classifies the bytes read (newlines, and the three bytes of a set with
+    /// [`Classes::With`]) as they come in: lines are split through the newline masks, and
+    /// [`LineReader::masks`] gives the others to a parser.
+    pub fn classify(&mut self, classes: Classes) {
         self.masks = Some(Classified {
-            set: [b'\n', set[0], set[1], set[2]],
+            classes,
             words: vec![[0; 4]; self.buf.len() / 64],
         });
         self.reclassify(0, self.end);
@@ -115,11 +116,8 @@ impl<R: Source> LineReader<R> {
         let to64 = to.next_multiple_of(64);
         self.buf[to..to64].fill(0);
         let w = from / 64;
-        crate::engine::parse::mask::classify_all(
-            &self.buf[w * 64..to64],
-            c.set,
-            &mut c.words[w..to64 / 64],
-        );
+        c.classes
+            .classify(&self.buf[w * 64..to64], &mut c.words[w..to64 / 64]);
     }
 
     /// The first newline in `buf[from..self.end]`.
@@ -366,11 +364,15 @@ mod tests {
         let gz = gz.finish().unwrap();
         for max in [1_000, 100_000] {
             let want = lines(&input, max);
-            for classify in [false, true] {
+            for classify in [
+                None,
+                Some(Classes::With([b' ', b'"', b']'])),
+                Some(Classes::Newlines),
+            ] {
                 let source = crate::engine::gunzip::Gunzip::new(Dribble { data: &gz, seed: 3 });
                 let mut r = LineReader::new(source, max);
-                if classify {
-                    r.classify([b' ', b'"', b']']);
+                if let Some(classes) = classify {
+                    r.classify(classes);
                 }
                 let mut got = Vec::new();
                 loop {
@@ -381,7 +383,8 @@ mod tests {
                                 for (i, &b) in r.bytes(l).iter().enumerate() {
                                     let at = l.start + i;
                                     let bit = |k: usize| words[at / 64][k] >> (at % 64) & 1 == 1;
-                                    assert_eq!((bit(0), bit(1)), (b == b'\n', b == b' '));
+                                    let space = b == b' ' && classify != Some(Classes::Newlines);
+                                    assert_eq!((bit(0), bit(1)), (b == b'\n', space));
                                 }
                             }
                             got.push(Some(r.bytes(l).to_vec()))
@@ -390,7 +393,7 @@ mod tests {
                         Next::Eof => break,
                     }
                 }
-                assert!(got == want, "max {max}, classify {classify}");
+                assert!(got == want, "max {max}, classify {classify:?}");
                 assert_eq!(r.offset(), input.len() as u64);
             }
         }
@@ -481,7 +484,7 @@ mod tests {
                 },
                 max,
             );
-            r.classify(set);
+            r.classify(Classes::With(set));
             let mut got = Vec::new();
             loop {
                 match r.next_line().unwrap() {

@@ -10,6 +10,7 @@ use crate::engine::gunzip::Gunzip;
 use crate::engine::join::JoinStats;
 use crate::engine::kb::Kb;
 use crate::engine::lines::{LineReader, LineRef, Next, Source, Unread};
+use crate::engine::parse::mask::InBuffer;
 use crate::engine::parse::nginx_access::Answered;
 use crate::engine::parse::{self, Parser, ParserOptions};
 use crate::engine::pipeline::{CauseCounts, Pipeline, PipelineConfig, Sink};
@@ -182,7 +183,7 @@ pub fn open(name: &str) -> io::Result<(Stream, bool)> {
 struct Take<'a> {
     bytes: &'a [u8],
     line_no: u64,
-    masks: Option<(&'a [[u64; 4]], usize)>,
+    at: Option<InBuffer<'a>>,
 }
 
 impl Take<'_> {
@@ -200,7 +201,7 @@ impl Take<'_> {
         sink: &mut impl Sink,
     ) {
         let answered = match short {
-            true => parser.answered_at(self.bytes, self.masks),
+            true => parser.answered_at(self.bytes, self.at),
             false => None,
         };
         let answered = match answered {
@@ -328,9 +329,10 @@ impl Producer {
     /// and [`Pipeline::push`].
     fn run_alone(&mut self, pipeline: &mut Pipeline, sink: &mut impl Sink) -> anyhow::Result<()> {
         let short = self.short;
-        if short && let Some(set) = self.parser.as_ref().and_then(Parser::mask_set) {
-            // Newlines and the short way's separators, found in one pass over each read.
-            self.reader.classify(set);
+        let classes = self.parser.as_ref().and_then(Parser::classes);
+        if short && let Some(classes) = classes {
+            // Newlines and what the short way reads, found in one pass over each read.
+            self.reader.classify(classes);
         }
         loop {
             // The whole lines the buffer holds, walked through its newline masks (the
@@ -347,6 +349,9 @@ impl Producer {
             {
                 let max_line = self.reader.max_line();
                 let mut start = pos;
+                // The buffer's masks, for the short way to search when they hold more than
+                // newlines.
+                let masks = classes.and_then(|c| c.searchable(words));
                 // (The words up to the end: one bound for the walk to check.)
                 let words = &words[..end.div_ceil(64)];
                 let mut w = pos / 64;
@@ -368,7 +373,11 @@ impl Producer {
                             let line = Take {
                                 bytes: &buf[start..nl],
                                 line_no,
-                                masks: Some((words, start)),
+                                at: Some(InBuffer {
+                                    buf,
+                                    start,
+                                    words: masks,
+                                }),
                             };
                             line.take(
                                 parser,
@@ -398,14 +407,18 @@ impl Producer {
                 self.count_unparsed(Unparsed::Shape);
                 continue;
             };
-            let masks = match (&line, self.reader.masks()) {
-                (HeadLine::Buffer(l), Some(words)) => Some((words, l.start)),
+            let at = match (&line, self.reader.classified()) {
+                (HeadLine::Buffer(l), Some(u)) => Some(InBuffer {
+                    buf: u.buf,
+                    start: l.start,
+                    words: classes.and_then(|c| c.searchable(u.words)),
+                }),
                 _ => None,
             };
             let line = Take {
                 bytes: bytes_of(&self.reader, &line),
                 line_no: self.line_no,
-                masks,
+                at,
             };
             line.take(
                 parser,

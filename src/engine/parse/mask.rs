@@ -7,7 +7,9 @@
 //!
 //! Two sources of masks: [`Masks`] classifies a line's blocks as searches reach them, and
 //! [`LineMasks`] views the masks a [`crate::engine::lines::LineReader`] computed for its whole
-//! buffer as it read it (in the same pass as its newlines).
+//! buffer as it read it (in the same pass as its newlines). [`Bytes`] classifies the 64 bytes
+//! of a buffer from any place in a line: the windows nginx's quick walk reads, when the buffer's
+//! own masks hold only its newlines ([`Classes::Newlines`]).
 
 /// One of the three bytes a [`Masks`] looks for, by its place in the set, or several of them.
 pub type Which = u8;
@@ -202,6 +204,96 @@ impl Find for Masks<'_> {
     }
 }
 
+/// What a buffer's masks hold (see [`Classes::classify`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Classes {
+    /// Its newlines only: the walk that needs more reads windows of the bytes ([`Bytes`]).
+    Newlines,
+    /// Its newlines and the three bytes of a set, for walks that search the buffer's masks
+    /// ([`LineMasks`]).
+    With([u8; 3]),
+}
+
+impl Classes {
+    /// Classifies `bytes` (a multiple of 64 long) into `out`, one entry per 64 bytes: the mask
+    /// of the newlines, then those of the set's bytes (none with [`Classes::Newlines`]).
+    pub fn classify(self, bytes: &[u8], out: &mut [[u64; 4]]) {
+        match self {
+            Classes::With(set) => classify_all(bytes, [b'\n', set[0], set[1], set[2]], out),
+            Classes::Newlines => classify_newlines(bytes, out),
+        }
+    }
+
+    /// The buffer's masks, for a walk that searches them: only when they hold the set's bytes.
+    pub fn searchable(self, words: &[[u64; 4]]) -> Option<&[[u64; 4]]> {
+        matches!(self, Classes::With(_)).then_some(words)
+    }
+}
+
+/// A line inside a buffer, for the short way ([`crate::engine::parse::Parser::answered_at`]):
+/// the buffer, where the line starts in it, and the buffer's masks when they hold the bytes of
+/// the parser's set ([`Classes::searchable`]).
+#[derive(Clone, Copy)]
+pub struct InBuffer<'a> {
+    pub buf: &'a [u8],
+    pub start: usize,
+    pub words: Option<&'a [[u64; 4]]>,
+}
+
+/// Windows of a line inside a buffer, classified from the buffer's bytes when read; with
+/// `AVX2`, by AVX2 instructions (see [`Bytes::avx2`]).
+pub struct Bytes<'a, const AVX2: bool = false> {
+    buf: &'a [u8],
+    start: usize,
+    set: [u8; 3],
+}
+
+impl<'a> Bytes<'a> {
+    pub fn new(buf: &'a [u8], start: usize, set: [u8; 3]) -> Bytes<'a> {
+        Bytes { buf, start, set }
+    }
+}
+
+impl<'a> Bytes<'a, true> {
+    /// [`Bytes::new`], whose windows use AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2. (The windows are inlined where the caller is compiled for it.)
+    #[cfg(target_arch = "x86_64")]
+    pub unsafe fn avx2(buf: &'a [u8], start: usize, set: [u8; 3]) -> Bytes<'a, true> {
+        Bytes { buf, start, set }
+    }
+}
+
+impl<const AVX2: bool> Bytes<'_, AVX2> {
+    /// The masks of the set's three bytes over the 64 bytes of the buffer from the line's
+    /// byte `at`: bit `i` is byte `at + i`. Bits past the line's end are the buffer's next
+    /// bytes' (none past the buffer's end): the caller checks what it finds against the line's
+    /// length.
+    #[inline(always)]
+    pub fn window(&self, at: usize) -> [u64; 3] {
+        let a = self.start + at;
+        let Some(b) = self.buf.get(a..a + BLOCK) else {
+            return self.window_at_end(a);
+        };
+        let b: &[u8; BLOCK] = b.try_into().expect("64 bytes");
+        #[cfg(target_arch = "x86_64")]
+        if AVX2 {
+            // SAFETY: a `Bytes<true>` is made only on a CPU with AVX2 (`Bytes::avx2`).
+            return unsafe { classify_avx2(b, self.set) };
+        }
+        classify(b, self.set)
+    }
+
+    #[inline(never)]
+    fn window_at_end(&self, a: usize) -> [u64; 3] {
+        let mut block = [0u8; BLOCK];
+        let rest = self.buf.get(a..).unwrap_or_default();
+        block[..rest.len()].copy_from_slice(rest);
+        classify(&block, self.set)
+    }
+}
+
 /// The masks of one line inside a buffer classified as a whole: one entry per 64 bytes of the
 /// buffer, the newline mask first and then the three bytes of the set.
 pub struct LineMasks<'a> {
@@ -216,21 +308,6 @@ impl<'a> LineMasks<'a> {
     pub fn new(words: &'a [[u64; 4]], start: usize, len: usize) -> LineMasks<'a> {
         debug_assert!(words.len() * BLOCK >= start + len);
         LineMasks { words, start, len }
-    }
-
-    /// The masks of the set's three bytes over the 64 bytes of the buffer from the line's
-    /// byte `at`: bit `i` is byte `at + i`. Bits past the line's end are the buffer's next
-    /// bytes' (or none): the caller checks what it finds against the line's length.
-    #[inline(always)]
-    pub fn window(&self, at: usize) -> [u64; 3] {
-        const NONE: [u64; 4] = [0; 4];
-        let a = self.start + at;
-        let (w, s) = (a / BLOCK, a % BLOCK);
-        let lo = self.words.get(w).unwrap_or(&NONE);
-        let hi = self.words.get(w + 1).unwrap_or(&NONE);
-        // `<< 1 << (63 - s)`: no bits of the next word when `s` is 0 (a shift by 64 is not one).
-        let at = |k: usize| lo[k] >> s | hi[k] << 1 << (63 - s);
-        [at(1), at(2), at(3)]
     }
 
     #[inline(always)]
@@ -315,6 +392,69 @@ pub fn classify_all(bytes: &[u8], set: [u8; 4], out: &mut [[u64; 4]]) {
     }
 }
 
+/// [`classify`] by AVX2 instructions: inlined into callers compiled for AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn classify_avx2(block: &[u8; BLOCK], set: [u8; 3]) -> [u64; 3] {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
+    };
+    // SAFETY: the caller's CPU has AVX2; both 32-byte loads are inside `block`, and `loadu`
+    // needs no alignment.
+    unsafe {
+        let p = block.as_ptr().cast::<__m256i>();
+        let (lo, hi) = (_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1)));
+        macro_rules! mask {
+            ($c:expr) => {{
+                let s = _mm256_set1_epi8($c as i8);
+                let a = _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, s)) as u32 as u64;
+                let b = _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, s)) as u32 as u64;
+                a | b << 32
+            }};
+        }
+        [mask!(set[0]), mask!(set[1]), mask!(set[2])]
+    }
+}
+
+/// [`classify_all`] for the newlines only (the other masks are left empty).
+fn classify_newlines(bytes: &[u8], out: &mut [[u64; 4]]) {
+    assert!(bytes.len().is_multiple_of(BLOCK) && out.len() * BLOCK >= bytes.len());
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (detected just above).
+        unsafe { classify_newlines_avx2(bytes, out) };
+        return;
+    }
+    for (block, o) in bytes.chunks_exact(BLOCK).zip(out.iter_mut()) {
+        let [nl] = classify(block.try_into().expect("64 bytes"), [b'\n']);
+        *o = [nl, 0, 0, 0];
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn classify_newlines_avx2(bytes: &[u8], out: &mut [[u64; 4]]) {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
+    };
+    let nl = _mm256_set1_epi8(b'\n' as i8);
+    let n = bytes.len() / BLOCK;
+    for (k, o) in out[..n].iter_mut().enumerate() {
+        // SAFETY: both 32-byte loads are inside `bytes` (k < n, 64 bytes per block); `loadu`
+        // needs no alignment.
+        let (lo, hi) = unsafe {
+            let p = bytes.as_ptr().add(k * BLOCK).cast::<__m256i>();
+            (_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1)))
+        };
+        let a = _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, nl)) as u32 as u64;
+        let b = _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, nl)) as u32 as u64;
+        *o = [a | b << 32, 0, 0, 0];
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn classify_all_avx2(bytes: &[u8], set: [u8; 4], out: &mut [[u64; 4]]) {
@@ -381,7 +521,7 @@ pub const fn select(which: Which) -> [u64; 3] {
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[inline]
+#[inline(always)]
 fn classify<const N: usize>(block: &[u8; BLOCK], set: [u8; N]) -> [u64; N] {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
@@ -481,6 +621,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn windows_of_the_bytes_are_their_masks_up_to_the_buffers_end() {
+        let set = [b' ', b'"', b','];
+        let buf: Vec<u8> = (0..300u32)
+            .map(|i| b" \",x\n"[(i * 7 % 5) as usize] ^ u8::from(i % 11 == 0))
+            .collect();
+        for start in [0, 1, 63, 64, 200] {
+            let w = Bytes::new(&buf, start, set);
+            for at in 0..buf.len() - start + 2 {
+                let want: [u64; 3] = std::array::from_fn(|k| {
+                    (0..64)
+                        .filter(|&i| buf.get(start + at + i) == Some(&set[k]))
+                        .fold(0, |m, i| m | 1 << i)
+                });
+                assert_eq!(w.window(at), want, "{start} {at}");
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2.
+                    let w = unsafe { Bytes::avx2(&buf, start, set) };
+                    assert_eq!(w.window(at), want, "AVX2 {start} {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn masks_agree_with_a_plain_search() {
         // Every length around the block size, every byte value, the bytes at both ends.
         let set = [b' ', b'"', b'\\'];
@@ -551,6 +716,8 @@ mod tests {
                 let mut out = [[0u64; 4]; 1];
                 classify_all(&block, four, &mut out);
                 assert_eq!(out[0], want);
+                Classes::Newlines.classify(&block, &mut out);
+                assert_eq!(out[0], [classify_scalar(&block, [b'\n'])[0], 0, 0, 0]);
                 // Every path this CPU can run, not only the one it picks.
                 #[cfg(target_arch = "x86_64")]
                 {
@@ -558,6 +725,9 @@ mod tests {
                         // SAFETY: the CPU has AVX2.
                         unsafe { classify_all_avx2(&block, four, &mut out) };
                         assert_eq!(out[0], want);
+                        // SAFETY: the CPU has AVX2.
+                        unsafe { classify_newlines_avx2(&block, &mut out) };
+                        assert_eq!(out[0], [classify_scalar(&block, [b'\n'])[0], 0, 0, 0]);
                     }
                 }
             }

@@ -255,6 +255,18 @@ impl Parser {
         }
     }
 
+    /// What the masks of a reader's buffer must hold for the short way: the newlines alone
+    /// where its walk reads windows of the bytes (nginx's quick shape), else the newlines and
+    /// [`Parser::mask_set`]; `None` for formats without a short way.
+    pub fn classes(&self) -> Option<mask::Classes> {
+        match self {
+            Parser::NginxAccess(p) | Parser::ApacheAccess(p) if p.reads_windows() => {
+                Some(mask::Classes::Newlines)
+            }
+            _ => self.mask_set().map(mask::Classes::With),
+        }
+    }
+
     /// Whether the short way reads `line` as [`Parser::parse`] does (the differential check of
     /// the tests and fuzz targets): when it reads the line at all, `parse` makes of it a request
     /// that did not fail, with the same time, status, upstream and virtual host; and masks
@@ -264,6 +276,8 @@ impl Parser {
     pub fn answered_agrees(&self, line: &[u8]) -> bool {
         let a = self.clone().answered(line);
         let set = self.mask_set().unwrap_or([b' ', b'"', b']']);
+        // Read from the buffer's masks, and from its bytes with only its newlines' masks (the
+        // quick shape's windows; the rest through the line's own masks).
         let buffered = [0usize, 1, 17, 63, 64].iter().all(|&at| {
             let mut buf = vec![b'\n'; at];
             buf.extend_from_slice(line);
@@ -271,7 +285,23 @@ impl Parser {
             let mut words = vec![[0u64; 4]; buf.len().div_ceil(64)];
             buf.resize(words.len() * 64, 0);
             mask::classify_all(&buf, [b'\n', set[0], set[1], set[2]], &mut words);
-            self.clone().answered_at(line, Some((&words, at))) == a
+            // The quick shape's windows by the CPU's instructions and by those of every CPU.
+            let plain = match self.clone() {
+                Parser::NginxAccess(mut p) | Parser::ApacheAccess(mut p) => {
+                    let mut q = p.clone();
+                    p.answered_quickly_plain(line, &buf, at) == q.answered_quickly(line, &buf, at)
+                }
+                _ => true,
+            };
+            plain
+                && [Some(&words[..]), None].into_iter().all(|words| {
+                    let place = mask::InBuffer {
+                        buf: &buf,
+                        start: at,
+                        words,
+                    };
+                    self.clone().answered_at(line, Some(place)) == a
+                })
         });
         let Some(a) = a else {
             // Refused through either kind of masks alike.
@@ -291,20 +321,19 @@ impl Parser {
         same && buffered
     }
 
-    /// [`Parser::answered`] for a line at `start` of a buffer whose masks (of newlines and
-    /// [`Parser::mask_set`]) are `words`, one entry per 64 bytes.
+    /// [`Parser::answered`] for a line inside a buffer (`at`: see [`mask::InBuffer`]).
     #[inline(always)]
     pub fn answered_at(
         &mut self,
         line: &[u8],
-        masks: Option<(&[[u64; 4]], usize)>,
+        at: Option<mask::InBuffer<'_>>,
     ) -> Option<nginx_access::Answered> {
-        if let (Parser::NginxAccess(p) | Parser::ApacheAccess(p), Some((words, start))) =
-            (&mut *self, masks)
-            && let Some(a) = p.answered_quickly(line, words, start)
+        if let (Parser::NginxAccess(p) | Parser::ApacheAccess(p), Some(b)) = (&mut *self, at)
+            && let Some(a) = p.answered_quickly(line, b.buf, b.start)
         {
             return Some(a);
         }
+        let masks = at.and_then(|b| Some((b.words?, b.start)));
         self.answered_otherwise(line, masks)
     }
 

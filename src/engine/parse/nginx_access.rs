@@ -13,7 +13,7 @@ use super::upstream;
 use crate::engine::event::{Cause, Event, Format, Kind, Span, Unparsed};
 use crate::engine::time::ZoneClock;
 
-use super::mask::{Find, LineMasks, Masks};
+use super::mask::{Bytes, Find, Masks};
 pub use super::nginx_formats::*;
 
 /// How string values are escaped (`log_format ... escape=`).
@@ -628,7 +628,7 @@ impl AccessParser {
         let status = parse_status(f.status.get(line))?;
         let names_upstream =
             self.names_upstream && !(f.upstream_addr.is_none() && f.upstream_host.is_none());
-        let up = upstream_of(line, &f);
+        let up = upstream::of_fields(line, &f);
         let mut ev = Event {
             format: Some(Format::NginxAccess),
             kind: Kind::Request,
@@ -669,6 +669,11 @@ impl AccessParser {
         }
     }
 
+    /// Whether the format's straight walk has the quick shape ([`AccessParser::answered_quickly`]).
+    pub fn reads_windows(&self) -> bool {
+        matches!(&self.layout, Layout::Format(f) if f.walk.as_ref().is_some_and(super::nginx_walk::Walk::has_quick))
+    }
+
     /// Whether the short way of this parser's format is the straight walk.
     #[cfg(test)]
     pub(super) fn walks_straight(&self) -> bool {
@@ -682,23 +687,53 @@ impl AccessParser {
             return false;
         };
         let set = self.mask_set().unwrap_or([b' ', b'"', b']']);
-        let mut buf = line.to_vec();
-        let mut words = vec![[0u64; 4]; buf.len().div_ceil(64) + 1];
-        buf.resize(words.len() * 64, b'\n');
-        super::mask::classify_all(&buf, [b'\n', set[0], set[1], set[2]], &mut words);
-        let m = super::mask::LineMasks::new(&words, 0, line.len());
+        let m = super::mask::Bytes::new(line, 0, set);
         f.walk.as_ref().and_then(|w| w.quick(line, &m)).is_some()
     }
 
     /// [`AccessParser::answered_in`] for the lines the quick shape of the straight walk reads
-    /// ([`super::nginx_walk::Walk::quick`]), at `start` of a buffer whose masks are `words`;
-    /// `None` for every other line.
-    #[inline(never)]
+    /// ([`super::nginx_walk::Walk::quick`]), at `start` of `buf`; `None` for every other line.
+    /// (Inlined into the line loops: one call, to the version compiled for the CPU.)
+    #[inline(always)]
     pub(super) fn answered_quickly(
         &mut self,
         line: &[u8],
-        words: &[[u64; 4]],
+        buf: &[u8],
         start: usize,
+    ) -> Option<Answered> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (detected just above).
+            return unsafe { self.answered_quickly_avx2(line, buf, start) };
+        }
+        self.answered_quickly_plain(line, buf, start)
+    }
+
+    /// [`AccessParser::answered_quickly`] compiled for AVX2, whose windows then use it.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[inline(never)]
+    fn answered_quickly_avx2(&mut self, line: &[u8], buf: &[u8], start: usize) -> Option<Answered> {
+        // SAFETY: this function runs only on a CPU with AVX2 (its target feature).
+        self.quickly(line, |set| unsafe { Bytes::avx2(buf, start, set) })
+    }
+
+    /// [`AccessParser::answered_quickly`] for every CPU (the tests compare the two).
+    #[inline(never)]
+    pub(super) fn answered_quickly_plain(
+        &mut self,
+        line: &[u8],
+        buf: &[u8],
+        start: usize,
+    ) -> Option<Answered> {
+        self.quickly(line, |set| Bytes::new(buf, start, set))
+    }
+
+    #[inline(always)]
+    fn quickly<'a, const AVX2: bool>(
+        &mut self,
+        line: &[u8],
+        bytes: impl FnOnce([u8; 3]) -> Bytes<'a, AVX2>,
     ) -> Option<Answered> {
         let Layout::Format(format) = &self.layout else {
             return None;
@@ -709,8 +744,8 @@ impl AccessParser {
         if first.is_ascii_whitespace() || first == 0x1b {
             return None;
         }
-        let m = LineMasks::new(words, start, line.len());
-        let q = format.walk.as_ref()?.quick(line, &m)?;
+        let walk = format.walk.as_ref()?;
+        let q = walk.quick(line, &bytes(walk.set()))?;
         Some(Answered {
             time: self
                 .time
@@ -756,7 +791,7 @@ impl AccessParser {
         }
         let time = self.time.get(f.time.get(line)?, &mut self.zone)?;
         let upstream = match f.upstream_addr.get(line) {
-            // One upstream and no ingress-nginx service, as nearly always: `upstream_of`'s
+            // One upstream and no ingress-nginx service, as nearly always: `upstream::of_fields`'s
             // answer without its walk.
             Some(a)
                 if f.service.is_none()
@@ -766,7 +801,7 @@ impl AccessParser {
                 f.upstream_addr
             }
             _ => {
-                let up = upstream_of(line, &f);
+                let up = upstream::of_fields(line, &f);
                 if up.service.is_none() {
                     up.upstream
                 } else {
@@ -783,65 +818,6 @@ impl AccessParser {
                 && !(f.upstream_addr.is_none() && f.upstream_host.is_none()),
         })
     }
-}
-
-/// Where a line's upstream is.
-struct Upstream<'a> {
-    /// The last upstream tried (or the balancer worker's `host:port`).
-    upstream: Span,
-    /// Every upstream tried, as written.
-    upstreams: Span,
-    /// The last item of `$upstream_addr`, `-` included (it names the cause).
-    last: Option<&'a [u8]>,
-    /// ingress-nginx's service, which names the upstream once one was tried.
-    service: Span,
-}
-
-fn upstream_of<'a>(line: &'a [u8], f: &Fields) -> Upstream<'a> {
-    let mut up = Upstream {
-        upstream: Span::NONE,
-        upstreams: Span::NONE,
-        last: None,
-        service: Span::NONE,
-    };
-    if let Some(addrs) = f.upstream_addr.get(line).filter(|a| *a != b"-") {
-        up.upstreams = Span::of(line, addrs);
-        // Nearly every line has a single upstream: no need to walk a list.
-        let l = if bytes::find_byte2(b',', b' ', addrs).is_none() {
-            addrs
-        } else {
-            upstream::last_item(addrs)
-        };
-        if l != b"-" && !l.is_empty() {
-            up.upstream = Span::of(line, l);
-        }
-        up.last = Some(l);
-    }
-    if up.upstream.is_none()
-        && let Some(h) = f
-            .upstream_host
-            .get(line)
-            .filter(|h| !h.is_empty() && *h != b"-")
-    {
-        // Apache's `%{BALANCER_WORKER_NAME}e` is the worker's URL: its `host:port`.
-        let h = match find!(h, b"://") {
-            Some(i) => {
-                let rest = &h[i + 3..];
-                &rest[..memchr::memchr(b'/', rest).unwrap_or(rest.len())]
-            }
-            None => h,
-        };
-        up.upstream = Span::of(line, h);
-        up.upstreams = up.upstream;
-    }
-    // ingress-nginx: the service is the upstream (`upstreams` keeps the pods tried, by which
-    // the error log's lines are joined), once the pods' addresses named the cause.
-    if let Some(svc) = f.service.get(line).filter(|s| !s.is_empty() && *s != b"-")
-        && !up.upstream.is_none()
-    {
-        up.service = Span::of(line, svc);
-    }
-    up
 }
 
 /// `$status`: digits (nginx logs `009` for an HTTP/0.9 answer and `000`/`499` for clients that

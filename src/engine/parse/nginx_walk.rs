@@ -33,14 +33,14 @@ pub(super) struct Walk {
     /// then (when an answered request needs more) the quoted fields jumped over and fields
     /// separated by single spaces: what each of those fields is, in order.
     straight: Option<Straight>,
-    /// The straight walk's commonest shape, read from windows of a buffer's masks first.
+    /// The straight walk's commonest shape, read from windows of a buffer's bytes first.
     quick: Option<Quick>,
 }
 
 /// A straight walk whose jump (if any) lands on `" "` and whose tail's fields each end at one
-/// space — `combined`, `main`, `gatewatch` — read from 64-byte windows of the buffer's masks
-/// ([`mask::LineMasks::window`]): the spaces of each stretch of the line found from one
-/// window, not by a search each, and only what an answered request is made of kept. Anything
+/// space — `combined`, `main`, `gatewatch` — read from 64-byte windows of the buffer
+/// ([`mask::Bytes::window`], classified as they are read): the spaces of each stretch of the
+/// line found from one window, not by a search each, and only what an answered request is made of kept. Anything
 /// the windows do not settle (a field running past one, a failed request) is left to the
 /// straight walk, which reads the line as before.
 #[derive(Clone, Debug)]
@@ -280,12 +280,22 @@ impl Walk {
         })
     }
 
-    /// What an answered request is made of, read from windows of the line's buffer's masks
-    /// when the walk has the quick shape ([`Quick`]) and they settle it; `None` otherwise
-    /// (then [`Walk::answered`] reads the line).
+    /// What an answered request is made of, read from windows of the line's buffer when the
+    /// walk has the quick shape ([`Quick`]) and they settle it; `None` otherwise (then
+    /// [`Walk::answered`] reads the line).
     #[inline(always)]
-    pub(super) fn quick(&self, line: &[u8], m: &mask::LineMasks<'_>) -> Option<QuickLine> {
+    pub(super) fn quick<const AVX2: bool>(
+        &self,
+        line: &[u8],
+        m: &mask::Bytes<'_, AVX2>,
+    ) -> Option<QuickLine> {
         quick_answered(self.quick.as_ref()?, line, m)
+    }
+
+    /// Whether the walk has the quick shape (its buffers then need only their newlines'
+    /// masks: [`mask::Classes::Newlines`]).
+    pub(super) fn has_quick(&self) -> bool {
+        self.quick.is_some()
     }
 
     /// Whether the walk of this format is the straight one (see [`Walk::straight`]).
@@ -485,7 +495,11 @@ fn quick(st: &Straight) -> Option<Quick> {
 /// [`QuickLine`]; `None` when they do not settle it — including every line the straight walk
 /// refuses.
 #[inline(always)]
-fn quick_answered(q: &Quick, line: &[u8], m: &mask::LineMasks<'_>) -> Option<QuickLine> {
+fn quick_answered<const AVX2: bool>(
+    q: &Quick,
+    line: &[u8],
+    m: &mask::Bytes<'_, AVX2>,
+) -> Option<QuickLine> {
     // `$remote_addr - $remote_user [$time_local] "`: the first two spaces from one window.
     let [head, ..] = m.window(0);
     let sp = head.trailing_zeros() as usize;

@@ -1,5 +1,10 @@
-//! Upstream names as proxies write them: nginx's multi-valued `$upstream_*` fields, and the
+//! Upstream names as proxies write them: nginx's multi-valued `$upstream_*` fields (and where an
+//! access-log line's upstream is among its fields), and the
 //! `upstream: "http://10.0.1.5:8080/path"` context of error-log lines.
+
+use super::bytes;
+use super::nginx_access::Fields;
+use crate::engine::event::Span;
 
 /// Iterates the items of an nginx `$upstream_*` field: `10.0.0.1:80, 10.0.0.2:80 : 10.0.0.3:80`.
 /// `, ` separates the servers tried for one request; ` : ` separates internal redirects.
@@ -113,6 +118,66 @@ pub const MAX_KEY: usize = 255;
 /// An upstream name as used for a key: cut to [`MAX_KEY`] bytes.
 pub fn key(name: &[u8]) -> &[u8] {
     &name[..name.len().min(MAX_KEY)]
+}
+
+/// Where a line's upstream is.
+pub(super) struct Upstream<'a> {
+    /// The last upstream tried (or the balancer worker's `host:port`).
+    pub(super) upstream: Span,
+    /// Every upstream tried, as written.
+    pub(super) upstreams: Span,
+    /// The last item of `$upstream_addr`, `-` included (it names the cause).
+    pub(super) last: Option<&'a [u8]>,
+    /// ingress-nginx's service, which names the upstream once one was tried.
+    pub(super) service: Span,
+}
+
+/// Where the upstream of a line of nginx's (or Apache's) access log is, from its fields.
+pub(super) fn of_fields<'a>(line: &'a [u8], f: &Fields) -> Upstream<'a> {
+    let mut up = Upstream {
+        upstream: Span::NONE,
+        upstreams: Span::NONE,
+        last: None,
+        service: Span::NONE,
+    };
+    if let Some(addrs) = f.upstream_addr.get(line).filter(|a| *a != b"-") {
+        up.upstreams = Span::of(line, addrs);
+        // Nearly every line has a single upstream: no need to walk a list.
+        let l = if bytes::find_byte2(b',', b' ', addrs).is_none() {
+            addrs
+        } else {
+            last_item(addrs)
+        };
+        if l != b"-" && !l.is_empty() {
+            up.upstream = Span::of(line, l);
+        }
+        up.last = Some(l);
+    }
+    if up.upstream.is_none()
+        && let Some(h) = f
+            .upstream_host
+            .get(line)
+            .filter(|h| !h.is_empty() && *h != b"-")
+    {
+        // Apache's `%{BALANCER_WORKER_NAME}e` is the worker's URL: its `host:port`.
+        let h = match find!(h, b"://") {
+            Some(i) => {
+                let rest = &h[i + 3..];
+                &rest[..memchr::memchr(b'/', rest).unwrap_or(rest.len())]
+            }
+            None => h,
+        };
+        up.upstream = Span::of(line, h);
+        up.upstreams = up.upstream;
+    }
+    // ingress-nginx: the service is the upstream (`upstreams` keeps the pods tried, by which
+    // the error log's lines are joined), once the pods' addresses named the cause.
+    if let Some(svc) = f.service.get(line).filter(|s| !s.is_empty() && *s != b"-")
+        && !up.upstream.is_none()
+    {
+        up.service = Span::of(line, svc);
+    }
+    up
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@
 
 use crate::engine::event::{Event, Unparsed};
 use crate::engine::lines::{LineReader, Source};
+use crate::engine::parse::Parser;
 use crate::engine::parse::haproxy::Year;
+use crate::engine::parse::mask::{self, Classes, InBuffer};
 use crate::engine::parse::nginx_access::Answered;
-use crate::engine::parse::{Parser, mask};
 use std::io;
 
 /// A block is full at this many bytes of lines or this many lines.
@@ -71,17 +72,12 @@ pub(super) enum Parsed {
     Unparsed(Unparsed),
 }
 
-/// Reads a line (its masks at `masks`, when its buffer has them). With `short`, a request
-/// that did not fail takes the short way: read by [`Parser::answered_at`] where the format has
-/// a short walk, else parsed and handed on as what it is ([`Answered::of`]) without its event.
+/// Reads a line (`at` its place in the block, see [`InBuffer`]). With `short`, a request that
+/// did not fail takes the short way: read by [`Parser::answered_at`] where the format has a
+/// short walk, else parsed and handed on as what it is ([`Answered::of`]) without its event.
 #[inline(always)]
-fn read(
-    parser: &mut Parser,
-    line: &[u8],
-    masks: Option<(&[[u64; 4]], usize)>,
-    short: bool,
-) -> Parsed {
-    if short && let Some(a) = parser.answered_at(line, masks) {
+fn read(parser: &mut Parser, line: &[u8], at: Option<InBuffer<'_>>, short: bool) -> Parsed {
+    if short && let Some(a) = parser.answered_at(line, at) {
         return Parsed::Answered(a);
     }
     match parser.parse(line) {
@@ -124,18 +120,17 @@ impl Block {
         self.end += b.len();
     }
 
-    /// Makes the masks of the bytes from `from` (those before have theirs) to the end, with
-    /// the newline and `set`; the bytes after the end in its last word are zeroed first.
-    fn classify(&mut self, from: usize, set: [u8; 3]) {
+    /// Makes the masks of the bytes from `from` (those before have theirs) to the end; the
+    /// bytes after the end in its last word are zeroed first.
+    fn classify(&mut self, from: usize, classes: Classes) {
         let (first, len) = (from / 64, self.end.next_multiple_of(64));
         // (`bytes` grows by whole words: see `room`.)
         self.bytes[self.end..len].fill(0);
         if self.masks.len() < len / 64 {
             self.masks.resize(len / 64, [0; 4]);
         }
-        mask::classify_all(
+        classes.classify(
             &self.bytes[first * 64..len],
-            [b'\n', set[0], set[1], set[2]],
             &mut self.masks[first..len / 64],
         );
     }
@@ -167,11 +162,12 @@ impl Block {
     }
 
     /// Parses the lines; with `short`, requests that did not fail take the short way, through
-    /// masks of the block's bytes computed in one pass (into `words`).
+    /// the block's bytes and, for walks that search them, masks of its bytes computed in one
+    /// pass (into `words`, unless the reading thread made them).
     pub(super) fn parse(&mut self, parser: &mut Parser, short: bool, scratch: &mut Words) {
-        let set = parser.mask_set().filter(|_| short);
+        let classes = parser.classes().filter(|_| short);
         let words = &mut scratch.masks;
-        if let Some(set) = set
+        if let Some(Classes::With(set)) = classes
             && !self.masked
         {
             let len = self.end.next_multiple_of(64);
@@ -185,10 +181,12 @@ impl Block {
                 &mut words[w..len / 64],
             );
         }
-        let (bytes, words) = match self.masked {
-            true => (&self.bytes, &self.masks[..]),
-            false => (&self.bytes, &words[..]),
+        let bytes = &self.bytes[..];
+        let words = match self.masked {
+            true => &self.masks[..],
+            false => &words[..],
         };
+        let words = classes.and_then(|c| c.searchable(words));
         // A block parsed apart from the one before: what earlier lines left is not known.
         if self.seq != scratch.next {
             parser.begin_block();
@@ -200,7 +198,12 @@ impl Block {
                 let Some((s, e)) = *span else {
                     return Parsed::Unparsed(Unparsed::TooLong);
                 };
-                let p = read(parser, &bytes[s..e], set.map(|_| (words, s)), short);
+                let at = classes.map(|_| InBuffer {
+                    buf: bytes,
+                    start: s,
+                    words,
+                });
+                let p = read(parser, &bytes[s..e], at, short);
                 if parser.needed_carried() {
                     deferred.push(i);
                 }
@@ -253,15 +256,15 @@ pub(super) struct Direct {
     eof: bool,
     /// A read failed after the block had lines: said once they are handed on.
     failed: Option<io::Error>,
-    /// The bytes the parsing finds (see [`Parser::mask_set`]), when the blocks' masks are made
-    /// as they are read: one pass over the bytes finds the lines and what the parsing needs
-    /// (else the lines are found with `memchr`, and the parsing makes its masks).
-    set: Option<[u8; 3]>,
+    /// What the blocks' masks hold (see [`Parser::classes`]), when they are made as the
+    /// blocks are read: one pass over the bytes finds the lines and what the parsing needs
+    /// (else the lines are found with `memchr`, and the parsing makes what masks it needs).
+    classes: Option<Classes>,
 }
 
 impl Direct {
     /// Takes over from `reader` where its lines were taken up to.
-    pub(super) fn new<R: Source>(reader: &mut LineReader<R>, set: Option<[u8; 3]>) -> Direct {
+    pub(super) fn new<R: Source>(reader: &mut LineReader<R>, classes: Option<Classes>) -> Direct {
         let (rest, line) = reader.detach();
         Direct {
             carry: rest.to_vec(),
@@ -269,7 +272,7 @@ impl Direct {
             skipping: false,
             eof: false,
             failed: None,
-            set,
+            classes,
         }
     }
 
@@ -291,13 +294,13 @@ impl Direct {
         let mut searched = start;
         // The masks are those of `bytes[..masked]` (its last word's made again as bytes come).
         let mut masked = 0;
-        block.masked = self.set.is_some();
+        block.masked = self.classes.is_some();
         loop {
-            if let Some(set) = self.set {
-                block.classify(masked, set);
+            if let Some(classes) = self.classes {
+                block.classify(masked, classes);
                 masked = block.end;
             }
-            let words = self.set.map(|_| &block.masks[..]);
+            let words = self.classes.map(|_| &block.masks[..]);
             let (spans, skipping) = (&mut block.spans, &mut self.skipping);
             newlines(&block.bytes, words, searched, block.end, |nl| {
                 if *skipping {
@@ -346,8 +349,8 @@ impl Direct {
                 searched = block.end;
             }
             if self.eof {
-                if let Some(set) = self.set {
-                    block.classify(masked, set);
+                if let Some(classes) = self.classes {
+                    block.classify(masked, classes);
                 }
                 if !self.skipping && block.end > start {
                     block.spans.push(span(start, block.end, max_line));

@@ -8,6 +8,7 @@ use super::{FileReport, Line, Producer, count_parsed, count_unparsed};
 use crate::engine::event::Timestamp;
 use crate::engine::parse::Parser;
 use crate::engine::parse::haproxy::Year;
+use crate::engine::parse::mask::Classes;
 use anyhow::Context;
 use std::thread::{self, JoinHandle};
 
@@ -28,14 +29,12 @@ impl Producer {
         let mut words = Words::new();
         // The blocks' masks are made as they are read, but where reading is as much work as
         // parsing (gzip: see `Share::None`).
-        let set = parser
-            .mask_set()
-            .filter(|_| self.short && !self.report.gzip);
+        let classes = parser.classes().filter(|_| self.short && !self.report.gzip);
         let mut k = 0usize;
         loop {
             let mut block = free.try_recv().unwrap_or_default();
             block.clear();
-            let more = self.fill(&mut block, set)?;
+            let more = self.fill(&mut block, classes)?;
             if block.spans.is_empty() {
                 return Ok(());
             }
@@ -58,8 +57,9 @@ impl Producer {
 
     /// Fills a block (empty) with the next lines; false at the end of the file. The lines read
     /// to recognise the format and the whole lines the reader holds go in first (copied);
-    /// then the file is read straight into the blocks ([`Direct`]), their masks made of `set`.
-    fn fill(&mut self, block: &mut Block, set: Option<[u8; 3]>) -> anyhow::Result<bool> {
+    /// then the file is read straight into the blocks ([`Direct`]), their masks made of
+    /// `classes`.
+    fn fill(&mut self, block: &mut Block, classes: Option<Classes>) -> anyhow::Result<bool> {
         if let Some(direct) = &mut self.direct {
             return direct
                 .fill(&mut self.reader, block)
@@ -73,9 +73,9 @@ impl Producer {
                 self.reader.consume(taken);
             } else {
                 // The reader holds no whole line: on from here straight into the blocks.
-                self.direct = Some(Direct::new(&mut self.reader, set));
+                self.direct = Some(Direct::new(&mut self.reader, classes));
                 if block.spans.is_empty() {
-                    return self.fill(block, set);
+                    return self.fill(block, classes);
                 }
                 break;
             }
