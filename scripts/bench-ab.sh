@@ -6,7 +6,7 @@
 #   scripts/bench-ab.sh OLD_BINARY NEW_BINARY
 #
 # The files are scripts/bench-formats.sh's (generated if missing). RUNS (8), FORMATS (nginx
-# nginx_error haproxy alb) and BENCH_DIR change the defaults. Needs hyperfine and ripgrep.
+# nginx_error haproxy alb), BENCH_DIR and PIN_CPU (0) change the defaults. Needs hyperfine and ripgrep.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-files.sh
@@ -22,9 +22,9 @@ for f in ${FORMATS:-nginx nginx_error haproxy alb}; do
     fresh_in_cache "$file"   # in the page cache, as a log just written is
     json="$dir/ab-$f.json"
     hyperfine --style none --warmup 1 --runs "${RUNS:-8}" --export-json "$json" \
-        "taskset -c 1 ${grep[*]@Q} $file" \
-        "taskset -c 1 $old scan --threads 1 --timezone UTC $file" \
-        "taskset -c 1 $new scan --threads 1 --timezone UTC $file" \
+        "taskset -c ${PIN_CPU:-0} ${grep[*]@Q} $file" \
+        "taskset -c ${PIN_CPU:-0} $old scan --threads 1 --timezone UTC $file" \
+        "taskset -c ${PIN_CPU:-0} $new scan --threads 1 --timezone UTC $file" \
         "$old scan --timezone UTC $file" \
         "$new scan --timezone UTC $file" >/dev/null
     python3 - "$json" "$f" <<'PY'

@@ -2,7 +2,10 @@
 # Whole-process benchmark of `gatewatch scan` on a generated 2,000,000-line nginx access log
 # (gatewatch's log_format, with upstream fields and a burst of 502s), compared with
 # `rg -c ' 502 '` on the same file, plus peak memory on that file and on one four times larger.
-# Needs hyperfine and ripgrep (apt-get install hyperfine ripgrep).
+# ripgrep and the one-thread scan run pinned to one core (`taskset -c ${PIN_CPU:-0}`).
+# With valgrind installed, also the instructions a line costs (the figure that does not move
+# with the machine's load: ripgrep's time on this file has varied threefold in one day).
+# Needs hyperfine and ripgrep (apt-get install hyperfine ripgrep; valgrind optional).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-files.sh
@@ -21,9 +24,10 @@ echo "file: $log ($lines lines, $((bytes / 1000000)) MB)"
 
 # `wc -l` only reads the file and counts newlines: the floor for anything that looks at every
 # line through read(2).
+pin="taskset -c ${PIN_CPU:-0}"
 hyperfine --style basic --warmup 2 --runs 10 --export-json "$dir/hyperfine.json" \
-    "$gw scan --timezone UTC $log" "rg -c ' 502 ' $log" "wc -l $log" \
-    "$gw scan --threads 1 --timezone UTC $log" >/dev/null
+    "$gw scan --timezone UTC $log" "$pin rg -c ' 502 ' $log" "$pin wc -l $log" \
+    "$pin $gw scan --threads 1 --timezone UTC $log" >/dev/null
 
 python3 - "$dir/hyperfine.json" "$lines" "$bytes" <<'PY'
 import json, sys
@@ -48,3 +52,19 @@ if [ ! -s "$big" ]; then
     target/release/examples/genlog --lines $((lines * 4)) --burst-at 300 --burst-for 60 > "$big"
 fi
 echo "peak RSS on a file 4x larger ($(( $(stat -c %s "$big") / 1000000 )) MB): $(rss "$gw" scan --timezone UTC "$big") KiB"
+
+if command -v valgrind >/dev/null; then
+    # Instructions a line: a 200,000-line slice, less the start-up (a one-line file).
+    slice="$dir/access-200000.log"
+    head -n 200000 "$log" > "$slice"
+    head -n 1 "$log" > "$dir/access-1.log"
+    ir() {
+        valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null "$@" 2>&1 >/dev/null |
+            awk '/I *refs/ { gsub(",", "", $NF); print $NF }'
+    }
+    for t in 1 2; do
+        start=$(ir "$gw" scan --threads "$t" --timezone UTC "$dir/access-1.log")
+        all=$(ir "$gw" scan --threads "$t" --timezone UTC "$slice")
+        echo "instructions a line, --threads $t: $(( (all - start) / 200000 ))"
+    done
+fi
