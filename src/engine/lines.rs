@@ -104,7 +104,8 @@ impl<R: Source> LineReader<R> {
     }
 
     /// With [`LineReader::classify`]: the masks of the buffer the lines are in, one entry per
-    /// 64 bytes (newlines first, then the set); a line starts at [`LineRef::start`] in it.
+    /// 64 bytes (newlines first, then the set's bytes with [`Classes::With`], else none); a
+    /// line starts at [`LineRef::start`] in it.
     pub fn masks(&self) -> Option<&[[u64; 4]]> {
         self.masks.as_ref().map(|c| &c.words[..])
     }

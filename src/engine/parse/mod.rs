@@ -283,7 +283,9 @@ impl Parser {
             buf.extend_from_slice(line);
             buf.extend_from_slice(b"\n1.2.3.4 - - [ \" \", ");
             let mut words = vec![[0u64; 4]; buf.len().div_ceil(64)];
-            buf.resize(words.len() * 64, 0);
+            // (Up to the next 64 bytes: separators the walks must not take for the line's.)
+            let pad = words.len() * 64 - buf.len();
+            buf.extend(b" \",\n".iter().cycle().take(pad));
             mask::classify_all(&buf, [b'\n', set[0], set[1], set[2]], &mut words);
             // The quick shape's windows by the CPU's instructions and by those of every CPU.
             let plain = match self.clone() {
@@ -328,6 +330,7 @@ impl Parser {
         line: &[u8],
         at: Option<mask::InBuffer<'_>>,
     ) -> Option<nginx_access::Answered> {
+        debug_assert!(at.is_none_or(|b| b.buf.get(b.start..b.start + line.len()) == Some(line)));
         if let (Parser::NginxAccess(p) | Parser::ApacheAccess(p), Some(b)) = (&mut *self, at)
             && let Some(a) = p.answered_quickly(line, b.buf, b.start)
         {

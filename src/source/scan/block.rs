@@ -40,9 +40,9 @@ pub(super) struct Block {
     pub(super) leaves: Option<Year>,
     /// The block's place in the file (0 for the first).
     pub(super) seq: usize,
-    /// The masks of the block's bytes (`masks[w]`: bytes `64 w` to `64 w + 64`, see
-    /// [`mask::classify_all`]) when the reading thread made them as it read ([`Direct`] with
-    /// a set): the lines were found from them, and the parsing needs no pass of its own.
+    /// The masks of the block's bytes (`masks[w]`: bytes `64 w` to `64 w + 64`, of the
+    /// parser's [`Classes`]) when the reading thread made them as it read ([`Direct`] with
+    /// classes): the lines were found from them, and the parsing needs no pass of its own.
     masks: Vec<[u64; 4]>,
     masked: bool,
 }
