@@ -37,8 +37,9 @@ pub(super) struct Walk {
     quick: Option<Quick>,
 }
 
-/// A straight walk whose jump (if any) lands on `" "` and whose tail's fields each end at one
-/// space — `combined`, `main`, `gatewatch` — read from 64-byte windows of the buffer
+/// A straight walk whose jump (if any) lands on `" "` and whose tail's fields each end at a
+/// literal of one space, perhaps between brackets (`] [`, ` [`, `] `) — `combined`, `main`,
+/// `gatewatch`, ingress-nginx's `upstreaminfo` — read from 64-byte windows of the buffer
 /// ([`mask::Bytes::window`], classified as they are read): the spaces of each stretch of the
 /// line found from one window, not by a search each, and only what an answered request is made of kept. Anything
 /// the windows do not settle (a field running past one, a failed request) is left to the
@@ -48,16 +49,59 @@ struct Quick {
     jump: bool,
     /// The tail's fields read (up to the last one needed).
     fields: usize,
-    /// Which of them is `$host` and which `$upstream_addr` ([`Quick::NONE`] for neither).
+    /// Which of them is `$host`, which `$upstream_addr` and which ingress-nginx's
+    /// `$proxy_upstream_name` ([`Quick::NONE`] for none), and what each field is (one of
+    /// [`Quick::HOST`], [`Quick::UPSTREAM`], [`Quick::SERVICE`], else 0).
     host: usize,
     upstream: usize,
+    service: usize,
+    roles: [u8; Quick::MAX],
     /// Which of them are upstream lists (bit `k` for field `k`): one item each, or left to
     /// the straight walk (see [`Tail::list`]).
     lists: u64,
+    /// Which of them end at a literal other than one space (bit `k` for field `k`): field
+    /// `k`'s literal is `literals[k]`, its space at `literals[k].space`.
+    bracketed: u64,
+    literals: [Literal; Quick::MAX],
+    /// Whether a field ends at such a literal or is the service: the tail is read by
+    /// [`quick_bracketed`].
+    general: bool,
+}
+
+/// The literal after a field of a [`Quick`] tail: up to four bytes, one of them a space.
+#[derive(Clone, Copy, Debug, Default)]
+struct Literal {
+    /// Its bytes, little-endian, and the mask of as many bytes.
+    word: u32,
+    mask: u32,
+    len: u8,
+    /// Where its space is.
+    space: u8,
+}
+
+impl Literal {
+    /// Whether `line` has the literal at `at`.
+    #[inline(always)]
+    fn at(&self, line: &[u8], at: usize) -> bool {
+        let got = match line.get(at..at + 4) {
+            Some(b) => u32::from_le_bytes(b.try_into().expect("4 bytes")),
+            // (Near the line's end: as many bytes as there are.)
+            None => line
+                .get(at..)
+                .unwrap_or_default()
+                .iter()
+                .rev()
+                .fold(0, |w, &b| w << 8 | b as u32),
+        };
+        at + self.len as usize <= line.len() && got & self.mask == self.word
+    }
 }
 
 impl Quick {
     const NONE: usize = usize::MAX;
+    const HOST: u8 = 1;
+    const UPSTREAM: u8 = 2;
+    const SERVICE: u8 = 3;
     /// The most fields of a tail read so.
     const MAX: usize = 16;
 }
@@ -70,6 +114,8 @@ pub(super) struct QuickLine {
     pub(super) status: u16,
     pub(super) host: Span,
     /// The one upstream of `$upstream_addr` (none for `-`, an empty field or no such field).
+    /// (ingress-nginx's `$proxy_upstream_name` instead, when the format has it, it is
+    /// written and an upstream was tried: see `upstream::of_fields`.)
     pub(super) upstream: Span,
     /// Whether `$upstream_addr` was written (not empty): the line names its upstream.
     pub(super) named: bool,
@@ -466,19 +512,41 @@ fn quick(st: &Straight) -> Option<Quick> {
         fields: st.tail.len(),
         host: Quick::NONE,
         upstream: Quick::NONE,
+        service: Quick::NONE,
+        roles: [0; Quick::MAX],
         lists: 0,
+        bracketed: 0,
+        literals: [Literal::default(); Quick::MAX],
+        general: false,
     };
     if st.tail.len() > Quick::MAX {
         return None;
     }
     for (k, t) in st.tail.iter().enumerate() {
-        if !matches!(t.end, TailEnd::Space) {
-            return None;
+        match &t.end {
+            TailEnd::Space => {}
+            TailEnd::Literal {
+                after,
+                space,
+                more: false,
+            } if after.len() <= 4 => {
+                let mut bytes = [0; 4];
+                bytes[..after.len()].copy_from_slice(after);
+                q.literals[k] = Literal {
+                    word: u32::from_le_bytes(bytes),
+                    mask: (u64::MAX >> (64 - 8 * after.len())) as u32,
+                    len: after.len() as u8,
+                    space: *space as u8,
+                };
+                q.bracketed |= 1 << k;
+            }
+            _ => return None,
         }
         q.lists |= u64::from(t.list) << k;
-        let at = match t.slot {
-            Slot::Host => &mut q.host,
-            Slot::UpstreamAddr => &mut q.upstream,
+        let (at, role) = match t.slot {
+            Slot::Host => (&mut q.host, Quick::HOST),
+            Slot::UpstreamAddr => (&mut q.upstream, Quick::UPSTREAM),
+            Slot::Service => (&mut q.service, Quick::SERVICE),
             Slot::UpstreamStatus | Slot::ConnectTime | Slot::Skip => continue,
             _ => return None,
         };
@@ -487,7 +555,9 @@ fn quick(st: &Straight) -> Option<Quick> {
             return None;
         }
         *at = k;
+        q.roles[k] = role;
     }
+    q.general = q.bracketed != 0 || q.service != Quick::NONE;
     Some(q)
 }
 
@@ -585,6 +655,9 @@ fn quick_answered<const AVX2: bool>(
         let [spaces, _, commas] = m.window(pos);
         (spaces, commas)
     });
+    if q.general {
+        return quick_bracketed(q, line, m, pos, (spaces, commas), out);
+    }
     let (mut from, mut host, mut upstream) = (0, (0, 0), (0, 0));
     for k in 0..q.fields {
         if spaces == 0 {
@@ -617,6 +690,87 @@ fn quick_answered<const AVX2: bool>(
         }
     }
     Some(out)
+}
+
+/// The tail of [`quick_answered`] when a field of it ends at a literal other than one space
+/// or is ingress-nginx's service (`upstreaminfo`: `[$proxy_upstream_name]
+/// [$proxy_alternative_upstream_name]`), from `pos`: `tail` has the spaces and commas of the
+/// window from there.
+#[inline(always)]
+fn quick_bracketed<const AVX2: bool>(
+    q: &Quick,
+    line: &[u8],
+    m: &mask::Bytes<'_, AVX2>,
+    mut pos: usize,
+    tail: (u64, u64),
+    mut out: QuickLine,
+) -> Option<QuickLine> {
+    // The tail's fields, each to the next space, found in windows from `pos` on (the next
+    // window when one has no more), with no comma in them (in the lists, one item each) nor
+    // ` : ` after a list (else the straight walk measures them; a `:` after the space is
+    // enough to leave it). A field that ends at a literal (`] [`) ends where the next space
+    // is that literal's, as the straight walk reads it.
+    let (mut base, (mut spaces, mut commas)) = (pos, tail);
+    let (mut host, mut upstream, mut service) = (Span::NONE, Span::NONE, Span::NONE);
+    let mut sp = 0;
+    let mut k = 0;
+    while k < q.fields {
+        while spaces == 0 {
+            // (The bytes of this window are all before the field's end: no comma in them.)
+            if commas != 0 || base + mask::BLOCK >= line.len() {
+                return None;
+            }
+            base += mask::BLOCK;
+            let [s, _, c] = next_window(m, base);
+            (spaces, commas) = (s, c);
+        }
+        sp = base + spaces.trailing_zeros() as usize;
+        spaces &= spaces - 1;
+        if q.lists >> k & 1 != 0 && line.get(sp + 1) == Some(&b':') {
+            return None;
+        }
+        let (end, next) = match q.bracketed >> k & 1 {
+            0 => (sp, sp + 1),
+            _ => {
+                let lit = &q.literals[k];
+                let end = sp.checked_sub(lit.space as usize).filter(|&e| e >= pos)?;
+                if !lit.at(line, end) {
+                    return None;
+                }
+                (end, end + lit.len as usize)
+            }
+        };
+        match q.roles[k] {
+            0 => {}
+            Quick::HOST => host = Span::new(pos, end),
+            Quick::UPSTREAM => upstream = Span::new(pos, end),
+            _ => service = Span::new(pos, end),
+        }
+        pos = next;
+        k += 1;
+    }
+    // The last space is the line's, and no comma before it in its window.
+    if sp >= line.len() || commas & ((1u64 << (sp - base)) - 1) != 0 {
+        return None;
+    }
+    out.host = host;
+    out.named = !upstream.is_none();
+    if out.named && !(upstream.end - upstream.start == 1 && line[upstream.start as usize] == b'-') {
+        out.upstream = upstream;
+    }
+    // ingress-nginx: the service is the upstream once a pod was tried.
+    if !out.upstream.is_none() && service.get(line).is_some_and(|s| s != b"-") {
+        out.upstream = service;
+    }
+    Some(out)
+}
+
+/// A window of a quick tail that runs past its first (ingress-nginx's, with a long service
+/// name): out of the quick walk's way.
+#[cold]
+#[inline(never)]
+fn next_window<const AVX2: bool>(m: &mask::Bytes<'_, AVX2>, at: usize) -> [u64; 3] {
+    m.window(at)
 }
 
 /// The straight walk: what [`Walk::answered`]'s steps read of such a format, field by field
@@ -931,7 +1085,7 @@ mod tests {
             }
             // The quick shape reads most of what the straight walk reads in the commonest
             // layouts (a long request or user agent is left to the straight walk).
-            if ["combined", "gatewatch", "main", "lists"]
+            if ["combined", "gatewatch", "main", "lists", "upstreaminfo"]
                 .iter()
                 .any(|l| name.ends_with(&format!("({l})")))
             {
@@ -946,5 +1100,56 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// ingress-nginx's `upstreaminfo` takes the quick shape: its bracketed fields, a service
+    /// name long enough that the fields read run past the first window, and the service as
+    /// the upstream once a pod was tried — as the long way reads the line.
+    #[test]
+    fn upstreaminfo_is_read_quickly_with_its_service() {
+        let (name, text) = KNOWN
+            .iter()
+            .find(|(n, _)| *n == "upstreaminfo")
+            .expect("upstreaminfo is known");
+        let opts = ParserOptions {
+            log_format: Some(LogFormat::compile(name, Escape::Default, text).unwrap()),
+            ..ParserOptions::default()
+        };
+        let p = Parser::new(Format::NginxAccess, &opts, &[]);
+        let Parser::NginxAccess(a) = &p else {
+            panic!("an nginx parser")
+        };
+        let head = r#"192.168.64.1 - - [07/Feb/2020:11:48:51 +0000] "POST /products HTTP/1.1" 200 59 "-" "curl/7.54.0" 89 0.001"#;
+        let tail = "59 0.000 200 529a007902362a5f51385a5fa7049884";
+        for (svc, addr, upstream) in [
+            (
+                "default-web-8080",
+                "172.17.0.5:8080",
+                Some("default-web-8080"),
+            ),
+            (
+                "production-checkout-frontend-payments-http-8443",
+                "10.244.13.117:8443",
+                Some("production-checkout-frontend-payments-http-8443"),
+            ),
+            // No pod tried: no upstream; an empty service: the pod.
+            ("upstream-default-backend", "-", None),
+            ("", "172.17.0.5:8080", Some("172.17.0.5:8080")),
+        ] {
+            let line = format!("{head} [{svc}] [] {addr} {tail}");
+            let line = line.as_bytes();
+            assert!(a.reads_quickly(line), "{}", String::from_utf8_lossy(line));
+            assert!(p.answered_agrees(line));
+            let got = p.clone().answered(line).expect("an answered request");
+            assert_eq!(
+                got.upstream.get(line),
+                upstream.map(str::as_bytes),
+                "{svc} {addr}"
+            );
+        }
+        // A bracket missing: not the quick shape's (nor the straight walk's) to read.
+        let line = format!("{head} [default-web-8080 [] 172.17.0.5:8080 {tail}");
+        assert!(!a.reads_quickly(line.as_bytes()));
+        assert!(p.answered_agrees(line.as_bytes()));
     }
 }

@@ -32,6 +32,9 @@ pub(super) struct Block {
     pub(super) spans: Vec<Option<(usize, usize)>>,
     /// What each line parsed into, once parsed.
     pub(super) parsed: Vec<Parsed>,
+    /// The events of [`Parsed::Event`] (a few lines in a hundred: kept apart, each line's
+    /// entry stays small).
+    pub(super) events: Vec<Event>,
     /// The lines whose reading needed what earlier blocks left ([`Parser::begin_block`]):
     /// read again in order by the scanning thread.
     pub(super) deferred: Vec<usize>,
@@ -66,7 +69,8 @@ impl Words {
 
 /// What a line of a [`Block`] parsed into.
 pub(super) enum Parsed {
-    Event(Event),
+    /// The line's event: `events[i]` of its block.
+    Event(u32),
     /// A request that did not fail, read the short way ([`Parser::answered`]).
     Answered(Answered),
     Unparsed(Unparsed),
@@ -76,14 +80,24 @@ pub(super) enum Parsed {
 /// did not fail takes the short way: read by [`Parser::answered_at`] where the format has a
 /// short walk, else parsed and handed on as what it is ([`Answered::of`]) without its event.
 #[inline(always)]
-fn read(parser: &mut Parser, line: &[u8], at: Option<InBuffer<'_>>, short: bool) -> Parsed {
+fn read(
+    parser: &mut Parser,
+    line: &[u8],
+    at: Option<InBuffer<'_>>,
+    short: bool,
+    events: &mut Vec<Event>,
+) -> Parsed {
     if short && let Some(a) = parser.answered_at(line, at) {
         return Parsed::Answered(a);
     }
     match parser.parse(line) {
         Ok(ev) => match Answered::of(&ev) {
             Some(a) if short => Parsed::Answered(a),
-            _ => Parsed::Event(ev),
+            _ => {
+                // (A block holds at most `BLOCK_LINES` lines, each read at most twice.)
+                events.push(ev);
+                Parsed::Event((events.len() - 1) as u32)
+            }
         },
         Err(e) => Parsed::Unparsed(e),
     }
@@ -94,6 +108,7 @@ impl Block {
         self.end = 0;
         self.spans.clear();
         self.parsed.clear();
+        self.events.clear();
         self.deferred.clear();
         self.leaves = None;
         self.seq = 0;
@@ -192,7 +207,7 @@ impl Block {
             parser.begin_block();
         }
         scratch.next = self.seq + 1;
-        let deferred = &mut self.deferred;
+        let (deferred, events) = (&mut self.deferred, &mut self.events);
         self.parsed
             .extend(self.spans.iter().enumerate().map(|(i, span)| {
                 let Some((s, e)) = *span else {
@@ -203,7 +218,7 @@ impl Block {
                     start: s,
                     words,
                 });
-                let p = read(parser, &bytes[s..e], at, short);
+                let p = read(parser, &bytes[s..e], at, short, events);
                 if parser.needed_carried() {
                     deferred.push(i);
                 }
@@ -224,7 +239,7 @@ impl Block {
         for &i in &self.deferred {
             if let Some((s, e)) = self.spans[i] {
                 parser.carry(*carried);
-                self.parsed[i] = read(parser, &self.bytes[s..e], None, short);
+                self.parsed[i] = read(parser, &self.bytes[s..e], None, short, &mut self.events);
             }
         }
         if self.leaves.is_some() {

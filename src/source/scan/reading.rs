@@ -300,7 +300,8 @@ impl Reading {
                     self.line_no += 1;
                     self.report.lines += 1;
                     match &mut b.parsed[self.next] {
-                        Parsed::Event(ev) => {
+                        Parsed::Event(i) => {
+                            let ev = &mut b.events[*i as usize];
                             count_parsed(&mut self.report, &mut self.last_time, ev);
                             return Ok(true);
                         }
@@ -341,12 +342,13 @@ impl Reading {
             else {
                 break;
             };
-            for (p, span) in b.parsed.iter_mut().zip(&b.spans) {
+            for (p, span) in b.parsed.iter().zip(&b.spans) {
                 *line_no += 1;
                 report.lines += 1;
                 let line = span.map(|(s, e)| &b.bytes[s..e]);
                 match p {
-                    Parsed::Event(ev) => {
+                    Parsed::Event(i) => {
+                        let ev = &mut b.events[*i as usize];
                         count_parsed(report, last_time, ev);
                         emit(*line_no, line.unwrap_or_default(), Line::Event(ev));
                     }
@@ -365,7 +367,7 @@ impl Reading {
     pub(super) fn head(&self) -> Option<(u64, &[u8], Line<'_>)> {
         let b = self.block.as_ref()?;
         let line = match b.parsed.get(self.next)? {
-            Parsed::Event(ev) => Line::Event(ev),
+            Parsed::Event(i) => Line::Event(&b.events[*i as usize]),
             Parsed::Answered(a) => Line::Answered(a),
             Parsed::Unparsed(_) => return None,
         };
