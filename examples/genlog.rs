@@ -1,7 +1,7 @@
 //! Writes a synthetic nginx access log (gatewatch's recommended `log_format`, with upstream
 //! fields) for benchmarks and tests, optionally with a burst of unreachable-upstream 502s and
 //! the matching error log; or the same traffic as another proxy writes it (`--format
-//! nginx_error | haproxy | alb`).
+//! nginx_error | haproxy | alb | ingress`).
 //!
 //! ```text
 //! cargo run --release --example genlog -- --lines 2000000 > access.log
@@ -38,8 +38,8 @@ struct Args {
     #[arg(long, default_value_t = 0x5eed)]
     seed: u64,
     /// The format: nginx (access log), nginx_error (every request as a refused connection),
-    /// haproxy (HTTP log in a syslog header) or alb.
-    #[arg(long, default_value = "nginx", value_parser = ["nginx", "nginx_error", "haproxy", "alb"])]
+    /// haproxy (HTTP log in a syslog header), alb, or ingress (ingress-nginx's upstreaminfo).
+    #[arg(long, default_value = "nginx", value_parser = ["nginx", "nginx_error", "haproxy", "alb", "ingress"])]
     format: String,
 }
 
@@ -66,6 +66,7 @@ fn main() -> io::Result<()> {
         "nginx_error" => Some(SynthFormat::NginxError),
         "haproxy" => Some(SynthFormat::Haproxy),
         "alb" => Some(SynthFormat::Alb),
+        "ingress" => Some(SynthFormat::Ingress),
         _ => None,
     };
     if let Some(format) = format {

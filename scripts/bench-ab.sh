@@ -6,7 +6,7 @@
 #   scripts/bench-ab.sh OLD_BINARY NEW_BINARY
 #
 # The files are scripts/bench-formats.sh's (generated if missing). RUNS (8), FORMATS (nginx
-# nginx_error haproxy alb), BENCH_DIR and PIN_CPU (0) change the defaults. Needs hyperfine and ripgrep.
+# nginx_error haproxy alb ingress), BENCH_DIR and PIN_CPU (0) change the defaults. Needs hyperfine and ripgrep.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-files.sh
@@ -14,7 +14,7 @@ old=${1:?usage: scripts/bench-ab.sh OLD_BINARY NEW_BINARY}
 new=${2:?usage: scripts/bench-ab.sh OLD_BINARY NEW_BINARY}
 lines=${LINES:-2000000}
 dir=${BENCH_DIR:-target/bench}
-for f in ${FORMATS:-nginx nginx_error haproxy alb}; do
+for f in ${FORMATS:-nginx nginx_error haproxy alb ingress}; do
     bench_file "$f"
     if [ ! -s "$file" ]; then
         RUNS=1 FORMATS=$f scripts/bench-formats.sh >/dev/null

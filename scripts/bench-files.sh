@@ -7,6 +7,7 @@ bench_file() {
         nginx_error) file="$dir/error-$lines.log"; grep=(rg -c 'connect\(\) failed') ;;
         haproxy) file="$dir/haproxy-$lines.log"; grep=(rg -c ' SC-- ') ;;
         alb) file="$dir/alb-$lines.log.gz"; grep=(rg -z -c ' 502 - ') ;;
+        ingress) file="$dir/ingress-$lines.log"; grep=(rg -c ' 502 ') ;;
         *) echo "unknown format $1" >&2; exit 2 ;;
     esac
 }

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # `gatewatch scan` against ripgrep, format by format, on the same generated traffic (2,000,000
 # requests with a burst of unreachable-upstream failures; `examples/genlog.rs`): the nginx
-# access log, the nginx error log, HAProxy's HTTP log in a syslog header, and ALB's gzip files.
+# access log, the nginx error log, HAProxy's HTTP log in a syslog header, ALB's gzip files and
+# ingress-nginx's `upstreaminfo`.
 # One hyperfine run per format: ripgrep's count (`rg -z -c` for gzip) pinned to one core,
 # `scan --threads 1` pinned to the same core, and `scan` with all threads; then peak memory.
 # Needs hyperfine and ripgrep (apt-get install hyperfine ripgrep). LINES, RUNS and BENCH_DIR
-# change the defaults; FORMATS picks formats (nginx nginx_error haproxy alb).
+# change the defaults; FORMATS picks formats (nginx nginx_error haproxy alb ingress).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-files.sh
 lines=${LINES:-2000000}
 runs=${RUNS:-10}
 dir=${BENCH_DIR:-target/bench}
-formats=${FORMATS:-nginx nginx_error haproxy alb}
+formats=${FORMATS:-nginx nginx_error haproxy alb ingress}
 mkdir -p "$dir"
 cargo build --release --quiet --bin gatewatch --example genlog
 gw=target/release/gatewatch

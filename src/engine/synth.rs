@@ -144,6 +144,7 @@ impl Synth {
             SynthFormat::NginxError => write_nginx_error(out, &r),
             SynthFormat::Haproxy => write_haproxy(out, &r),
             SynthFormat::Alb => write_alb(out, &r),
+            SynthFormat::Ingress => write_ingress(out, &r),
         }
         r.failed
     }
@@ -204,6 +205,9 @@ pub enum SynthFormat {
     Haproxy,
     /// AWS ALB access log; a failed request is a 502 its target never answered.
     Alb,
+    /// ingress-nginx's access log (`upstreaminfo`): the service in brackets, the pod's
+    /// address; a failed request is a 502 the pod never answered.
+    Ingress,
 }
 
 /// One request's fields, before it is written in a format.
@@ -253,6 +257,38 @@ fn write_nginx(out: &mut String, r: &Request) {
             );
         }
     }
+}
+
+/// The services of [`SynthFormat::Ingress`], one per upstream (as ingress-nginx names them:
+/// namespace, service, port).
+const SERVICES: [&str; 4] = [
+    "shop-api-8080",
+    "shop-checkout-payments-8443",
+    "default-web-80",
+    "monitoring-grafana-3000",
+];
+
+fn write_ingress(out: &mut String, r: &Request) {
+    let (client, method, path, agent, upstream) =
+        (r.client, r.method, r.path, r.agent, &r.upstream);
+    let service = SERVICES[r.up_index % SERVICES.len()];
+    let _ = write!(
+        out,
+        "203.0.113.{client} - - [{}] \"{method} {path} HTTP/1.1\" ",
+        clf(r.ms)
+    );
+    let (status, bytes, rt, sent) = match r.status {
+        502 => (502, 157, 0, 0),
+        500 => (500, 64, 30, 64),
+        s => (s, r.bytes, r.rt, r.bytes),
+    };
+    let _ = write!(
+        out,
+        "{status} {bytes} \"-\" \"{agent}\" {} 0.{:03} [{service}] [] {upstream} {sent} 0.{rt:03} {status} {:032x}",
+        180 + r.n % 400,
+        rt + 1,
+        r.n.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    );
 }
 
 fn write_nginx_error(out: &mut String, r: &Request) {
@@ -390,6 +426,41 @@ mod tests {
             assert_eq!(g.error.is_some(), g.failed);
         }
         assert!(failed > 300, "{failed}");
+        // ingress-nginx's `upstreaminfo`: a failed request is a 502 (which alone names no
+        // cause: the error log's line does), the others are counted under their service.
+        let (name, text) = crate::engine::parse::nginx_access::KNOWN
+            .iter()
+            .find(|(n, _)| *n == "upstreaminfo")
+            .expect("upstreaminfo");
+        let opts = ParserOptions {
+            log_format: Some(
+                LogFormat::compile(
+                    name,
+                    crate::engine::parse::nginx_access::Escape::Default,
+                    text,
+                )
+                .unwrap(),
+            ),
+            ..ParserOptions::default()
+        };
+        let mut p = Parser::new(crate::engine::event::Format::NginxAccess, &opts, &[]);
+        let mut line = String::new();
+        let (mut failures, mut answered) = (0, 0);
+        for _ in 0..2_000 {
+            line.clear();
+            let failed = s.next_line(SynthFormat::Ingress, &mut line);
+            let ev = p
+                .parse(line.as_bytes())
+                .unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert_eq!(ev.status == Some(502), failed, "{line}");
+            failures += failed as u32;
+            if let Some(a) = p.answered(line.as_bytes()) {
+                let service = a.upstream.get(line.as_bytes()).unwrap_or_default();
+                assert!(SERVICES.iter().any(|s| s.as_bytes() == service), "{line}");
+                answered += 1;
+            }
+        }
+        assert!(failures > 100 && answered > 1_000, "{failures} {answered}");
         // Every format: a failed request is an upstream failure of that format, the others
         // are not.
         use crate::engine::event::Format;
