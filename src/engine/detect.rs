@@ -510,7 +510,7 @@ impl Detector {
 
     /// Counts a request that did not fail to `upstream` at `time_ms`: what [`Detector::observe`]
     /// does with such a request's observation, without one (the short way of `scan`).
-    #[inline]
+    #[inline(always)]
     pub fn count_request(&mut self, upstream: &[u8], time_ms: i64) {
         let name = crate::engine::parse::upstream::key(upstream);
         if time_ms > self.now_ms {

@@ -734,20 +734,24 @@ mod tests {
     /// What a user sees of a scan of `file` (file report, counts, incidents, events and their
     /// times), as text, with `threads` and a sink that takes events or not.
     fn scan_file(file: &Path, threads: usize, events: bool, parser: &ParserOptions) -> String {
-        static KB: std::sync::OnceLock<Arc<Kb>> = std::sync::OnceLock::new();
-        let kb = KB.get_or_init(|| Arc::new(crate::app::patterns::load_kb(&[]).unwrap()));
         let opts = ScanOptions {
             threads,
             parser: parser.clone(),
             ..ScanOptions::default()
         };
+        scan_file_with(file, &opts, events)
+    }
+
+    fn scan_file_with(file: &Path, opts: &ScanOptions, events: bool) -> String {
+        static KB: std::sync::OnceLock<Arc<Kb>> = std::sync::OnceLock::new();
+        let kb = KB.get_or_init(|| Arc::new(crate::app::patterns::load_kb(&[]).unwrap()));
         let mut sink = Collect {
             events,
             settled: 0,
             times: 0,
             changes: Vec::new(),
         };
-        let r = scan(&[file.display().to_string()], &opts, kb.clone(), &mut sink).unwrap();
+        let r = scan(&[file.display().to_string()], opts, kb.clone(), &mut sink).unwrap();
         format!(
             "{:?} {:?} {:?} {:?} {} {}",
             r.files, r.counts, r.detect, sink.changes, sink.settled, sink.times
@@ -801,6 +805,80 @@ mod tests {
                     "blocks left every {every} (events: {events}):\n{two}\nagainst\n{one}"
                 );
             }
+        }
+        LEAVE_EVERY.store(0, Ordering::Relaxed);
+    }
+
+    /// Many upstreams a second (names short, of 16 bytes, long, none), more than the detector
+    /// keeps (it evicts, which depends on the order the requests are counted in), failures
+    /// between them: on two threads, with blocks left to the scanning thread or not, what one
+    /// thread gives.
+    #[test]
+    fn many_upstreams_and_evictions_count_alike_on_threads() {
+        let _choosing = choosing();
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::new();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for sec in 0..120u32 {
+            let (m, s) = (sec / 60, sec % 60);
+            for i in 0..300u32 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let k = seed % 90;
+                let failed = (60..80).contains(&sec) && i.is_multiple_of(10);
+                let upstream = match k % 5 {
+                    _ if failed => "10.9.9.9:8080".to_string(),
+                    0 => format!("u{k}:80"),
+                    1 => format!("10.0.{k}.1:8080"),
+                    2 => format!("backend-{k:03}.orders.svc.cluster.local:8080"),
+                    3 => "-".to_string(),
+                    _ => format!("10.1.1.{k}:80"),
+                };
+                let host = if k.is_multiple_of(7) {
+                    "-"
+                } else {
+                    "api.example.com"
+                };
+                let status = if failed { 502 } else { 200 };
+                let times = if failed {
+                    "- - 0.000 0.001"
+                } else {
+                    "0.001 0.001 0.001 0.001"
+                };
+                text.push_str(&format!(
+                    "203.0.113.{} - - [01/May/2024:12:{m:02}:{s:02} +0000] \"GET /x HTTP/1.1\" \
+                     {status} 5 \"-\" \"curl/8.5.0\" {host} {upstream} {status} {times}\n",
+                    i % 250
+                ));
+            }
+        }
+        let file = dir.path().join("access.log");
+        std::fs::write(&file, &text).unwrap();
+        let mut opts = ScanOptions {
+            parser: ParserOptions {
+                zone: "UTC".parse().unwrap(),
+                ..Default::default()
+            },
+            ..ScanOptions::default()
+        };
+        opts.pipeline.detect.max_upstreams = 40;
+        opts.threads = 1;
+        let one = scan_file_with(&file, &opts, false);
+        assert!(
+            one.contains("parsed: 36000,")
+                && one.contains("Opened(")
+                && !one.contains("evicted: 0"),
+            "every line parsed, incidents, upstreams evicted: {one}"
+        );
+        opts.threads = 2;
+        for every in [1, 2, 1_000, 0] {
+            LEAVE_EVERY.store(every, Ordering::Relaxed);
+            let two = scan_file_with(&file, &opts, false);
+            assert!(
+                two == one,
+                "blocks left every {every}:\n{two}\nagainst\n{one}"
+            );
         }
         LEAVE_EVERY.store(0, Ordering::Relaxed);
     }
