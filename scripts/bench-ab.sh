@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Two builds of gatewatch against each other, format by format, in one hyperfine session per
-# format (the commands alternate, so the shared machine's noise falls on both alike): ripgrep's
-# count and `scan --threads 1` pinned to one core, and `scan` with all threads.
+# Two builds of gatewatch against each other, format by format, the commands taking turns
+# (scripts/alternate.py: round by round, so the shared machine's drift falls on both alike):
+# ripgrep's count and `scan --threads 1` pinned to one core, and `scan` with all threads.
 #
 #   scripts/bench-ab.sh OLD_BINARY NEW_BINARY
 #
 # The files are scripts/bench-formats.sh's (generated if missing). RUNS (8), FORMATS (nginx
-# nginx_error haproxy alb ingress), BENCH_DIR and PIN_CPU (0) change the defaults. Needs hyperfine and ripgrep.
+# nginx_error haproxy alb ingress), BENCH_DIR and PIN_CPU (0) change the defaults. Needs python3 and ripgrep.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-files.sh
@@ -21,7 +21,7 @@ for f in ${FORMATS:-nginx nginx_error haproxy alb ingress}; do
     fi
     fresh_in_cache "$file"   # in the page cache, as a log just written is
     json="$dir/ab-$f.json"
-    hyperfine --style none --warmup 1 --runs "${RUNS:-8}" --export-json "$json" \
+    scripts/alternate.py --runs "${RUNS:-8}" --json "$json" \
         "taskset -c ${PIN_CPU:-0} ${grep[*]@Q} $file" \
         "taskset -c ${PIN_CPU:-0} $old scan --threads 1 --timezone UTC $file" \
         "taskset -c ${PIN_CPU:-0} $new scan --threads 1 --timezone UTC $file" \
