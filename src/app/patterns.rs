@@ -142,5 +142,46 @@ pub fn load_kb_with_drafts(
     } else {
         used
     };
-    Ok((Kb::load(&all).map_err(FileErrors)?, names))
+    // The built-in base is proven by the build's tests (`the_built_in_base_is_proven`); it is
+    // proven again only for `check`.
+    let kb = if dirs.is_empty() && !drafts {
+        Kb::load_built(&all)
+    } else {
+        Kb::load(&all)
+    };
+    Ok((kb.map_err(FileErrors)?, names))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The built-in base loads without its proofs at every start ([`Kb::load_built`]); this is
+    /// where they run: every example and near miss classified, every regex compiled, and the
+    /// base loaded either way matches the examples alike.
+    #[test]
+    fn the_built_in_base_is_proven() {
+        let proven = Kb::load(&embedded_sources()).expect("the built-in base is proven");
+        let built = load_kb(&[]).expect("the built-in base loads");
+        assert_eq!(proven.entries().len(), built.entries().len());
+        let mut signatures = 0;
+        for (p, b) in proven.entries().iter().zip(built.entries()) {
+            assert_eq!(p.id, b.id);
+            assert_eq!(p.signatures.len(), b.signatures.len(), "{}", p.id);
+            for s in &b.signatures {
+                assert!(s.regex().is_some(), "{}: {:?}", b.id, s.pattern());
+                signatures += 1;
+            }
+            for ex in p.examples.iter().chain(&p.near_misses) {
+                assert_eq!(
+                    crate::engine::kb::classify_example(&proven, ex),
+                    crate::engine::kb::classify_example(&built, ex),
+                    "{}: {:?}",
+                    p.id,
+                    ex.line
+                );
+            }
+        }
+        assert!(signatures > 10, "{signatures} signatures");
+    }
 }

@@ -8,11 +8,14 @@
 pub mod evidence;
 mod load;
 
+#[cfg(test)]
+pub(crate) use load::classify_example;
 pub use load::{KbError, SELF_ALARMS, Source};
 
 use crate::engine::event::{Cause, Format};
 use regex::bytes::Regex;
 use std::fmt;
+use std::sync::OnceLock;
 
 /// The language of rendered text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -124,10 +127,63 @@ pub struct Entry {
     pub statuses: Vec<u16>,
     /// Formats covered; empty means any.
     pub formats: Vec<Format>,
-    pub signatures: Vec<(Format, Regex)>,
+    pub signatures: Vec<Signature>,
     pub priority: i32,
     pub examples: Vec<Example>,
     pub near_misses: Vec<Example>,
+}
+
+/// A line of `format` that matches `regex` is the entry's failure (`match.signatures`).
+///
+/// The built-in base's regexes are compiled when a line of their format first asks (its
+/// build proves they compile); those of pattern folders when the folder is loaded, where an
+/// error names the file and line.
+#[derive(Clone, Debug)]
+pub struct Signature {
+    pub format: Format,
+    pattern: Box<str>,
+    regex: OnceLock<Option<Regex>>,
+}
+
+impl Signature {
+    /// A signature whose regex is compiled on first use ([`Signature::regex`]).
+    pub(crate) fn lazy(format: Format, pattern: &str) -> Signature {
+        Signature {
+            format,
+            pattern: pattern.into(),
+            regex: OnceLock::new(),
+        }
+    }
+
+    /// A signature whose regex is compiled now: the compiler's error when it does not.
+    pub(crate) fn compiled(format: Format, pattern: &str) -> Result<Signature, regex::Error> {
+        let re = Self::build(pattern)?;
+        Ok(Signature {
+            format,
+            pattern: pattern.into(),
+            regex: OnceLock::from(Some(re)),
+        })
+    }
+
+    fn build(pattern: &str) -> Result<Regex, regex::Error> {
+        regex::bytes::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .dfa_size_limit(1 << 20)
+            .build()
+    }
+
+    /// The regex as written in the pattern file.
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The compiled regex; `None` (matching no line) only for a built-in one that does not
+    /// compile, which the build's tests rule out.
+    pub fn regex(&self) -> Option<&Regex> {
+        self.regex
+            .get_or_init(|| Self::build(&self.pattern).ok())
+            .as_ref()
+    }
 }
 
 /// The index of an entry in its [`Kb`].
@@ -196,10 +252,10 @@ impl Kb {
             }
             let mut has_own = false;
             let mut matched = false;
-            for (f, re) in &e.signatures {
-                if *f == format {
+            for sig in &e.signatures {
+                if sig.format == format {
                     has_own = true;
-                    if re.is_match(line) {
+                    if sig.regex().is_some_and(|re| re.is_match(line)) {
                         matched = true;
                         break;
                     }
