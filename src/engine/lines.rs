@@ -61,7 +61,8 @@ pub struct LineReader<R> {
     max_line: usize,
     /// Bytes consumed from the stream so far (lines and their newlines).
     offset: u64,
-    /// How much of `buf` a read may fill (`buf` is longer, to a multiple of 64 bytes).
+    /// How much of `buf` a read may fill (`buf` is longer: to a multiple of 64 bytes, and 64
+    /// more).
     cap: usize,
     /// With [`LineReader::classify`]: the masks of `buf`, kept as it is read.
     masks: Option<Classified>,
@@ -81,7 +82,9 @@ impl<R: Source> LineReader<R> {
         let cap = (max_line + 1 + inner.history()).max(256 * 1024);
         LineReader {
             inner,
-            buf: vec![0; cap.next_multiple_of(64)],
+            // (And a window's room after the bytes read: the quick walk's windows of a line
+            // run up to 64 bytes past its end, see `mask::Bytes::window`.)
+            buf: vec![0; cap.next_multiple_of(64) + 64],
             pos: 0,
             end: 0,
             eof: false,

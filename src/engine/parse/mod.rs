@@ -282,8 +282,9 @@ impl Parser {
             let mut buf = vec![b'\n'; at];
             buf.extend_from_slice(line);
             buf.extend_from_slice(b"\n1.2.3.4 - - [ \" \", ");
-            let mut words = vec![[0u64; 4]; buf.len().div_ceil(64)];
-            // (Up to the next 64 bytes: separators the walks must not take for the line's.)
+            // (Past the next 64 bytes, a window's room after the line, as the scan's buffers
+            // have: separators the walks must not take for the line's.)
+            let mut words = vec![[0u64; 4]; buf.len().div_ceil(64) + 1];
             let pad = words.len() * 64 - buf.len();
             buf.extend(b" \",\n".iter().cycle().take(pad));
             mask::classify_all(&buf, [b'\n', set[0], set[1], set[2]], &mut words);

@@ -687,7 +687,10 @@ impl AccessParser {
             return false;
         };
         let set = self.mask_set().unwrap_or([b' ', b'"', b']']);
-        let m = super::mask::Bytes::new(line, 0, set);
+        // In a buffer with a window's room after the line, as the scan's buffers have.
+        let mut buf = line.to_vec();
+        buf.resize(line.len() + super::mask::BLOCK, b'\n');
+        let m = super::mask::Bytes::new(&buf, 0, set);
         f.walk.as_ref().and_then(|w| w.quick(line, &m)).is_some()
     }
 

@@ -571,7 +571,7 @@ fn quick_answered<const AVX2: bool>(
     m: &mask::Bytes<'_, AVX2>,
 ) -> Option<QuickLine> {
     // `$remote_addr - $remote_user [$time_local] "`: the first two spaces from one window.
-    let [head, ..] = m.window(0);
+    let [head, ..] = m.window(0)?;
     let sp = head.trailing_zeros() as usize;
     if sp > 60 || line.get(sp + 1..sp + 3) != Some(b"- ") {
         return None;
@@ -588,7 +588,7 @@ fn quick_answered<const AVX2: bool>(
     let request = time + 29;
     let mut at = request;
     let q_end = loop {
-        let quotes = m.window(at)[1];
+        let quotes = m.window(at)?[1];
         if quotes != 0 {
             break at + quotes.trailing_zeros() as usize;
         }
@@ -623,7 +623,7 @@ fn quick_answered<const AVX2: bool>(
         let end = line.len().checked_sub(mask::BLOCK)?;
         let mut at = end;
         let (last, [spaces, _, commas]) = loop {
-            let w = m.window(at);
+            let w = m.window(at)?;
             if w[1] != 0 {
                 break (at + 63 - w[1].leading_zeros() as usize, w);
             }
@@ -651,10 +651,13 @@ fn quick_answered<const AVX2: bool>(
     // The tail's fields, each to the next space of one window, with no comma in them (in
     // the lists, one item each) nor ` : ` after a list (else the straight walk measures them;
     // a `:` after the space is enough to leave it).
-    let (mut spaces, commas) = tail.unwrap_or_else(|| {
-        let [spaces, _, commas] = m.window(pos);
-        (spaces, commas)
-    });
+    let (mut spaces, commas) = match tail {
+        Some(t) => t,
+        None => {
+            let [spaces, _, commas] = m.window(pos)?;
+            (spaces, commas)
+        }
+    };
     if q.general {
         return quick_bracketed(q, line, m, pos, (spaces, commas), out);
     }
@@ -721,7 +724,7 @@ fn quick_bracketed<const AVX2: bool>(
                 return None;
             }
             base += mask::BLOCK;
-            let [s, _, c] = next_window(m, base);
+            let [s, _, c] = m.window(base)?;
             (spaces, commas) = (s, c);
         }
         sp = base + spaces.trailing_zeros() as usize;
@@ -763,14 +766,6 @@ fn quick_bracketed<const AVX2: bool>(
         out.upstream = service;
     }
     Some(out)
-}
-
-/// A window of a quick tail that runs past its first (ingress-nginx's, with a long service
-/// name): out of the quick walk's way.
-#[cold]
-#[inline(never)]
-fn next_window<const AVX2: bool>(m: &mask::Bytes<'_, AVX2>, at: usize) -> [u64; 3] {
-    m.window(at)
 }
 
 /// The straight walk: what [`Walk::answered`]'s steps read of such a format, field by field

@@ -121,11 +121,13 @@ impl Block {
     }
 
     /// `n` bytes of room after the block's bytes (grown, and zeroed, only when it has not had
-    /// them before).
+    /// them before), and a window's after those (the quick walk's windows of a line's bytes
+    /// run up to 64 bytes past its end: [`mask::Bytes::window`]).
     fn room(&mut self, n: usize) -> &mut [u8] {
         let want = self.end + n;
-        if self.bytes.len() < want {
-            self.bytes.resize(want.next_multiple_of(64), 0);
+        if self.bytes.len() < want + mask::BLOCK {
+            self.bytes
+                .resize((want + mask::BLOCK).next_multiple_of(64), 0);
         }
         &mut self.bytes[self.end..want]
     }
