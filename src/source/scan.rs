@@ -10,7 +10,7 @@ use crate::engine::gunzip::Gunzip;
 use crate::engine::join::JoinStats;
 use crate::engine::kb::Kb;
 use crate::engine::lines::{LineReader, LineRef, Next, Source, Unread};
-use crate::engine::parse::mask::InBuffer;
+use crate::engine::parse::mask::{self, InBuffer};
 use crate::engine::parse::nginx_access::Answered;
 use crate::engine::parse::{self, Parser, ParserOptions};
 use crate::engine::pipeline::{CauseCounts, Pipeline, PipelineConfig, Sink};
@@ -334,9 +334,11 @@ impl Producer {
             // Newlines and what the short way reads, found in one pass over each read.
             self.reader.classify(classes);
         }
+        let mut ends = Vec::new();
         loop {
-            // The whole lines the buffer holds, walked through its newline masks (the
-            // lines `next_line` would give, over-long ones counted as it counts them).
+            // The whole lines the buffer holds, walked through the list of its newlines made
+            // from its masks (the lines `next_line` would give, over-long ones counted as it
+            // counts them).
             if self.samples.is_empty()
                 && let Some(parser) = &mut self.parser
                 && let Some(Unread {
@@ -354,47 +356,37 @@ impl Producer {
                 let masks = classes.and_then(|c| c.searchable(words));
                 // (The words up to the end: one bound for the walk to check.)
                 let words = &words[..end.div_ceil(64)];
-                let mut w = pos / 64;
-                let mut m = words[w][0] >> (pos % 64) << (pos % 64);
+                let n = mask::newline_list(words, pos, &mut ends);
                 // Counted here and kept after the loop (in registers, not through `self`).
                 let first = self.line_no;
                 let mut line_no = first;
-                'words: loop {
-                    while m != 0 {
-                        let nl = w * 64 + m.trailing_zeros() as usize;
-                        if nl >= end {
-                            break 'words;
-                        }
-                        m &= m - 1;
-                        line_no += 1;
-                        if nl - start > max_line {
-                            count_unparsed(&mut self.report, line_no, Unparsed::TooLong, None);
-                        } else {
-                            let line = Take {
-                                bytes: &buf[start..nl],
-                                line_no,
-                                at: Some(InBuffer {
-                                    buf,
-                                    start,
-                                    words: masks,
-                                }),
-                            };
-                            line.take(
-                                parser,
-                                short,
-                                &mut self.report,
-                                &mut self.last_time,
-                                pipeline,
-                                sink,
-                            );
-                        }
-                        start = nl + 1;
-                    }
-                    w += 1;
-                    let Some(word) = words.get(w) else {
+                for &nl in &ends[..n] {
+                    if nl >= end {
                         break;
-                    };
-                    m = word[0];
+                    }
+                    line_no += 1;
+                    if nl - start > max_line {
+                        count_unparsed(&mut self.report, line_no, Unparsed::TooLong, None);
+                    } else {
+                        let line = Take {
+                            bytes: &buf[start..nl],
+                            line_no,
+                            at: Some(InBuffer {
+                                buf,
+                                start,
+                                words: masks,
+                            }),
+                        };
+                        line.take(
+                            parser,
+                            short,
+                            &mut self.report,
+                            &mut self.last_time,
+                            pipeline,
+                            sink,
+                        );
+                    }
+                    start = nl + 1;
                 }
                 self.line_no = line_no;
                 self.report.lines += line_no - first;
@@ -807,6 +799,49 @@ mod tests {
             }
         }
         LEAVE_EVERY.store(0, Ordering::Relaxed);
+    }
+
+    /// Runs of empty and one-byte lines between requests (up to 64 newlines in 64 bytes: the
+    /// newline list's rare path, and its room grown): every line counted once, in order, on
+    /// one thread as on two.
+    #[test]
+    fn runs_of_short_lines_are_each_counted_once() {
+        let _choosing = choosing();
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::new();
+        let mut short = 0;
+        for i in 0..3000u32 {
+            let (m, s) = (i / 600, i / 10 % 60);
+            text.push_str(&format!(
+                "203.0.113.9 - - [01/May/2024:12:{m:02}:{s:02} +0000] \"GET /x HTTP/1.1\" 200 5 \
+                 \"-\" \"curl/8.5.0\" api.example.com 10.0.1.{}:8080 200 0.001 0.001 0.001 0.001\n",
+                i % 7
+            ));
+            for k in 0..(i * 37 % 150) {
+                text.push_str(if k % 3 == 0 { "x\n" } else { "\n" });
+                short += 1;
+            }
+        }
+        let file = dir.path().join("access.log");
+        std::fs::write(&file, &text).unwrap();
+        let mut opts = ScanOptions {
+            parser: ParserOptions {
+                zone: "UTC".parse().unwrap(),
+                ..Default::default()
+            },
+            ..ScanOptions::default()
+        };
+        opts.threads = 1;
+        let one = scan_file_with(&file, &opts, false);
+        assert!(
+            one.contains(&format!(
+                "lines: {}, parsed: 3000, unparsed: {short},",
+                3000 + short
+            )),
+            "{one}"
+        );
+        opts.threads = 2;
+        assert_eq!(scan_file_with(&file, &opts, false), one);
     }
 
     /// Many upstreams a second (names short, of 16 bytes, long, none), more than the detector

@@ -284,6 +284,61 @@ impl<const AVX2: bool> Bytes<'_, AVX2> {
     }
 }
 
+/// The places of the newlines `words` mark (each entry's first mask, see [`classify_all`])
+/// from byte `pos` on, in `ends[..n]` (`n`
+/// returned): one word at a time, its first newline written whether it has one or not (no
+/// branch that guesses where lines end: one that a loop over each word's newlines took at
+/// nearly every line), the others, rare, after it.
+#[inline(always)]
+pub fn newline_list(words: &[[u64; 4]], pos: usize, ends: &mut Vec<usize>) -> usize {
+    // Room for a newline a word, and 64 more: the writes below need no other check.
+    if ends.len() < words.len() + 64 {
+        ends.resize(words.len() + 64, 0);
+    }
+    let mut n = 0;
+    let first = pos / 64;
+    let mut m = words
+        .get(first)
+        .map_or(0, |w| w[0] >> (pos % 64) << (pos % 64));
+    let mut base = first * 64;
+    let mut w = first;
+    loop {
+        ends[n] = base + m.trailing_zeros() as usize;
+        n += (m != 0) as usize;
+        m &= m.wrapping_sub(1);
+        if m != 0 {
+            n = more_newlines(m, base, n, words.len() - w, ends);
+        }
+        w += 1;
+        let Some(word) = words.get(w) else {
+            return n;
+        };
+        m = word[0];
+        base += 64;
+    }
+}
+
+/// [`newline_list`]'s newlines after a word's first (`m`), written from `ends[n]` on, with the
+/// room kept for the `left` words after.
+#[inline(never)]
+fn more_newlines(
+    mut m: u64,
+    base: usize,
+    mut n: usize,
+    left: usize,
+    ends: &mut Vec<usize>,
+) -> usize {
+    if ends.len() < n + 64 + left {
+        ends.resize((n + 64 + left).max(2 * ends.len()), 0);
+    }
+    while m != 0 {
+        ends[n] = base + m.trailing_zeros() as usize;
+        n += 1;
+        m &= m - 1;
+    }
+    n
+}
+
 /// The masks of one line inside a buffer classified as a whole: one entry per 64 bytes of the
 /// buffer, the newline mask first and then the three bytes of the set.
 pub struct LineMasks<'a> {
@@ -609,6 +664,39 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn the_newline_list_has_every_newline_from_where_it_starts() {
+        // Lines of every length from none (64 newlines a word, past the list's first room)
+        // to longer than a word, and no newline at all.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut text = Vec::new();
+        for k in 0..600 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = match k / 100 {
+                0 => 0,
+                1 => (seed % 3) as usize,
+                2 => (seed % 200) as usize,
+                _ => (seed % 80) as usize,
+            };
+            text.extend(std::iter::repeat_n(b'x', len));
+            text.push(b'\n');
+        }
+        text.extend([b'y'; 130]);
+        let mut words = vec![[0u64; 4]; text.len().div_ceil(64)];
+        let mut padded = text.clone();
+        padded.resize(words.len() * 64, 0);
+        classify_all(&padded, [b'\n', b' ', b'"', b','], &mut words);
+        let mut ends = Vec::new();
+        for pos in [0, 1, 63, 64, 65, 700, text.len() - 131, text.len() - 1] {
+            let n = newline_list(&words, pos, &mut ends);
+            let want: Vec<usize> = (pos..text.len()).filter(|&i| text[i] == b'\n').collect();
+            assert_eq!(ends[..n], want[..], "from {pos}");
+        }
+        assert_eq!(newline_list(&words[..0], 0, &mut ends), 0);
+    }
 
     #[test]
     fn windows_of_the_bytes_are_their_masks_up_to_the_buffers_end() {
