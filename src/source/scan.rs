@@ -801,6 +801,17 @@ mod tests {
         LEAVE_EVERY.store(0, Ordering::Relaxed);
     }
 
+    /// Options for a scan of lines with UTC times.
+    fn utc_options() -> ScanOptions {
+        ScanOptions {
+            parser: ParserOptions {
+                zone: "UTC".parse().unwrap(),
+                ..Default::default()
+            },
+            ..ScanOptions::default()
+        }
+    }
+
     /// Runs of empty and one-byte lines between requests (up to 64 newlines in 64 bytes: the
     /// newline list's rare path, and its room grown): every line counted once, in order, on
     /// one thread as on two.
@@ -824,13 +835,7 @@ mod tests {
         }
         let file = dir.path().join("access.log");
         std::fs::write(&file, &text).unwrap();
-        let mut opts = ScanOptions {
-            parser: ParserOptions {
-                zone: "UTC".parse().unwrap(),
-                ..Default::default()
-            },
-            ..ScanOptions::default()
-        };
+        let mut opts = utc_options();
         opts.threads = 1;
         let one = scan_file_with(&file, &opts, false);
         assert!(
@@ -890,13 +895,7 @@ mod tests {
         }
         let file = dir.path().join("access.log");
         std::fs::write(&file, &text).unwrap();
-        let mut opts = ScanOptions {
-            parser: ParserOptions {
-                zone: "UTC".parse().unwrap(),
-                ..Default::default()
-            },
-            ..ScanOptions::default()
-        };
+        let mut opts = utc_options();
         opts.pipeline.detect.max_upstreams = 40;
         opts.threads = 1;
         let one = scan_file_with(&file, &opts, false);
