@@ -248,7 +248,6 @@ fn example(p: &mut Problems<'_>, raw: Spanned<RawExample>, what: &str) -> Option
     })
 }
 
-/// Checks and compiles one file; the examples are checked later, against the whole base.
 /// How much of an entry [`compile`] proves.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Proof {
@@ -259,6 +258,7 @@ enum Proof {
     Built,
 }
 
+/// Checks and compiles one file; the examples are checked later, against the whole base.
 fn compile(src: &Source, proof: Proof) -> Result<(Entry, Vec<usize>, Vec<usize>), Vec<KbError>> {
     let mut p = Problems {
         file: &src.file,
@@ -612,9 +612,8 @@ impl Kb {
     }
 
     /// Loads the entries the binary was built with (the built-in base), which its tests prove
-    /// as [`Kb::load`] does: their schema is checked, but their regexes
-    /// are compiled when first used and their examples are not classified again (a third of
-    /// the start-up of every command).
+    /// as [`Kb::load`] does: their schema is checked, but their regexes are compiled when first
+    /// used and their examples are not classified again (a third of every command's start-up).
     pub fn load_built(sources: &[Source]) -> Result<Kb, Vec<KbError>> {
         Kb::load_as(sources, Proof::Built)
     }

@@ -285,10 +285,9 @@ impl<const AVX2: bool> Bytes<'_, AVX2> {
 }
 
 /// The places of the newlines `words` mark (each entry's first mask, see [`classify_all`])
-/// from byte `pos` on, in `ends[..n]` (`n`
-/// returned): one word at a time, its first newline written whether it has one or not (no
-/// branch that guesses where lines end: one that a loop over each word's newlines took at
-/// nearly every line), the others, rare, after it.
+/// from byte `pos` on, in `ends[..n]` (`n` returned): one word at a time, its first newline
+/// written whether it has one or not (no branch that guesses where lines end: one that a loop
+/// over each word's newlines took at nearly every line), the others, rare, after it.
 #[inline(always)]
 pub fn newline_list(words: &[[u64; 4]], pos: usize, ends: &mut Vec<usize>) -> usize {
     // Room for a newline a word, and 64 more: the writes below need no other check.
