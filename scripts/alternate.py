@@ -3,7 +3,7 @@
 opposite order every other round, after a round to warm up. A shared machine drifts within
 minutes; hyperfine runs one command's runs after another's, so the drift falls on one of them,
 here on all alike. Prints each command's median wall time and CPU time (user + system), and
-writes them as JSON (hyperfine's shape: results[i].median, in seconds) with --json.
+writes them as JSON (hyperfine's shape: results[i].median, .min, .max, in seconds) with --json.
 
     scripts/alternate.py [--runs N] [--json FILE] COMMAND...
 """
@@ -42,8 +42,8 @@ def main():
     for c in args.commands:
         med, cpu = statistics.median(walls[c]), statistics.median(cpus[c])
         print(f"{med * 1000:8.1f} ms (min {min(walls[c]) * 1000:.1f}, cpu {cpu * 1000:.1f})  {c}")
-        results.append({"command": c, "median": med, "min": min(walls[c]), "cpu": cpu,
-                        "times": walls[c]})
+        results.append({"command": c, "median": med, "min": min(walls[c]),
+                        "max": max(walls[c]), "cpu": cpu, "times": walls[c]})
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"results": results}, f, indent=1)

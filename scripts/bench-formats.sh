@@ -3,9 +3,10 @@
 # requests with a burst of unreachable-upstream failures; `examples/genlog.rs`): the nginx
 # access log, the nginx error log, HAProxy's HTTP log in a syslog header, ALB's gzip files and
 # ingress-nginx's `upstreaminfo`.
-# One hyperfine run per format: ripgrep's count (`rg -z -c` for gzip) pinned to one core,
-# `scan --threads 1` pinned to the same core, and `scan` with all threads; then peak memory.
-# Needs hyperfine and ripgrep (apt-get install hyperfine ripgrep). LINES, RUNS and BENCH_DIR
+# Per format, the commands taking turns round by round (scripts/alternate.py): ripgrep's count
+# (`rg -z -c` for gzip) pinned to one core, `scan --threads 1` pinned to the same core, and
+# `scan` with all threads; then peak memory.
+# Needs python3 and ripgrep (apt-get install ripgrep). LINES, RUNS and BENCH_DIR
 # change the defaults; FORMATS picks formats (nginx nginx_error haproxy alb ingress).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,8 +33,8 @@ for f in $formats; do
         fi
     fi
     fresh_in_cache "$file"   # in the page cache, as a log just written is
-    json="$dir/hyperfine-$f.json"
-    hyperfine --style none --warmup 2 --runs "$runs" --export-json "$json" \
+    json="$dir/formats-$f.json"
+    scripts/alternate.py --runs "$runs" --json "$json" \
         "taskset -c 1 ${grep[*]@Q} $file" \
         "taskset -c 1 $gw scan --threads 1 --timezone UTC $file" \
         "$gw scan --timezone UTC $file" >/dev/null

@@ -5,7 +5,7 @@
 # ripgrep and the one-thread scan run pinned to one core (`taskset -c ${PIN_CPU:-0}`).
 # With valgrind installed, also the instructions a line costs (the figure that does not move
 # with the machine's load: ripgrep's time on this file has varied threefold in one day).
-# Needs hyperfine and ripgrep (apt-get install hyperfine ripgrep; valgrind optional).
+# Needs python3 and ripgrep (apt-get install ripgrep; valgrind optional).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-files.sh
@@ -25,11 +25,13 @@ echo "file: $log ($lines lines, $((bytes / 1000000)) MB)"
 # `wc -l` only reads the file and counts newlines: the floor for anything that looks at every
 # line through read(2).
 pin="taskset -c ${PIN_CPU:-0}"
-hyperfine --style basic --warmup 2 --runs 10 --export-json "$dir/hyperfine.json" \
+# The commands take turns, round by round (scripts/alternate.py): the shared machine's drift
+# within the minutes falls on all of them alike, and so does not bend their ratios.
+scripts/alternate.py --runs "${RUNS:-10}" --json "$dir/bench.json" \
     "$gw scan --timezone UTC $log" "$pin rg -c ' 502 ' $log" "$pin wc -l $log" \
     "$pin $gw scan --threads 1 --timezone UTC $log" >/dev/null
 
-python3 - "$dir/hyperfine.json" "$lines" "$bytes" <<'PY'
+python3 - "$dir/bench.json" "$lines" "$bytes" <<'PY'
 import json, sys
 runs = json.load(open(sys.argv[1]))["results"]
 lines, size = int(sys.argv[2]), int(sys.argv[3])
