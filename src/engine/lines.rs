@@ -40,11 +40,12 @@ impl<R: Read> Source for R {
     }
 }
 
-/// The unread bytes of a classified buffer ([`LineReader::classified`]): `buf[pos..end]`,
-/// with the masks of every 64 bytes of `buf` in `words` (newlines first).
+/// The unread bytes of the buffer ([`LineReader::unread`]): `buf[pos..end]`, with the masks
+/// of every 64 bytes of `buf` in `words` (newlines first) when the reader classifies them.
+/// `buf` holds at least a 64-byte word after `end`'s.
 pub struct Unread<'a> {
     pub buf: &'a [u8],
-    pub words: &'a [[u64; 4]],
+    pub words: Option<&'a [[u64; 4]]>,
     pub pos: usize,
     pub end: usize,
 }
@@ -161,19 +162,18 @@ impl<R: Source> LineReader<R> {
         self.max_line
     }
 
-    /// With [`LineReader::classify`]: the buffer, its masks, and where the unread bytes start
-    /// and end in it — for a caller that walks the whole lines among them through the newline
-    /// masks itself, taking them with [`LineReader::consume`] (a line longer than
-    /// [`LineReader::max_line`] among them is the caller's to skip, as `next_line` would).
+    /// The buffer, its masks (with [`LineReader::classify`]), and where the unread bytes start
+    /// and end in it — for a caller that walks the whole lines among them itself, taking them
+    /// with [`LineReader::consume`] (a line longer than [`LineReader::max_line`] among them is
+    /// the caller's to skip, as `next_line` would).
     #[inline]
-    pub fn classified(&self) -> Option<Unread<'_>> {
-        let c = self.masks.as_ref()?;
-        Some(Unread {
+    pub fn unread(&self) -> Unread<'_> {
+        Unread {
             buf: &self.buf,
-            words: &c.words,
+            words: self.masks.as_ref().map(|c| &c.words[..]),
             pos: self.pos,
             end: self.end,
-        })
+        }
     }
 
     /// The whole lines already in the buffer from the next one on, each with its `\n`, without

@@ -10,7 +10,7 @@ use crate::engine::gunzip::Gunzip;
 use crate::engine::join::JoinStats;
 use crate::engine::kb::Kb;
 use crate::engine::lines::{LineReader, LineRef, Next, Source, Unread};
-use crate::engine::parse::mask::{self, InBuffer};
+use crate::engine::parse::mask::{self, Classes, InBuffer};
 use crate::engine::parse::nginx_access::Answered;
 use crate::engine::parse::{self, Parser, ParserOptions};
 use crate::engine::pipeline::{CauseCounts, Pipeline, PipelineConfig, Sink};
@@ -329,34 +329,41 @@ impl Producer {
     /// and [`Pipeline::push`].
     fn run_alone(&mut self, pipeline: &mut Pipeline, sink: &mut impl Sink) -> anyhow::Result<()> {
         let short = self.short;
-        let classes = self.parser.as_ref().and_then(Parser::classes);
-        if short && let Some(classes) = classes {
-            // Newlines and what the short way reads, found in one pass over each read.
-            self.reader.classify(classes);
+        let classes = self
+            .parser
+            .as_ref()
+            .and_then(Parser::classes)
+            .filter(|_| short);
+        if let Some(c @ Classes::With(_)) = classes {
+            // Newlines and what the short way reads, found in one pass over each read. (A
+            // walk that reads windows of the bytes needs only the newlines, found as the
+            // lines are taken.)
+            self.reader.classify(c);
         }
         let mut ends = Vec::new();
         loop {
-            // The whole lines the buffer holds, walked through the list of its newlines made
-            // from its masks (the lines `next_line` would give, over-long ones counted as it
-            // counts them).
-            if self.samples.is_empty()
+            // The whole lines the buffer holds, walked through the list of its newlines (the
+            // lines `next_line` would give, over-long ones counted as it counts them).
+            if classes.is_some()
+                && self.samples.is_empty()
                 && let Some(parser) = &mut self.parser
-                && let Some(Unread {
+                && let Unread {
                     buf,
                     words,
                     pos,
                     end,
-                }) = self.reader.classified()
+                } = self.reader.unread()
                 && pos < end
             {
                 let max_line = self.reader.max_line();
                 let mut start = pos;
-                // The buffer's masks, for the short way to search when they hold more than
-                // newlines.
-                let masks = classes.and_then(|c| c.searchable(words));
-                // (The words up to the end: one bound for the walk to check.)
-                let words = &words[..end.div_ceil(64)];
-                let n = mask::newline_list(words, pos, &mut ends);
+                // The buffer's masks, for the short way to search.
+                let masks = classes.zip(words).and_then(|(c, w)| c.searchable(w));
+                let n = match words {
+                    // (The words up to the end: one bound for the walk to check.)
+                    Some(words) => mask::newline_list(&words[..end.div_ceil(64)], pos, &mut ends),
+                    None => mask::newline_list_in(buf, pos, end, &mut ends),
+                };
                 // Counted here and kept after the loop (in registers, not through `self`).
                 let first = self.line_no;
                 let mut line_no = first;
@@ -399,12 +406,15 @@ impl Producer {
                 self.count_unparsed(Unparsed::Shape);
                 continue;
             };
-            let at = match (&line, self.reader.classified()) {
-                (HeadLine::Buffer(l), Some(u)) => Some(InBuffer {
-                    buf: u.buf,
-                    start: l.start,
-                    words: classes.and_then(|c| c.searchable(u.words)),
-                }),
+            let at = match (&line, classes) {
+                (HeadLine::Buffer(l), Some(c)) => {
+                    let u = self.reader.unread();
+                    Some(InBuffer {
+                        buf: u.buf,
+                        start: l.start,
+                        words: u.words.and_then(|w| c.searchable(w)),
+                    })
+                }
                 _ => None,
             };
             let line = Take {
@@ -847,6 +857,56 @@ mod tests {
         );
         opts.threads = 2;
         assert_eq!(scan_file_with(&file, &opts, false), one);
+    }
+
+    /// Long lines among requests of a format whose newlines are found from the bytes as the
+    /// lines are taken (no masks stored): lines just within the limit, over it, longer than a
+    /// block and than the reader's buffer, lines across reads, and a last line without its
+    /// newline — counted alike, once each, on one thread and on two or three.
+    #[test]
+    fn long_lines_and_a_last_line_without_newline_count_alike_on_threads() {
+        let _choosing = choosing();
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = String::new();
+        let (mut lines, mut too_long) = (0, 0);
+        for i in 0..4000u32 {
+            let (m, s) = (i / 600, i / 10 % 60);
+            let agent = match i % 500 {
+                7 => "a".repeat(1_900),                // within the limit
+                8 => "b".repeat(5_000),                // over it
+                9 if i == 1009 => "c".repeat(300_000), // longer than a block and the buffer
+                _ => format!("curl/{}", i % 9),
+            };
+            too_long += usize::from(agent.len() > 2_000);
+            text.push_str(&format!(
+                "203.0.113.9 - - [01/May/2024:12:{m:02}:{s:02} +0000] \"GET /x HTTP/1.1\" 200 5 \
+                 \"-\" \"{agent}\" api.example.com 10.0.1.{}:8080 200 0.001 0.001 0.001 0.001\n",
+                i % 7
+            ));
+            lines += 1;
+        }
+        text.pop();
+        let file = dir.path().join("access.log");
+        std::fs::write(&file, &text).unwrap();
+        let mut opts = utc_options();
+        opts.max_line = 2_200;
+        opts.threads = 1;
+        let one = scan_file_with(&file, &opts, false);
+        assert!(
+            one.contains(&format!(
+                "lines: {lines}, parsed: {}, unparsed: {too_long}, too_long: {too_long},",
+                lines - too_long
+            )),
+            "{one}"
+        );
+        for threads in [2, 3] {
+            opts.threads = threads;
+            assert_eq!(
+                scan_file_with(&file, &opts, false),
+                one,
+                "{threads} threads"
+            );
+        }
     }
 
     /// Many upstreams a second (names short, of 16 bytes, long, none), more than the detector

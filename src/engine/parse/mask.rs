@@ -290,29 +290,103 @@ impl<const AVX2: bool> Bytes<'_, AVX2> {
 /// over each word's newlines took at nearly every line), the others, rare, after it.
 #[inline(always)]
 pub fn newline_list(words: &[[u64; 4]], pos: usize, ends: &mut Vec<usize>) -> usize {
+    list_newlines(pos, words.len(), |w| words[w][0], ends)
+}
+
+/// The places of the newlines of `buf[pos..end]` in `ends[..n]` (`n` returned), as
+/// [`newline_list`] finds them, from the bytes themselves: each word's mask made and used at
+/// once, none stored (for a buffer whose masks would hold nothing else). `buf` holds the whole
+/// 64-byte word `end` falls in (the bytes after `end` in it are not looked at).
+pub fn newline_list_in(buf: &[u8], pos: usize, end: usize, ends: &mut Vec<usize>) -> usize {
+    let words = end.div_ceil(BLOCK);
+    assert!(words * BLOCK <= buf.len(), "the last word is in the buffer");
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (detected just above).
+        return unsafe { newline_list_avx2(buf, pos, end, ends) };
+    }
+    let n = list_newlines(pos, words, |w| newline_mask(buf, w), ends);
+    below(end, ends, n)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn newline_list_avx2(buf: &[u8], pos: usize, end: usize, ends: &mut Vec<usize>) -> usize {
+    // SAFETY: word `w` (< `end.div_ceil(64)`) is in `buf` (asserted by the caller).
+    let mask = |w| unsafe { newline_mask_avx2(buf, w) };
+    let n = list_newlines(pos, end.div_ceil(BLOCK), mask, ends);
+    below(end, ends, n)
+}
+
+/// The newline mask of the 64-byte word `w` of `bytes`.
+#[inline(always)]
+pub fn newline_mask(bytes: &[u8], w: usize) -> u64 {
+    let block = bytes[w * BLOCK..][..BLOCK].try_into().expect("64 bytes");
+    classify(block, [b'\n'])[0]
+}
+
+/// [`newline_mask`] by AVX2 instructions.
+///
+/// # Safety
+/// The CPU has AVX2, and `bytes` holds the word (`64 w + 64 <= bytes.len()`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub unsafe fn newline_mask_avx2(bytes: &[u8], w: usize) -> u64 {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
+    };
+    let nl = _mm256_set1_epi8(b'\n' as i8);
+    // SAFETY: the word is in `bytes` (the caller's word); `loadu` needs no alignment.
+    let (lo, hi) = unsafe {
+        let p = bytes.as_ptr().add(w * BLOCK).cast::<__m256i>();
+        (_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1)))
+    };
+    let a = _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, nl)) as u32 as u64;
+    let b = _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, nl)) as u32 as u64;
+    a | b << 32
+}
+
+/// The first `n` of `ends` less those from `end` on (in the last word, after the bytes).
+fn below(end: usize, ends: &[usize], mut n: usize) -> usize {
+    while n > 0 && ends[n - 1] >= end {
+        n -= 1;
+    }
+    n
+}
+
+/// The loop of [`newline_list`] over words `pos / 64` up to `words` (not included), the mask
+/// of word `w` being `mask(w)`.
+#[inline(always)]
+fn list_newlines(
+    pos: usize,
+    words: usize,
+    mask: impl Fn(usize) -> u64,
+    ends: &mut Vec<usize>,
+) -> usize {
     // Room for a newline a word, and 64 more: the writes below need no other check.
-    if ends.len() < words.len() + 64 {
-        ends.resize(words.len() + 64, 0);
+    if ends.len() < words + 64 {
+        ends.resize(words + 64, 0);
+    }
+    let mut w = pos / 64;
+    if w >= words {
+        return 0;
     }
     let mut n = 0;
-    let first = pos / 64;
-    let mut m = words
-        .get(first)
-        .map_or(0, |w| w[0] >> (pos % 64) << (pos % 64));
-    let mut base = first * 64;
-    let mut w = first;
+    let mut m = mask(w) >> (pos % 64) << (pos % 64);
+    let mut base = w * 64;
     loop {
         ends[n] = base + m.trailing_zeros() as usize;
         n += (m != 0) as usize;
         m &= m.wrapping_sub(1);
         if m != 0 {
-            n = more_newlines(m, base, n, words.len() - w, ends);
+            n = more_newlines(m, base, n, words - w, ends);
         }
         w += 1;
-        let Some(word) = words.get(w) else {
+        if w >= words {
             return n;
-        };
-        m = word[0];
+        }
+        m = mask(w);
         base += 64;
     }
 }
@@ -695,6 +769,29 @@ mod tests {
             assert_eq!(ends[..n], want[..], "from {pos}");
         }
         assert_eq!(newline_list(&words[..0], 0, &mut ends), 0);
+        // From the bytes, up to every end (newlines after it in its word left out), the
+        // bytes after the end newlines and not.
+        for after in [b'\n', b'z'] {
+            let mut buf = text.clone();
+            buf.resize(text.len().next_multiple_of(64) + 64, after);
+            for w in 0..buf.len() / 64 {
+                let want = (0..64).fold(0u64, |m, i| m | u64::from(buf[64 * w + i] == b'\n') << i);
+                assert_eq!(newline_mask(&buf, w), want, "word {w}");
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2; the word is in the buffer.
+                    assert_eq!(unsafe { newline_mask_avx2(&buf, w) }, want, "word {w}");
+                }
+            }
+            for pos in [0, 1, 63, 64, 65, 700, text.len() - 131, text.len() - 1] {
+                for end in [pos, pos + 1, pos + 63, pos + 64, pos + 130, text.len()] {
+                    let end = end.min(text.len());
+                    let n = newline_list_in(&buf, pos, end, &mut ends);
+                    let want: Vec<usize> = (pos..end).filter(|&i| text[i] == b'\n').collect();
+                    assert_eq!(ends[..n], want[..], "from {pos} to {end}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -310,16 +310,17 @@ impl Direct {
         let mut start = self.line;
         let mut searched = start;
         // The masks are those of `bytes[..masked]` (its last word's made again as bytes come).
+        // (Not for newlines alone: they are found from the bytes as the lines are taken.)
         let mut masked = 0;
-        block.masked = self.classes.is_some();
+        let classes = self.classes.filter(|&c| c != Classes::Newlines);
+        block.masked = classes.is_some();
         loop {
-            if let Some(classes) = self.classes {
+            if let Some(classes) = classes {
                 block.classify(masked, classes);
                 masked = block.end;
             }
-            let words = self.classes.map(|_| &block.masks[..]);
             let (spans, skipping) = (&mut block.spans, &mut self.skipping);
-            newlines(&block.bytes, words, searched, block.end, |nl| {
+            let line = |nl| {
                 if *skipping {
                     *skipping = false;
                 } else {
@@ -327,7 +328,13 @@ impl Direct {
                 }
                 start = nl + 1;
                 spans.len() >= BLOCK_LINES
-            });
+            };
+            if self.classes == Some(Classes::Newlines) {
+                newlines_in(&block.bytes, searched, block.end, line);
+            } else {
+                let words = classes.map(|_| &block.masks[..]);
+                newlines(&block.bytes, words, searched, block.end, line);
+            }
             searched = block.end.max(start);
             if !block.spans.is_empty()
                 && (block.spans.len() >= BLOCK_LINES || block.end >= BLOCK_BYTES)
@@ -366,7 +373,7 @@ impl Direct {
                 searched = block.end;
             }
             if self.eof {
-                if let Some(classes) = self.classes {
+                if let Some(classes) = classes {
                     block.classify(masked, classes);
                 }
                 if !self.skipping && block.end > start {
@@ -417,10 +424,53 @@ fn newlines(
     };
     // (The words up to the end: one bound for the walk to check.)
     let words = &words[..end.div_ceil(64)];
+    walk_newlines(from, end, words.len(), |w| words[w][0], f);
+}
+
+/// [`newlines`] found from the bytes themselves, each word's mask made as it is walked (none
+/// stored): `bytes` holds the 64-byte word `end` is in.
+fn newlines_in(bytes: &[u8], from: usize, end: usize, f: impl FnMut(usize) -> bool) {
+    let words = end.div_ceil(64);
+    assert!(words * 64 <= bytes.len(), "the last word is in the buffer");
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (detected just above), and the words are in `bytes`.
+        unsafe { newlines_avx2(bytes, from, end, f) };
+        return;
+    }
+    walk_newlines(from, end, words, |w| mask::newline_mask(bytes, w), f);
+}
+
+/// # Safety
+/// The CPU has AVX2, and `bytes` holds the 64-byte word `end` is in.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn newlines_avx2(bytes: &[u8], from: usize, end: usize, f: impl FnMut(usize) -> bool) {
+    let words = end.div_ceil(64);
+    // SAFETY: word `w` (< `words`) is in `bytes` (the caller's word).
+    walk_newlines(
+        from,
+        end,
+        words,
+        |w| unsafe { mask::newline_mask_avx2(bytes, w) },
+        f,
+    );
+}
+
+/// The walk of [`newlines`], the newline mask of word `w` being `mask(w)` (`w < words`).
+#[inline(always)]
+fn walk_newlines(
+    from: usize,
+    end: usize,
+    words: usize,
+    mask: impl Fn(usize) -> u64,
+    mut f: impl FnMut(usize) -> bool,
+) {
     let mut w = from / 64;
-    let mut bits = words
-        .get(w)
-        .map_or(0, |m| m[0] >> (from % 64) << (from % 64));
+    if w >= words {
+        return;
+    }
+    let mut bits = mask(w) >> (from % 64) << (from % 64);
     loop {
         while bits != 0 {
             let nl = w * 64 + bits.trailing_zeros() as usize;
@@ -433,9 +483,9 @@ fn newlines(
             }
         }
         w += 1;
-        let Some(m) = words.get(w) else {
+        if w >= words {
             return;
-        };
-        bits = m[0];
+        }
+        bits = mask(w);
     }
 }
