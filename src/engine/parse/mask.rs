@@ -301,8 +301,8 @@ pub fn newline_list_in(buf: &[u8], pos: usize, end: usize, ends: &mut Vec<usize>
     let words = end.div_ceil(BLOCK);
     assert!(words * BLOCK <= buf.len(), "the last word is in the buffer");
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (detected just above).
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("bmi1") {
+        // SAFETY: the CPU has AVX2 and BMI1 (detected just above).
         return unsafe { newline_list_avx2(buf, pos, end, ends) };
     }
     let n = list_newlines(pos, words, |w| newline_mask(buf, w), ends);
@@ -310,10 +310,23 @@ pub fn newline_list_in(buf: &[u8], pos: usize, end: usize, ends: &mut Vec<usize>
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,bmi1")]
 fn newline_list_avx2(buf: &[u8], pos: usize, end: usize, ends: &mut Vec<usize>) -> usize {
-    // SAFETY: word `w` (< `end.div_ceil(64)`) is in `buf` (asserted by the caller).
-    let mask = |w| unsafe { newline_mask_avx2(buf, w) };
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
+    };
+    let nl = _mm256_set1_epi8(b'\n' as i8);
+    let mask = |w: usize| {
+        // SAFETY: word `w` (< `end.div_ceil(64)`) is in `buf` (asserted by the caller);
+        // `loadu` needs no alignment.
+        let (lo, hi) = unsafe {
+            let p = buf.as_ptr().add(w * BLOCK).cast::<__m256i>();
+            (_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1)))
+        };
+        let a = _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, nl)) as u32 as u64;
+        let b = _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, nl)) as u32 as u64;
+        a | b << 32
+    };
     let n = list_newlines(pos, end.div_ceil(BLOCK), mask, ends);
     below(end, ends, n)
 }
@@ -374,20 +387,36 @@ fn list_newlines(
     }
     let mut n = 0;
     let mut m = mask(w) >> (pos % 64) << (pos % 64);
-    let mut base = w * 64;
-    loop {
-        ends[n] = base + m.trailing_zeros() as usize;
-        n += (m != 0) as usize;
-        m &= m.wrapping_sub(1);
-        if m != 0 {
-            n = more_newlines(m, base, n, words - w, ends);
+    let mut out = ends.as_mut_ptr();
+    // Word `w`'s newlines (its mask `m`).
+    let mut one = |m: u64, w: usize, n: &mut usize| {
+        let base = w * 64;
+        // SAFETY: `n < ends.len()`: at each word's start `ends.len() > n + words - w` (room for
+        // a newline a word, kept by `more_newlines` for the words after its own), and
+        // `words > w`. (Written through a pointer: the vector's length and place are not read
+        // again at each word.)
+        unsafe { *out.add(*n) = base + m.trailing_zeros() as usize };
+        *n += (m != 0) as usize;
+        let rest = m & m.wrapping_sub(1);
+        if rest != 0 {
+            *n = more_newlines(rest, base, *n, words - w, ends);
+            out = ends.as_mut_ptr();
         }
-        w += 1;
+    };
+    // Two words a turn.
+    loop {
+        if w + 1 >= words {
+            one(m, w, &mut n);
+            return n;
+        }
+        let next = mask(w + 1);
+        one(m, w, &mut n);
+        one(next, w + 1, &mut n);
+        w += 2;
         if w >= words {
             return n;
         }
         m = mask(w);
-        base += 64;
     }
 }
 
