@@ -305,7 +305,12 @@ pub fn newline_list_in(buf: &[u8], pos: usize, end: usize, ends: &mut Vec<usize>
         // SAFETY: the CPU has AVX2 and BMI1 (detected just above).
         return unsafe { newline_list_avx2(buf, pos, end, ends) };
     }
-    let n = list_newlines(pos, words, |w| newline_mask(buf, w), ends);
+    newline_list_scalar(buf, pos, end, ends)
+}
+
+/// [`newline_list_in`] without AVX2.
+fn newline_list_scalar(buf: &[u8], pos: usize, end: usize, ends: &mut Vec<usize>) -> usize {
+    let n = list_newlines(pos, end.div_ceil(BLOCK), |w| newline_mask(buf, w), ends);
     below(end, ends, n)
 }
 
@@ -333,31 +338,9 @@ fn newline_list_avx2(buf: &[u8], pos: usize, end: usize, ends: &mut Vec<usize>) 
 
 /// The newline mask of the 64-byte word `w` of `bytes`.
 #[inline(always)]
-pub fn newline_mask(bytes: &[u8], w: usize) -> u64 {
+fn newline_mask(bytes: &[u8], w: usize) -> u64 {
     let block = bytes[w * BLOCK..][..BLOCK].try_into().expect("64 bytes");
     classify(block, [b'\n'])[0]
-}
-
-/// [`newline_mask`] by AVX2 instructions.
-///
-/// # Safety
-/// The CPU has AVX2, and `bytes` holds the word (`64 w + 64 <= bytes.len()`).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-pub unsafe fn newline_mask_avx2(bytes: &[u8], w: usize) -> u64 {
-    use std::arch::x86_64::{
-        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
-    };
-    let nl = _mm256_set1_epi8(b'\n' as i8);
-    // SAFETY: the word is in `bytes` (the caller's word); `loadu` needs no alignment.
-    let (lo, hi) = unsafe {
-        let p = bytes.as_ptr().add(w * BLOCK).cast::<__m256i>();
-        (_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1)))
-    };
-    let a = _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, nl)) as u32 as u64;
-    let b = _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, nl)) as u32 as u64;
-    a | b << 32
 }
 
 /// The first `n` of `ends` less those from `end` on (in the last word, after the bytes).
@@ -806,18 +789,15 @@ mod tests {
             for w in 0..buf.len() / 64 {
                 let want = (0..64).fold(0u64, |m, i| m | u64::from(buf[64 * w + i] == b'\n') << i);
                 assert_eq!(newline_mask(&buf, w), want, "word {w}");
-                #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2; the word is in the buffer.
-                    assert_eq!(unsafe { newline_mask_avx2(&buf, w) }, want, "word {w}");
-                }
             }
             for pos in [0, 1, 63, 64, 65, 700, text.len() - 131, text.len() - 1] {
                 for end in [pos, pos + 1, pos + 63, pos + 64, pos + 130, text.len()] {
                     let end = end.min(text.len());
-                    let n = newline_list_in(&buf, pos, end, &mut ends);
                     let want: Vec<usize> = (pos..end).filter(|&i| text[i] == b'\n').collect();
+                    let n = newline_list_in(&buf, pos, end, &mut ends);
                     assert_eq!(ends[..n], want[..], "from {pos} to {end}");
+                    let n = newline_list_scalar(&buf, pos, end, &mut ends);
+                    assert_eq!(ends[..n], want[..], "from {pos} to {end}, without AVX2");
                 }
             }
         }

@@ -277,6 +277,9 @@ pub(super) struct Direct {
     /// blocks are read: one pass over the bytes finds the lines and what the parsing needs
     /// (else the lines are found with `memchr`, and the parsing makes what masks it needs).
     classes: Option<Classes>,
+    /// With [`Classes::Newlines`]: the newlines of the bytes read last
+    /// ([`mask::newline_list_in`]).
+    ends: Vec<usize>,
 }
 
 impl Direct {
@@ -290,6 +293,7 @@ impl Direct {
             eof: false,
             failed: None,
             classes,
+            ends: Vec::new(),
         }
     }
 
@@ -319,21 +323,35 @@ impl Direct {
                 block.classify(masked, classes);
                 masked = block.end;
             }
-            let (spans, skipping) = (&mut block.spans, &mut self.skipping);
-            let line = |nl| {
-                if *skipping {
-                    *skipping = false;
-                } else {
-                    spans.push(span(start, nl, max_line));
-                }
-                start = nl + 1;
-                spans.len() >= BLOCK_LINES
-            };
             if self.classes == Some(Classes::Newlines) {
-                newlines_in(&block.bytes, searched, block.end, line);
+                // The newlines listed from the bytes, then the lines they end, up to a full
+                // block, in one stretch.
+                let n = mask::newline_list_in(&block.bytes, searched, block.end, &mut self.ends);
+                let mut ends = self.ends[..n].iter();
+                if self.skipping
+                    && let Some(&nl) = ends.next()
+                {
+                    self.skipping = false;
+                    start = nl + 1;
+                }
+                let room = BLOCK_LINES.saturating_sub(block.spans.len());
+                block.spans.extend(ends.take(room).map(|&nl| {
+                    let line = span(start, nl, max_line);
+                    start = nl + 1;
+                    line
+                }));
             } else {
+                let (spans, skipping) = (&mut block.spans, &mut self.skipping);
                 let words = classes.map(|_| &block.masks[..]);
-                newlines(&block.bytes, words, searched, block.end, line);
+                newlines(&block.bytes, words, searched, block.end, |nl| {
+                    if *skipping {
+                        *skipping = false;
+                    } else {
+                        spans.push(span(start, nl, max_line));
+                    }
+                    start = nl + 1;
+                    spans.len() >= BLOCK_LINES
+                });
             }
             searched = block.end.max(start);
             if !block.spans.is_empty()
@@ -425,36 +443,6 @@ fn newlines(
     // (The words up to the end: one bound for the walk to check.)
     let words = &words[..end.div_ceil(64)];
     walk_newlines(from, end, words.len(), |w| words[w][0], f);
-}
-
-/// [`newlines`] found from the bytes themselves, each word's mask made as it is walked (none
-/// stored): `bytes` holds the 64-byte word `end` is in.
-fn newlines_in(bytes: &[u8], from: usize, end: usize, f: impl FnMut(usize) -> bool) {
-    let words = end.div_ceil(64);
-    assert!(words * 64 <= bytes.len(), "the last word is in the buffer");
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (detected just above), and the words are in `bytes`.
-        unsafe { newlines_avx2(bytes, from, end, f) };
-        return;
-    }
-    walk_newlines(from, end, words, |w| mask::newline_mask(bytes, w), f);
-}
-
-/// # Safety
-/// The CPU has AVX2, and `bytes` holds the 64-byte word `end` is in.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn newlines_avx2(bytes: &[u8], from: usize, end: usize, f: impl FnMut(usize) -> bool) {
-    let words = end.div_ceil(64);
-    // SAFETY: word `w` (< `words`) is in `bytes` (the caller's word).
-    walk_newlines(
-        from,
-        end,
-        words,
-        |w| unsafe { mask::newline_mask_avx2(bytes, w) },
-        f,
-    );
 }
 
 /// The walk of [`newlines`], the newline mask of word `w` being `mask(w)` (`w < words`).
