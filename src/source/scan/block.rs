@@ -442,23 +442,10 @@ fn newlines(
     };
     // (The words up to the end: one bound for the walk to check.)
     let words = &words[..end.div_ceil(64)];
-    walk_newlines(from, end, words.len(), |w| words[w][0], f);
-}
-
-/// The walk of [`newlines`], the newline mask of word `w` being `mask(w)` (`w < words`).
-#[inline(always)]
-fn walk_newlines(
-    from: usize,
-    end: usize,
-    words: usize,
-    mask: impl Fn(usize) -> u64,
-    mut f: impl FnMut(usize) -> bool,
-) {
     let mut w = from / 64;
-    if w >= words {
-        return;
-    }
-    let mut bits = mask(w) >> (from % 64) << (from % 64);
+    let mut bits = words
+        .get(w)
+        .map_or(0, |m| m[0] >> (from % 64) << (from % 64));
     loop {
         while bits != 0 {
             let nl = w * 64 + bits.trailing_zeros() as usize;
@@ -471,9 +458,9 @@ fn walk_newlines(
             }
         }
         w += 1;
-        if w >= words {
+        let Some(m) = words.get(w) else {
             return;
-        }
-        bits = mask(w);
+        };
+        bits = m[0];
     }
 }
