@@ -67,7 +67,9 @@ impl Words {
     }
 }
 
-/// What a line of a [`Block`] parsed into.
+/// What a line of a [`Block`] parsed into. (A tag byte of its own: in the niche of the
+/// request's fields, the entries were written and read byte by byte; 13 instructions a line.)
+#[repr(u8)]
 pub(super) enum Parsed {
     /// The line's event: `events[i]` of its block.
     Event(u32),
