@@ -609,10 +609,14 @@ pub fn scan(
     if let [Input::Inline { producer, .. }] = &mut inputs[..] {
         producer.run_alone(&mut pipeline, sink)?;
     } else {
-        merge(&mut inputs, |i, line_no, line, l| match l {
-            Line::Event(ev) => pipeline.push(i as u16, line_no, line, *ev, sink),
-            Line::Answered(a) => pipeline.push_answered(line, a, sink),
-        })?;
+        merge(
+            &mut inputs,
+            #[inline(always)]
+            |i, line_no, line, l| match l {
+                Line::Event(ev) => pipeline.push(i as u16, line_no, line, *ev, sink),
+                Line::Answered(a) => pipeline.push_answered(line, a, sink),
+            },
+        )?;
     }
     pipeline.finish(sink);
     Ok(ScanReport {
