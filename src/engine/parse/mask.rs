@@ -8,8 +8,9 @@
 //! Two sources of masks: [`Masks`] classifies a line's blocks as searches reach them, and
 //! [`LineMasks`] views the masks a [`crate::engine::lines::LineReader`] computed for its whole
 //! buffer as it read it (in the same pass as its newlines). [`Bytes`] classifies the 64 bytes
-//! of a buffer from any place in a line: the windows nginx's quick walk reads, when the buffer's
-//! own masks hold only its newlines ([`Classes::Newlines`]).
+//! of a buffer from any place in a line: the windows nginx's quick walk reads, for which the
+//! buffer needs only its newlines ([`Classes::Newlines`]: listed from the bytes by
+//! [`newline_list_in`] as the lines are taken, no masks stored).
 
 /// One of the three bytes a [`Masks`] looks for, by its place in the set, or several of them.
 pub type Which = u8;
@@ -208,6 +209,8 @@ impl Find for Masks<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Classes {
     /// Its newlines only: the walk that needs more reads windows of the bytes ([`Bytes`]).
+    /// (`scan` stores no masks for these: it lists the newlines from the bytes,
+    /// [`newline_list_in`].)
     Newlines,
     /// Its newlines and the three bytes of a set, for walks that search the buffer's masks
     /// ([`LineMasks`]).

@@ -338,8 +338,8 @@ impl Walk {
         quick_answered(self.quick.as_ref()?, line, m)
     }
 
-    /// Whether the walk has the quick shape (its buffers then need only their newlines'
-    /// masks: [`mask::Classes::Newlines`]).
+    /// Whether the walk has the quick shape (its buffers then need only their newlines,
+    /// found from the bytes: [`mask::Classes::Newlines`]).
     pub(super) fn has_quick(&self) -> bool {
         self.quick.is_some()
     }
