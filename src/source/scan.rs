@@ -10,7 +10,7 @@ use crate::engine::gunzip::Gunzip;
 use crate::engine::join::JoinStats;
 use crate::engine::kb::Kb;
 use crate::engine::lines::{LineReader, LineRef, Next, Source, Unread};
-use crate::engine::parse::mask::{self, Classes, InBuffer};
+use crate::engine::parse::mask::{self, Classes, Cpu, InBuffer, OnCpu};
 use crate::engine::parse::nginx_access::Answered;
 use crate::engine::parse::{self, Parser, ParserOptions};
 use crate::engine::pipeline::{CauseCounts, Pipeline, PipelineConfig, Sink};
@@ -191,8 +191,9 @@ impl Take<'_> {
     /// [`Pipeline::push`] do, without moving an event through `Parsed`: with `short`, a
     /// request that did not fail takes the short way ([`Parser::answered_at`]).
     #[inline(always)]
-    fn take(
+    fn take<const AVX2: bool>(
         self,
+        cpu: Cpu<AVX2>,
         parser: &mut Parser,
         short: bool,
         report: &mut FileReport,
@@ -201,7 +202,7 @@ impl Take<'_> {
         sink: &mut impl Sink,
     ) {
         let answered = match short {
-            true => parser.answered_at(self.bytes, self.at),
+            true => parser.answered_at(cpu, self.bytes, self.at),
             false => None,
         };
         let answered = match answered {
@@ -328,6 +329,21 @@ impl Producer {
     /// the pipeline and the sink allow it. Counts and results are those of [`Producer::next`]
     /// and [`Pipeline::push`].
     fn run_alone(&mut self, pipeline: &mut Pipeline, sink: &mut impl Sink) -> anyhow::Result<()> {
+        mask::on_cpu(Alone {
+            producer: self,
+            pipeline,
+            sink,
+        })
+    }
+
+    /// [`Producer::run_alone`] with `cpu`'s instructions.
+    #[inline(always)]
+    fn run_alone_on<const AVX2: bool>(
+        &mut self,
+        cpu: Cpu<AVX2>,
+        pipeline: &mut Pipeline,
+        sink: &mut impl Sink,
+    ) -> anyhow::Result<()> {
         let short = self.short;
         let classes = self
             .parser
@@ -385,6 +401,7 @@ impl Producer {
                             }),
                         };
                         line.take(
+                            cpu,
                             parser,
                             short,
                             &mut self.report,
@@ -423,6 +440,7 @@ impl Producer {
                 at,
             };
             line.take(
+                cpu,
                 parser,
                 short,
                 &mut self.report,
@@ -437,6 +455,21 @@ impl Producer {
 
     fn count_unparsed(&mut self, why: Unparsed) {
         count_unparsed(&mut self.report, self.line_no, why, None);
+    }
+}
+
+/// [`Producer::run_alone`]'s loop, for [`mask::on_cpu`].
+struct Alone<'a, S> {
+    producer: &'a mut Producer,
+    pipeline: &'a mut Pipeline,
+    sink: &'a mut S,
+}
+
+impl<S: Sink> OnCpu for Alone<'_, S> {
+    type Out = anyhow::Result<()>;
+    #[inline(always)]
+    fn run<const AVX2: bool>(self, cpu: Cpu<AVX2>) -> anyhow::Result<()> {
+        self.producer.run_alone_on(cpu, self.pipeline, self.sink)
     }
 }
 

@@ -243,8 +243,71 @@ pub struct InBuffer<'a> {
     pub words: Option<&'a [[u64; 4]]>,
 }
 
+/// What the windows of the bytes ([`Bytes`]) are classified with: `Cpu<true>`, AVX2, is made
+/// only on a CPU that has AVX2 and BMI1 ([`Cpu::detect`]); `Cpu<false>` ([`Cpu::PLAIN`]) on
+/// any. Line loops take it from [`on_cpu`], which runs them compiled for those instructions
+/// when the CPU has them: the quick walk and its windows are then inlined into the loop, with
+/// no call a line and no test of the CPU a line.
+#[derive(Clone, Copy, Debug)]
+pub struct Cpu<const AVX2: bool>(());
+
+impl Cpu<false> {
+    /// Every CPU's instructions.
+    pub const PLAIN: Cpu<false> = Cpu(());
+}
+
+impl Cpu<true> {
+    /// AVX2 and BMI1, when the CPU has them.
+    pub fn detect() -> Option<Cpu<true>> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("bmi1")
+        {
+            return Some(Cpu(()));
+        }
+        None
+    }
+}
+
+impl<const AVX2: bool> Cpu<AVX2> {
+    /// The windows of the line at `start` of `buf`.
+    #[inline(always)]
+    pub fn bytes(self, buf: &[u8], start: usize, set: [u8; 3]) -> Bytes<'_, AVX2> {
+        Bytes { buf, start, set }
+    }
+}
+
+/// A line loop, run for a [`Cpu`] by [`on_cpu`].
+pub trait OnCpu {
+    type Out;
+    /// The loop (marked `#[inline(always)]`, to be compiled into [`on_cpu`]'s caller of it).
+    fn run<const AVX2: bool>(self, cpu: Cpu<AVX2>) -> Self::Out;
+}
+
+/// Runs `job` compiled for AVX2 and BMI1 when the CPU has them (with [`Cpu<true>`]), else for
+/// every CPU.
+#[inline]
+pub fn on_cpu<J: OnCpu>(job: J) -> J::Out {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(cpu) = Cpu::detect() {
+        // SAFETY: the CPU has AVX2 and BMI1 (`Cpu<true>` is made only then).
+        return unsafe { on_avx2(job, cpu) };
+    }
+    job.run(Cpu::PLAIN)
+}
+
+/// [`on_cpu`]'s job compiled for AVX2 and BMI1.
+///
+/// # Safety
+/// The CPU must have them (`cpu` says it has).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi1")]
+unsafe fn on_avx2<J: OnCpu>(job: J, cpu: Cpu<true>) -> J::Out {
+    job.run(cpu)
+}
+
 /// Windows of a line inside a buffer, classified from the buffer's bytes when read; with
-/// `AVX2`, by AVX2 instructions (see [`Bytes::avx2`]).
+/// `AVX2`, by AVX2 instructions (made by [`Cpu::bytes`]).
 pub struct Bytes<'a, const AVX2: bool = false> {
     buf: &'a [u8],
     start: usize,
@@ -253,17 +316,6 @@ pub struct Bytes<'a, const AVX2: bool = false> {
 
 impl<'a> Bytes<'a> {
     pub fn new(buf: &'a [u8], start: usize, set: [u8; 3]) -> Bytes<'a> {
-        Bytes { buf, start, set }
-    }
-}
-
-impl<'a> Bytes<'a, true> {
-    /// [`Bytes::new`], whose windows use AVX2.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2. (The windows are inlined where the caller is compiled for it.)
-    #[cfg(target_arch = "x86_64")]
-    pub unsafe fn avx2(buf: &'a [u8], start: usize, set: [u8; 3]) -> Bytes<'a, true> {
         Bytes { buf, start, set }
     }
 }
@@ -280,7 +332,7 @@ impl<const AVX2: bool> Bytes<'_, AVX2> {
         let b: &[u8; BLOCK] = self.buf.get(self.start + at..)?.first_chunk()?;
         #[cfg(target_arch = "x86_64")]
         if AVX2 {
-            // SAFETY: a `Bytes<true>` is made only on a CPU with AVX2 (`Bytes::avx2`).
+            // SAFETY: a `Bytes<true>` is made only on a CPU with AVX2 (by a `Cpu<true>`).
             return Some(unsafe { classify_avx2(b, self.set) });
         }
         Some(classify(b, self.set))
@@ -825,10 +877,12 @@ mod tests {
                 });
                 assert_eq!(w.window(at), want, "{start} {at}");
                 #[cfg(target_arch = "x86_64")]
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2.
-                    let w = unsafe { Bytes::avx2(&buf, start, set) };
-                    assert_eq!(w.window(at), want, "AVX2 {start} {at}");
+                if let Some(cpu) = Cpu::detect() {
+                    assert_eq!(
+                        cpu.bytes(&buf, start, set).window(at),
+                        want,
+                        "AVX2 {start} {at}"
+                    );
                 }
             }
         }

@@ -242,7 +242,7 @@ impl Parser {
     /// formats without a short way — `parse` then reads it.
     #[inline]
     pub fn answered(&mut self, line: &[u8]) -> Option<nginx_access::Answered> {
-        self.answered_at(line, None)
+        self.answered_at(mask::Cpu::PLAIN, line, None)
     }
 
     /// The bytes besides newlines whose masks the short way reads, for a reader that computes
@@ -289,10 +289,11 @@ impl Parser {
             buf.extend(b" \",\n".iter().cycle().take(pad));
             mask::classify_all(&buf, [b'\n', set[0], set[1], set[2]], &mut words);
             // The quick shape's windows by the CPU's instructions and by those of every CPU.
-            let plain = match self.clone() {
-                Parser::NginxAccess(mut p) | Parser::ApacheAccess(mut p) => {
+            let plain = match (self.clone(), mask::Cpu::detect()) {
+                (Parser::NginxAccess(mut p) | Parser::ApacheAccess(mut p), Some(cpu)) => {
                     let mut q = p.clone();
-                    p.answered_quickly_plain(line, &buf, at) == q.answered_quickly(line, &buf, at)
+                    p.answered_quickly(mask::Cpu::PLAIN, line, &buf, at)
+                        == q.answered_quickly(cpu, line, &buf, at)
                 }
                 _ => true,
             };
@@ -303,7 +304,11 @@ impl Parser {
                         start: at,
                         words,
                     };
-                    self.clone().answered_at(line, Some(place)) == a
+                    self.clone()
+                        .answered_at(mask::Cpu::PLAIN, line, Some(place))
+                        == a
+                        && mask::Cpu::detect()
+                            .is_none_or(|cpu| self.clone().answered_at(cpu, line, Some(place)) == a)
                 })
         });
         let Some(a) = a else {
@@ -324,16 +329,18 @@ impl Parser {
         same && buffered
     }
 
-    /// [`Parser::answered`] for a line inside a buffer (`at`: see [`mask::InBuffer`]).
+    /// [`Parser::answered`] for a line inside a buffer (`at`: see [`mask::InBuffer`]), the
+    /// windows of nginx's quick walk classified with `cpu`'s instructions.
     #[inline(always)]
-    pub fn answered_at(
+    pub fn answered_at<const AVX2: bool>(
         &mut self,
+        cpu: mask::Cpu<AVX2>,
         line: &[u8],
         at: Option<mask::InBuffer<'_>>,
     ) -> Option<nginx_access::Answered> {
         debug_assert!(at.is_none_or(|b| b.buf.get(b.start..b.start + line.len()) == Some(line)));
         if let (Parser::NginxAccess(p) | Parser::ApacheAccess(p), Some(b)) = (&mut *self, at)
-            && let Some(a) = p.answered_quickly(line, b.buf, b.start)
+            && let Some(a) = p.answered_quickly(cpu, line, b.buf, b.start)
         {
             return Some(a);
         }

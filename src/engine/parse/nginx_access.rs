@@ -13,7 +13,7 @@ use super::upstream;
 use crate::engine::event::{Cause, Event, Format, Kind, Span, Unparsed};
 use crate::engine::time::ZoneClock;
 
-use super::mask::{Bytes, Find, Masks};
+use super::mask::{Bytes, Cpu, Find, Masks};
 pub use super::nginx_formats::*;
 
 /// How string values are escaped (`log_format ... escape=`).
@@ -695,41 +695,18 @@ impl AccessParser {
     }
 
     /// [`AccessParser::answered_in`] for the lines the quick shape of the straight walk reads
-    /// ([`super::nginx_walk::Walk::quick`]), at `start` of `buf`; `None` for every other line.
-    /// (Inlined into the line loops: one call, to the version compiled for the CPU.)
+    /// ([`super::nginx_walk::Walk::quick`]), at `start` of `buf`, its windows classified with
+    /// `cpu`'s instructions; `None` for every other line. (Inlined into the line loops, which
+    /// [`super::mask::on_cpu`] compiles for the CPU.)
     #[inline(always)]
-    pub(super) fn answered_quickly(
+    pub(super) fn answered_quickly<const AVX2: bool>(
         &mut self,
+        cpu: Cpu<AVX2>,
         line: &[u8],
         buf: &[u8],
         start: usize,
     ) -> Option<Answered> {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2 (detected just above).
-            return unsafe { self.answered_quickly_avx2(line, buf, start) };
-        }
-        self.answered_quickly_plain(line, buf, start)
-    }
-
-    /// [`AccessParser::answered_quickly`] compiled for AVX2, whose windows then use it.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    #[inline(never)]
-    fn answered_quickly_avx2(&mut self, line: &[u8], buf: &[u8], start: usize) -> Option<Answered> {
-        // SAFETY: this function runs only on a CPU with AVX2 (its target feature).
-        self.quickly(line, |set| unsafe { Bytes::avx2(buf, start, set) })
-    }
-
-    /// [`AccessParser::answered_quickly`] for every CPU (the tests compare the two).
-    #[inline(never)]
-    pub(super) fn answered_quickly_plain(
-        &mut self,
-        line: &[u8],
-        buf: &[u8],
-        start: usize,
-    ) -> Option<Answered> {
-        self.quickly(line, |set| Bytes::new(buf, start, set))
+        self.quickly(line, |set| cpu.bytes(buf, start, set))
     }
 
     #[inline(always)]
