@@ -180,20 +180,20 @@ pub fn open(name: &str) -> io::Result<(Stream, bool)> {
 
 /// A line of a file scanned alone ([`Producer::run_alone`]): its bytes, number, and masks
 /// when its buffer has them.
-struct Take<'a> {
+struct Take<'a, const AVX2: bool> {
+    cpu: Cpu<AVX2>,
     bytes: &'a [u8],
     line_no: u64,
     at: Option<InBuffer<'a>>,
 }
 
-impl Take<'_> {
+impl<const AVX2: bool> Take<'_, AVX2> {
     /// Reads the line and hands it to the pipeline, counting it — what [`Producer::next`] and
     /// [`Pipeline::push`] do, without moving an event through `Parsed`: with `short`, a
     /// request that did not fail takes the short way ([`Parser::answered_at`]).
     #[inline(always)]
-    fn take<const AVX2: bool>(
+    fn take(
         self,
-        cpu: Cpu<AVX2>,
         parser: &mut Parser,
         short: bool,
         report: &mut FileReport,
@@ -202,7 +202,7 @@ impl Take<'_> {
         sink: &mut impl Sink,
     ) {
         let answered = match short {
-            true => parser.answered_at(cpu, self.bytes, self.at),
+            true => parser.answered_at(self.cpu, self.bytes, self.at),
             false => None,
         };
         let answered = match answered {
@@ -392,6 +392,7 @@ impl Producer {
                         count_unparsed(&mut self.report, line_no, Unparsed::TooLong, None);
                     } else {
                         let line = Take {
+                            cpu,
                             bytes: &buf[start..nl],
                             line_no,
                             at: Some(InBuffer {
@@ -401,7 +402,6 @@ impl Producer {
                             }),
                         };
                         line.take(
-                            cpu,
                             parser,
                             short,
                             &mut self.report,
@@ -435,12 +435,12 @@ impl Producer {
                 _ => None,
             };
             let line = Take {
+                cpu,
                 bytes: bytes_of(&self.reader, &line),
                 line_no: self.line_no,
                 at,
             };
             line.take(
-                cpu,
                 parser,
                 short,
                 &mut self.report,
