@@ -1,7 +1,7 @@
 //! Splitting a byte stream into lines: one reusable buffer, no allocation per line, a limit on
 //! line length so a file without newlines cannot exhaust memory.
 
-use crate::engine::parse::mask::Classes;
+use crate::engine::parse::mask;
 use std::io::{self, Read};
 
 /// A line inside the reader's buffer: valid until the next call to [`LineReader::next_line`].
@@ -73,7 +73,8 @@ pub struct LineReader<R> {
 /// [`crate::engine::parse::mask`]): lines are split on the first, and a parser walks its
 /// fields on the others, all found in one pass over the bytes.
 struct Classified {
-    classes: Classes,
+    /// The newline, then the set's three bytes.
+    set: [u8; 4],
     words: Vec<[u64; 4]>,
 }
 
@@ -96,20 +97,19 @@ impl<R: Source> LineReader<R> {
         }
     }
 
-    /// From now on, classifies the bytes read (newlines, and the three bytes of a set with
-    /// [`Classes::With`]) as they come in: lines are split through the newline masks, and
+    /// From now on, classifies the bytes read (newlines, and the three bytes of `set`) as they
+    /// come in: lines are split through the newline masks, and
     /// [`LineReader::masks`] gives the others to a parser.
-    pub fn classify(&mut self, classes: Classes) {
+    pub fn classify(&mut self, set: [u8; 3]) {
         self.masks = Some(Classified {
-            classes,
+            set: [b'\n', set[0], set[1], set[2]],
             words: vec![[0; 4]; self.buf.len() / 64],
         });
         self.reclassify(0, self.end);
     }
 
     /// With [`LineReader::classify`]: the masks of the buffer the lines are in, one entry per
-    /// 64 bytes (newlines first, then the set's bytes with [`Classes::With`], else none); a
-    /// line starts at [`LineRef::start`] in it.
+    /// 64 bytes (newlines first, then the set's bytes); a line starts at [`LineRef::start`] in it.
     pub fn masks(&self) -> Option<&[[u64; 4]]> {
         self.masks.as_ref().map(|c| &c.words[..])
     }
@@ -121,8 +121,7 @@ impl<R: Source> LineReader<R> {
         let to64 = to.next_multiple_of(64);
         self.buf[to..to64].fill(0);
         let w = from / 64;
-        c.classes
-            .classify(&self.buf[w * 64..to64], &mut c.words[w..to64 / 64]);
+        mask::classify_all(&self.buf[w * 64..to64], c.set, &mut c.words[w..to64 / 64]);
     }
 
     /// The first newline in `buf[from..self.end]`.
@@ -368,15 +367,11 @@ mod tests {
         let gz = gz.finish().unwrap();
         for max in [1_000, 100_000] {
             let want = lines(&input, max);
-            for classify in [
-                None,
-                Some(Classes::With([b' ', b'"', b']'])),
-                Some(Classes::Newlines),
-            ] {
+            for classify in [None, Some([b' ', b'"', b']'])] {
                 let source = crate::engine::gunzip::Gunzip::new(Dribble { data: &gz, seed: 3 });
                 let mut r = LineReader::new(source, max);
-                if let Some(classes) = classify {
-                    r.classify(classes);
+                if let Some(set) = classify {
+                    r.classify(set);
                 }
                 let mut got = Vec::new();
                 loop {
@@ -387,8 +382,7 @@ mod tests {
                                 for (i, &b) in r.bytes(l).iter().enumerate() {
                                     let at = l.start + i;
                                     let bit = |k: usize| words[at / 64][k] >> (at % 64) & 1 == 1;
-                                    let space = b == b' ' && classify != Some(Classes::Newlines);
-                                    assert_eq!((bit(0), bit(1)), (b == b'\n', space));
+                                    assert_eq!((bit(0), bit(1)), (b == b'\n', b == b' '));
                                 }
                             }
                             got.push(Some(r.bytes(l).to_vec()))
@@ -488,7 +482,7 @@ mod tests {
                 },
                 max,
             );
-            r.classify(Classes::With(set));
+            r.classify(set);
             let mut got = Vec::new();
             loop {
                 match r.next_line().unwrap() {

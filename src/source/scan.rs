@@ -350,11 +350,11 @@ impl Producer {
             .as_ref()
             .and_then(Parser::classes)
             .filter(|_| short);
-        if let Some(c @ Classes::With(_)) = classes {
+        if let Some(Classes::With(set)) = classes {
             // Newlines and what the short way reads, found in one pass over each read. (A
             // walk that reads windows of the bytes needs only the newlines, found as the
             // lines are taken.)
-            self.reader.classify(c);
+            self.reader.classify(set);
         }
         let mut ends = Vec::new();
         loop {

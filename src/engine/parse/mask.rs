@@ -205,28 +205,18 @@ impl Find for Masks<'_> {
     }
 }
 
-/// What a buffer's masks hold (see [`Classes::classify`]).
+/// What a walk needs of its line's buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Classes {
-    /// Its newlines only: the walk that needs more reads windows of the bytes ([`Bytes`]).
-    /// (`scan` stores no masks for these: it lists the newlines from the bytes,
-    /// [`newline_list_in`].)
+    /// Its newlines only, listed from the bytes ([`newline_list_in`]), no masks stored: the
+    /// walk reads windows of the bytes ([`Bytes`]).
     Newlines,
-    /// Its newlines and the three bytes of a set, for walks that search the buffer's masks
-    /// ([`LineMasks`]).
+    /// Masks of its newlines and of the three bytes of a set, made in one pass
+    /// ([`classify_all`]), for walks that search the buffer's masks ([`LineMasks`]).
     With([u8; 3]),
 }
 
 impl Classes {
-    /// Classifies `bytes` (a multiple of 64 long) into `out`, one entry per 64 bytes: the mask
-    /// of the newlines, then those of the set's bytes (none with [`Classes::Newlines`]).
-    pub fn classify(self, bytes: &[u8], out: &mut [[u64; 4]]) {
-        match self {
-            Classes::With(set) => classify_all(bytes, [b'\n', set[0], set[1], set[2]], out),
-            Classes::Newlines => classify_newlines(bytes, out),
-        }
-    }
-
     /// The buffer's masks, for a walk that searches them: only when they hold the set's bytes.
     pub fn searchable(self, words: &[[u64; 4]]) -> Option<&[[u64; 4]]> {
         matches!(self, Classes::With(_)).then_some(words)
@@ -604,42 +594,6 @@ unsafe fn classify_avx2(block: &[u8; BLOCK], set: [u8; 3]) -> [u64; 3] {
     }
 }
 
-/// [`classify_all`] for the newlines only (the other masks are left empty).
-fn classify_newlines(bytes: &[u8], out: &mut [[u64; 4]]) {
-    assert!(bytes.len().is_multiple_of(BLOCK) && out.len() * BLOCK >= bytes.len());
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2 (detected just above).
-        unsafe { classify_newlines_avx2(bytes, out) };
-        return;
-    }
-    for (block, o) in bytes.chunks_exact(BLOCK).zip(out.iter_mut()) {
-        let [nl] = classify(block.try_into().expect("64 bytes"), [b'\n']);
-        *o = [nl, 0, 0, 0];
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn classify_newlines_avx2(bytes: &[u8], out: &mut [[u64; 4]]) {
-    use std::arch::x86_64::{
-        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
-    };
-    let nl = _mm256_set1_epi8(b'\n' as i8);
-    let n = bytes.len() / BLOCK;
-    for (k, o) in out[..n].iter_mut().enumerate() {
-        // SAFETY: both 32-byte loads are inside `bytes` (k < n, 64 bytes per block); `loadu`
-        // needs no alignment.
-        let (lo, hi) = unsafe {
-            let p = bytes.as_ptr().add(k * BLOCK).cast::<__m256i>();
-            (_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1)))
-        };
-        let a = _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, nl)) as u32 as u64;
-        let b = _mm256_movemask_epi8(_mm256_cmpeq_epi8(hi, nl)) as u32 as u64;
-        *o = [a | b << 32, 0, 0, 0];
-    }
-}
-
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn classify_all_avx2(bytes: &[u8], set: [u8; 4], out: &mut [[u64; 4]]) {
@@ -959,8 +913,6 @@ mod tests {
                 let mut out = [[0u64; 4]; 1];
                 classify_all(&block, four, &mut out);
                 assert_eq!(out[0], want);
-                Classes::Newlines.classify(&block, &mut out);
-                assert_eq!(out[0], [classify_scalar(&block, [b'\n'])[0], 0, 0, 0]);
                 // Every path this CPU can run, not only the one it picks.
                 #[cfg(target_arch = "x86_64")]
                 {
@@ -968,9 +920,6 @@ mod tests {
                         // SAFETY: the CPU has AVX2.
                         unsafe { classify_all_avx2(&block, four, &mut out) };
                         assert_eq!(out[0], want);
-                        // SAFETY: the CPU has AVX2.
-                        unsafe { classify_newlines_avx2(&block, &mut out) };
-                        assert_eq!(out[0], [classify_scalar(&block, [b'\n'])[0], 0, 0, 0]);
                     }
                 }
             }

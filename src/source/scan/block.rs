@@ -142,15 +142,16 @@ impl Block {
 
     /// Makes the masks of the bytes from `from` (those before have theirs) to the end; the
     /// bytes after the end in its last word are zeroed first.
-    fn classify(&mut self, from: usize, classes: Classes) {
+    fn classify(&mut self, from: usize, set: [u8; 3]) {
         let (first, len) = (from / 64, self.end.next_multiple_of(64));
         // (`bytes` grows by whole words: see `room`.)
         self.bytes[self.end..len].fill(0);
         if self.masks.len() < len / 64 {
             self.masks.resize(len / 64, [0; 4]);
         }
-        classes.classify(
+        mask::classify_all(
             &self.bytes[first * 64..len],
+            [b'\n', set[0], set[1], set[2]],
             &mut self.masks[first..len / 64],
         );
     }
@@ -362,11 +363,14 @@ impl Direct {
         // The masks are those of `bytes[..masked]` (its last word's made again as bytes come).
         // (Not for newlines alone: they are found from the bytes as the lines are taken.)
         let mut masked = 0;
-        let classes = self.classes.filter(|&c| c != Classes::Newlines);
-        block.masked = classes.is_some();
+        let set = match self.classes {
+            Some(Classes::With(set)) => Some(set),
+            _ => None,
+        };
+        block.masked = set.is_some();
         loop {
-            if let Some(classes) = classes {
-                block.classify(masked, classes);
+            if let Some(set) = set {
+                block.classify(masked, set);
                 masked = block.end;
             }
             if self.classes == Some(Classes::Newlines) {
@@ -388,7 +392,7 @@ impl Direct {
                 }));
             } else {
                 let (spans, skipping) = (&mut block.spans, &mut self.skipping);
-                let words = classes.map(|_| &block.masks[..]);
+                let words = set.map(|_| &block.masks[..]);
                 newlines(&block.bytes, words, searched, block.end, |nl| {
                     if *skipping {
                         *skipping = false;
@@ -437,8 +441,8 @@ impl Direct {
                 searched = block.end;
             }
             if self.eof {
-                if let Some(classes) = classes {
-                    block.classify(masked, classes);
+                if let Some(set) = set {
+                    block.classify(masked, set);
                 }
                 if !self.skipping && block.end > start {
                     block.spans.push(span(start, block.end, max_line));
