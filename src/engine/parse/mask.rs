@@ -233,17 +233,24 @@ pub struct InBuffer<'a> {
     pub words: Option<&'a [[u64; 4]]>,
 }
 
-/// What the windows of the bytes ([`Bytes`]) are classified with: `Cpu<true>`, AVX2, is made
-/// only on a CPU that has AVX2 and BMI1 ([`Cpu::detect`]); `Cpu<false>` ([`Cpu::PLAIN`]) on
-/// any. Line loops take it from [`on_cpu`], which runs them compiled for those instructions
-/// when the CPU has them: the quick walk and its windows are then inlined into the loop, with
-/// no call a line and no test of the CPU a line.
+impl<'a> InBuffer<'a> {
+    pub fn new(buf: &'a [u8], start: usize, words: Option<&'a [[u64; 4]]>) -> InBuffer<'a> {
+        InBuffer { buf, start, words }
+    }
+}
+
+/// The instructions the code that reads windows of the bytes ([`Bytes`]) is compiled for:
+/// `Cpu<true>`, AVX2 and BMI1, is made only on a CPU that has them ([`Cpu::detect`]), and
+/// given to line loops that [`on_cpu`] compiles for them: nginx's quick walk is then inlined
+/// into the loop, its windows classified by AVX2 instructions. `Cpu<false>` ([`Cpu::ANY`]):
+/// code compiled for every CPU, which calls the quick walk compiled for AVX2 when the CPU has
+/// it (see `AccessParser::answered_quickly`).
 #[derive(Clone, Copy, Debug)]
 pub struct Cpu<const AVX2: bool>(());
 
 impl Cpu<false> {
-    /// Every CPU's instructions.
-    pub const PLAIN: Cpu<false> = Cpu(());
+    /// Code compiled for every CPU.
+    pub const ANY: Cpu<false> = Cpu(());
 }
 
 impl Cpu<true> {
@@ -260,7 +267,7 @@ impl Cpu<true> {
 }
 
 impl<const AVX2: bool> Cpu<AVX2> {
-    /// The windows of the line at `start` of `buf`.
+    /// The windows of the line at `start` of `buf` (by AVX2 instructions with `Cpu<true>`).
     #[inline(always)]
     pub fn bytes(self, buf: &[u8], start: usize, set: [u8; 3]) -> Bytes<'_, AVX2> {
         Bytes { buf, start, set }
@@ -283,7 +290,7 @@ pub fn on_cpu<J: OnCpu>(job: J) -> J::Out {
         // SAFETY: the CPU has AVX2 and BMI1 (`Cpu<true>` is made only then).
         return unsafe { on_avx2(job, cpu) };
     }
-    job.run(Cpu::PLAIN)
+    job.run(Cpu::ANY)
 }
 
 /// [`on_cpu`]'s job compiled for AVX2 and BMI1.

@@ -242,7 +242,7 @@ impl Parser {
     /// formats without a short way — `parse` then reads it.
     #[inline]
     pub fn answered(&mut self, line: &[u8]) -> Option<nginx_access::Answered> {
-        self.answered_at(mask::Cpu::PLAIN, line, None)
+        self.answered_at(mask::Cpu::ANY, line, None)
     }
 
     /// The bytes besides newlines whose masks the short way reads, for a reader that computes
@@ -292,7 +292,7 @@ impl Parser {
             let plain = match (self.clone(), mask::Cpu::detect()) {
                 (Parser::NginxAccess(mut p) | Parser::ApacheAccess(mut p), Some(cpu)) => {
                     let mut q = p.clone();
-                    p.answered_quickly(mask::Cpu::PLAIN, line, &buf, at)
+                    p.answered_quickly_plain(line, &buf, at)
                         == q.answered_quickly(cpu, line, &buf, at)
                 }
                 _ => true,
@@ -304,9 +304,7 @@ impl Parser {
                         start: at,
                         words,
                     };
-                    self.clone()
-                        .answered_at(mask::Cpu::PLAIN, line, Some(place))
-                        == a
+                    self.clone().answered_at(mask::Cpu::ANY, line, Some(place)) == a
                         && mask::Cpu::detect()
                             .is_none_or(|cpu| self.clone().answered_at(cpu, line, Some(place)) == a)
                 })

@@ -552,6 +552,9 @@ pub struct AccessParser {
     names_upstream: bool,
     time: TimeCache,
     zone: ZoneClock,
+    /// AVX2 and BMI1, when the CPU has them (found once): for the quick walk called from code
+    /// compiled for every CPU ([`AccessParser::answered_quickly`]).
+    cpu: Option<Cpu<true>>,
 }
 
 impl AccessParser {
@@ -569,6 +572,7 @@ impl AccessParser {
             layout: Layout::Format(format),
             time: TimeCache::new(),
             zone,
+            cpu: Cpu::detect(),
         }
     }
 
@@ -579,6 +583,7 @@ impl AccessParser {
             names_upstream: true,
             time: TimeCache::new(),
             zone,
+            cpu: Cpu::detect(),
         }
     }
 
@@ -590,6 +595,7 @@ impl AccessParser {
             names_upstream: false,
             time: TimeCache::new(),
             zone,
+            cpu: Cpu::detect(),
         }
     }
 
@@ -695,9 +701,12 @@ impl AccessParser {
     }
 
     /// [`AccessParser::answered_in`] for the lines the quick shape of the straight walk reads
-    /// ([`super::nginx_walk::Walk::quick`]), at `start` of `buf`, its windows classified with
-    /// `cpu`'s instructions; `None` for every other line. (Inlined into the line loops, which
-    /// [`super::mask::on_cpu`] compiles for the CPU.)
+    /// ([`super::nginx_walk::Walk::quick`]), at `start` of `buf`; `None` for every other line.
+    /// Inlined into the line loops: with `Cpu<true>`, a loop compiled for AVX2
+    /// ([`super::mask::on_cpu`]), the walk and its windows too; with [`Cpu::ANY`], a call to the
+    /// walk compiled for AVX2 when the CPU has it. (The blocks' loop takes the call: the walk
+    /// inlined into it measured worse there, its registers spilled — ingress-nginx +46
+    /// instructions a line.)
     #[inline(always)]
     pub(super) fn answered_quickly<const AVX2: bool>(
         &mut self,
@@ -706,7 +715,44 @@ impl AccessParser {
         buf: &[u8],
         start: usize,
     ) -> Option<Answered> {
+        if AVX2 {
+            return self.quickly(line, |set| cpu.bytes(buf, start, set));
+        }
+        #[cfg(target_arch = "x86_64")]
+        if let Some(cpu) = self.cpu {
+            // SAFETY: the CPU has AVX2 and BMI1 (`cpu` says it has).
+            return unsafe { self.answered_quickly_avx2(cpu, line, buf, start) };
+        }
+        self.answered_quickly_plain(line, buf, start)
+    }
+
+    /// [`AccessParser::answered_quickly`] compiled for AVX2 and BMI1, whose windows then use
+    /// AVX2.
+    ///
+    /// # Safety
+    /// The CPU must have them (`cpu` says it has).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,bmi1")]
+    #[inline(never)]
+    unsafe fn answered_quickly_avx2(
+        &mut self,
+        cpu: Cpu<true>,
+        line: &[u8],
+        buf: &[u8],
+        start: usize,
+    ) -> Option<Answered> {
         self.quickly(line, |set| cpu.bytes(buf, start, set))
+    }
+
+    /// [`AccessParser::answered_quickly`] for every CPU (the tests compare the two).
+    #[inline(never)]
+    pub(super) fn answered_quickly_plain(
+        &mut self,
+        line: &[u8],
+        buf: &[u8],
+        start: usize,
+    ) -> Option<Answered> {
+        self.quickly(line, |set| Bytes::new(buf, start, set))
     }
 
     #[inline(always)]

@@ -9,7 +9,7 @@ use crate::engine::event::{Event, Unparsed};
 use crate::engine::lines::{LineReader, Source};
 use crate::engine::parse::Parser;
 use crate::engine::parse::haproxy::Year;
-use crate::engine::parse::mask::{self, Classes, Cpu, InBuffer, OnCpu};
+use crate::engine::parse::mask::{self, Classes, Cpu, InBuffer};
 use crate::engine::parse::nginx_access::Answered;
 use std::io;
 
@@ -186,23 +186,6 @@ impl Block {
     /// the block's bytes and, for walks that search them, masks of its bytes computed in one
     /// pass (into `words`, unless the reading thread made them).
     pub(super) fn parse(&mut self, parser: &mut Parser, short: bool, scratch: &mut Words) {
-        mask::on_cpu(Parse {
-            block: self,
-            parser,
-            short,
-            scratch,
-        });
-    }
-
-    /// [`Block::parse`] with `cpu`'s instructions.
-    #[inline(always)]
-    fn parse_on<const AVX2: bool>(
-        &mut self,
-        cpu: Cpu<AVX2>,
-        parser: &mut Parser,
-        short: bool,
-        scratch: &mut Words,
-    ) {
         let classes = parser.classes().filter(|_| short);
         let words = &mut scratch.masks;
         if let Some(Classes::With(set)) = classes
@@ -230,25 +213,19 @@ impl Block {
             parser.begin_block();
         }
         scratch.next = self.seq + 1;
-        // (A plain loop: the closure of an iterator's `map` would be compiled apart from
-        // this function, without `cpu`'s instructions.)
-        self.parsed.reserve(self.spans.len());
-        for (i, span) in self.spans.iter().enumerate() {
-            let Some((s, e)) = *span else {
-                self.parsed.push(Parsed::Unparsed(Unparsed::TooLong));
-                continue;
-            };
-            let at = classes.map(|_| InBuffer {
-                buf: bytes,
-                start: s,
-                words,
-            });
-            let p = read(cpu, parser, &bytes[s..e], at, short, &mut self.events);
-            if parser.needed_carried() {
-                self.deferred.push(i);
-            }
-            self.parsed.push(p);
-        }
+        let (deferred, events) = (&mut self.deferred, &mut self.events);
+        self.parsed
+            .extend(self.spans.iter().enumerate().map(|(i, span)| {
+                let Some((s, e)) = *span else {
+                    return Parsed::Unparsed(Unparsed::TooLong);
+                };
+                let at = classes.map(|_| InBuffer::new(bytes, s, words));
+                let p = read(Cpu::ANY, parser, &bytes[s..e], at, short, events);
+                if parser.needed_carried() {
+                    deferred.push(i);
+                }
+                p
+            }));
         self.leaves = parser.block_leaves();
     }
 
@@ -265,7 +242,7 @@ impl Block {
             if let Some((s, e)) = self.spans[i] {
                 parser.carry(*carried);
                 self.parsed[i] = read(
-                    Cpu::PLAIN,
+                    Cpu::ANY,
                     parser,
                     &self.bytes[s..e],
                     None,
@@ -280,23 +257,6 @@ impl Block {
         if !self.deferred.is_empty() {
             parser.carry(*carried);
         }
-    }
-}
-
-/// [`Block::parse`]'s loop, for [`mask::on_cpu`].
-struct Parse<'a> {
-    block: &'a mut Block,
-    parser: &'a mut Parser,
-    short: bool,
-    scratch: &'a mut Words,
-}
-
-impl OnCpu for Parse<'_> {
-    type Out = ();
-    #[inline(always)]
-    fn run<const AVX2: bool>(self, cpu: Cpu<AVX2>) {
-        self.block
-            .parse_on(cpu, self.parser, self.short, self.scratch);
     }
 }
 
