@@ -329,7 +329,10 @@ impl Producer {
     /// the pipeline and the sink allow it. Counts and results are those of [`Producer::next`]
     /// and [`Pipeline::push`].
     fn run_alone(&mut self, pipeline: &mut Pipeline, sink: &mut impl Sink) -> anyhow::Result<()> {
-        if windows(self.parser.as_ref()) {
+        // A short way that reads windows of the bytes (nginx's quick walk) is inlined into the
+        // loop compiled for the CPU. (Not the other parsers, calls of their own: the loop
+        // around them measured a little slower so compiled, HAProxy +15 instructions a line.)
+        if self.parser.as_ref().and_then(Parser::classes) == Some(Classes::Newlines) {
             return mask::on_cpu(Alone {
                 producer: self,
                 pipeline,
@@ -459,14 +462,6 @@ impl Producer {
     fn count_unparsed(&mut self, why: Unparsed) {
         count_unparsed(&mut self.report, self.line_no, why, None);
     }
-}
-
-/// Whether the parser's short way reads windows of the bytes (nginx's quick walk): its line
-/// loops then run compiled for the CPU ([`mask::on_cpu`]). (Not the others': their parsers
-/// are calls of their own, and the loop around them measured a little slower so compiled:
-/// HAProxy +15 instructions a line.)
-fn windows(parser: Option<&Parser>) -> bool {
-    parser.and_then(Parser::classes) == Some(Classes::Newlines)
 }
 
 /// [`Producer::run_alone`]'s loop, for [`mask::on_cpu`].

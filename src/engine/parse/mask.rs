@@ -353,8 +353,8 @@ pub fn newline_list_in(buf: &[u8], pos: usize, end: usize, ends: &mut Vec<usize>
     let words = end.div_ceil(BLOCK);
     assert!(words * BLOCK <= buf.len(), "the last word is in the buffer");
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("bmi1") {
-        // SAFETY: the CPU has AVX2 and BMI1 (detected just above).
+    if Cpu::detect().is_some() {
+        // SAFETY: the CPU has AVX2 and BMI1 (a `Cpu<true>` is made only then).
         return unsafe { newline_list_avx2(buf, pos, end, ends) };
     }
     newline_list_scalar(buf, pos, end, ends)
