@@ -73,8 +73,7 @@ pub struct LineReader<R> {
 /// [`crate::engine::parse::mask`]): lines are split on the first, and a parser walks its
 /// fields on the others, all found in one pass over the bytes.
 struct Classified {
-    /// The newline, then the set's three bytes.
-    set: [u8; 4],
+    set: [u8; 3],
     words: Vec<[u64; 4]>,
 }
 
@@ -102,7 +101,7 @@ impl<R: Source> LineReader<R> {
     /// [`LineReader::masks`] gives the others to a parser.
     pub fn classify(&mut self, set: [u8; 3]) {
         self.masks = Some(Classified {
-            set: [b'\n', set[0], set[1], set[2]],
+            set,
             words: vec![[0; 4]; self.buf.len() / 64],
         });
         self.reclassify(0, self.end);
@@ -121,7 +120,7 @@ impl<R: Source> LineReader<R> {
         let to64 = to.next_multiple_of(64);
         self.buf[to..to64].fill(0);
         let w = from / 64;
-        mask::classify_all(&self.buf[w * 64..to64], c.set, &mut c.words[w..to64 / 64]);
+        mask::classify_lines(&self.buf[w * 64..to64], c.set, &mut c.words[w..to64 / 64]);
     }
 
     /// The first newline in `buf[from..self.end]`.

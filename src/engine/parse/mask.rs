@@ -233,12 +233,6 @@ pub struct InBuffer<'a> {
     pub words: Option<&'a [[u64; 4]]>,
 }
 
-impl<'a> InBuffer<'a> {
-    pub fn new(buf: &'a [u8], start: usize, words: Option<&'a [[u64; 4]]>) -> InBuffer<'a> {
-        InBuffer { buf, start, words }
-    }
-}
-
 /// The instructions the code that reads windows of the bytes ([`Bytes`]) is compiled for:
 /// `Cpu<true>`, AVX2 and BMI1, is made only on a CPU that has them ([`Cpu::detect`]), and
 /// given to line loops that [`on_cpu`] compiles for them: nginx's quick walk is then inlined
@@ -559,6 +553,12 @@ impl Find for LineMasks<'_> {
     }
 }
 
+/// [`classify_all`] of the newlines and `set`'s three bytes: a buffer's masks as line walks
+/// read them ([`Classes::With`]; the newlines first).
+pub fn classify_lines(bytes: &[u8], set: [u8; 3], out: &mut [[u64; 4]]) {
+    classify_all(bytes, [b'\n', set[0], set[1], set[2]], out);
+}
+
 /// Classifies `bytes` (a multiple of 64 long) into `out`, one entry per 64 bytes: for each, the
 /// masks of `set`'s four bytes.
 pub fn classify_all(bytes: &[u8], set: [u8; 4], out: &mut [[u64; 4]]) {
@@ -874,7 +874,7 @@ mod tests {
                     let mut whole = vec![[0u64; 4]; len.div_ceil(64) + 1];
                     let mut padded = line.clone();
                     padded.resize(whole.len() * 64, 0);
-                    classify_all(&padded, [b'\n', set[0], set[1], set[2]], &mut whole);
+                    classify_lines(&padded, set, &mut whole);
                     let mut view = LineMasks::new(&whole, 0, len);
                     assert_eq!(view.find_in(&select(which), from), want);
                     let got = masks.find_in(&select(which), from);
@@ -891,7 +891,7 @@ mod tests {
                     buf.extend_from_slice(b" \" \"\\");
                     let mut words = vec![[0u64; 4]; buf.len().div_ceil(64)];
                     buf.resize(words.len() * 64, b'"');
-                    classify_all(&buf, [b'\n', set[0], set[1], set[2]], &mut words);
+                    classify_lines(&buf, set, &mut words);
                     let mut view = LineMasks::new(&words, lead, len);
                     assert_eq!(view.last_in(&select(which)), last, "{lead} {len} {which}");
                     let first = (0..len)

@@ -287,7 +287,7 @@ impl Parser {
             let mut words = vec![[0u64; 4]; buf.len().div_ceil(64) + 1];
             let pad = words.len() * 64 - buf.len();
             buf.extend(b" \",\n".iter().cycle().take(pad));
-            mask::classify_all(&buf, [b'\n', set[0], set[1], set[2]], &mut words);
+            mask::classify_lines(&buf, set, &mut words);
             // The quick shape's windows by the CPU's instructions and by those of every CPU.
             let plain = match (self.clone(), mask::Cpu::detect()) {
                 (Parser::NginxAccess(mut p) | Parser::ApacheAccess(mut p), Some(cpu)) => {

@@ -149,9 +149,9 @@ impl Block {
         if self.masks.len() < len / 64 {
             self.masks.resize(len / 64, [0; 4]);
         }
-        mask::classify_all(
+        mask::classify_lines(
             &self.bytes[first * 64..len],
-            [b'\n', set[0], set[1], set[2]],
+            set,
             &mut self.masks[first..len / 64],
         );
     }
@@ -196,11 +196,7 @@ impl Block {
             words.resize(len / 64, [0; 4]);
             // From the first line on (before it: bytes kept for the decoder).
             let w = self.spans.iter().flatten().next().map_or(len, |s| s.0) / 64;
-            mask::classify_all(
-                &self.bytes[w * 64..len],
-                [b'\n', set[0], set[1], set[2]],
-                &mut words[w..len / 64],
-            );
+            mask::classify_lines(&self.bytes[w * 64..len], set, &mut words[w..len / 64]);
         }
         let bytes = &self.bytes[..];
         let words = match self.masked {
@@ -219,7 +215,11 @@ impl Block {
                 let Some((s, e)) = *span else {
                     return Parsed::Unparsed(Unparsed::TooLong);
                 };
-                let at = classes.map(|_| InBuffer::new(bytes, s, words));
+                let at = classes.map(|_| InBuffer {
+                    buf: bytes,
+                    start: s,
+                    words,
+                });
                 let p = read(Cpu::ANY, parser, &bytes[s..e], at, short, events);
                 if parser.needed_carried() {
                     deferred.push(i);
