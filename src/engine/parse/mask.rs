@@ -312,6 +312,11 @@ impl<'a> Bytes<'a> {
 }
 
 impl<const AVX2: bool> Bytes<'_, AVX2> {
+    /// The bytes whose masks the windows hold.
+    pub fn set(&self) -> [u8; 3] {
+        self.set
+    }
+
     /// The masks of the set's three bytes over the 64 bytes of the buffer from the line's
     /// byte `at`: bit `i` is byte `at + i`. Bits past the line's end are the buffer's next
     /// bytes': the caller checks what it finds against the line's length. `None` when the 64

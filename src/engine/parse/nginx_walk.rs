@@ -37,6 +37,10 @@ pub(super) struct Walk {
     quick: Option<Quick>,
 }
 
+/// The bytes the masks of a straight walk find (see [`Walk::set`]), so those of every walk
+/// with the quick shape: spaces, quotes and the comma of upstream lists.
+pub(super) const STRAIGHT_SET: [u8; 3] = [b' ', b'"', b','];
+
 /// A straight walk whose jump (if any) lands on `" "` and whose tail's fields each end at a
 /// literal of one space, perhaps between brackets (`] [`, ` [`, `] `) — `combined`, `main`,
 /// `gatewatch`, ingress-nginx's `upstreaminfo` — read from 64-byte windows of the buffer
@@ -312,7 +316,7 @@ impl Walk {
         // walked): the third byte is the comma of upstream lists, which it must not find in
         // the one item it reads.
         let set = match straight {
-            Some(_) => [b' ', b'"', b','],
+            Some(_) => STRAIGHT_SET,
             None => set,
         };
         Some(Walk {
@@ -335,7 +339,9 @@ impl Walk {
         line: &[u8],
         m: &mask::Bytes<'_, AVX2>,
     ) -> Option<QuickLine> {
-        quick_answered(self.quick.as_ref()?, line, m)
+        let q = self.quick.as_ref()?;
+        debug_assert_eq!(m.set(), STRAIGHT_SET);
+        quick_answered(q, line, m)
     }
 
     /// Whether the walk has the quick shape (its buffers then need only their newlines,
