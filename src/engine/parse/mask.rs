@@ -347,13 +347,17 @@ pub fn newline_list(words: &[[u64; 4]], pos: usize, ends: &mut Vec<usize>) -> us
 /// The places of the newlines of `buf[pos..end]` in `ends[..n]` (`n` returned), as
 /// [`newline_list`] finds them, from the bytes themselves: each word's mask made and used at
 /// once, none stored (for a buffer whose masks would hold nothing else). `buf` holds the whole
-/// 64-byte word `end` falls in (the bytes after `end` in it are not looked at).
+/// 64-byte word `end` falls in (the newlines after `end` in it are left out).
 pub fn newline_list_in(buf: &[u8], pos: usize, end: usize, ends: &mut Vec<usize>) -> usize {
-    let words = end.div_ceil(BLOCK);
-    assert!(words * BLOCK <= buf.len(), "the last word is in the buffer");
+    // (Not `words * 64 <= buf.len()`, which could wrap.)
+    assert!(
+        end.div_ceil(BLOCK) <= buf.len() / BLOCK,
+        "the last word is in the buffer"
+    );
     #[cfg(target_arch = "x86_64")]
     if Cpu::detect().is_some() {
-        // SAFETY: the CPU has AVX2 and BMI1 (a `Cpu<true>` is made only then).
+        // SAFETY: the CPU has AVX2 and BMI1 (a `Cpu<true>` is made only then), and `buf`
+        // holds the word `end` falls in (asserted above).
         return unsafe { newline_list_avx2(buf, pos, end, ends) };
     }
     newline_list_scalar(buf, pos, end, ends)
@@ -365,15 +369,20 @@ fn newline_list_scalar(buf: &[u8], pos: usize, end: usize, ends: &mut Vec<usize>
     below(end, ends, n)
 }
 
+/// [`newline_list_in`] with AVX2.
+///
+/// # Safety
+/// The CPU must have AVX2 and BMI1, and `buf` must hold the whole 64-byte word `end` falls in
+/// (`end.div_ceil(64) * 64 <= buf.len()`): its words are loaded unchecked.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,bmi1")]
-fn newline_list_avx2(buf: &[u8], pos: usize, end: usize, ends: &mut Vec<usize>) -> usize {
+unsafe fn newline_list_avx2(buf: &[u8], pos: usize, end: usize, ends: &mut Vec<usize>) -> usize {
     use std::arch::x86_64::{
         __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
     };
     let nl = _mm256_set1_epi8(b'\n' as i8);
     let mask = |w: usize| {
-        // SAFETY: word `w` (< `end.div_ceil(64)`) is in `buf` (asserted by the caller);
+        // SAFETY: word `w` (< `end.div_ceil(64)`) is in `buf` (this function's `# Safety`);
         // `loadu` needs no alignment.
         let (lo, hi) = unsafe {
             let p = buf.as_ptr().add(w * BLOCK).cast::<__m256i>();

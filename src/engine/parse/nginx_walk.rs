@@ -685,7 +685,7 @@ fn quick_answered<const AVX2: bool>(
         }
         from = end + 1;
     }
-    if pos + from > line.len() || commas & ((1 << (from - 1)) - 1) != 0 {
+    if pos + from > line.len() || commas & ((1u64 << (from - 1)) - 1) != 0 {
         return None;
     }
     if q.host != Quick::NONE {
