@@ -87,7 +87,7 @@ fn describe(st: &Status, entry: &str, action: &Action) -> String {
     let workaround = |n: usize| -> String {
         st.kb
             .as_ref()
-            .and_then(|kb| kb.entries().iter().find(|e| e.id == entry))
+            .and_then(|kb| Some(kb.get(kb.find(entry)?)))
             .and_then(|e| e.workarounds.get(n.wrapping_sub(1)))
             .map(|w| format!(": {}", w.render(crate::engine::kb::Lang::En, None)))
             .unwrap_or_default()

@@ -19,7 +19,7 @@ pub fn embedded_sources() -> Vec<Source> {
         .map(|(rel, text)| Source {
             file: format!("patterns/{rel}"),
             rel: rel.to_string(),
-            text: text.to_string(),
+            text: std::borrow::Cow::Borrowed(*text),
         })
         .collect()
 }
@@ -66,7 +66,7 @@ pub fn read_pattern_dirs(dirs: &[PathBuf]) -> Result<Vec<Source>, FileErrors> {
                         Source {
                             file: f.display().to_string(),
                             rel,
-                            text,
+                            text: text.into(),
                         },
                     );
                 }
@@ -99,9 +99,11 @@ pub fn for_config(cfg: &Config) -> Result<Kb, FileErrors> {
 /// proven by `check`, not used for matching until the line is removed.
 pub fn is_draft(text: &str) -> bool {
     // Parsed only when a line could say so (reading every file twice costs start-up time).
-    let may = text
-        .lines()
-        .any(|l| l.trim_start().starts_with("draft") && l.contains('='));
+    let may = memchr::memmem::find_iter(text.as_bytes(), "draft").any(|at| {
+        let line_start = text[..at].rfind('\n').map_or(0, |n| n + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |n| at + n);
+        text[line_start..at].trim_start().is_empty() && text[at..end].contains('=')
+    });
     may && toml::from_str::<toml::Table>(text)
         .ok()
         .and_then(|t| t.get("draft")?.as_bool())
@@ -165,7 +167,7 @@ mod tests {
         let built = load_kb(&[]).expect("the built-in base loads");
         assert_eq!(proven.entries().len(), built.entries().len());
         let mut signatures = 0;
-        for (p, b) in proven.entries().iter().zip(built.entries()) {
+        for (p, b) in proven.entries().zip(built.entries()) {
             assert_eq!(p.id, b.id);
             assert_eq!(p.signatures.len(), b.signatures.len(), "{}", p.id);
             for s in &b.signatures {

@@ -274,7 +274,7 @@ fn pct(x: f64) -> u32 {
 pub fn incident_key(host: &str, kb: &Kb, inc: &Incident) -> String {
     let text = format!(
         "{host}\n{}\n{}\n{}",
-        kb.get(inc.entry).id,
+        kb.id(inc.entry),
         inc.upstream,
         inc.start_ms
     );

@@ -106,7 +106,7 @@ pub fn build<H: History>(input: &Input<'_>, history: anyhow::Result<Option<&H>>)
             .iter()
             .map(|i| {
                 // What happened here to the entry's advice, when the state can tell.
-                let entry = &kb.get(i.entry).id;
+                let entry = kb.id(i.entry);
                 let local = match &history {
                     Ok(Some(h)) => h.local_record(entry).ok(),
                     _ => None,

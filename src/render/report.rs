@@ -63,7 +63,7 @@ pub fn event_json(out: &mut Vec<u8>, file: &str, s: &Settled<'_>, kb: &Kb) {
     }
     out.extend_from_slice(b",\"entry\":");
     match s.entry {
-        Some(id) => json_string(out, kb.get(id).id.as_bytes()),
+        Some(id) => json_string(out, kb.id(id).as_bytes()),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b"}\n");
@@ -80,7 +80,7 @@ pub fn event_text(out: &mut Vec<u8>, file: &str, s: &Settled<'_>, kb: &Kb) {
     let upstream = s
         .upstream
         .map_or_else(|| "-".into(), String::from_utf8_lossy);
-    let entry = s.entry.map_or("-", |id| kb.get(id).id.as_str());
+    let entry = s.entry.map_or("-", |id| kb.id(id));
     let _ = writeln!(
         out,
         "{file}:{} {} {time} {status} {} {upstream} {entry}",
@@ -176,7 +176,7 @@ pub fn headline_in(inc: &Incident, kb: &Kb, lang: Lang) -> String {
         };
     }
     // The safety net's incidents say that nothing is known of them.
-    let unknown = kb.get(inc.entry).id == crate::engine::pipeline::UNKNOWN_ENTRY;
+    let unknown = kb.id(inc.entry) == crate::engine::pipeline::UNKNOWN_ENTRY;
     if lang == Lang::Zh {
         let span = human_duration_zh((inc.end_ms - inc.start_ms).max(1000));
         let counts = match inc.requests {

@@ -117,7 +117,7 @@ pub fn decide(
 ) -> (bool, bool) {
     let inc = &n.incident;
     let key = alert::incident_key(a.host, a.kb, inc);
-    let entry = &a.kb.get(inc.entry).id;
+    let entry = a.kb.id(inc.entry);
     let Some(change) = change_of(n.kind) else {
         return (false, false);
     };
@@ -215,7 +215,7 @@ pub fn record(tx: &Transaction<'_>, a: &Alerting<'_>, notices: &[Notice]) -> any
     for n in notices {
         let inc = &n.incident;
         let key = alert::incident_key(a.host, a.kb, inc);
-        let entry = &a.kb.get(inc.entry).id;
+        let entry = a.kb.id(inc.entry);
         let Some(change) = change_of(n.kind) else {
             continue;
         };

@@ -121,7 +121,7 @@ fn every_failure_cause_has_an_entry_for_every_format_that_shows_it() {
     use gatewatch::engine::event::Format::*;
     let kb = kb();
     let covered = |cause: Cause, format: gatewatch::engine::event::Format| {
-        kb.entries().iter().any(|e| {
+        kb.entries().any(|e| {
             e.causes.contains(&cause) && (e.formats.is_empty() || e.formats.contains(&format))
         })
     };

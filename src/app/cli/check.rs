@@ -98,12 +98,11 @@ pub(super) fn run_check(
     };
     let examples: usize = kb
         .entries()
-        .iter()
         .map(|e| e.examples.len() + e.near_misses.len())
         .sum();
     println!(
         "patterns: {} entries ({where_from}), {examples} example lines proven",
-        kb.entries().len()
+        kb.len()
     );
     match &cfg_path {
         Some(p) => println!(

@@ -151,7 +151,7 @@ pub(super) fn run_incident(
                     println!("snoozed until {} (silence {})", time(s.ends_ms), s.id);
                 }
             }
-            match kb.entries().iter().find(|e| e.id == inc.entry) {
+            match kb.find(&inc.entry).map(|id| kb.get(id)) {
                 Some(e) => {
                     println!("{} [{}]", e.title.en, e.id);
                     let record = state.local_record(&e.id)?;
@@ -210,16 +210,12 @@ pub(super) fn run_incident(
                 .incident(&key)?
                 .ok_or_else(|| anyhow::anyhow!("there is no incident {key}"))?;
             let kb = config_kb(&cfg)?;
-            let entry = kb
-                .entries()
-                .iter()
-                .find(|e| e.id == inc.entry)
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "incident {key}'s entry {} is not in the knowledge base now",
-                        inc.entry
-                    )
-                })?;
+            let entry = kb.find(&inc.entry).map(|id| kb.get(id)).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "incident {key}'s entry {} is not in the knowledge base now",
+                    inc.entry
+                )
+            })?;
             let workarounds = entry.workarounds.len();
             for n in std::iter::once(fixed_by).chain(tried.iter().copied()) {
                 if n == 0 || n > workarounds {

@@ -153,7 +153,7 @@ impl Sink for ReaderSink<'_> {
                         "incident recognised: opened by the lines read again after a takeover, announced by the instance that read them first",
                         upstream = i.upstream,
                         cause = i.cause,
-                        entry = out.kb.get(i.entry).id
+                        entry = out.kb.id(i.entry)
                     );
                 } else {
                     log!(
@@ -161,7 +161,7 @@ impl Sink for ReaderSink<'_> {
                         "incident opened",
                         upstream = i.upstream,
                         cause = i.cause,
-                        entry = out.kb.get(i.entry).id
+                        entry = out.kb.id(i.entry)
                     );
                 }
                 out.announced.push((i.upstream.clone(), i.entry, now_ms()));
@@ -430,7 +430,7 @@ impl Reader {
     fn restore_incidents(&mut self) -> anyhow::Result<()> {
         let open = crate::store::outbox::open_incidents(self.state.conn(), &self.out.kb)?;
         for (inc, notified) in open {
-            if self.out.kb.get(inc.entry).id == drift::ENTRY {
+            if self.out.kb.id(inc.entry) == drift::ENTRY {
                 match self.slots.iter_mut().find(|s| s.src.name() == inc.upstream) {
                     Some(s) => {
                         self.out
@@ -467,7 +467,7 @@ impl Reader {
                 Info,
                 "incident still open from before the restart",
                 upstream = inc.upstream,
-                entry = self.out.kb.get(inc.entry).id
+                entry = self.out.kb.id(inc.entry)
             );
             self.out
                 .announced

@@ -1,11 +1,14 @@
 //! Reading entries from TOML: the schema as written, then a checked, compiled [`Entry`].
 //! Every error names the file, the line and the field.
 
-use super::{DeadEnd, Entry, Example, Kb, PLACEHOLDERS, Signature, Text, Version, Workaround};
+use super::{
+    DeadEnd, Entry, Example, Kb, Matching, PLACEHOLDERS, Signature, Slot, Text, Version, Workaround,
+};
 use crate::engine::error::{FileError, line_of};
 use crate::engine::event::{Cause, Format, Signal};
 use crate::engine::parse::{LogFormat, Parser, ParserOptions};
 use serde::Deserialize;
+use std::sync::OnceLock;
 use toml::Spanned;
 
 /// The text of one pattern file.
@@ -16,7 +19,8 @@ pub struct Source {
     /// The path below the patterns folder (`api/x.toml`); the entry's id must be this without
     /// `.toml`.
     pub rel: String,
-    pub text: String,
+    /// (Borrowed for the files built into the binary.)
+    pub text: std::borrow::Cow<'static, str>,
 }
 
 /// The category of gatewatch's own alarms (format drift): entries that match no log line.
@@ -111,6 +115,14 @@ struct RawMatch {
     priority: i32,
     #[serde(default)]
     signatures: Vec<Spanned<RawSignature>>,
+}
+
+/// A file's `[match]` table read alone ([`match_table`]).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHead {
+    #[serde(rename = "match")]
+    matching: RawMatch,
 }
 
 #[derive(Deserialize)]
@@ -415,84 +427,18 @@ fn compile(src: &Source, proof: Proof) -> Result<(Entry, Vec<usize>, Vec<usize>)
     }
 
     let match_at = raw.matching.span().start;
-    let m = raw.matching.into_inner();
-    let mut causes = Vec::new();
-    for c in m.causes {
-        match Cause::from_name(c.get_ref()) {
-            Some(Cause::Ok | Cause::NotApplicable) => p.at(
-                c.span().start,
-                format!(
-                    "match.causes: {:?} is not a failure; an entry explains failures",
-                    c.get_ref()
-                ),
-            ),
-            Some(cause) => causes.push(cause),
-            None => p.at(
-                c.span().start,
-                format!(
-                    "match.causes: unknown cause {:?}; the causes are {}",
-                    c.get_ref(),
-                    Cause::ALL.map(|c| c.as_str()).join(", ")
-                ),
-            ),
-        }
-    }
+    let m = matching(&mut p, raw.matching.into_inner(), match_at, proof);
     // gatewatch's own alarms (category `gatewatch`, such as format drift) explain no log line:
     // they match nothing, and have no examples to prove.
     let own_alarm = raw.category == SELF_ALARMS;
-    if own_alarm && !causes.is_empty() {
+    if own_alarm && !m.causes.is_empty() {
         p.at(
             match_at,
             "match.causes: an entry of category \"gatewatch\" is one of gatewatch's own alarms and matches no log line; leave causes empty",
         );
     }
-    if causes.is_empty() && !own_alarm && p.errors.is_empty() {
+    if m.causes.is_empty() && !own_alarm && p.errors.is_empty() {
         p.at(match_at, "match.causes: name at least one cause");
-    }
-    for s in &m.statuses {
-        if *s > 999 {
-            p.at(
-                match_at,
-                format!("match.statuses: {s} is not an HTTP status"),
-            );
-        }
-    }
-    let mut formats = Vec::new();
-    for f in m.formats {
-        match Format::from_name(f.get_ref()) {
-            Some(format) => formats.push(format),
-            None => p.at(
-                f.span().start,
-                format!("match.formats: unknown format {:?}", f.get_ref()),
-            ),
-        }
-    }
-    let mut signatures = Vec::new();
-    for s in m.signatures {
-        let at = s.span().start;
-        let s = s.into_inner();
-        let Some(format) = Format::from_name(&s.format) else {
-            p.at(
-                at,
-                format!("match.signatures: unknown format {:?}", s.format),
-            );
-            continue;
-        };
-        if proof == Proof::Built {
-            signatures.push(Signature::lazy(format, &s.regex));
-            continue;
-        }
-        match Signature::compiled(format, &s.regex) {
-            Ok(sig) => signatures.push(sig),
-            Err(e) => p.at(
-                at,
-                format!(
-                    "match.signatures: the regex {:?} does not compile: {}",
-                    s.regex,
-                    one_line_regex_error(&e)
-                ),
-            ),
-        }
     }
 
     let mut examples = Vec::new();
@@ -554,15 +500,195 @@ fn compile(src: &Source, proof: Proof) -> Result<(Entry, Vec<usize>, Vec<usize>)
         },
         workarounds,
         dead_ends,
-        causes,
+        causes: m.causes,
         statuses: m.statuses,
-        formats,
-        signatures,
+        formats: m.formats,
+        signatures: m.signatures,
         priority: m.priority,
         examples,
         near_misses,
     };
     Ok((entry, example_at, near_at))
+}
+
+/// Checks and compiles a `[match]` table.
+fn matching(p: &mut Problems<'_>, m: RawMatch, match_at: usize, proof: Proof) -> Matching {
+    let mut causes = Vec::new();
+    for c in m.causes {
+        match Cause::from_name(c.get_ref()) {
+            Some(Cause::Ok | Cause::NotApplicable) => p.at(
+                c.span().start,
+                format!(
+                    "match.causes: {:?} is not a failure; an entry explains failures",
+                    c.get_ref()
+                ),
+            ),
+            Some(cause) => causes.push(cause),
+            None => p.at(
+                c.span().start,
+                format!(
+                    "match.causes: unknown cause {:?}; the causes are {}",
+                    c.get_ref(),
+                    Cause::ALL.map(|c| c.as_str()).join(", ")
+                ),
+            ),
+        }
+    }
+    for s in &m.statuses {
+        if *s > 999 {
+            p.at(
+                match_at,
+                format!("match.statuses: {s} is not an HTTP status"),
+            );
+        }
+    }
+    let mut formats = Vec::new();
+    for f in m.formats {
+        match Format::from_name(f.get_ref()) {
+            Some(format) => formats.push(format),
+            None => p.at(
+                f.span().start,
+                format!("match.formats: unknown format {:?}", f.get_ref()),
+            ),
+        }
+    }
+    let mut signatures = Vec::new();
+    for s in m.signatures {
+        let at = s.span().start;
+        let s = s.into_inner();
+        let Some(format) = Format::from_name(&s.format) else {
+            p.at(
+                at,
+                format!("match.signatures: unknown format {:?}", s.format),
+            );
+            continue;
+        };
+        if proof == Proof::Built {
+            signatures.push(Signature::lazy(format, &s.regex));
+            continue;
+        }
+        match Signature::compiled(format, &s.regex) {
+            Ok(sig) => signatures.push(sig),
+            Err(e) => p.at(
+                at,
+                format!(
+                    "match.signatures: the regex {:?} does not compile: {}",
+                    s.regex,
+                    one_line_regex_error(&e)
+                ),
+            ),
+        }
+    }
+
+    Matching {
+        causes,
+        statuses: m.statuses,
+        formats,
+        signatures,
+        priority: m.priority,
+    }
+}
+
+/// A built-in file with only its `[match]` table read ([`match_table`]): the rest is
+/// compiled when the entry is first asked for ([`compile_later`]). `None` when the table does
+/// not read alone; the file is then compiled whole at load.
+fn unread(src: &Source) -> Option<Slot> {
+    let table = match_table(&src.text)?;
+    let raw: RawHead = toml::from_str(table).ok()?;
+    let mut p = Problems {
+        file: &src.file,
+        text: table,
+        errors: Vec::new(),
+    };
+    let matching = matching(&mut p, raw.matching, 0, Proof::Built);
+    if !p.errors.is_empty() {
+        return None;
+    }
+    // (The id is the file's path: the built-in base's tests prove it, as all the rest.)
+    let id = src.rel.strip_suffix(".toml")?.replace('\\', "/");
+    Some(Slot {
+        id,
+        matching,
+        entry: OnceLock::new(),
+        source: Some(src.clone()),
+    })
+}
+
+/// A pattern file's `[match]` table as a TOML document of its own: from its `[match]` line to
+/// the next table header that is not its own (`[match.x]`, `[[match.x]]`). `None` when no line
+/// starts with `[match]`.
+fn match_table(text: &str) -> Option<&str> {
+    let start = match text.starts_with("[match]") {
+        true => 0,
+        false => memchr::memmem::find(text.as_bytes(), b"\n[match]")? + 1,
+    };
+    let mut at = start + text[start..].find('\n')? + 1;
+    for line in text[at..].split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with('[') && !t.starts_with("[match.") && !t.starts_with("[[match.") {
+            return Some(&text[start..at]);
+        }
+        at += line.len();
+    }
+    Some(&text[start..])
+}
+
+/// A built-in entry, compiled from its file when first asked for ([`Kb::get`]).
+pub(super) fn compile_later(slot: &Slot) -> Entry {
+    let errors = match &slot.source {
+        Some(src) => match compile(src, Proof::Built) {
+            Ok((entry, _, _)) => return entry,
+            Err(errors) => errors,
+        },
+        None => Vec::new(),
+    };
+    // Not for a binary whose tests passed (`the_built_in_base_is_proven` compiles every
+    // built-in file): the entry is named, its matching kept, and the error told.
+    let why = errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    crate::log!(
+        Error,
+        "a built-in knowledge-base entry does not load",
+        entry = slot.id,
+        error = why
+    );
+    let text = Text {
+        en: format!("{} (the entry did not load: {why})", slot.id),
+        zh: format!("{}(条目未能加载:{why})", slot.id),
+    };
+    let m = slot.matching.clone();
+    Entry {
+        id: slot.id.clone(),
+        file: slot
+            .source
+            .as_ref()
+            .map(|s| s.file.clone())
+            .unwrap_or_default(),
+        title: text.clone(),
+        category: slot.id.split('/').next().unwrap_or_default().to_string(),
+        kind: String::new(),
+        ai_generated: false,
+        fix_rate: 0.0,
+        confidence: 0.0,
+        evidence_count: 0,
+        first_seen: String::new(),
+        docs: Vec::new(),
+        versions: Vec::new(),
+        root_cause_tag: None,
+        root_cause: text,
+        workarounds: Vec::new(),
+        dead_ends: Vec::new(),
+        causes: m.causes,
+        statuses: m.statuses,
+        formats: m.formats,
+        signatures: m.signatures,
+        priority: m.priority,
+        examples: Vec::new(),
+        near_misses: Vec::new(),
+    }
 }
 
 /// An example's `log_format`, in nginx's syntax or, for Apache's access log, httpd's.
@@ -590,7 +716,7 @@ pub(crate) fn classify_example(kb: &Kb, ex: &Example) -> Result<(Cause, Option<S
         .map_err(|e| format!("the line does not parse as {}: {e}", ex.format))?;
     let entry = kb
         .match_event(ev.cause, ev.status, ex.format, line)
-        .map(|id| kb.get(id).id.clone());
+        .map(|id| kb.id(id).to_string());
     Ok((ev.cause, entry))
 }
 
@@ -621,33 +747,52 @@ impl Kb {
     fn load_as(sources: &[Source], proof: Proof) -> Result<Kb, Vec<KbError>> {
         let mut errors = Vec::new();
         let mut compiled = Vec::new();
+        let mut later = Vec::new();
         for src in sources {
+            if proof == Proof::Built
+                && let Some(slot) = unread(src)
+            {
+                later.push(slot);
+                continue;
+            }
             match compile(src, proof) {
                 Ok(c) => compiled.push((c, src)),
                 Err(e) => errors.extend(e),
             }
         }
-        let mut seen: std::collections::HashMap<String, &str> = Default::default();
-        for ((entry, _, _), src) in &compiled {
-            if let Some(other) = seen.insert(entry.id.clone(), &src.file) {
+        let mut seen: std::collections::HashMap<&str, &str> = Default::default();
+        let ids = compiled
+            .iter()
+            .map(|((entry, _, _), src)| (entry.id.as_str(), src.file.as_str()))
+            .chain(later.iter().map(|s: &Slot| {
+                let file = s.source.as_ref().map_or("", |src| src.file.as_str());
+                (s.id.as_str(), file)
+            }));
+        for (id, file) in ids {
+            if let Some(other) = seen.insert(id, file) {
                 errors.push(FileError::new(
-                    &src.file,
+                    file,
                     0,
-                    format!("id {:?} is also used by {other}", entry.id),
+                    format!("id {id:?} is also used by {other}"),
                 ));
             }
         }
         // Where each entry's examples stand in its file, by id, for the messages below.
         let mut places: std::collections::HashMap<String, (&Source, Vec<usize>, Vec<usize>)> =
             Default::default();
-        let mut entries = Vec::with_capacity(compiled.len());
+        let mut slots = Vec::with_capacity(compiled.len() + later.len());
         for ((entry, example_at, near_at), src) in compiled {
             places.insert(entry.id.clone(), (src, example_at, near_at));
-            entries.push(entry);
+            slots.push(Slot::ready(entry));
         }
-        let kb = Kb::from_entries(entries);
-        if proof == Proof::Built && errors.is_empty() {
-            return Ok(kb);
+        slots.extend(later);
+        let kb = Kb::from_slots(slots);
+        if proof == Proof::Built {
+            return if errors.is_empty() {
+                Ok(kb)
+            } else {
+                Err(errors)
+            };
         }
         for entry in kb.entries() {
             let id = &entry.id;
@@ -697,6 +842,7 @@ impl Kb {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::kb::EntryId;
 
     const MINIMAL: &str = r#"
 id = "test/unreachable"
@@ -740,7 +886,7 @@ line = '2024/05/01 12:00:00 [error] 1#1: *1 open() "/x" failed (2: No such file 
         Kb::load(&[Source {
             file: "patterns/test/unreachable.toml".into(),
             rel: "test/unreachable.toml".into(),
-            text: text.into(),
+            text: text.to_string().into(),
         }])
         .map_err(|e| e.iter().map(|e| e.to_string()).collect())
     }
@@ -825,5 +971,155 @@ line = '2024/05/01 12:00:00 [error] 1#1: *1 open() "/x" failed (2: No such file 
                 "expected {expected:?} in {errors:#?}"
             );
         }
+    }
+
+    fn same_matching(a: &Matching, b: &Matching, id: &str) {
+        assert_eq!(a.causes, b.causes, "{id}");
+        assert_eq!(a.statuses, b.statuses, "{id}");
+        assert_eq!(a.formats, b.formats, "{id}");
+        assert_eq!(a.priority, b.priority, "{id}");
+        let sigs = |m: &Matching| -> Vec<(Format, String)> {
+            m.signatures
+                .iter()
+                .map(|s| (s.format, s.pattern().to_string()))
+                .collect()
+        };
+        assert_eq!(sigs(a), sigs(b), "{id}");
+    }
+
+    fn compiled(kb: &Kb) -> usize {
+        kb.slots.iter().filter(|s| s.entry.get().is_some()).count()
+    }
+
+    /// The built-in base is read as it is used: at load each file's `[match]` table alone, an
+    /// entry's file when the entry is first asked for — and what is read so is what reading
+    /// every file whole gives.
+    #[test]
+    fn built_in_entries_are_read_when_asked_for_and_alike() {
+        let sources: Vec<Source> = crate::app::patterns::embedded_sources()
+            .into_iter()
+            .filter(|s| !crate::app::patterns::is_draft(&s.text))
+            .collect();
+        let whole = Kb::load(&sources).expect("the built-in base is proven");
+        let built = Kb::load_built(&sources).expect("the built-in base loads");
+        assert_eq!(whole.len(), built.len());
+        assert!(built.len() > 30, "{}", built.len());
+        // Every file's table read alone: none compiled at load.
+        assert_eq!(compiled(&built), 0);
+        for (w, b) in whole.slots.iter().zip(&built.slots) {
+            assert_eq!(w.id, b.id);
+            same_matching(&w.matching, &b.matching, &w.id);
+        }
+        let id = built
+            .find("api/http-502-bad-gateway-upstream-unreachable")
+            .expect("the first entry");
+        assert_eq!(built.get(id).id, built.id(id));
+        assert!(!built.get(id).workarounds.is_empty());
+        assert_eq!(compiled(&built), 1, "only the entry asked for is compiled");
+        for (w, b) in whole.entries().zip(built.entries()) {
+            let id = &w.id;
+            assert_eq!(w.id, b.id);
+            assert_eq!(w.file, b.file, "{id}");
+            assert_eq!(w.title, b.title, "{id}");
+            assert_eq!((&w.category, &w.kind), (&b.category, &b.kind), "{id}");
+            assert_eq!(w.ai_generated, b.ai_generated, "{id}");
+            assert_eq!(
+                (w.fix_rate, w.confidence),
+                (b.fix_rate, b.confidence),
+                "{id}"
+            );
+            assert_eq!(w.evidence_count, b.evidence_count, "{id}");
+            assert_eq!(w.first_seen, b.first_seen, "{id}");
+            assert_eq!(w.docs, b.docs, "{id}");
+            assert_eq!(w.versions, b.versions, "{id}");
+            assert_eq!(w.root_cause_tag, b.root_cause_tag, "{id}");
+            assert_eq!(w.root_cause, b.root_cause, "{id}");
+            assert_eq!(w.workarounds, b.workarounds, "{id}");
+            assert_eq!(w.dead_ends, b.dead_ends, "{id}");
+            assert_eq!(w.examples, b.examples, "{id}");
+            assert_eq!(w.near_misses, b.near_misses, "{id}");
+            let m = |e: &Entry| Matching {
+                causes: e.causes.clone(),
+                statuses: e.statuses.clone(),
+                formats: e.formats.clone(),
+                signatures: e.signatures.clone(),
+                priority: e.priority,
+            };
+            same_matching(&m(w), &m(b), id);
+        }
+    }
+
+    #[test]
+    fn the_match_table_is_read_alone_up_to_the_next_table() {
+        let text = "id = \"a/b\"\n[title]\nen = \"x\"\n[match]\ncauses = [\n    \"upstream_unreachable\",\n]\n# a comment\n[[match.signatures]]\nformat = \"nginx_error\"\nregex = 'x'\n\n  [[examples]]\nline = \"[match]\"\n";
+        assert_eq!(
+            match_table(text),
+            Some(
+                "[match]\ncauses = [\n    \"upstream_unreachable\",\n]\n# a comment\n[[match.signatures]]\nformat = \"nginx_error\"\nregex = 'x'\n\n"
+            )
+        );
+        assert_eq!(
+            match_table("[match]\ncauses = []\n"),
+            Some("[match]\ncauses = []\n")
+        );
+        assert_eq!(match_table("match = { causes = [] }\n"), None);
+        assert_eq!(match_table("[matches]\n"), None);
+    }
+
+    /// A built-in file whose `[match]` table is not written as a table of its own is compiled
+    /// whole at load; one whose table reads but whose rest does not (which the build's tests
+    /// rule out) still loads, and its entry says it did not.
+    #[test]
+    fn built_in_files_that_do_not_read_lazily_still_load() {
+        let source = |rel: &str, text: String| Source {
+            file: format!("patterns/{rel}"),
+            rel: rel.into(),
+            text: text.into(),
+        };
+        let inline = MINIMAL
+            .replace("[match]\ncauses", "[match_]\ncauses")
+            .replace(
+                "[match_]\ncauses = [\"upstream_unreachable\"]\nstatuses = [502]\n",
+                "",
+            )
+            .replace(
+                "root_cause = {",
+                "match = { causes = [\"upstream_unreachable\"], statuses = [502] }\nroot_cause = {",
+            );
+        assert!(match_table(&inline).is_none(), "{inline}");
+        let kb = Kb::load_built(&[source("test/unreachable.toml", inline)]).unwrap();
+        assert_eq!(compiled(&kb), 1);
+        let line = kb.get(EntryId(0)).examples[0].line.clone();
+        assert_eq!(
+            kb.match_event(
+                Cause::UpstreamUnreachable,
+                Some(502),
+                Format::NginxError,
+                line.as_bytes()
+            ),
+            Some(EntryId(0))
+        );
+
+        let broken = MINIMAL.replace("fix_rate = 0.5", "fix_rate = \"half\"");
+        let kb = Kb::load_built(&[source("test/unreachable.toml", broken)]).unwrap();
+        assert_eq!(compiled(&kb), 0);
+        let id = kb.find("test/unreachable").unwrap();
+        assert_eq!(
+            kb.match_event(
+                Cause::UpstreamUnreachable,
+                Some(502),
+                Format::NginxError,
+                b"x"
+            ),
+            Some(id)
+        );
+        let e = kb.get(id);
+        assert!(e.title.en.contains("did not load"), "{}", e.title.en);
+        assert!(
+            e.title.en.contains("patterns/test/unreachable.toml:5"),
+            "{}",
+            e.title.en
+        );
+        assert_eq!(e.causes, [Cause::UpstreamUnreachable]);
     }
 }

@@ -194,37 +194,98 @@ impl Signature {
 pub struct EntryId(pub u16);
 
 /// The compiled knowledge base.
+///
+/// The built-in base is compiled as it is used: at start only each entry's `[match]` table is
+/// read (what [`Kb::match_event`] needs), the rest of its file when the entry is first asked
+/// for ([`Kb::get`]) — most scans and most daemon runs ask for one entry or none, and reading
+/// all 33 files was nine tenths of a start. Pattern folders are compiled, and proven, whole
+/// at load.
 #[derive(Clone, Debug, Default)]
 pub struct Kb {
-    entries: Vec<Entry>,
+    slots: Vec<Slot>,
     /// Entries per cause, in file order.
     by_cause: [Vec<EntryId>; Cause::COUNT],
 }
 
+/// An entry of a [`Kb`]: what matching reads, and the entry itself.
+#[derive(Clone, Debug)]
+struct Slot {
+    id: String,
+    matching: Matching,
+    entry: OnceLock<Entry>,
+    /// The built-in file the entry is compiled from when first asked for (none when it was
+    /// compiled at load).
+    source: Option<Source>,
+}
+
+/// What [`Kb::match_event`] reads of an entry (its `[match]` table).
+#[derive(Clone, Debug)]
+struct Matching {
+    causes: Vec<Cause>,
+    statuses: Vec<u16>,
+    formats: Vec<Format>,
+    signatures: Vec<Signature>,
+    priority: i32,
+}
+
+impl Slot {
+    /// An entry compiled at load.
+    fn ready(entry: Entry) -> Slot {
+        Slot {
+            id: entry.id.clone(),
+            matching: Matching {
+                causes: entry.causes.clone(),
+                statuses: entry.statuses.clone(),
+                formats: entry.formats.clone(),
+                signatures: entry.signatures.clone(),
+                priority: entry.priority,
+            },
+            entry: OnceLock::from(entry),
+            source: None,
+        }
+    }
+}
+
 impl Kb {
-    fn from_entries(mut entries: Vec<Entry>) -> Kb {
-        entries.sort_by(|a, b| a.id.cmp(&b.id));
+    fn from_slots(mut slots: Vec<Slot>) -> Kb {
+        slots.sort_by(|a, b| a.id.cmp(&b.id));
         let mut by_cause: [Vec<EntryId>; Cause::COUNT] = Default::default();
-        for (i, e) in entries.iter().enumerate() {
-            for c in &e.causes {
+        for (i, s) in slots.iter().enumerate() {
+            for c in &s.matching.causes {
                 by_cause[c.index()].push(EntryId(i as u16));
             }
         }
-        Kb { entries, by_cause }
+        Kb { slots, by_cause }
     }
 
-    pub fn entries(&self) -> &[Entry] {
-        &self.entries
+    /// Every entry, by id (the built-in ones compiled now if they were not yet).
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = &Entry> + '_ {
+        (0..self.slots.len()).map(|i| self.get(EntryId(i as u16)))
     }
 
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// An entry (a built-in one compiled from its file the first time it is asked for).
     pub fn get(&self, id: EntryId) -> &Entry {
-        &self.entries[id.0 as usize]
+        let slot = &self.slots[id.0 as usize];
+        slot.entry.get_or_init(|| load::compile_later(slot))
+    }
+
+    /// An entry's id, without compiling it.
+    pub fn id(&self, id: EntryId) -> &str {
+        &self.slots[id.0 as usize].id
     }
 
     pub fn find(&self, id: &str) -> Option<EntryId> {
-        self.entries
+        self.slots
             .iter()
-            .position(|e| e.id == id)
+            .position(|s| s.id == id)
             .map(|i| EntryId(i as u16))
     }
 
@@ -240,7 +301,7 @@ impl Kb {
     ) -> Option<EntryId> {
         let mut best: Option<(u8, i32, EntryId)> = None;
         for &id in &self.by_cause[cause.index()] {
-            let e = self.get(id);
+            let e = &self.slots[id.0 as usize].matching;
             if let Some(s) = status
                 && !e.statuses.is_empty()
                 && !e.statuses.contains(&s)
