@@ -70,6 +70,6 @@ if command -v valgrind >/dev/null; then
     for t in 1 2; do
         start=$(ir "$gw" scan --threads "$t" --timezone UTC "$dir/access-1.log")
         all=$(ir "$gw" scan --threads "$t" --timezone UTC "$slice")
-        echo "instructions a line, --threads $t: $(( (all - start) / 200000 ))"
+        echo "instructions a line, --threads $t: $(( (all - start) / 200000 )) (start-up, a one-line file: $(awk "BEGIN { printf \"%.1f\", $start / 1e6 }") M)"
     done
 fi
