@@ -315,13 +315,13 @@ pub(super) fn run_export_evidence(config: Option<PathBuf>) -> anyhow::Result<Exi
     // log text, or the names of local entries.
     let kb = load_kb(&[])?;
     let mut out = io::stdout().lock();
-    for e in kb.entries() {
-        for (item, l) in state.local_record(&e.id)? {
+    for id in kb.ids() {
+        for (item, l) in state.local_record(id)? {
             if l.tried == 0 && l.followed == 0 {
                 continue;
             }
             let line = serde_json::to_string(&Evidence {
-                entry: &e.id,
+                entry: id,
                 item: item.name(),
                 tried: l.tried,
                 fixed: l.fixed,

@@ -284,7 +284,7 @@ fn compile(src: &Source, proof: Proof) -> Result<(Entry, Vec<usize>, Vec<usize>)
 
     let id_at = raw.id.span().start;
     let id = raw.id.into_inner();
-    let expected = src.rel.trim_end_matches(".toml").replace('\\', "/");
+    let expected = id_of(&src.rel);
     let well_formed = id.split_once('/').is_some_and(|(c, n)| {
         !c.is_empty()
             && !n.is_empty()
@@ -589,6 +589,11 @@ fn matching(p: &mut Problems<'_>, m: RawMatch, match_at: usize, proof: Proof) ->
     }
 }
 
+/// The id a pattern file's path gives its entry (`api/x.toml`: `api/x`).
+fn id_of(rel: &str) -> String {
+    rel.trim_end_matches(".toml").replace('\\', "/")
+}
+
 /// A built-in file with only its `[match]` table read ([`match_table`]): the rest is
 /// compiled when the entry is first asked for ([`compile_later`]). `None` when the table does
 /// not read alone; the file is then compiled whole at load.
@@ -605,9 +610,8 @@ fn unread(src: &Source) -> Option<Slot> {
         return None;
     }
     // (The id is the file's path: the built-in base's tests prove it, as all the rest.)
-    let id = src.rel.strip_suffix(".toml")?.replace('\\', "/");
     Some(Slot {
-        id,
+        id: id_of(&src.rel),
         matching,
         entry: OnceLock::new(),
         source: Some(src.clone()),
@@ -616,21 +620,34 @@ fn unread(src: &Source) -> Option<Slot> {
 
 /// A pattern file's `[match]` table as a TOML document of its own: from its `[match]` line to
 /// the next table header that is not its own (`[match.x]`, `[[match.x]]`). `None` when no line
-/// starts with `[match]`.
+/// starts with `[match]`, or when a line outside those says something of `match` (a header
+/// written otherwise, `[[match.signatures]]` after another table, a dotted key `match.x =`):
+/// the table read alone might then not be the file's.
 fn match_table(text: &str) -> Option<&str> {
     let start = match text.starts_with("[match]") {
         true => 0,
         false => memchr::memmem::find(text.as_bytes(), b"\n[match]")? + 1,
     };
+    let mut end = text.len();
     let mut at = start + text[start..].find('\n')? + 1;
     for line in text[at..].split_inclusive('\n') {
         let t = line.trim_start();
         if t.starts_with('[') && !t.starts_with("[match.") && !t.starts_with("[[match.") {
-            return Some(&text[start..at]);
+            end = at;
+            break;
         }
         at += line.len();
     }
-    Some(&text[start..])
+    let outside = [&text[..start], &text[end..]];
+    let of_match = |line: &str| {
+        let key: String = line.chars().filter(|c| !" \t\"'".contains(*c)).collect();
+        let key = key.trim_start_matches('[');
+        key.starts_with("match.") || key.starts_with("match]") || key.starts_with("match=")
+    };
+    if outside.iter().any(|part| part.lines().any(of_match)) {
+        return None;
+    }
+    Some(&text[start..end])
 }
 
 /// A built-in entry, compiled from its file when first asked for ([`Kb::get`]).
@@ -1013,9 +1030,13 @@ line = '2024/05/01 12:00:00 [error] 1#1: *1 open() "/x" failed (2: No such file 
         let id = built
             .find("api/http-502-bad-gateway-upstream-unreachable")
             .expect("the first entry");
-        assert_eq!(built.get(id).id, built.id(id));
-        assert!(!built.get(id).workarounds.is_empty());
+        let asked = built.get(id);
         assert_eq!(compiled(&built), 1, "only the entry asked for is compiled");
+        let w = whole.get(whole.find(&asked.id).expect("in both"));
+        assert_eq!(
+            (&asked.title, &asked.workarounds),
+            (&w.title, &w.workarounds)
+        );
         for (w, b) in whole.entries().zip(built.entries()) {
             let id = &w.id;
             assert_eq!(w.id, b.id);
@@ -1064,6 +1085,21 @@ line = '2024/05/01 12:00:00 [error] 1#1: *1 open() "/x" failed (2: No such file 
         );
         assert_eq!(match_table("match = { causes = [] }\n"), None);
         assert_eq!(match_table("[matches]\n"), None);
+        // What else says something of `match` leaves the file to be read whole.
+        for other in [
+            "[[ match.signatures ]]\nformat = \"nginx_error\"\nregex = 'x'\n",
+            "[[\"match\".signatures]]\nformat = \"nginx_error\"\nregex = 'x'\n",
+            "[[examples]]\nline = \"x\"\n[[match.signatures]]\nformat = \"nginx_error\"\n",
+            "match.priority = 1\n",
+            "  [match]\n",
+        ] {
+            let text = format!("id = \"a/b\"\n[match]\ncauses = []\n[title]\nen = \"x\"\n{other}");
+            assert_eq!(match_table(&text), None, "{other}");
+        }
+        assert_eq!(
+            match_table("[match]\ncauses = []\n[[examples]]\nline = \"[matches] match\"\n"),
+            Some("[match]\ncauses = []\n")
+        );
     }
 
     /// A built-in file whose `[match]` table is not written as a table of its own is compiled

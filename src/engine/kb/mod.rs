@@ -277,6 +277,11 @@ impl Kb {
         slot.entry.get_or_init(|| load::compile_later(slot))
     }
 
+    /// Every entry's id, without compiling them.
+    pub fn ids(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        self.slots.iter().map(|s| s.id.as_str())
+    }
+
     /// An entry's id, without compiling it.
     pub fn id(&self, id: EntryId) -> &str {
         &self.slots[id.0 as usize].id
