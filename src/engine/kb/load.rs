@@ -638,13 +638,22 @@ fn match_table(text: &str) -> Option<&str> {
         }
         at += line.len();
     }
-    let outside = [&text[..start], &text[end..]];
-    let of_match = |line: &str| {
-        let key: String = line.chars().filter(|c| !" \t\"'".contains(*c)).collect();
-        let key = key.trim_start_matches('[');
-        key.starts_with("match.") || key.starts_with("match]") || key.starts_with("match=")
+    // A `match` with only brackets, spaces and quotes before it on its line, and `.`, `]` or
+    // `=` next after spaces and quotes.
+    let of_match = |at: usize| {
+        let line = text[..at].rfind('\n').map_or(0, |n| n + 1);
+        let key = |b: &u8| b" \t\"'".contains(b);
+        text.as_bytes()[line..at]
+            .iter()
+            .all(|b| key(b) || *b == b'[')
+            && matches!(
+                text.as_bytes()[at + 5..].iter().find(|b| !key(b)),
+                Some(b'.' | b']' | b'=')
+            )
     };
-    if outside.iter().any(|part| part.lines().any(of_match)) {
+    let mut elsewhere =
+        memchr::memmem::find_iter(text.as_bytes(), "match").filter(|&at| at < start || at >= end);
+    if elsewhere.any(of_match) {
         return None;
     }
     Some(&text[start..end])
